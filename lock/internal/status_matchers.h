@@ -1,0 +1,46 @@
+// gMock matchers for absl::Status / absl::StatusOr (abseil 20220623 has none).
+//
+//   EXPECT_THAT(lock.Release(), StatusIs(absl::StatusCode::kFailedPrecondition));
+//   EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("127.0.0.1")));
+#ifndef LOCK_INTERNAL_STATUS_MATCHERS_H_
+#define LOCK_INTERNAL_STATUS_MATCHERS_H_
+
+#include <ostream>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+
+namespace lock::testing {
+
+inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+MATCHER_P(StatusIs, code,
+          absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  *result_listener << "status is " << s;
+  return s.code() == code;
+}
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  *result_listener << "status is " << s;
+  return s.code() == code &&
+         ::testing::ExplainMatchResult(message_matcher, std::string(s.message()),
+                                       result_listener);
+}
+
+MATCHER(IsOk, "is OK") {
+  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  *result_listener << "status is " << s;
+  return s.ok();
+}
+
+}  // namespace lock::testing
+
+#endif  // LOCK_INTERNAL_STATUS_MATCHERS_H_
