@@ -41,6 +41,14 @@ MATCHER(IsOk, "is OK") {
   return s.ok();
 }
 
+MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace lock::testing
 
 #endif  // LOCK_INTERNAL_STATUS_MATCHERS_H_

@@ -1,0 +1,51 @@
+#include "lock/errors.h"
+
+#include "absl/strings/cord.h"
+
+namespace lock {
+namespace {
+
+constexpr absl::string_view kKindUrl = "type.googleapis.com/lock.ErrorKind";
+
+absl::Status Make(absl::StatusCode code, absl::string_view kind,
+                  absl::string_view message) {
+  absl::Status s(code, message);
+  s.SetPayload(kKindUrl, absl::Cord(kind));
+  return s;
+}
+
+bool Is(const absl::Status& s, absl::StatusCode code, absl::string_view kind) {
+  if (s.code() != code) return false;
+  absl::optional<absl::Cord> payload = s.GetPayload(kKindUrl);
+  return payload.has_value() && *payload == kind;
+}
+
+}  // namespace
+
+absl::Status BusyError(absl::string_view m) {
+  return Make(absl::StatusCode::kAborted, "busy", m);
+}
+absl::Status SkippedError(absl::string_view m) {
+  return Make(absl::StatusCode::kAlreadyExists, "skipped", m);
+}
+absl::Status LostError(absl::string_view m) {
+  return Make(absl::StatusCode::kDataLoss, "lost", m);
+}
+absl::Status NotHeldError(absl::string_view m) {
+  return Make(absl::StatusCode::kFailedPrecondition, "not_held", m);
+}
+
+bool IsBusy(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kAborted, "busy");
+}
+bool IsSkipped(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kAlreadyExists, "skipped");
+}
+bool IsLost(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kDataLoss, "lost");
+}
+bool IsNotHeld(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kFailedPrecondition, "not_held");
+}
+
+}  // namespace lock

@@ -1,0 +1,39 @@
+// Error kinds of the lock library. Each has a canonical absl code and a
+// predicate; the predicates also check a payload, so an unrelated error with
+// the same code (say, a kAborted returned by the critical section itself) is
+// never mistaken for a lock outcome.
+//
+//   absl::Status s = lock::With("order-close", id, fn);
+//   if (lock::IsBusy(s)) { /* someone else is closing it; try later */ }
+//
+//   kind        code                 meaning
+//   busy        kAborted             held by another owner after the policy's
+//                                    waiting/attempts; retry higher up
+//   skipped     kAlreadyExists       held by another owner, policy on_busy=skip
+//   lost        kDataLoss            the lock expired or changed hands while
+//                                    held: writes made under it may be unsafe
+//   not held    kFailedPrecondition  release/extend of a lock this owner does
+//                                    not hold (never touches another's lock)
+// Redis unreachable or too slow is kUnavailable; a bad key or policy is
+// kInvalidArgument; an unknown policy is kNotFound.
+#ifndef LOCK_ERRORS_H_
+#define LOCK_ERRORS_H_
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace lock {
+
+absl::Status BusyError(absl::string_view message);
+absl::Status SkippedError(absl::string_view message);
+absl::Status LostError(absl::string_view message);
+absl::Status NotHeldError(absl::string_view message);
+
+bool IsBusy(const absl::Status& s);
+bool IsSkipped(const absl::Status& s);
+bool IsLost(const absl::Status& s);
+bool IsNotHeld(const absl::Status& s);
+
+}  // namespace lock
+
+#endif  // LOCK_ERRORS_H_

@@ -1,0 +1,41 @@
+#include "lock/internal/keys.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace lock::internal {
+
+absl::Status ValidateKey(absl::string_view key, absl::string_view what) {
+  if (key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  }
+  if (key.size() > kMaxKeyLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is ", key.size(), " bytes long; the limit is ",
+                     kMaxKeyLength, " (starts \"", key.substr(0, 32), "...\")"));
+  }
+  for (size_t i = 0; i < key.size(); ++i) {
+    unsigned char c = key[i];
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " has a non-printable byte 0x", absl::Hex(c, absl::kZeroPad2),
+          " at offset ", i, "; only printable ASCII is allowed"));
+    }
+    if (c == '{' || c == '}') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " \"", key, "\" contains '", std::string(1, c), "' at offset ",
+          i, "; braces are reserved for the Redis hash tag"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+LockKeys::LockKeys(absl::string_view prefix, absl::string_view key)
+    : owner_(absl::StrCat("{", prefix, key, "}")),
+      fence_(absl::StrCat(owner_, ":fence")),
+      channel_(absl::StrCat(owner_, ":released")) {}
+
+std::string LockKeys::CancelMarker(absl::string_view token) const {
+  return absl::StrCat(owner_, ":cancel:", token);
+}
+
+}  // namespace lock::internal

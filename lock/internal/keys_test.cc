@@ -1,0 +1,51 @@
+#include "lock/internal/keys.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lock/internal/status_matchers.h"
+
+namespace lock::internal {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(ValidateKey, AcceptsPrintableAscii) {
+  EXPECT_THAT(ValidateKey("order:42"), IsOk());
+  EXPECT_THAT(ValidateKey(std::string(255, 'k')), IsOk());
+  EXPECT_THAT(ValidateKey(" ~!@#$%^&*()"), IsOk());
+}
+
+TEST(ValidateKey, RejectsBadKeysNamingTheProblem) {
+  const struct {
+    std::string key;
+    const char* fragment;
+  } cases[] = {
+      {"", "is empty"},
+      {std::string(256, 'k'), "256 bytes long; the limit is 255"},
+      {"a{b", "contains '{' at offset 1"},
+      {"ab}", "contains '}' at offset 2"},
+      {std::string("a\0b", 3), "non-printable byte 0x00 at offset 1"},
+      {"tab\there", "non-printable byte 0x09 at offset 3"},
+      {"caf\xc3\xa9", "non-printable byte 0xc3 at offset 3"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_THAT(ValidateKey(c.key),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.fragment)))
+        << "key: " << c.key;
+  }
+}
+
+TEST(LockKeys, AllKeysShareOneHashTag) {
+  LockKeys k("order:close:", "42");
+  EXPECT_EQ(k.owner(), "{order:close:42}");
+  EXPECT_EQ(k.fence(), "{order:close:42}:fence");
+  EXPECT_EQ(k.channel(), "{order:close:42}:released");
+  EXPECT_EQ(k.CancelMarker("tok"), "{order:close:42}:cancel:tok");
+}
+
+}  // namespace
+}  // namespace lock::internal

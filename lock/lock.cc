@@ -1,0 +1,325 @@
+#include "lock/lock.h"
+
+#include <cstdlib>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lock/internal/keys.h"
+#include "lock/internal/status_macros.h"
+#include "lock/internal/strings.h"
+#include "policy/config.h"
+
+namespace lock {
+
+using internal::ToAbsl;
+
+// ---- Held ------------------------------------------------------------------
+
+Held::Held(RedisLock* lock, std::string owner_token)
+    : lock_(lock),
+      key_(lock->key()),
+      owner_token_(std::move(owner_token)),
+      fencing_token_(lock->fencing_token()) {}
+
+void Held::MarkLost() {
+  if (!lost_.exchange(true)) stop_.request_stop();
+}
+
+absl::Status Held::Extend(absl::Duration ttl) {
+  absl::Status s = lock_->Renew(ttl);
+  if (IsNotHeld(s)) MarkLost();
+  return s;
+}
+
+// ---- Locker ----------------------------------------------------------------
+
+namespace {
+absl::Status ValidateOptions(const LockOptions& options,
+                             const policy::Snapshot& snapshot);
+}  // namespace
+
+absl::Status CheckTargetsSupported(const policy::Snapshot& snapshot) {
+  std::vector<std::string> problems;
+  for (const std::string& name : snapshot.TargetNames()) {
+    const policy::RedisTarget* t = snapshot.FindTarget(name);
+    if (t->mode != policy::RedisMode::kStandalone) {
+      problems.push_back(absl::StrCat(
+          "redis target \"", name, "\": mode \"",
+          ToAbsl(policy::RedisModeName(t->mode)),
+          "\" is not supported by this build (supported: standalone)"));
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::UnimplementedError(absl::StrJoin(problems, "\n"));
+}
+
+Locker::Locker(std::shared_ptr<policy::Registry> registry)
+    : registry_(std::move(registry)) {}
+
+Locker::~Locker() = default;
+
+absl::StatusOr<std::unique_ptr<Locker>> Locker::Create(
+    std::shared_ptr<policy::Registry> registry) {
+  RETURN_IF_ERROR(CheckTargetsSupported(*registry->snapshot()));
+  return std::unique_ptr<Locker>(new Locker(std::move(registry)));
+}
+
+absl::StatusOr<std::shared_ptr<const policy::Policy>> Locker::FindPolicy(
+    const std::shared_ptr<const policy::Snapshot>& snapshot,
+    std::string_view name) const {
+  const policy::Policy* p = snapshot->FindPolicy(name);
+  if (p == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown lock policy \"", ToAbsl(name), "\"; known: ",
+                     absl::StrJoin(snapshot->PolicyNames(), ", ")));
+  }
+  // Shares the snapshot's lifetime: a reload never changes a policy that a
+  // lock already uses.
+  return std::shared_ptr<const policy::Policy>(snapshot, p);
+}
+
+absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> Locker::PoolFor(
+    const policy::RedisTarget& target) {
+  if (target.mode != policy::RedisMode::kStandalone || target.addrs.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "redis target \"", target.name, "\": mode \"",
+        ToAbsl(policy::RedisModeName(target.mode)), "\" is not supported"));
+  }
+  std::lock_guard<std::mutex> lock(pools_mu_);
+  auto it = pools_.find(target.name);
+  if (it != pools_.end() && it->second.target == target) return it->second.pool;
+  // New or changed by a reload: locks still using the old pool keep it.
+  auto pool = std::make_shared<redis::ConnectionPool>(redis::PoolOptions{
+      .connection = {.addr = target.addrs[0],
+                     .connect_timeout = target.connect_timeout,
+                     .username = target.username,
+                     .password = target.password,
+                     .db = target.db},
+      .max_size = target.pool_size});
+  pools_[target.name] = TargetPool{target, pool};
+  return pool;
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
+    std::shared_ptr<const policy::Policy> policy,
+    const policy::Snapshot& snapshot, std::string_view key) {
+  const policy::RedisTarget* target = snapshot.FindTarget(policy->redis);
+  if (target == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "policy \"", policy->name, "\" names redis target \"", policy->redis,
+        "\", which is not configured; known: ",
+        absl::StrJoin(snapshot.TargetNames(), ", ")));
+  }
+  ASSIGN_OR_RETURN(auto pool, PoolFor(*target));
+  return RedisLock::Create(std::move(pool), std::move(policy), ToAbsl(key));
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
+    std::string_view policy, std::string_view key) {
+  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
+  return MakeLock(std::move(p), *snapshot, key);
+}
+
+namespace {
+absl::Status ValidateOptions(const LockOptions& options,
+                             const policy::Snapshot& snapshot) {
+  // Options given in code pass through the very checks a policy file gets:
+  // rendered as one, parsed and validated.
+  nlohmann::json config = {
+      {"policies", {{"options", policy::ExplainPolicy(options)}}}};
+  if (const policy::RedisTarget* t = snapshot.FindTarget(options.redis)) {
+    config["redis"][options.redis] = policy::ExplainTarget(*t);
+  }
+  return policy::ParseConfig(config.dump(), "LockOptions").status();
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
+    std::string_view key, const LockOptions& options) {
+  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  RETURN_IF_ERROR(ValidateOptions(options, *snapshot));
+  auto p = std::make_shared<policy::Policy>(options);
+  if (p->name.empty()) p->name = "(options)";
+  return MakeLock(std::move(p), *snapshot, key);
+}
+
+absl::Status Locker::RunHeld(RedisLock& lock,
+                             const std::function<absl::Status(Held&)>& fn) {
+  Held held(&lock, lock.owner_token());
+  absl::Status result;
+  std::exception_ptr thrown;
+  try {
+    result = fn(held);
+  } catch (...) {
+    thrown = std::current_exception();
+  }
+  absl::Status released = lock.Release();
+  if (IsNotHeld(released)) held.MarkLost();
+  if (thrown) std::rethrow_exception(thrown);
+  if (!result.ok()) return result;
+  if (held.lost()) {
+    return LostError(absl::StrCat(
+        "lock \"", held.key(), "\" (policy ", lock.policy().name,
+        ") was lost while the critical section ran: its lease expired or "
+        "another owner took it, so writes made under fencing token ",
+        held.fencing_token(), " may be unsafe"));
+  }
+  if (!released.ok()) {
+    return absl::Status(
+        released.code(),
+        absl::StrCat("the critical section completed, but ", released.message(),
+                     "; the lock expires by itself after its ttl"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Locker::With(std::string_view policy, std::string_view key,
+                          const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
+  RETURN_IF_ERROR(lock->Acquire());
+  return RunHeld(*lock, fn);
+}
+
+absl::Status Locker::With(std::string_view policy, std::string_view key,
+                          const std::function<absl::Status()>& fn) {
+  return With(policy, key, [&fn](Held&) { return fn(); });
+}
+
+absl::Status Locker::WithOptions(std::string_view key,
+                                 const LockOptions& options,
+                                 const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
+  RETURN_IF_ERROR(lock->Acquire());
+  return RunHeld(*lock, fn);
+}
+
+absl::Status Locker::UnlockByValue(std::string_view policy,
+                                   std::string_view key,
+                                   std::string_view owner_token) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
+  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+}
+
+// ---- Process-wide layer ----------------------------------------------------
+
+namespace {
+
+std::mutex g_mu;
+std::shared_ptr<Locker> g_locker;  // guarded by g_mu
+
+absl::Status Install(absl::StatusOr<std::unique_ptr<policy::Registry>> registry) {
+  if (!registry.ok()) return registry.status();
+  ASSIGN_OR_RETURN(std::unique_ptr<Locker> locker,
+                   Locker::Create(std::shared_ptr<policy::Registry>(
+                       *std::move(registry))));
+  InitWith(std::move(locker));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Init(const std::string& config_path) {
+  return Install(policy::Registry::Load(config_path));
+}
+
+absl::Status InitFromJson(std::string_view json) {
+  return Install(policy::Registry::FromJson(json));
+}
+
+void InitWith(std::shared_ptr<Locker> locker) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_locker = std::move(locker);
+}
+
+void Shutdown() {
+  std::shared_ptr<Locker> old;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    old = std::move(g_locker);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Locker>> Default() {
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (g_locker != nullptr) return g_locker;
+  }
+  const char* path = std::getenv("LOCK_CONFIG");
+  if (path == nullptr || *path == '\0') {
+    return absl::FailedPreconditionError(
+        "the lock library has no policies: call lock::Init(path) or "
+        "lock::InitFromJson(json), or set LOCK_CONFIG to a policy file");
+  }
+  absl::Status s = Init(path);
+  if (!s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("LOCK_CONFIG=", path, ": ", s.message()));
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_locker;
+}
+
+absl::Status With(std::string_view policy, std::string_view key,
+                  const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->With(policy, key, fn);
+}
+
+absl::Status With(std::string_view policy, std::string_view key,
+                  const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->With(policy, key, fn);
+}
+
+absl::Status LockWithOptions(std::string_view key, const LockOptions& options,
+                             const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithOptions(key, options, [&fn](Held&) { return fn(); });
+}
+
+absl::Status Lock(std::string_view key, absl::Duration ttl,
+                  const std::function<absl::Status()>& fn) {
+  LockOptions options;
+  options.ttl = ttl;
+  return LockWithOptions(key, options, fn);
+}
+
+absl::Status LockWithRetry(std::string_view key, absl::Duration ttl,
+                           const std::function<absl::Status()>& fn,
+                           const RetryStrategy& strategy) {
+  LockOptions options;
+  options.ttl = ttl;
+  options.retry.max_attempts = strategy.max_attempts;
+  options.retry.initial_delay = strategy.delay;
+  options.retry.max_delay = strategy.delay;
+  options.retry.multiplier = 1.0;
+  options.wait.timeout = absl::InfiniteDuration();  // attempts bound the wait
+  return LockWithOptions(key, options, fn);
+}
+
+absl::Status LockWithToken(std::string_view key, absl::Duration ttl,
+                           const std::function<absl::Status(int64_t)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  LockOptions options;
+  options.ttl = ttl;
+  return locker->WithOptions(
+      key, options, [&fn](Held& held) { return fn(held.fencing_token()); });
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
+                                                   const LockOptions& options) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->NewLock(key, options);
+}
+
+absl::Status UnlockByValue(std::string_view key, std::string_view owner_token) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock,
+                   locker->NewLock(key, LockOptions{}));
+  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+}
+
+}  // namespace lock

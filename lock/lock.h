@@ -1,0 +1,186 @@
+// Distributed locks on Redis, driven by named policies.
+//
+//   #include "lock/lock.h"
+//
+//   lock::Init("/etc/myservice/locks.json");   // or set LOCK_CONFIG
+//   absl::Status s = lock::With("order-close", order_id, [&](lock::Held& held) {
+//     return CloseOrder(order_id, held.fencing_token());
+//   });
+//   if (lock::IsBusy(s)) { ... }   // see lock/errors.h for every outcome
+//
+// How a lock behaves (lease, waiting, retries, renewal, timeouts, fencing,
+// which Redis) comes from the policy named in the call, defined in JSON and
+// loaded by a policy::Registry (see README.md for every field). The free
+// functions use a process-wide Locker; code that prefers dependency injection
+// builds its own Locker and never touches the globals.
+#ifndef LOCK_LOCK_H_
+#define LOCK_LOCK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lock/errors.h"
+#include "lock/redis_lock.h"
+#include "policy/policy.h"
+#include "policy/registry.h"
+
+namespace lock {
+
+// Options for the Go-parity helpers: a policy without a name. Its `redis`
+// field names the Redis target of the loaded configuration ("default").
+using LockOptions = policy::Policy;
+
+// Retry settings of LockWithRetry: `max_attempts` counts attempts (1 = try
+// once), `delay` is the fixed pause between them (with ±50% jitter).
+struct RetryStrategy {
+  int max_attempts = 3;
+  absl::Duration delay = absl::Milliseconds(100);
+};
+
+// What a critical section sees. Valid only inside the function passed to
+// With. Thread-safe.
+class Held {
+ public:
+  const std::string& key() const { return key_; }
+  const std::string& owner_token() const { return owner_token_; }
+  // Strictly increasing per key across all holders; pass it to the resource
+  // you write (see lock::FencedSet) so a stale holder's write is refused.
+  int64_t fencing_token() const { return fencing_token_; }
+  // True once the lock is known to have expired or changed hands.
+  bool lost() const { return lost_.load(); }
+  // Requested when the lock is lost: long critical sections should poll it
+  // (or register a std::stop_callback) and stop writing.
+  std::stop_token stop_token() const { return stop_.get_token(); }
+  // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
+  // when the lock was already lost.
+  absl::Status Extend(absl::Duration ttl);
+
+  // Marks the hold lost and requests the stop token. Idempotent.
+  void MarkLost();
+
+  Held(RedisLock* lock, std::string owner_token);
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+ private:
+  RedisLock* const lock_;
+  const std::string key_;
+  const std::string owner_token_;
+  const int64_t fencing_token_;
+  std::atomic<bool> lost_{false};
+  std::stop_source stop_;
+};
+
+// Locks built from a policy registry and the Redis targets it names.
+// Thread-safe; share one per process (or per configuration).
+class Locker {
+ public:
+  // Fails when a configured Redis target uses a mode this build cannot serve,
+  // so a bad configuration is reported at startup, not at the first lock.
+  static absl::StatusOr<std::unique_ptr<Locker>> Create(
+      std::shared_ptr<policy::Registry> registry);
+
+  ~Locker();
+
+  // Runs `fn` while holding the lock `key` under the named policy, and
+  // releases it on every path: fn returning an error, fn throwing (the
+  // exception is rethrown after the release), or fn succeeding.
+  // Returns fn's error if it failed; otherwise IsLost if the lock was lost
+  // while fn ran (its writes may be unsafe), else the release result.
+  // kNotFound for an unknown policy (the message lists the known ones),
+  // kInvalidArgument for a bad key, and the acquire outcome (IsBusy,
+  // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
+  absl::Status With(std::string_view policy, std::string_view key,
+                    const std::function<absl::Status(Held&)>& fn);
+  absl::Status With(std::string_view policy, std::string_view key,
+                    const std::function<absl::Status()>& fn);
+
+  // Same as With with an unnamed policy.
+  absl::Status WithOptions(std::string_view key, const LockOptions& options,
+                           const std::function<absl::Status(Held&)>& fn);
+
+  // A reusable lock instance for `key` under a named policy / options.
+  absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view policy,
+                                                     std::string_view key);
+  absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
+                                                     const LockOptions& options);
+
+  // Releases `key` (every re-entry level) if and only if `owner_token` holds
+  // it, from any process. IsNotHeld otherwise; never touches another owner.
+  absl::Status UnlockByValue(std::string_view policy, std::string_view key,
+                             std::string_view owner_token);
+
+  const std::shared_ptr<policy::Registry>& registry() const { return registry_; }
+
+ private:
+  explicit Locker(std::shared_ptr<policy::Registry> registry);
+
+  absl::StatusOr<std::unique_ptr<RedisLock>> MakeLock(
+      std::shared_ptr<const policy::Policy> policy,
+      const policy::Snapshot& snapshot, std::string_view key);
+  absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
+      const std::shared_ptr<const policy::Snapshot>& snapshot,
+      std::string_view name) const;
+  absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> PoolFor(
+      const policy::RedisTarget& target);
+  absl::Status RunHeld(RedisLock& lock,
+                       const std::function<absl::Status(Held&)>& fn);
+
+  const std::shared_ptr<policy::Registry> registry_;
+  std::mutex pools_mu_;
+  struct TargetPool {
+    policy::RedisTarget target;
+    std::shared_ptr<redis::ConnectionPool> pool;
+  };
+  absl::flat_hash_map<std::string, TargetPool> pools_;  // by target name
+};
+
+// Checks that every Redis target of `snapshot` can be served by this build.
+absl::Status CheckTargetsSupported(const policy::Snapshot& snapshot);
+
+// ---- Process-wide layer over one Locker ------------------------------------
+
+// Loads policies from a file or a directory of *.json files.
+absl::Status Init(const std::string& config_path);
+absl::Status InitFromJson(std::string_view json);
+// Installs a Locker built elsewhere (tests, dependency injection).
+void InitWith(std::shared_ptr<Locker> locker);
+// Drops the process-wide Locker; held locks are released by their owners.
+void Shutdown();
+// The process-wide Locker; on first use without Init it loads $LOCK_CONFIG.
+absl::StatusOr<std::shared_ptr<Locker>> Default();
+
+absl::Status With(std::string_view policy, std::string_view key,
+                  const std::function<absl::Status(Held&)>& fn);
+absl::Status With(std::string_view policy, std::string_view key,
+                  const std::function<absl::Status()>& fn);
+
+// Parity with the Go library lynx-redis-lock (same code path as With).
+absl::Status Lock(std::string_view key, absl::Duration ttl,
+                  const std::function<absl::Status()>& fn);
+absl::Status LockWithOptions(std::string_view key, const LockOptions& options,
+                             const std::function<absl::Status()>& fn);
+absl::Status LockWithRetry(std::string_view key, absl::Duration ttl,
+                           const std::function<absl::Status()>& fn,
+                           const RetryStrategy& strategy);
+absl::Status LockWithToken(std::string_view key, absl::Duration ttl,
+                           const std::function<absl::Status(int64_t)>& fn);
+absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
+                                                   const LockOptions& options);
+// Releases `key` of the unnamed default options (target "default", no key
+// prefix) if and only if `owner_token` holds it.
+absl::Status UnlockByValue(std::string_view key, std::string_view owner_token);
+
+}  // namespace lock
+
+#endif  // LOCK_LOCK_H_

@@ -1,0 +1,191 @@
+#include "lock/redis/connection.h"
+
+#include <poll.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lock/internal/status_macros.h"
+
+namespace lock::redis {
+namespace {
+
+struct Endpoint {
+  std::string host;  // or the socket path when unix
+  int port = 0;
+  bool unix_socket = false;
+};
+
+absl::StatusOr<Endpoint> ParseAddr(absl::string_view addr) {
+  if (absl::StartsWith(addr, "unix:")) {
+    return Endpoint{std::string(addr.substr(5)), 0, true};
+  }
+  size_t colon = addr.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port <= 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis address \"", addr, "\" is not host:port or unix:/path"));
+  }
+  absl::string_view host = addr.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:6379
+  }
+  return Endpoint{std::string(host), port, false};
+}
+
+timeval TimeoutTimeval(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return timeval{0, 0};  // no timeout
+  timeval tv = absl::ToTimeval(d);
+  if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  // 0 would mean "none"
+  return tv;
+}
+
+}  // namespace
+
+absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
+                            absl::string_view doing) {
+  if (ctx == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("redis ", addr, ": ", doing, ": cannot allocate context"));
+  }
+  absl::string_view cause = ctx->errstr;
+  if (ctx->err == REDIS_ERR_IO &&
+      (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT ||
+       cause == std::strerror(EAGAIN))) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", addr, ": ", doing, ": timed out waiting for the server"));
+  }
+  if (ctx->err == REDIS_ERR_EOF) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", addr, ": ", doing, ": connection closed by the server"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("redis ", addr, ": ", doing, ": ", cause));
+}
+
+absl::Status ServerError(absl::string_view reply_text, absl::string_view addr,
+                         absl::string_view doing) {
+  std::string msg = absl::StrCat("redis ", addr, ": ", doing, ": ", reply_text);
+  if (absl::StartsWith(reply_text, "NOAUTH") ||
+      absl::StartsWith(reply_text, "WRONGPASS") ||
+      absl::StartsWith(reply_text, "NOPERM") ||
+      absl::StrContains(reply_text, "invalid password") ||
+      absl::StrContains(reply_text, "AUTH <password> called without")) {
+    return absl::PermissionDeniedError(msg);
+  }
+  if (absl::StartsWith(reply_text, "LOADING") ||
+      absl::StartsWith(reply_text, "BUSY") ||
+      absl::StartsWith(reply_text, "MASTERDOWN") ||
+      absl::StartsWith(reply_text, "TRYAGAIN") ||
+      absl::StartsWith(reply_text, "CLUSTERDOWN")) {
+    return absl::UnavailableError(msg);  // transient: retrying may succeed
+  }
+  if (absl::StartsWith(reply_text, "OOM")) {
+    return absl::ResourceExhaustedError(msg);
+  }
+  if (absl::StartsWith(reply_text, "NOSCRIPT")) return absl::NotFoundError(msg);
+  return absl::FailedPreconditionError(msg);
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const ConnectionOptions& options) {
+  ASSIGN_OR_RETURN(Endpoint ep, ParseAddr(options.addr));
+  timeval tv = TimeoutTimeval(options.connect_timeout);
+  ContextPtr ctx(ep.unix_socket
+                     ? redisConnectUnixWithTimeout(ep.host.c_str(), tv)
+                     : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv));
+  if (ctx == nullptr || ctx->err != 0) {
+    return TransportError(ctx.get(), options.addr, "connect");
+  }
+  if (!ep.unix_socket) redisEnableKeepAlive(ctx.get());
+  std::unique_ptr<Connection> conn(
+      new Connection(std::move(ctx), options.addr));
+  if (!options.password.empty()) {
+    absl::StatusOr<ReplyPtr> auth =
+        options.username.empty()
+            ? conn->Command({"AUTH", options.password}, options.connect_timeout)
+            : conn->Command({"AUTH", options.username, options.password},
+                            options.connect_timeout);
+    if (!auth.ok()) return auth.status();
+  }
+  if (options.db != 0) {
+    std::string db = absl::StrCat(options.db);
+    RETURN_IF_ERROR(
+        conn->Command({"SELECT", db}, options.connect_timeout).status());
+  }
+  return conn;
+}
+
+bool Connection::LooksAlive() const {
+  if (broken_) return false;
+  pollfd p{ctx_->fd, POLLIN | POLLRDHUP, 0};
+  return poll(&p, 1, 0) == 0;
+}
+
+absl::Status Connection::SetTimeout(absl::Duration timeout) {
+  if (timeout == current_timeout_) return absl::OkStatus();
+  if (redisSetTimeout(ctx_.get(), TimeoutTimeval(timeout)) != REDIS_OK) {
+    return Fail("set timeout");
+  }
+  current_timeout_ = timeout;
+  return absl::OkStatus();
+}
+
+absl::Status Connection::Fail(absl::string_view doing) {
+  broken_ = true;
+  return TransportError(ctx_.get(), addr_, doing);
+}
+
+absl::Status Connection::Append(absl::Span<const absl::string_view> argv) {
+  if (broken_) {
+    return absl::UnavailableError(
+        absl::StrCat("redis ", addr_, ": connection is broken"));
+  }
+  absl::InlinedVector<const char*, 8> args;
+  absl::InlinedVector<size_t, 8> lens;
+  for (absl::string_view a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()),
+                             args.data(), lens.data()) != REDIS_OK) {
+    return Fail(argv.empty() ? "append" : argv[0]);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReplyPtr> Connection::ReadReply(absl::Duration timeout) {
+  return ReadReplyFor(timeout, "read reply");
+}
+
+absl::StatusOr<ReplyPtr> Connection::ReadReplyFor(absl::Duration timeout,
+                                                  absl::string_view doing) {
+  RETURN_IF_ERROR(SetTimeout(timeout));
+  void* raw = nullptr;
+  if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) {
+    return Fail(doing);
+  }
+  return ReplyPtr(static_cast<redisReply*>(raw));
+}
+
+absl::StatusOr<ReplyPtr> Connection::Command(
+    absl::Span<const absl::string_view> argv, absl::Duration timeout) {
+  absl::string_view name = argv.empty() ? absl::string_view("command") : argv[0];
+  RETURN_IF_ERROR(Append(argv));
+  absl::StatusOr<ReplyPtr> reply = ReadReplyFor(timeout, name);
+  if (!reply.ok()) return reply.status();
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    return ServerError(ReplyText(**reply), addr_, name);
+  }
+  return reply;
+}
+
+}  // namespace lock::redis

@@ -1,0 +1,98 @@
+// One synchronous connection to one Redis server over hiredis.
+//
+//   ConnectionOptions o{.addr = "127.0.0.1:6379", .password = "s3cret"};
+//   ASSIGN_OR_RETURN(auto conn, Connection::Open(o));
+//   ASSIGN_OR_RETURN(ReplyPtr r, conn->Command({"GET", "k"}, absl::Milliseconds(600)));
+//
+// Error channels (hiredis has two, and they mean different things):
+//  - transport failure (connect refused, I/O error, timeout): kUnavailable with
+//    the address and the cause; the connection is then broken() for good and
+//    must be discarded — hiredis leaves such a context unusable.
+//  - an error reply from the server: kFailedPrecondition (or kPermissionDenied
+//    for authentication) carrying the server's text; the connection stays fine.
+//
+// A Connection is not thread-safe; ConnectionPool hands each one to a single
+// thread at a time.
+#ifndef LOCK_REDIS_CONNECTION_H_
+#define LOCK_REDIS_CONNECTION_H_
+
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "lock/redis/reply.h"
+
+namespace lock::redis {
+
+struct ConnectionOptions {
+  // "host:port", or "unix:/path/to/redis.sock".
+  std::string addr = "127.0.0.1:6379";
+  // Upper bound on TCP connect plus the AUTH/SELECT handshake commands.
+  absl::Duration connect_timeout = absl::Milliseconds(500);
+  // ACL user; empty means the "default" user (plain AUTH <password>).
+  std::string username;
+  // Empty means no AUTH. Never included in any message.
+  std::string password;
+  int db = 0;
+};
+
+// Maps a failed hiredis call on `ctx` to a status naming `addr` and what was
+// being done. The one place that knows hiredis' error codes.
+absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
+                            absl::string_view doing);
+
+// Maps an error reply (REDIS_REPLY_ERROR) to a status; the connection is fine.
+absl::Status ServerError(absl::string_view reply_text, absl::string_view addr,
+                         absl::string_view doing);
+
+class Connection {
+ public:
+  // Connects and runs the full handshake (AUTH, SELECT).
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const ConnectionOptions& options);
+
+  // Sends one command (binary safe, argv form) and waits at most `timeout`
+  // for its reply. A transport failure breaks the connection; an error reply
+  // does not. The reply of a successful call is never an error reply.
+  absl::StatusOr<ReplyPtr> Command(absl::Span<const absl::string_view> argv,
+                                   absl::Duration timeout);
+  absl::StatusOr<ReplyPtr> Command(std::initializer_list<absl::string_view> argv,
+                                   absl::Duration timeout) {
+    return Command(absl::MakeConstSpan(argv.begin(), argv.size()), timeout);
+  }
+
+  // Pipelining: queue several commands, then read their replies in order.
+  // Replies that are server errors are returned as error replies here (the
+  // caller inspects each); transport failures break the connection.
+  absl::Status Append(absl::Span<const absl::string_view> argv);
+  absl::StatusOr<ReplyPtr> ReadReply(absl::Duration timeout);
+
+  bool broken() const { return broken_; }
+  // False when an idle connection has already been closed by the server
+  // (restart, CLIENT KILL, idle timeout): one non-blocking poll, no round
+  // trip. A healthy idle connection has nothing to read.
+  bool LooksAlive() const;
+  const std::string& addr() const { return addr_; }
+
+ private:
+  Connection(ContextPtr ctx, std::string addr)
+      : ctx_(std::move(ctx)), addr_(std::move(addr)) {}
+  absl::Status SetTimeout(absl::Duration timeout);
+  absl::StatusOr<ReplyPtr> ReadReplyFor(absl::Duration timeout,
+                                        absl::string_view doing);
+  absl::Status Fail(absl::string_view doing);
+
+  ContextPtr ctx_;
+  std::string addr_;
+  absl::Duration current_timeout_ = absl::InfiniteDuration();
+  bool broken_ = false;
+};
+
+}  // namespace lock::redis
+
+#endif  // LOCK_REDIS_CONNECTION_H_

@@ -1,0 +1,60 @@
+#include "lock/redis/script.h"
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace lock::redis {
+namespace {
+
+absl::StatusOr<ReplyPtr> Eval(Connection& conn, absl::string_view verb,
+                              absl::string_view script_or_sha,
+                              absl::Span<const absl::string_view> keys,
+                              absl::Span<const absl::string_view> args,
+                              absl::Duration timeout) {
+  char numkeys[24];
+  char* end = absl::numbers_internal::FastIntToBuffer(
+      static_cast<int64_t>(keys.size()), numkeys);
+  absl::InlinedVector<absl::string_view, 12> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back(verb);
+  argv.push_back(script_or_sha);
+  argv.push_back(absl::string_view(numkeys, end - numkeys));
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return conn.Command(argv, timeout);
+}
+
+absl::StatusOr<ReplyPtr> Named(absl::StatusOr<ReplyPtr> reply,
+                               const scripts::EmbeddedScript& script) {
+  if (reply.ok()) return reply;
+  return absl::Status(
+      reply.status().code(),
+      absl::StrCat(reply.status().message(), " (script ", script.name, ")"));
+}
+
+}  // namespace
+
+absl::StatusOr<ReplyPtr> RunScript(Connection& conn,
+                                   const scripts::EmbeddedScript& script,
+                                   absl::Span<const absl::string_view> keys,
+                                   absl::Span<const absl::string_view> args,
+                                   absl::Duration timeout) {
+  absl::StatusOr<ReplyPtr> reply =
+      Eval(conn, "EVALSHA", script.sha1, keys, args, timeout);
+  if (reply.status().code() == absl::StatusCode::kNotFound) {
+    reply = Eval(conn, "EVAL", script.body, keys, args, timeout);
+  }
+  return Named(std::move(reply), script);
+}
+
+absl::StatusOr<ReplyPtr> EvalScript(Connection& conn,
+                                    const scripts::EmbeddedScript& script,
+                                    absl::Span<const absl::string_view> keys,
+                                    absl::Span<const absl::string_view> args,
+                                    absl::Duration timeout) {
+  return Named(Eval(conn, "EVAL", script.body, keys, args, timeout), script);
+}
+
+}  // namespace lock::redis

@@ -1,0 +1,35 @@
+// The one way the library runs a Lua script: EVALSHA with the SHA-1 computed
+// at build time, falling back once to EVAL when the server answers NOSCRIPT
+// (its script cache is empty after a restart, a failover or SCRIPT FLUSH).
+// EVAL also re-caches the script, so the next call is an EVALSHA again.
+#ifndef LOCK_REDIS_SCRIPT_H_
+#define LOCK_REDIS_SCRIPT_H_
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "lock/redis/connection.h"
+#include "lock/scripts/embedded.h"
+
+namespace lock::redis {
+
+absl::StatusOr<ReplyPtr> RunScript(Connection& conn,
+                                   const scripts::EmbeddedScript& script,
+                                   absl::Span<const absl::string_view> keys,
+                                   absl::Span<const absl::string_view> args,
+                                   absl::Duration timeout);
+
+// Always sends the script text (EVAL). For calls whose reply may never be
+// read, like the cancel of an acquire that timed out: a NOSCRIPT answer
+// arriving after the caller gave up could not be retried.
+absl::StatusOr<ReplyPtr> EvalScript(Connection& conn,
+                                    const scripts::EmbeddedScript& script,
+                                    absl::Span<const absl::string_view> keys,
+                                    absl::Span<const absl::string_view> args,
+                                    absl::Duration timeout);
+
+}  // namespace lock::redis
+
+#endif  // LOCK_REDIS_SCRIPT_H_

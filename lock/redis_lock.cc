@@ -1,0 +1,363 @@
+#include "lock/redis_lock.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lock/errors.h"
+#include "lock/internal/status_macros.h"
+#include "lock/internal/token.h"
+#include "lock/redis/script.h"
+#include "lock/scripts/embedded.h"
+#include "policy/backoff.h"
+
+namespace lock {
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Decimal text of `v` in `buf`, for script arguments without allocating.
+absl::string_view Decimal(int64_t v, char (&buf)[24]) {
+  char* end = absl::numbers_internal::FastIntToBuffer(v, buf);
+  return absl::string_view(buf, end - buf);
+}
+
+int64_t Millis(absl::Duration d) {
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(d));
+}
+
+absl::StatusOr<int64_t> IntReply(const redisReply& r, absl::string_view what) {
+  if (r.type != REDIS_REPLY_INTEGER) {
+    return absl::InternalError(absl::StrCat(
+        what, ": unexpected reply type ", r.type, " (want an integer)"));
+  }
+  return r.integer;
+}
+
+absl::StatusOr<std::array<int64_t, 3>> TripleReply(const redisReply& r,
+                                                   absl::string_view what) {
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 3) {
+    return absl::InternalError(
+        absl::StrCat(what, ": unexpected reply shape (want 3 integers)"));
+  }
+  std::array<int64_t, 3> out;
+  for (size_t i = 0; i < 3; ++i) {
+    ASSIGN_OR_RETURN(out[i], IntReply(*r.element[i], what));
+  }
+  return out;
+}
+
+double UnitRandom() {
+  thread_local absl::BitGen gen;
+  return absl::Uniform(gen, 0.0, 1.0);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
+    std::shared_ptr<redis::ConnectionPool> pool,
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+  RETURN_IF_ERROR(internal::ValidateKey(key));
+  return std::unique_ptr<RedisLock>(
+      new RedisLock(std::move(pool), std::move(policy), std::string(key)));
+}
+
+RedisLock::RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
+                     std::shared_ptr<const policy::Policy> policy,
+                     std::string key)
+    : pool_(std::move(pool)),
+      policy_(std::move(policy)),
+      key_(std::move(key)),
+      keys_(policy_->key_prefix, key_) {}
+
+RedisLock::~RedisLock() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  if (count_.load() > 0) ReleaseLocked(0).IgnoreError();
+}
+
+absl::Status RedisLock::Annotate(const absl::Status& s,
+                                 absl::string_view op) const {
+  absl::Status out(s.code(), absl::StrCat(op, " of lock \"", key_,
+                                          "\" (policy ", policy_->name,
+                                          "): ", s.message()));
+  // Keeps the error-kind payload, so IsLost() etc. still recognise it.
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+std::string RedisLock::owner_token() const {
+  if (count_.load() == 0) return "";
+  std::lock_guard<std::mutex> lock(token_mu_);
+  return token_;
+}
+
+absl::Duration RedisLock::remaining() const {
+  if (count_.load() == 0) return absl::ZeroDuration();
+  int64_t left = valid_until_.load() - SteadyNowNs();
+  return left > 0 ? absl::Nanoseconds(left) : absl::ZeroDuration();
+}
+
+absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
+  const int count = count_.load();
+  if (count > 0 && !policy_->reentrant) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lock \"", key_, "\" is already held by this instance and policy ",
+        policy_->name, " is not reentrant"));
+  }
+  const bool fresh = count == 0;
+  if (fresh) {
+    std::lock_guard<std::mutex> lock(token_mu_);
+    token_ = internal::NewOwnerToken();
+  }
+  const std::string marker = keys_.CancelMarker(token_);
+  char ttl_buf[24], count_buf[24];
+  const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
+  const absl::string_view args[] = {token_, Decimal(Millis(policy_->ttl), ttl_buf),
+                                    Decimal(count + 1, count_buf),
+                                    policy_->fencing ? "1" : "0"};
+
+  const int64_t sent_at = SteadyNowNs();
+  ASSIGN_OR_RETURN(redis::PooledConnection conn,
+                   pool_->Borrow(policy_->script_timeout));
+  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
+      *conn, scripts::k_acquire, keys, args, policy_->script_timeout);
+  if (!reply.ok()) {
+    absl::Status cause = reply.status();
+    if (fresh && conn->broken()) {
+      // The request may have reached Redis and taken the lock with nobody
+      // knowing; undo it rather than leave it held for a whole TTL.
+      const std::string token = token_;
+      { redis::PooledConnection drop = std::move(conn); }
+      CancelLostAcquire(token, &cause);
+    }
+    return cause;
+  }
+  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, "acquire"));
+  if (r[0] == 1) {
+    if (fresh) acquired_at_ = sent_at;
+    fence_.store(r[1]);
+    valid_until_.store(sent_at + r[2] * 1'000'000);
+    count_.store(count + 1);
+    return Attempt{Outcome::kHeld, absl::ZeroDuration()};
+  }
+  if (r[0] == 0) {
+    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1]))};
+  }
+  if (r[0] == -2) {
+    count_.store(0);
+    return LostError(absl::StrCat(
+        "cannot re-enter: this instance's hold expired or passed to another "
+        "owner before the re-entry (",
+        count, count == 1 ? " level was" : " levels were", " still open)"));
+  }
+  // Tokens are fresh per acquisition, so a cancel marker can only match a
+  // token that was never reused; reaching this means a broken invariant.
+  return absl::InternalError("acquire refused by a cancel marker of a new token");
+}
+
+void RedisLock::CancelLostAcquire(const std::string& token,
+                                  absl::Status* cause) {
+  const std::string marker = keys_.CancelMarker(token);
+  char ttl_buf[24];
+  const absl::string_view keys[] = {keys_.owner(), marker};
+  const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
+                                    keys_.channel()};
+  absl::Status s;
+  absl::StatusOr<redis::PooledConnection> conn =
+      pool_->Borrow(policy_->script_timeout);
+  if (conn.ok()) {
+    s = redis::EvalScript(**conn, scripts::k_cancel, keys, args,
+                          policy_->script_timeout)
+            .status();
+  } else {
+    s = conn.status();
+  }
+  *cause = absl::Status(
+      cause->code(),
+      s.ok() ? absl::StrCat(cause->message(),
+                            "; the unanswered acquire was cancelled")
+             : absl::StrCat(cause->message(),
+                            "; its cancel got no answer either (", s.message(),
+                            "): if neither reaches Redis and the acquire was "
+                            "applied, the lock stays taken until its ttl of ",
+                            absl::FormatDuration(policy_->ttl), " expires"));
+}
+
+absl::StatusOr<bool> RedisLock::TryAcquire() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  absl::StatusOr<Attempt> a = AttemptLocked();
+  if (!a.ok()) return Annotate(a.status(), "acquire");
+  return a->outcome == Outcome::kHeld;
+}
+
+absl::Status RedisLock::Acquire() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  const policy::Policy& p = *policy_;
+  const bool wait = p.on_busy == policy::OnBusy::kWait;
+  const int max_attempts = wait ? p.retry.max_attempts : 1;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline =
+      p.wait.timeout == absl::InfiniteDuration()
+          ? std::chrono::steady_clock::time_point::max()
+          : start + absl::ToChronoNanoseconds(p.wait.timeout);
+  absl::Duration other_left;
+  int attempt = 0;
+  while (true) {
+    absl::StatusOr<Attempt> a = AttemptLocked();
+    ++attempt;
+    if (!a.ok()) return Annotate(a.status(), "acquire");
+    if (a->outcome == Outcome::kHeld) return absl::OkStatus();
+    other_left = a->busy_remaining;
+    if (attempt >= max_attempts) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    absl::Duration delay = policy::BackoffDelay(p.retry, attempt - 1, UnitRandom());
+    std::this_thread::sleep_for(
+        std::min(absl::ToChronoNanoseconds(delay),
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)));
+  }
+  const std::string msg = absl::StrCat(
+      "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
+      absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
+      " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
+      " in ",
+      absl::FormatDuration(absl::Trunc(
+          absl::FromChrono(std::chrono::steady_clock::now() - start),
+          absl::Milliseconds(1))));
+  return p.on_busy == policy::OnBusy::kSkip ? SkippedError(msg) : BusyError(msg);
+}
+
+absl::Status RedisLock::ReleaseLocked(int count_after) {
+  int64_t keep_ms = 0;
+  if (count_after == 0 && policy_->hold_at_least > absl::ZeroDuration()) {
+    int64_t until = acquired_at_ + absl::ToInt64Nanoseconds(policy_->hold_at_least);
+    keep_ms = (until - SteadyNowNs() + 999'999) / 1'000'000;
+    if (keep_ms < 0) keep_ms = 0;
+  }
+  ASSIGN_OR_RETURN(bool released, RunRelease(token_, count_after, keep_ms));
+  if (!released) {
+    count_.store(0);
+    return NotHeldError(absl::StrCat(
+        "lock \"", key_, "\" was no longer held by this owner (its lease "
+        "expired or another owner took it); nothing was deleted"));
+  }
+  count_.store(count_after);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
+                                            int count_after, int64_t keep_ms) {
+  char count_buf[24], keep_buf[24];
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {token, Decimal(count_after, count_buf),
+                                    keys_.channel(), Decimal(keep_ms, keep_buf)};
+  ASSIGN_OR_RETURN(redis::PooledConnection conn,
+                   pool_->Borrow(policy_->script_timeout));
+  ASSIGN_OR_RETURN(redis::ReplyPtr reply,
+                   redis::RunScript(*conn, scripts::k_release, keys, args,
+                                    policy_->script_timeout));
+  ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
+  return released == 1;
+}
+
+absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
+  absl::StatusOr<bool> released = RunRelease(owner_token, 0, 0);
+  if (!released.ok()) return Annotate(released.status(), "release");
+  if (!*released) {
+    return NotHeldError(absl::StrCat("lock \"", key_,
+                                     "\" is not held by owner ", owner_token,
+                                     "; nothing was deleted"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RedisLock::Release() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  const int count = count_.load();
+  if (count == 0) {
+    return NotHeldError(
+        absl::StrCat("lock \"", key_, "\" is not held by this instance"));
+  }
+  absl::Status s = ReleaseLocked(count - 1);
+  return s.ok() || IsNotHeld(s) ? s : Annotate(s, "release");
+}
+
+absl::Status RedisLock::Renew(absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "renew of lock \"", key_, "\": ttl must be > 0, got ",
+        absl::FormatDuration(ttl)));
+  }
+  std::lock_guard<std::mutex> lock(op_mu_);
+  if (count_.load() == 0) {
+    return NotHeldError(
+        absl::StrCat("lock \"", key_, "\" is not held by this instance"));
+  }
+  char ttl_buf[24];
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {token_, Decimal(Millis(ttl), ttl_buf)};
+  const int64_t sent_at = SteadyNowNs();
+  absl::StatusOr<redis::PooledConnection> conn =
+      pool_->Borrow(policy_->script_timeout);
+  if (!conn.ok()) return Annotate(conn.status(), "renew");
+  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
+      **conn, scripts::k_extend, keys, args, policy_->script_timeout);
+  if (!reply.ok()) return Annotate(reply.status(), "renew");
+  ASSIGN_OR_RETURN(int64_t extended, IntReply(**reply, "extend"));
+  if (extended == 0) {
+    count_.store(0);
+    return NotHeldError(absl::StrCat(
+        "lock \"", key_, "\" was lost before it could be renewed (its lease "
+        "expired or another owner took it)"));
+  }
+  valid_until_.store(sent_at + absl::ToInt64Nanoseconds(ttl));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LockState> RedisLock::Inspect() {
+  const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
+  absl::StatusOr<redis::PooledConnection> conn =
+      pool_->Borrow(policy_->script_timeout);
+  if (!conn.ok()) return Annotate(conn.status(), "inspect");
+  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
+      **conn, scripts::k_inspect, keys, {}, policy_->script_timeout);
+  if (!reply.ok()) return Annotate(reply.status(), "inspect");
+  const redisReply& r = **reply;
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 5 ||
+      r.element[0]->type != REDIS_REPLY_STRING) {
+    return absl::InternalError("inspect: unexpected reply shape");
+  }
+  LockState st;
+  st.owner_token = std::string(redis::ReplyText(*r.element[0]));
+  st.held = !st.owner_token.empty();
+  for (size_t i = 1; i < 5; ++i) {
+    if (r.element[i]->type != REDIS_REPLY_INTEGER) {
+      return absl::InternalError("inspect: unexpected reply shape");
+    }
+  }
+  st.remaining = st.held ? absl::Milliseconds(std::max<int64_t>(0, r.element[1]->integer))
+                         : absl::ZeroDuration();
+  st.hold_count = r.element[2]->integer;
+  st.fencing_token = r.element[3]->integer;
+  st.last_fencing_token = r.element[4]->integer;
+  return st;
+}
+
+absl::StatusOr<bool> RedisLock::IsLocked() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  if (count_.load() == 0) return false;
+  ASSIGN_OR_RETURN(LockState st, Inspect());
+  return st.owner_token == token_;
+}
+
+}  // namespace lock

@@ -1,0 +1,130 @@
+// RedisLock: one reusable distributed lock on one key.
+//
+//   ASSIGN_OR_RETURN(auto lk, RedisLock::Create(pool, policy, "order-42"));
+//   RETURN_IF_ERROR(lk->Acquire());          // waits per the policy
+//   WriteWithFence(lk->fencing_token());
+//   RETURN_IF_ERROR(lk->Release());
+//
+// Reentrancy is per instance: Acquire on an instance that already holds the
+// lock re-enters it (when the policy is reentrant) and needs as many Release
+// calls. A second instance for the same key is a different owner and waits.
+// Each fresh acquisition takes a new random owner token, so a late or repeated
+// release from an earlier hold can never free a later one.
+//
+// Thread-safe: operations on one instance are serialized; the getters never
+// block behind a Redis call.
+#ifndef LOCK_REDIS_LOCK_H_
+#define LOCK_REDIS_LOCK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "lock/internal/keys.h"
+#include "lock/redis/pool.h"
+#include "policy/policy.h"
+
+namespace lock {
+
+// A lock's state as stored in Redis, read in one consistent snapshot.
+struct LockState {
+  bool held = false;         // some owner holds it now
+  std::string owner_token;   // "" when free
+  absl::Duration remaining;  // lease left; zero when free
+  int64_t hold_count = 0;    // re-entry depth of the current owner
+  int64_t fencing_token = 0;       // token of the current hold; 0 when free
+  int64_t last_fencing_token = 0;  // highest token ever issued for the key
+};
+
+class RedisLock {
+ public:
+  // Fails with kInvalidArgument when `key` is not a valid lock key.
+  static absl::StatusOr<std::unique_ptr<RedisLock>> Create(
+      std::shared_ptr<redis::ConnectionPool> pool,
+      std::shared_ptr<const policy::Policy> policy, absl::string_view key);
+
+  RedisLock(const RedisLock&) = delete;
+  RedisLock& operator=(const RedisLock&) = delete;
+  // Releases every level still held, best effort; never throws. If Redis
+  // cannot be reached the lease simply expires after its TTL.
+  ~RedisLock();
+
+  // Takes the lock, behaving on a busy lock as the policy says: `wait`
+  // retries with backoff until retry.max_attempts or wait.timeout (then
+  // IsBusy); `fail` returns IsBusy at once; `skip` returns IsSkipped.
+  // kUnavailable when Redis cannot be reached or does not answer within
+  // script_timeout; if the request was sent but its reply lost, the possibly
+  // taken lock is cancelled before returning (see cancel.lua), and if even
+  // that fails the lease expires after its TTL.
+  absl::Status Acquire();
+  // One attempt: true when held now, false when another owner holds it.
+  absl::StatusOr<bool> TryAcquire();
+  // Releases one level. IsNotHeld when this instance does not hold the lock,
+  // or when Redis shows it expired or passed to another owner (nothing is
+  // deleted then). After the last level the key is deleted (or kept until
+  // hold_at_least has passed) and waiters are notified.
+  absl::Status Release();
+  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost.
+  absl::Status Renew(absl::Duration ttl);
+  // Asks Redis whether this instance's hold is still in place.
+  absl::StatusOr<bool> IsLocked();
+  // Releases the key entirely if and only if `owner_token` holds it — for an
+  // operator or another process cleaning up after a known owner. IsNotHeld
+  // otherwise; never touches another owner's lock.
+  absl::Status ReleaseOwnedBy(absl::string_view owner_token);
+  // Reads the key's state in Redis, whoever holds it.
+  absl::StatusOr<LockState> Inspect();
+
+  const std::string& key() const { return key_; }
+  const policy::Policy& policy() const { return *policy_; }
+  // Token of the current hold (0 when not held or fencing is off).
+  int64_t fencing_token() const { return fence_.load(); }
+  // Lease left by the local steady clock, measured from before the acquire
+  // was sent, so it never overstates; zero when not held.
+  absl::Duration remaining() const;
+  int hold_count() const { return count_.load(); }
+  // Owner token of the current hold; empty when not held.
+  std::string owner_token() const;
+
+ private:
+  enum class Outcome { kHeld, kBusy };
+  struct Attempt {
+    Outcome outcome;
+    absl::Duration busy_remaining;  // lease left of the other owner
+  };
+
+  RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
+            std::shared_ptr<const policy::Policy> policy, std::string key);
+
+  absl::StatusOr<Attempt> AttemptLocked();
+  absl::Status ReleaseLocked(int count_after);
+  // Runs release.lua for `token`; true when it released, false when the
+  // token did not hold the lock.
+  absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,
+                                  int64_t keep_ms);
+  void CancelLostAcquire(const std::string& token, absl::Status* cause);
+  absl::Status Annotate(const absl::Status& s, absl::string_view op) const;
+
+  const std::shared_ptr<redis::ConnectionPool> pool_;
+  const std::shared_ptr<const policy::Policy> policy_;
+  const std::string key_;
+  const internal::LockKeys keys_;
+
+  std::mutex op_mu_;  // serializes operations; held across Redis calls
+  mutable std::mutex token_mu_;
+  std::string token_;                    // guarded by token_mu_
+  int64_t acquired_at_ = 0;              // steady-clock ns; under op_mu_
+  std::atomic<int> count_{0};            // written under op_mu_
+  std::atomic<int64_t> fence_{0};        // written under op_mu_
+  std::atomic<int64_t> valid_until_{0};  // steady-clock ns; under op_mu_
+};
+
+}  // namespace lock
+
+#endif  // LOCK_REDIS_LOCK_H_

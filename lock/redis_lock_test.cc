@@ -1,0 +1,379 @@
+#include "lock/redis_lock.h"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_test.h"
+#include "lock/errors.h"
+#include "lock/internal/status_matchers.h"
+#include "lock/redis/pool.h"
+#include "lock/scripts/embedded.h"
+
+namespace lock {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::IsOkAndHolds;
+using ::lock::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class RedisLockTest : public harness::RedisTest {
+ protected:
+  std::shared_ptr<redis::ConnectionPool> Pool(std::string password = "",
+                                              int max_size = 8) {
+    return std::make_shared<redis::ConnectionPool>(redis::PoolOptions{
+        .connection = {.addr = server().addr(), .password = password},
+        .max_size = max_size});
+  }
+
+  // A lock on `key` under a test policy that `tweak` may adjust.
+  std::unique_ptr<RedisLock> Lock(
+      absl::string_view key,
+      const std::function<void(policy::Policy&)>& tweak = nullptr) {
+    if (pool_ == nullptr) pool_ = Pool();
+    return LockOn(pool_, key, tweak);
+  }
+
+  std::unique_ptr<RedisLock> LockOn(
+      std::shared_ptr<redis::ConnectionPool> pool, absl::string_view key,
+      const std::function<void(policy::Policy&)>& tweak = nullptr) {
+    auto p = std::make_shared<policy::Policy>();
+    p->name = "test";
+    p->key_prefix = "t:";
+    p->retry.initial_delay = absl::Milliseconds(1);
+    p->retry.max_delay = absl::Milliseconds(5);
+    p->wait.timeout = absl::Seconds(5);
+    if (tweak) tweak(*p);
+    auto lk = RedisLock::Create(std::move(pool), std::move(p), key);
+    EXPECT_THAT(lk, IsOk());
+    return *std::move(lk);
+  }
+
+  std::string Redis(const std::vector<std::string>& argv) {
+    absl::StatusOr<std::string> r = server().Exec(argv);
+    EXPECT_THAT(r, IsOk());
+    return r.value_or("");
+  }
+
+  int64_t RedisInt(const std::vector<std::string>& argv) {
+    int64_t v = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(Redis(argv), &v));
+    return v;
+  }
+
+  // Blocks the server in DEBUG SLEEP on another thread and returns once it
+  // has stopped answering, so the next command is sure to wait.
+  std::thread SleepServer(double seconds) {
+    std::thread t([this, seconds] {
+      (void)server().Exec({"DEBUG", "SLEEP", absl::StrCat(seconds)});
+    });
+    auto probe = Pool();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto conn = probe->Borrow(absl::Seconds(1));
+      if (!conn.ok()) continue;
+      if (!(*conn)->Command({"PING"}, absl::Milliseconds(20)).ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return t;
+  }
+
+  std::shared_ptr<redis::ConnectionPool> pool_;
+};
+
+TEST_F(RedisLockTest, AcquireAndRelease) {
+  auto lk = Lock("a");
+  ASSERT_THAT(lk->Acquire(), IsOk());
+  EXPECT_GT(lk->fencing_token(), 0);
+  EXPECT_GT(lk->remaining(), absl::Seconds(29));
+  EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(true));
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:a}"}), 1);
+  ASSERT_THAT(lk->Release(), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:a}"}), 0);
+  EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(false));
+  EXPECT_EQ(lk->remaining(), absl::ZeroDuration());
+  EXPECT_TRUE(IsNotHeld(lk->Release()));
+}
+
+TEST_F(RedisLockTest, TwoInstancesOnOneKeyExcludeEachOther) {
+  auto a = Lock("k");
+  auto b = Lock("k", [](policy::Policy& p) { p.on_busy = policy::OnBusy::kFail; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_THAT(b->TryAcquire(), IsOkAndHolds(false));
+  absl::Status busy = b->Acquire();
+  EXPECT_TRUE(IsBusy(busy)) << busy;
+  EXPECT_THAT(busy, StatusIs(absl::StatusCode::kAborted,
+                             HasSubstr("held by another owner")));
+  EXPECT_TRUE(IsNotHeld(b->Release()));  // never frees a's lock
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:k}"}), 1);
+  ASSERT_THAT(a->Release(), IsOk());
+  EXPECT_THAT(b->Acquire(), IsOk());
+}
+
+TEST_F(RedisLockTest, SkipPolicyReportsSkipped) {
+  auto a = Lock("job");
+  auto b = Lock("job", [](policy::Policy& p) { p.on_busy = policy::OnBusy::kSkip; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  absl::Status s = b->Acquire();
+  EXPECT_TRUE(lock::IsSkipped(s)) << s;
+  EXPECT_FALSE(IsBusy(s));
+}
+
+TEST_F(RedisLockTest, WaitingAcquiresAfterTheHolderReleases) {
+  auto a = Lock("w");
+  auto b = Lock("w");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_THAT(a->Release(), IsOk());
+  });
+  EXPECT_THAT(b->Acquire(), IsOk());
+  releaser.join();
+}
+
+TEST_F(RedisLockTest, WaitGivesUpAtMaxAttempts) {
+  auto a = Lock("m");
+  auto b = Lock("m", [](policy::Policy& p) { p.retry.max_attempts = 3; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  absl::Status s = b->Acquire();
+  EXPECT_TRUE(IsBusy(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("after 3 attempts"));
+}
+
+TEST_F(RedisLockTest, ReentrantPerInstance) {
+  auto a = Lock("r");
+  auto other = Lock("r", [](policy::Policy& p) { p.on_busy = policy::OnBusy::kFail; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  const int64_t fence = a->fencing_token();
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_EQ(a->hold_count(), 2);
+  EXPECT_EQ(a->fencing_token(), fence);  // re-entry is the same hold
+  EXPECT_EQ(Redis({"HGET", "{t:r}", "count"}), "2");
+  ASSERT_THAT(a->Release(), IsOk());
+  EXPECT_TRUE(IsBusy(other->Acquire()));  // still held once
+  ASSERT_THAT(a->Release(), IsOk());
+  EXPECT_THAT(other->Acquire(), IsOk());
+}
+
+TEST_F(RedisLockTest, ReenteringAnExpiredHoldReportsLost) {
+  auto a = Lock("re", [](policy::Policy& p) { p.ttl = absl::Milliseconds(50); });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  while (RedisInt({"EXISTS", "{t:re}"}) == 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  absl::Status s = a->Acquire();
+  EXPECT_TRUE(IsLost(s)) << s;
+  EXPECT_EQ(a->hold_count(), 0);
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:re}"}), 0);  // no new hold was started
+  EXPECT_THAT(a->Acquire(), IsOk());             // a fresh acquire works
+}
+
+TEST_F(RedisLockTest, NonReentrantPolicyRefusesSecondAcquire) {
+  auto a = Lock("nr", [](policy::Policy& p) { p.reentrant = false; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_THAT(a->Acquire(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     HasSubstr("not reentrant")));
+  EXPECT_EQ(a->hold_count(), 1);
+}
+
+TEST_F(RedisLockTest, ExpiredLockPassesToAnotherOwnerAndOldReleaseIsANoOp) {
+  auto a = Lock("e", [](policy::Policy& p) { p.ttl = absl::Milliseconds(100); });
+  auto b = Lock("e");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  const int64_t first = a->fencing_token();
+  ASSERT_THAT(b->Acquire(), IsOk());  // waits out a's 100 ms lease
+  EXPECT_GT(b->fencing_token(), first);
+  EXPECT_TRUE(IsNotHeld(a->Release()));
+  EXPECT_TRUE(IsNotHeld(a->Renew(absl::Seconds(10))));
+  EXPECT_THAT(b->IsLocked(), IsOkAndHolds(true));  // untouched
+}
+
+TEST_F(RedisLockTest, RenewExtendsTheLease) {
+  auto a = Lock("x", [](policy::Policy& p) { p.ttl = absl::Milliseconds(300); });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Renew(absl::Seconds(20)), IsOk());
+  EXPECT_GT(RedisInt({"PTTL", "{t:x}"}), 10000);
+  EXPECT_GT(a->remaining(), absl::Seconds(19));
+  EXPECT_THAT(a->Renew(absl::ZeroDuration()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
+  auto a = Lock("f", [](policy::Policy& p) { p.ttl = absl::Milliseconds(30); });
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_THAT(a->Acquire(), IsOk());
+    EXPECT_GT(a->fencing_token(), last);
+    last = a->fencing_token();
+    if (i % 2 == 0) {
+      (void)a->Release();  // even rounds release; odd ones let it expire
+    } else {
+      while (RedisInt({"EXISTS", "{t:f}"}) == 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      EXPECT_TRUE(IsNotHeld(a->Release()));
+    }
+  }
+  EXPECT_EQ(RedisInt({"PTTL", "{t:f}:fence"}), -1);  // the counter never expires
+}
+
+TEST_F(RedisLockTest, FencingOffIssuesNoToken) {
+  auto a = Lock("nf", [](policy::Policy& p) { p.fencing = false; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_EQ(a->fencing_token(), 0);
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:nf}:fence"}), 0);
+}
+
+TEST_F(RedisLockTest, InvalidKeyIsRejected) {
+  auto p = std::make_shared<policy::Policy>();
+  EXPECT_THAT(RedisLock::Create(Pool(), p, "a{b}"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("brace")));
+  EXPECT_THAT(RedisLock::Create(Pool(), p, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
+}
+
+TEST_F(RedisLockTest, HoldAtLeastKeepsTheKeyAfterRelease) {
+  auto a = Lock("h", [](policy::Policy& p) { p.hold_at_least = absl::Seconds(5); });
+  auto b = Lock("h", [](policy::Policy& p) { p.on_busy = policy::OnBusy::kSkip; });
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Release(), IsOk());
+  EXPECT_GT(RedisInt({"PTTL", "{t:h}"}), 3000);
+  EXPECT_TRUE(lock::IsSkipped(b->Acquire()));
+}
+
+TEST_F(RedisLockTest, MutualExclusionUnderThreads) {
+  constexpr int kThreads = 8;
+  constexpr int kIncrements = 2000;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  auto pool = Pool("", kThreads * 2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      auto lk = LockOn(pool, "counter", [](policy::Policy& p) {
+        p.retry.initial_delay = absl::Microseconds(100);
+        p.retry.max_delay = absl::Milliseconds(2);
+        p.retry.max_attempts = 1 << 30;
+        p.wait.timeout = absl::Seconds(60);
+      });
+      for (int i = 0; i < kIncrements; ++i) {
+        ASSERT_THAT(lk->Acquire(), IsOk());
+        if (inside.fetch_add(1) != 0) overlaps++;
+        // Deliberately non-atomic read-modify-write: only the lock keeps it
+        // exact.
+        auto conn = pool->Borrow(absl::Seconds(1));
+        ASSERT_THAT(conn, IsOk());
+        auto v = (*conn)->Command({"GET", "counter"}, absl::Seconds(1));
+        ASSERT_THAT(v, IsOk());
+        int64_t n = 0;
+        if ((*v)->type == REDIS_REPLY_STRING) {
+          ASSERT_TRUE(absl::SimpleAtoi(redis::ReplyText(**v), &n));
+        }
+        std::string next = absl::StrCat(n + 1);
+        ASSERT_THAT((*conn)->Command({"SET", "counter", next}, absl::Seconds(1)),
+                    IsOk());
+        inside.fetch_sub(1);
+        ASSERT_THAT(lk->Release(), IsOk());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(RedisInt({"GET", "counter"}), kThreads * kIncrements);
+}
+
+TEST_F(RedisLockTest, ScriptFlushIsRecoveredTransparently) {
+  auto a = Lock("s");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Release(), IsOk());
+  Redis({"SCRIPT", "FLUSH"});
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Release(), IsOk());
+  // Re-cached by the fallback, so later calls are EVALSHA again.
+  EXPECT_EQ(Redis({"SCRIPT", "EXISTS", std::string(scripts::k_acquire.sha1),
+                   std::string(scripts::k_release.sha1)}),
+            "1\n1");
+}
+
+TEST_F(RedisLockTest, RedisRestartIsRecoveredTransparently) {
+  auto a = Lock("rs");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Release(), IsOk());
+  ASSERT_THAT(server().Restart(/*keep_data=*/false), IsOk());
+  // The pooled connection died with the old server and the new one has no
+  // scripts cached: both are handled without an error reaching the caller.
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_THAT(a->Release(), IsOk());
+}
+
+TEST_F(RedisLockTest, RedisDownIsUnavailableWithinTheTimeout) {
+  auto a = Lock("d", [](policy::Policy& p) { p.script_timeout = absl::Milliseconds(300); });
+  ASSERT_THAT(server().Kill(), IsOk());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(a->Acquire(), StatusIs(absl::StatusCode::kUnavailable,
+                                     HasSubstr(server().addr())));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+class PasswordLockTest : public RedisLockTest {
+ protected:
+  harness::RedisServerOptions ServerOptions() override {
+    return {.name = "redis-auth", .password = "right-secret"};
+  }
+};
+
+TEST_F(PasswordLockTest, WrongPasswordIsAClearAuthErrorWithoutTheSecret) {
+  auto a = LockOn(Pool("wrong-secret"), "p");
+  absl::Status s = a->Acquire();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("AUTH")));
+  EXPECT_THAT(std::string(s.message()), Not(HasSubstr("wrong-secret")));
+  auto ok = LockOn(Pool("right-secret"), "p");
+  EXPECT_THAT(ok->Acquire(), IsOk());
+}
+
+TEST_F(RedisLockTest, SlowServerTimesOutReplacesTheConnectionAndCancels) {
+  auto pool = Pool();
+  auto a = LockOn(pool, "slow", [](policy::Policy& p) {
+    p.script_timeout = absl::Milliseconds(100);
+    p.on_busy = policy::OnBusy::kFail;
+  });
+  ASSERT_THAT(a->Acquire(), IsOk());  // warm the pool
+  ASSERT_THAT(a->Release(), IsOk());
+  const int64_t opened = pool->connections_opened();
+
+  std::thread sleeper = SleepServer(0.5);
+  absl::Status s = a->Acquire();
+  sleeper.join();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("timed out")));
+  EXPECT_EQ(a->hold_count(), 0);
+  // Both the acquire and its cancel were queued behind the sleep; whichever
+  // ran first, the lock must not be left taken.
+  Redis({"PING"});
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:slow}"}), 0);
+
+  ASSERT_THAT(a->Acquire(), IsOk());  // the broken connection was replaced
+  EXPECT_GT(pool->connections_opened(), opened);
+  EXPECT_THAT(a->Release(), IsOk());
+}
+
+TEST_F(RedisLockTest, DestructorReleases) {
+  {
+    auto a = Lock("dtor");
+    ASSERT_THAT(a->Acquire(), IsOk());
+    ASSERT_THAT(a->Acquire(), IsOk());
+  }
+  EXPECT_EQ(RedisInt({"EXISTS", "{t:dtor}"}), 0);
+}
+
+}  // namespace
+}  // namespace lock
