@@ -296,7 +296,7 @@ absl::Status LockWithRetry(std::string_view key, absl::Duration ttl,
   options.retry.initial_delay = strategy.delay;
   options.retry.max_delay = strategy.delay;
   options.retry.multiplier = 1.0;
-  options.wait.timeout = absl::InfiniteDuration();  // attempts bound the wait
+  options.wait.timeout = absl::Hours(24);  // the attempts bound the wait
   return LockWithOptions(key, options, fn);
 }
 

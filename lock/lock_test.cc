@@ -1,0 +1,247 @@
+#include "lock/lock.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_test.h"
+#include "lock/internal/status_matchers.h"
+
+namespace lock {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::IsOkAndHolds;
+using ::lock::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr char kConfig[] = R"json({
+  "redis": { "default": { "addrs": ["ADDR"] } },
+  "defaults": { "script_timeout": "300ms",
+                "retry": { "initial_delay": "1ms", "max_delay": "5ms" } },
+  "policies": {
+    "base": { "key_prefix": "base:", "ttl": "7s" },
+    "wait": { "key_prefix": "o:", "ttl": "20s", "wait": { "timeout": "2s" } },
+    "wait3": { "key_prefix": "o:", "retry": { "max_attempts": 3 } },
+    "fail": { "key_prefix": "o:", "on_busy": "fail" },
+    "skip": { "key_prefix": "o:", "on_busy": "skip" },
+    "child": { "extends": "base", "on_busy": "fail" }
+  }
+})json";
+
+class WithTest : public harness::RedisTest {
+ protected:
+  void SetUp() override {
+    harness::RedisTest::SetUp();
+    config_ = absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}});
+    auto registry = policy::Registry::FromJson(config_, "test.json");
+    ASSERT_THAT(registry, IsOk());
+    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    ASSERT_THAT(locker, IsOk());
+    locker_ = *std::move(locker);
+  }
+
+  void TearDown() override {
+    Shutdown();
+    harness::RedisTest::TearDown();
+  }
+
+  std::string Redis(const std::vector<std::string>& argv) {
+    absl::StatusOr<std::string> r = server().Exec(argv);
+    EXPECT_THAT(r, IsOk());
+    return r.value_or("");
+  }
+  int64_t RedisInt(const std::vector<std::string>& argv) {
+    int64_t v = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(Redis(argv), &v));
+    return v;
+  }
+
+  // Holds `key` under policy "wait" with another instance for the test body.
+  std::unique_ptr<RedisLock> HoldElsewhere(absl::string_view key) {
+    auto other = locker_->NewLock("wait", std::string(key));
+    EXPECT_THAT(other, IsOk());
+    EXPECT_THAT((*other)->Acquire(), IsOk());
+    return *std::move(other);
+  }
+
+  std::string config_;
+  std::unique_ptr<Locker> locker_;
+};
+
+TEST_F(WithTest, RunsFnUnderTheLockWithPrefixTtlAndFence) {
+  bool ran = false;
+  ASSERT_THAT(locker_->With("wait", "42", [&](Held& held) {
+    ran = true;
+    EXPECT_EQ(held.key(), "42");
+    EXPECT_GT(held.fencing_token(), 0);
+    EXPECT_FALSE(held.lost());
+    EXPECT_EQ(Redis({"HGET", "{o:42}", "owner"}), held.owner_token());
+    const int64_t pttl = RedisInt({"PTTL", "{o:42}"});
+    EXPECT_GT(pttl, 19000);  // the policy's 20s ttl
+    EXPECT_LE(pttl, 20000);
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:42}"}), 0);
+}
+
+TEST_F(WithTest, ExtendsInheritsPrefixAndTtl) {
+  ASSERT_THAT(locker_->With("child", "k", [&](Held&) {
+    EXPECT_EQ(RedisInt({"EXISTS", "{base:k}"}), 1);
+    EXPECT_GT(RedisInt({"PTTL", "{base:k}"}), 6000);
+    return absl::OkStatus();
+  }), IsOk());
+}
+
+TEST_F(WithTest, FnErrorIsReturnedAndTheLockReleased) {
+  absl::Status s = locker_->With("wait", "e", [] {
+    return absl::InternalError("payment provider said no");
+  });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal, HasSubstr("provider")));
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:e}"}), 0);
+}
+
+TEST_F(WithTest, ExceptionIsRethrownAfterRelease) {
+  EXPECT_THROW(
+      (void)locker_->With("wait", "x", []() -> absl::Status {
+        throw std::runtime_error("boom");
+      }),
+      std::runtime_error);
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:x}"}), 0);
+}
+
+TEST_F(WithTest, OnBusyFailSkipAndWait) {
+  auto holder = HoldElsewhere("b");
+  bool ran = false;
+  auto fn = [&] { ran = true; return absl::OkStatus(); };
+  EXPECT_TRUE(IsBusy(locker_->With("fail", "b", fn)));
+  EXPECT_TRUE(lock::IsSkipped(locker_->With("skip", "b", fn)));
+  absl::Status s = locker_->With("wait3", "b", fn);
+  EXPECT_TRUE(IsBusy(s));
+  EXPECT_THAT(s.message(), HasSubstr("after 3 attempts"));
+  EXPECT_FALSE(ran);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_THAT(holder->Release(), IsOk());
+  });
+  EXPECT_THAT(locker_->With("wait", "b", fn), IsOk());  // waits it out
+  release.join();
+  EXPECT_TRUE(ran);
+}
+
+TEST_F(WithTest, LockDeletedBehindTheHolderIsReportedLost) {
+  absl::Status s = locker_->With("wait", "l", [&](Held& held) {
+    Redis({"DEL", "{o:l}"});
+    absl::Status e = held.Extend(absl::Seconds(5));
+    EXPECT_TRUE(IsNotHeld(e)) << e;
+    EXPECT_TRUE(held.lost());
+    EXPECT_TRUE(held.stop_token().stop_requested());
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(IsLost(s)) << s;
+}
+
+TEST_F(WithTest, LostIsReportedEvenWhenFnSucceeded) {
+  absl::Status s = locker_->With("wait", "l2", [&] {
+    Redis({"HSET", "{o:l2}", "owner", "someone-else"});  // taken over
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(IsLost(s)) << s;
+  EXPECT_EQ(Redis({"HGET", "{o:l2}", "owner"}), "someone-else");  // untouched
+}
+
+TEST_F(WithTest, UnknownPolicyListsTheKnownOnes) {
+  EXPECT_THAT(locker_->With("nope", "k", [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("\"nope\""), HasSubstr("wait3"))));
+}
+
+TEST_F(WithTest, BadKeyIsInvalidArgument) {
+  EXPECT_THAT(locker_->With("wait", "a{b", [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'{'")));
+}
+
+TEST_F(WithTest, HeldLockKeepsItsPolicyAcrossReload) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/reload.json");
+  std::ofstream(path) << config_;
+  auto registry = std::shared_ptr<policy::Registry>(*policy::Registry::Load(path));
+  auto locker = *Locker::Create(registry);
+  auto held = *locker->NewLock("wait", "r");
+  ASSERT_THAT(held->Acquire(), IsOk());
+  std::ofstream(path) << absl::StrReplaceAll(config_, {{"\"20s\"", "\"9s\""}});
+  ASSERT_THAT(registry->Reload(), IsOk());
+  EXPECT_EQ(held->policy().ttl, absl::Seconds(20));
+  EXPECT_EQ((*locker->NewLock("wait", "r2"))->policy().ttl, absl::Seconds(9));
+  EXPECT_THAT(held->Release(), IsOk());
+}
+
+TEST_F(WithTest, UnsupportedModeFailsAtLoadTime) {
+  auto registry = policy::Registry::FromJson(R"json({
+    "redis": { "default": { "mode": "cluster", "addrs": ["127.0.0.1:7000"] } },
+    "policies": { "p": {} } })json");
+  ASSERT_THAT(registry, IsOk());
+  EXPECT_THAT(Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry))),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       AllOf(HasSubstr("\"default\""), HasSubstr("cluster"))));
+}
+
+TEST_F(WithTest, GlobalsInitFromJsonAndGoParityHelpers) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  EXPECT_THAT(lock::With("wait", "g", [] { return absl::OkStatus(); }), IsOk());
+  int64_t token = 0;
+  EXPECT_THAT(LockWithToken("tok", absl::Seconds(5), [&](int64_t t) {
+    token = t;
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_GT(token, 0);
+  EXPECT_THAT(Lock("plain", absl::Seconds(5), [&] {
+    EXPECT_EQ(RedisInt({"EXISTS", "{plain}"}), 1);  // options have no prefix
+    return absl::OkStatus();
+  }), IsOk());
+
+  auto holder = NewLock("held", LockOptions{});
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  absl::Status busy = LockWithRetry("held", absl::Seconds(5),
+                                    [] { return absl::OkStatus(); },
+                                    RetryStrategy{.max_attempts = 2,
+                                                  .delay = absl::Milliseconds(1)});
+  EXPECT_TRUE(IsBusy(busy)) << busy;
+  EXPECT_TRUE(IsNotHeld(UnlockByValue("held", "not-the-owner")));
+  EXPECT_EQ(RedisInt({"EXISTS", "{held}"}), 1);
+  EXPECT_THAT(UnlockByValue("held", (*holder)->owner_token()), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{held}"}), 0);
+}
+
+TEST_F(WithTest, InvalidOptionsNameTheField) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  LockOptions bad;
+  bad.ttl = absl::ZeroDuration();
+  EXPECT_THAT(LockWithOptions("k", bad, [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ttl")));
+}
+
+TEST_F(WithTest, LazyInitFromLockConfig) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/env.json");
+  std::ofstream(path) << config_;
+  setenv("LOCK_CONFIG", path.c_str(), 1);
+  EXPECT_THAT(lock::With("wait", "env", [] { return absl::OkStatus(); }), IsOk());
+  Shutdown();
+  setenv("LOCK_CONFIG", "/nonexistent/locks.json", 1);
+  EXPECT_THAT(lock::With("wait", "env", [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("LOCK_CONFIG=/nonexistent/locks.json")));
+  unsetenv("LOCK_CONFIG");
+  EXPECT_THAT(lock::With("wait", "env", [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lock::Init")));
+}
+
+}  // namespace
+}  // namespace lock
