@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/strings.h"
 #include "policy/config.h"
@@ -14,24 +15,6 @@
 namespace lock {
 
 using internal::ToAbsl;
-
-// ---- Held ------------------------------------------------------------------
-
-Held::Held(RedisLock* lock, std::string owner_token)
-    : lock_(lock),
-      key_(lock->key()),
-      owner_token_(std::move(owner_token)),
-      fencing_token_(lock->fencing_token()) {}
-
-void Held::MarkLost() {
-  if (!lost_.exchange(true)) stop_.request_stop();
-}
-
-absl::Status Held::Extend(absl::Duration ttl) {
-  absl::Status s = lock_->Renew(ttl);
-  if (IsNotHeld(s)) MarkLost();
-  return s;
-}
 
 // ---- Locker ----------------------------------------------------------------
 
@@ -80,26 +63,28 @@ absl::StatusOr<std::shared_ptr<const policy::Policy>> Locker::FindPolicy(
   return std::shared_ptr<const policy::Policy>(snapshot, p);
 }
 
-absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> Locker::PoolFor(
+absl::StatusOr<Locker::Endpoint> Locker::EndpointFor(
     const policy::RedisTarget& target) {
   if (target.mode != policy::RedisMode::kStandalone || target.addrs.empty()) {
     return absl::UnimplementedError(absl::StrCat(
         "redis target \"", target.name, "\": mode \"",
         ToAbsl(policy::RedisModeName(target.mode)), "\" is not supported"));
   }
-  std::lock_guard<std::mutex> lock(pools_mu_);
-  auto it = pools_.find(target.name);
-  if (it != pools_.end() && it->second.target == target) return it->second.pool;
+  std::lock_guard<std::mutex> lock(endpoints_mu_);
+  auto it = endpoints_.find(target.name);
+  if (it != endpoints_.end() && it->second.target == target) return it->second;
   // New or changed by a reload: locks still using the old pool keep it.
-  auto pool = std::make_shared<redis::ConnectionPool>(redis::PoolOptions{
-      .connection = {.addr = target.addrs[0],
-                     .connect_timeout = target.connect_timeout,
-                     .username = target.username,
-                     .password = target.password,
-                     .db = target.db},
-      .max_size = target.pool_size});
-  pools_[target.name] = TargetPool{target, pool};
-  return pool;
+  const redis::ConnectionOptions connection{.addr = target.addrs[0],
+                                            .connect_timeout = target.connect_timeout,
+                                            .username = target.username,
+                                            .password = target.password,
+                                            .db = target.db};
+  Endpoint e{target,
+             std::make_shared<redis::ConnectionPool>(redis::PoolOptions{
+                 .connection = connection, .max_size = target.pool_size}),
+             std::make_shared<internal::ReleaseNotifier>(connection)};
+  endpoints_[target.name] = e;
+  return e;
 }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
@@ -112,8 +97,9 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
         "\", which is not configured; known: ",
         absl::StrJoin(snapshot.TargetNames(), ", ")));
   }
-  ASSIGN_OR_RETURN(auto pool, PoolFor(*target));
-  return RedisLock::Create(std::move(pool), std::move(policy), ToAbsl(key));
+  ASSIGN_OR_RETURN(Endpoint e, EndpointFor(*target));
+  return RedisLock::Create(std::move(e.pool), std::move(policy), ToAbsl(key),
+                           std::move(e.notifier));
 }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
@@ -148,7 +134,8 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 
 absl::Status Locker::RunHeld(RedisLock& lock,
                              const std::function<absl::Status(Held&)>& fn) {
-  Held held(&lock, lock.owner_token());
+  if (lock.policy().renewal.enabled) RETURN_IF_ERROR(lock.EnableAutoRenew());
+  Held held(&lock, lock.hold());
   absl::Status result;
   std::exception_ptr thrown;
   try {
@@ -157,7 +144,6 @@ absl::Status Locker::RunHeld(RedisLock& lock,
     thrown = std::current_exception();
   }
   absl::Status released = lock.Release();
-  if (IsNotHeld(released)) held.MarkLost();
   if (thrown) std::rethrow_exception(thrown);
   if (!result.ok()) return result;
   if (held.lost()) {
@@ -234,7 +220,8 @@ void InitWith(std::shared_ptr<Locker> locker) {
   g_locker = std::move(locker);
 }
 
-void Shutdown() {
+void Shutdown(absl::Duration deadline) {
+  internal::RenewalManager::Global().Shutdown(deadline);
   std::shared_ptr<Locker> old;
   {
     std::lock_guard<std::mutex> lock(g_mu);

@@ -30,7 +30,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lock/errors.h"
+#include "lock/internal/notifier.h"
 #include "lock/redis_lock.h"
+#include "lock/stats.h"
 #include "policy/policy.h"
 #include "policy/registry.h"
 
@@ -51,34 +53,30 @@ struct RetryStrategy {
 // With. Thread-safe.
 class Held {
  public:
-  const std::string& key() const { return key_; }
-  const std::string& owner_token() const { return owner_token_; }
+  const std::string& key() const { return hold_->key; }
+  const std::string& owner_token() const { return hold_->token; }
   // Strictly increasing per key across all holders; pass it to the resource
-  // you write (see lock::FencedSet) so a stale holder's write is refused.
-  int64_t fencing_token() const { return fencing_token_; }
-  // True once the lock is known to have expired or changed hands.
-  bool lost() const { return lost_.load(); }
-  // Requested when the lock is lost: long critical sections should poll it
-  // (or register a std::stop_callback) and stop writing.
-  std::stop_token stop_token() const { return stop_.get_token(); }
+  // you write so that a stale holder's write can be refused.
+  int64_t fencing_token() const { return hold_->fence; }
+  // True once the lock is known to have expired or changed hands (found by
+  // auto-renewal, Extend, or the final release).
+  bool lost() const { return hold_->lost.load(); }
+  // Requested when the lock is lost (unless the policy's renewal.on_failure
+  // is "ignore"): long critical sections should poll it, or register a
+  // std::stop_callback, and stop writing.
+  std::stop_token stop_token() const { return hold_->stop.get_token(); }
   // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
   // when the lock was already lost.
-  absl::Status Extend(absl::Duration ttl);
+  absl::Status Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
 
-  // Marks the hold lost and requests the stop token. Idempotent.
-  void MarkLost();
-
-  Held(RedisLock* lock, std::string owner_token);
+  Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)
+      : lock_(lock), hold_(std::move(hold)) {}
   Held(const Held&) = delete;
   Held& operator=(const Held&) = delete;
 
  private:
   RedisLock* const lock_;
-  const std::string key_;
-  const std::string owner_token_;
-  const int64_t fencing_token_;
-  std::atomic<bool> lost_{false};
-  std::stop_source stop_;
+  const std::shared_ptr<internal::Hold> hold_;
 };
 
 // Locks built from a policy registry and the Redis targets it names.
@@ -131,18 +129,18 @@ class Locker {
   absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
       const std::shared_ptr<const policy::Snapshot>& snapshot,
       std::string_view name) const;
-  absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> PoolFor(
-      const policy::RedisTarget& target);
+  struct Endpoint {
+    policy::RedisTarget target;
+    std::shared_ptr<redis::ConnectionPool> pool;
+    std::shared_ptr<internal::ReleaseNotifier> notifier;
+  };
+  absl::StatusOr<Endpoint> EndpointFor(const policy::RedisTarget& target);
   absl::Status RunHeld(RedisLock& lock,
                        const std::function<absl::Status(Held&)>& fn);
 
   const std::shared_ptr<policy::Registry> registry_;
-  std::mutex pools_mu_;
-  struct TargetPool {
-    policy::RedisTarget target;
-    std::shared_ptr<redis::ConnectionPool> pool;
-  };
-  absl::flat_hash_map<std::string, TargetPool> pools_;  // by target name
+  std::mutex endpoints_mu_;
+  absl::flat_hash_map<std::string, Endpoint> endpoints_;  // by target name
 };
 
 // Checks that every Redis target of `snapshot` can be served by this build.
@@ -155,8 +153,11 @@ absl::Status Init(const std::string& config_path);
 absl::Status InitFromJson(std::string_view json);
 // Installs a Locker built elsewhere (tests, dependency injection).
 void InitWith(std::shared_ptr<Locker> locker);
-// Drops the process-wide Locker; held locks are released by their owners.
-void Shutdown();
+// Stops auto-renewal, marks every lock still held in the process lost
+// (requesting their stop tokens) and releases it, giving up on Redis calls
+// after `deadline`; then drops the process-wide Locker. Locks can be taken
+// again after a new Init.
+void Shutdown(absl::Duration deadline = absl::Seconds(5));
 // The process-wide Locker; on first use without Init it loads $LOCK_CONFIG.
 absl::StatusOr<std::shared_ptr<Locker>> Default();
 

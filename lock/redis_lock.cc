@@ -6,23 +6,20 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
+#include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/token.h"
 #include "lock/redis/script.h"
-#include "lock/scripts/embedded.h"
 #include "policy/backoff.h"
 
 namespace lock {
 namespace {
 
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using internal::SteadyNowNs;
 
 // Decimal text of `v` in `buf`, for script arguments without allocating.
 absl::string_view Decimal(int64_t v, char (&buf)[24]) {
@@ -60,23 +57,35 @@ double UnitRandom() {
   return absl::Uniform(gen, 0.0, 1.0);
 }
 
+absl::Duration Since(int64_t start_ns) {
+  return absl::Nanoseconds(SteadyNowNs() - start_ns);
+}
+
+void Count(std::atomic<int64_t>& counter) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
     std::shared_ptr<redis::ConnectionPool> pool,
-    std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key,
+    std::shared_ptr<internal::ReleaseNotifier> notifier) {
   RETURN_IF_ERROR(internal::ValidateKey(key));
-  return std::unique_ptr<RedisLock>(
-      new RedisLock(std::move(pool), std::move(policy), std::string(key)));
+  return std::unique_ptr<RedisLock>(new RedisLock(
+      std::move(pool), std::move(policy), std::string(key), std::move(notifier)));
 }
 
 RedisLock::RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
                      std::shared_ptr<const policy::Policy> policy,
-                     std::string key)
+                     std::string key,
+                     std::shared_ptr<internal::ReleaseNotifier> notifier)
     : pool_(std::move(pool)),
       policy_(std::move(policy)),
       key_(std::move(key)),
-      keys_(policy_->key_prefix, key_) {}
+      keys_(policy_->key_prefix, key_),
+      notifier_(std::move(notifier)),
+      counters_(internal::CountersFor(policy_->name)) {}
 
 RedisLock::~RedisLock() {
   std::lock_guard<std::mutex> lock(op_mu_);
@@ -95,16 +104,45 @@ absl::Status RedisLock::Annotate(const absl::Status& s,
   return out;
 }
 
+std::shared_ptr<internal::Hold> RedisLock::hold() const {
+  if (count_.load() == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(hold_mu_);
+  return hold_;
+}
+
 std::string RedisLock::owner_token() const {
-  if (count_.load() == 0) return "";
-  std::lock_guard<std::mutex> lock(token_mu_);
-  return token_;
+  auto h = hold();
+  return h ? h->token : "";
+}
+
+int64_t RedisLock::fencing_token() const {
+  auto h = hold();
+  return h ? h->fence : 0;
 }
 
 absl::Duration RedisLock::remaining() const {
-  if (count_.load() == 0) return absl::ZeroDuration();
-  int64_t left = valid_until_.load() - SteadyNowNs();
+  auto h = hold();
+  if (h == nullptr) return absl::ZeroDuration();
+  int64_t left = h->valid_until_ns.load() - SteadyNowNs();
   return left > 0 ? absl::Nanoseconds(left) : absl::ZeroDuration();
+}
+
+absl::StatusOr<redis::ReplyPtr> RedisLock::Call(
+    const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args, bool* outcome_unknown) {
+  if (outcome_unknown != nullptr) *outcome_unknown = false;
+  const int64_t start = SteadyNowNs();
+  ASSIGN_OR_RETURN(redis::PooledConnection conn,
+                   pool_->Borrow(policy_->script_timeout));
+  absl::StatusOr<redis::ReplyPtr> reply =
+      redis::RunScript(*conn, script, keys, args, policy_->script_timeout);
+  counters_.script_call.Observe(Since(start));
+  // A transport failure once the connection was ours leaves the outcome
+  // unknown: the request may have been applied. An error reply means it was
+  // processed and refused.
+  if (outcome_unknown != nullptr) *outcome_unknown = !reply.ok() && conn->broken();
+  return reply;
 }
 
 absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
@@ -115,38 +153,51 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
         policy_->name, " is not reentrant"));
   }
   const bool fresh = count == 0;
-  if (fresh) {
-    std::lock_guard<std::mutex> lock(token_mu_);
-    token_ = internal::NewOwnerToken();
-  }
-  const std::string marker = keys_.CancelMarker(token_);
+  // Every fresh acquisition gets its own token (see the class comment).
+  const std::string token = fresh ? internal::NewOwnerToken() : hold_->token;
+  const std::string marker = keys_.CancelMarker(token);
   char ttl_buf[24], count_buf[24];
   const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
-  const absl::string_view args[] = {token_, Decimal(Millis(policy_->ttl), ttl_buf),
+  const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
                                     Decimal(count + 1, count_buf),
                                     policy_->fencing ? "1" : "0"};
-
   const int64_t sent_at = SteadyNowNs();
-  ASSIGN_OR_RETURN(redis::PooledConnection conn,
-                   pool_->Borrow(policy_->script_timeout));
-  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
-      *conn, scripts::k_acquire, keys, args, policy_->script_timeout);
+  bool unknown = false;
+  absl::StatusOr<redis::ReplyPtr> reply =
+      Call(scripts::k_acquire, keys, args, &unknown);
   if (!reply.ok()) {
     absl::Status cause = reply.status();
-    if (fresh && conn->broken()) {
+    if (fresh && unknown) {
       // The request may have reached Redis and taken the lock with nobody
       // knowing; undo it rather than leave it held for a whole TTL.
-      const std::string token = token_;
-      { redis::PooledConnection drop = std::move(conn); }
       CancelLostAcquire(token, &cause);
     }
     return cause;
   }
   ASSIGN_OR_RETURN(auto r, TripleReply(**reply, "acquire"));
   if (r[0] == 1) {
-    if (fresh) acquired_at_ = sent_at;
-    fence_.store(r[1]);
-    valid_until_.store(sent_at + r[2] * 1'000'000);
+    if (fresh) {
+      auto h = std::make_shared<internal::Hold>();
+      h->pool = pool_;
+      h->policy = policy_;
+      h->key = key_;
+      h->owner_key = keys_.owner();
+      h->channel = keys_.channel();
+      h->token = token;
+      h->fence = r[1];
+      h->acquired_at_ns = sent_at;
+      h->counters = &counters_;
+      h->valid_until_ns.store(sent_at + r[2] * 1'000'000);
+      {
+        std::lock_guard<std::mutex> lock(hold_mu_);
+        hold_ = h;
+      }
+      internal::RenewalManager::Global().Track(h);
+      Count(counters_.active);
+    } else {
+      hold_->valid_until_ns.store(
+          std::max(hold_->valid_until_ns.load(), sent_at + r[2] * 1'000'000));
+    }
     count_.store(count + 1);
     return Attempt{Outcome::kHeld, absl::ZeroDuration()};
   }
@@ -154,7 +205,8 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
     return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1]))};
   }
   if (r[0] == -2) {
-    count_.store(0);
+    hold_->MarkLost(LostError("re-entry found the hold gone"));
+    ForgetHoldLocked();
     return LostError(absl::StrCat(
         "cannot re-enter: this instance's hold expired or passed to another "
         "owner before the re-entry (",
@@ -163,6 +215,13 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   // Tokens are fresh per acquisition, so a cancel marker can only match a
   // token that was never reused; reaching this means a broken invariant.
   return absl::InternalError("acquire refused by a cancel marker of a new token");
+}
+
+void RedisLock::ForgetHoldLocked() {
+  hold_->released.store(true);
+  internal::RenewalManager::Global().Untrack(hold_.get());
+  counters_.active.fetch_sub(1, std::memory_order_relaxed);
+  count_.store(0);
 }
 
 void RedisLock::CancelLostAcquire(const std::string& token,
@@ -196,78 +255,138 @@ void RedisLock::CancelLostAcquire(const std::string& token,
 absl::StatusOr<bool> RedisLock::TryAcquire() {
   std::lock_guard<std::mutex> lock(op_mu_);
   absl::StatusOr<Attempt> a = AttemptLocked();
-  if (!a.ok()) return Annotate(a.status(), "acquire");
-  return a->outcome == Outcome::kHeld;
+  if (!a.ok()) {
+    Count(counters_.errors);
+    return Annotate(a.status(), "acquire");
+  }
+  if (a->outcome == Outcome::kBusy) {
+    Count(counters_.busy);
+    return false;
+  }
+  if (count_.load() == 1) Count(counters_.acquired);
+  return true;
 }
 
 absl::Status RedisLock::Acquire() {
   std::lock_guard<std::mutex> lock(op_mu_);
+  const int64_t start = SteadyNowNs();
+  absl::Status s = AcquireLocked();
+  const std::shared_ptr<LockCallback> cb = internal::Callback();
+  if (s.ok()) {
+    if (count_.load() == 1) {
+      Count(counters_.acquired);
+      counters_.acquire_wait.Observe(Since(start));
+      if (cb) cb->OnAcquired(policy_->name, key_, Since(start));
+    }
+    return s;
+  }
+  Count(IsBusy(s) ? counters_.busy : lock::IsSkipped(s) ? counters_.skipped
+                                                          : counters_.errors);
+  if (cb) cb->OnAcquireFailed(policy_->name, key_, s);
+  return s;
+}
+
+absl::Status RedisLock::AcquireLocked() {
   const policy::Policy& p = *policy_;
   const bool wait = p.on_busy == policy::OnBusy::kWait;
   const int max_attempts = wait ? p.retry.max_attempts : 1;
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline =
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline =
       p.wait.timeout == absl::InfiniteDuration()
-          ? std::chrono::steady_clock::time_point::max()
+          ? Clock::time_point::max()
           : start + absl::ToChronoNanoseconds(p.wait.timeout);
+  std::unique_ptr<internal::ReleaseNotifier::Watch> watch;
   absl::Duration other_left;
   int attempt = 0;
-  while (true) {
+  for (int retry = 0;; ++retry) {
+    const uint64_t seen = watch ? watch->generation() : 0;
     absl::StatusOr<Attempt> a = AttemptLocked();
     ++attempt;
     if (!a.ok()) return Annotate(a.status(), "acquire");
     if (a->outcome == Outcome::kHeld) return absl::OkStatus();
     other_left = a->busy_remaining;
     if (attempt >= max_attempts) break;
-    const auto now = std::chrono::steady_clock::now();
+    const Clock::time_point now = Clock::now();
     if (now >= deadline) break;
-    absl::Duration delay = policy::BackoffDelay(p.retry, attempt - 1, UnitRandom());
-    std::this_thread::sleep_for(
-        std::min(absl::ToChronoNanoseconds(delay),
-                 std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)));
+    if (watch == nullptr && p.wait.notify && notifier_ != nullptr) {
+      // Subscribe first, then try again before waiting: a release landing
+      // between that try and the wait still moves the generation.
+      watch = notifier_->Subscribe(keys_.channel(), p.script_timeout);
+      --retry;  // this re-try is not a backoff step
+      continue;
+    }
+    // Sleep the backoff, but never past the holder's lease (a crashed holder
+    // publishes nothing) nor past the deadline.
+    const auto delay = std::min(
+        {absl::ToChronoNanoseconds(
+             policy::BackoffDelay(p.retry, std::max(retry, 0), UnitRandom())),
+         absl::ToChronoNanoseconds(other_left + absl::Milliseconds(1)),
+         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
+    if (watch != nullptr && watch->active()) {
+      Count(watch->WaitUntil(seen, now + delay) ? counters_.waits_woken_by_notify
+                                                 : counters_.waits_woken_by_timer);
+    } else {
+      std::this_thread::sleep_for(delay);
+      Count(counters_.waits_woken_by_timer);
+    }
   }
   const std::string msg = absl::StrCat(
       "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
       absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
       " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
       " in ",
-      absl::FormatDuration(absl::Trunc(
-          absl::FromChrono(std::chrono::steady_clock::now() - start),
-          absl::Milliseconds(1))));
+      absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
+                                       absl::Milliseconds(1))));
   return p.on_busy == policy::OnBusy::kSkip ? SkippedError(msg) : BusyError(msg);
 }
 
+absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
+                                           int count_after, int64_t keep_ms) {
+  char count_buf[24], keep_buf[24];
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {token, Decimal(count_after, count_buf),
+                                    keys_.channel(), Decimal(keep_ms, keep_buf)};
+  ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_release, keys, args));
+  ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
+  return released == 1;
+}
+
 absl::Status RedisLock::ReleaseLocked(int count_after) {
+  std::shared_ptr<internal::Hold> h = hold_;
   int64_t keep_ms = 0;
-  if (count_after == 0 && policy_->hold_at_least > absl::ZeroDuration()) {
-    int64_t until = acquired_at_ + absl::ToInt64Nanoseconds(policy_->hold_at_least);
-    keep_ms = (until - SteadyNowNs() + 999'999) / 1'000'000;
-    if (keep_ms < 0) keep_ms = 0;
+  if (count_after == 0) {
+    // Renewal stops before the release is sent, so it can never run after.
+    h->released.store(true);
+    if (policy_->hold_at_least > absl::ZeroDuration()) {
+      int64_t until =
+          h->acquired_at_ns + absl::ToInt64Nanoseconds(policy_->hold_at_least);
+      keep_ms = std::max<int64_t>(0, (until - SteadyNowNs() + 999'999) / 1'000'000);
+    }
   }
-  ASSIGN_OR_RETURN(bool released, RunRelease(token_, count_after, keep_ms));
-  if (!released) {
-    count_.store(0);
+  absl::StatusOr<bool> released = RunRelease(h->token, count_after, keep_ms);
+  if (!released.ok()) {
+    // The hold stays in place locally, so the caller may retry the release;
+    // if it never succeeds, the lease expires after its TTL.
+    return released.status();
+  }
+  if (!*released) {
+    h->MarkLost(LostError("release found the hold gone"));
+    ForgetHoldLocked();
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was no longer held by this owner (its lease "
         "expired or another owner took it); nothing was deleted"));
   }
   count_.store(count_after);
+  if (count_after == 0) {
+    internal::RenewalManager::Global().Untrack(h.get());
+    counters_.active.fetch_sub(1, std::memory_order_relaxed);
+    Count(counters_.released);
+    const absl::Duration held = Since(h->acquired_at_ns);
+    counters_.hold_time.Observe(held);
+    if (auto cb = internal::Callback()) cb->OnReleased(policy_->name, key_, held);
+  }
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
-                                            int count_after, int64_t keep_ms) {
-  char count_buf[24], keep_buf[24];
-  const absl::string_view keys[] = {keys_.owner()};
-  const absl::string_view args[] = {token, Decimal(count_after, count_buf),
-                                    keys_.channel(), Decimal(keep_ms, keep_buf)};
-  ASSIGN_OR_RETURN(redis::PooledConnection conn,
-                   pool_->Borrow(policy_->script_timeout));
-  ASSIGN_OR_RETURN(redis::ReplyPtr reply,
-                   redis::RunScript(*conn, scripts::k_release, keys, args,
-                                    policy_->script_timeout));
-  ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
-  return released == 1;
 }
 
 absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
@@ -305,46 +424,51 @@ absl::Status RedisLock::Renew(absl::Duration ttl) {
   }
   char ttl_buf[24];
   const absl::string_view keys[] = {keys_.owner()};
-  const absl::string_view args[] = {token_, Decimal(Millis(ttl), ttl_buf)};
+  const absl::string_view args[] = {hold_->token, Decimal(Millis(ttl), ttl_buf)};
   const int64_t sent_at = SteadyNowNs();
-  absl::StatusOr<redis::PooledConnection> conn =
-      pool_->Borrow(policy_->script_timeout);
-  if (!conn.ok()) return Annotate(conn.status(), "renew");
-  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
-      **conn, scripts::k_extend, keys, args, policy_->script_timeout);
+  absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_extend, keys, args);
   if (!reply.ok()) return Annotate(reply.status(), "renew");
   ASSIGN_OR_RETURN(int64_t extended, IntReply(**reply, "extend"));
   if (extended == 0) {
-    count_.store(0);
+    hold_->MarkLost(LostError("renew found the hold gone"));
+    ForgetHoldLocked();
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was lost before it could be renewed (its lease "
         "expired or another owner took it)"));
   }
-  valid_until_.store(sent_at + absl::ToInt64Nanoseconds(ttl));
+  hold_->valid_until_ns.store(sent_at + absl::ToInt64Nanoseconds(ttl));
+  return absl::OkStatus();
+}
+
+absl::Status RedisLock::EnableAutoRenew() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  if (count_.load() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "auto-renew of lock \"", key_, "\": not held by this instance"));
+  }
+  if (!hold_->renewing.exchange(true)) {
+    internal::RenewalManager::Global().Renew(hold_);
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<LockState> RedisLock::Inspect() {
   const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
-  absl::StatusOr<redis::PooledConnection> conn =
-      pool_->Borrow(policy_->script_timeout);
-  if (!conn.ok()) return Annotate(conn.status(), "inspect");
-  absl::StatusOr<redis::ReplyPtr> reply = redis::RunScript(
-      **conn, scripts::k_inspect, keys, {}, policy_->script_timeout);
+  absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_inspect, keys, {});
   if (!reply.ok()) return Annotate(reply.status(), "inspect");
   const redisReply& r = **reply;
   if (r.type != REDIS_REPLY_ARRAY || r.elements != 5 ||
       r.element[0]->type != REDIS_REPLY_STRING) {
     return absl::InternalError("inspect: unexpected reply shape");
   }
-  LockState st;
-  st.owner_token = std::string(redis::ReplyText(*r.element[0]));
-  st.held = !st.owner_token.empty();
   for (size_t i = 1; i < 5; ++i) {
     if (r.element[i]->type != REDIS_REPLY_INTEGER) {
       return absl::InternalError("inspect: unexpected reply shape");
     }
   }
+  LockState st;
+  st.owner_token = std::string(redis::ReplyText(*r.element[0]));
+  st.held = !st.owner_token.empty();
   st.remaining = st.held ? absl::Milliseconds(std::max<int64_t>(0, r.element[1]->integer))
                          : absl::ZeroDuration();
   st.hold_count = r.element[2]->integer;
@@ -357,7 +481,7 @@ absl::StatusOr<bool> RedisLock::IsLocked() {
   std::lock_guard<std::mutex> lock(op_mu_);
   if (count_.load() == 0) return false;
   ASSIGN_OR_RETURN(LockState st, Inspect());
-  return st.owner_token == token_;
+  return st.owner_token == hold_->token;
 }
 
 }  // namespace lock

@@ -26,8 +26,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "lock/internal/hold.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
+#include "lock/scripts/embedded.h"
+#include "lock/stats.h"
 #include "policy/policy.h"
 
 namespace lock {
@@ -45,9 +50,12 @@ struct LockState {
 class RedisLock {
  public:
   // Fails with kInvalidArgument when `key` is not a valid lock key.
+  // `notifier` (may be null) wakes waiters on release when the policy has
+  // wait.notify; without it waiting polls with backoff.
   static absl::StatusOr<std::unique_ptr<RedisLock>> Create(
       std::shared_ptr<redis::ConnectionPool> pool,
-      std::shared_ptr<const policy::Policy> policy, absl::string_view key);
+      std::shared_ptr<const policy::Policy> policy, absl::string_view key,
+      std::shared_ptr<internal::ReleaseNotifier> notifier = nullptr);
 
   RedisLock(const RedisLock&) = delete;
   RedisLock& operator=(const RedisLock&) = delete;
@@ -57,7 +65,8 @@ class RedisLock {
 
   // Takes the lock, behaving on a busy lock as the policy says: `wait`
   // retries with backoff until retry.max_attempts or wait.timeout (then
-  // IsBusy); `fail` returns IsBusy at once; `skip` returns IsSkipped.
+  // IsBusy), woken early by the holder's release when wait.notify is on;
+  // `fail` returns IsBusy at once; `skip` returns IsSkipped.
   // kUnavailable when Redis cannot be reached or does not answer within
   // script_timeout; if the request was sent but its reply lost, the possibly
   // taken lock is cancelled before returning (see cancel.lua), and if even
@@ -72,6 +81,11 @@ class RedisLock {
   absl::Status Release();
   // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost.
   absl::Status Renew(absl::Duration ttl);
+  // Renews the current hold in the background, per the policy's renewal
+  // settings (its TTL, threshold, script_timeout), until it is released or
+  // lost. lock::With does this itself when the policy enables renewal.
+  // kFailedPrecondition when not held.
+  absl::Status EnableAutoRenew();
   // Asks Redis whether this instance's hold is still in place.
   absl::StatusOr<bool> IsLocked();
   // Releases the key entirely if and only if `owner_token` holds it — for an
@@ -84,13 +98,16 @@ class RedisLock {
   const std::string& key() const { return key_; }
   const policy::Policy& policy() const { return *policy_; }
   // Token of the current hold (0 when not held or fencing is off).
-  int64_t fencing_token() const { return fence_.load(); }
+  int64_t fencing_token() const;
   // Lease left by the local steady clock, measured from before the acquire
   // was sent, so it never overstates; zero when not held.
   absl::Duration remaining() const;
   int hold_count() const { return count_.load(); }
   // Owner token of the current hold; empty when not held.
   std::string owner_token() const;
+  // The current hold, shared with Held and the renewal manager; null when
+  // not held.
+  std::shared_ptr<internal::Hold> hold() const;
 
  private:
   enum class Outcome { kHeld, kBusy };
@@ -100,9 +117,20 @@ class RedisLock {
   };
 
   RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
-            std::shared_ptr<const policy::Policy> policy, std::string key);
+            std::shared_ptr<const policy::Policy> policy, std::string key,
+            std::shared_ptr<internal::ReleaseNotifier> notifier);
 
   absl::StatusOr<Attempt> AttemptLocked();
+  absl::Status AcquireLocked();
+  // Runs a script on a pooled connection, timing it for the statistics.
+  // `outcome_unknown` (optional) is set when the request may have been
+  // applied although no reply came.
+  absl::StatusOr<redis::ReplyPtr> Call(const scripts::EmbeddedScript& script,
+                                       absl::Span<const absl::string_view> keys,
+                                       absl::Span<const absl::string_view> args,
+                                       bool* outcome_unknown = nullptr);
+  // Drops the current hold after it was found lost (op_mu_ held).
+  void ForgetHoldLocked();
   absl::Status ReleaseLocked(int count_after);
   // Runs release.lua for `token`; true when it released, false when the
   // token did not hold the lock.
@@ -115,14 +143,13 @@ class RedisLock {
   const std::shared_ptr<const policy::Policy> policy_;
   const std::string key_;
   const internal::LockKeys keys_;
+  const std::shared_ptr<internal::ReleaseNotifier> notifier_;
+  internal::PolicyCounters& counters_;
 
   std::mutex op_mu_;  // serializes operations; held across Redis calls
-  mutable std::mutex token_mu_;
-  std::string token_;                    // guarded by token_mu_
-  int64_t acquired_at_ = 0;              // steady-clock ns; under op_mu_
-  std::atomic<int> count_{0};            // written under op_mu_
-  std::atomic<int64_t> fence_{0};        // written under op_mu_
-  std::atomic<int64_t> valid_until_{0};  // steady-clock ns; under op_mu_
+  mutable std::mutex hold_mu_;
+  std::shared_ptr<internal::Hold> hold_;  // guarded by hold_mu_; set under op_mu_
+  std::atomic<int> count_{0};             // written under op_mu_
 };
 
 }  // namespace lock

@@ -162,6 +162,27 @@ absl::Status Connection::Append(absl::Span<const absl::string_view> argv) {
   return absl::OkStatus();
 }
 
+absl::Status Connection::Flush() {
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) return Fail("write");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Connection::ReadAvailable() {
+  if (redisBufferRead(ctx_.get()) != REDIS_OK) return Fail("read");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReplyPtr> Connection::NextBufferedReply() {
+  void* raw = nullptr;
+  if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
+    return Fail("parse reply");
+  }
+  return ReplyPtr(static_cast<redisReply*>(raw));
+}
+
 absl::StatusOr<ReplyPtr> Connection::ReadReply(absl::Duration timeout) {
   return ReadReplyFor(timeout, "read reply");
 }

@@ -72,6 +72,14 @@ class Connection {
   absl::Status Append(absl::Span<const absl::string_view> argv);
   absl::StatusOr<ReplyPtr> ReadReply(absl::Duration timeout);
 
+  // Non-blocking use, for a subscriber connection driven by poll(): send
+  // what Append queued, read what the socket has, and take complete replies
+  // one by one (nullptr when none is complete yet).
+  int fd() const { return ctx_->fd; }
+  absl::Status Flush();
+  absl::Status ReadAvailable();
+  absl::StatusOr<ReplyPtr> NextBufferedReply();
+
   bool broken() const { return broken_; }
   // False when an idle connection has already been closed by the server
   // (restart, CLIENT KILL, idle timeout): one non-blocking poll, no round

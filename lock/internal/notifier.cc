@@ -1,0 +1,214 @@
+#include "lock/internal/notifier.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+
+namespace lock::internal {
+namespace {
+
+absl::string_view Text(const redisReply& r) {
+  return r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS
+             ? absl::string_view(r.str, r.len)
+             : absl::string_view();
+}
+
+}  // namespace
+
+ReleaseNotifier::ReleaseNotifier(redis::ConnectionOptions options)
+    : options_(std::move(options)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+ReleaseNotifier::~ReleaseNotifier() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  Wake();
+  if (thread_.joinable()) thread_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+int64_t ReleaseNotifier::connections_opened() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return connections_opened_;
+}
+
+void ReleaseNotifier::Wake() {
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
+    const std::string& channel, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Run(); });
+  std::unique_ptr<Channel>& slot = channels_[channel];
+  if (slot == nullptr) slot = std::make_unique<Channel>();
+  Channel* ch = slot.get();
+  if (ch->refs++ == 0) {
+    // A confirmation left from before an UNSUBSCRIBE still in flight would
+    // be stale: wait for this subscription's own.
+    ch->confirmed = false;
+    to_subscribe_.push_back(channel);
+    Wake();
+  }
+  ch->changed.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                       [&] { return ch->confirmed || stop_ || down_; });
+  return std::unique_ptr<Watch>(new Watch(this, channel, ch));
+}
+
+void ReleaseNotifier::Unsubscribe(const std::string& channel) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || --it->second->refs > 0) return;
+  // The entry stays until Redis confirms, so a quick re-subscribe reuses it.
+  to_unsubscribe_.push_back(channel);
+  Wake();
+}
+
+ReleaseNotifier::Watch::~Watch() { notifier_->Unsubscribe(channel_); }
+
+bool ReleaseNotifier::Watch::active() const {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  return state_->confirmed;
+}
+
+uint64_t ReleaseNotifier::Watch::generation() const {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  return state_->generation;
+}
+
+bool ReleaseNotifier::Watch::WaitUntil(
+    uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(notifier_->mu_);
+  return state_->changed.wait_until(
+      lock, deadline, [&] { return state_->generation != seen; });
+}
+
+void ReleaseNotifier::DisconnectedLocked() {
+  down_ = true;
+  for (auto& [name, ch] : channels_) {
+    ch->confirmed = false;
+    ++ch->generation;  // waiters re-check now, then fall back to polling
+    ch->changed.notify_all();
+  }
+  to_unsubscribe_.clear();  // nothing to unsubscribe on a new connection
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    if (it->second->refs == 0) {
+      channels_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ReleaseNotifier::Handle(const redisReply& reply) {
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 2) return;
+  const absl::string_view kind = Text(*reply.element[0]);
+  const std::string channel(Text(*reply.element[1]));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  Channel& ch = *it->second;
+  if (kind == "message") {
+    ++ch.generation;
+    ch.changed.notify_all();
+  } else if (kind == "subscribe") {
+    ch.confirmed = true;
+    ch.changed.notify_all();
+  } else if (kind == "unsubscribe") {
+    if (ch.refs == 0) {
+      channels_.erase(it);
+    } else {
+      ch.confirmed = false;  // re-subscribed meanwhile; its reply follows
+    }
+  }
+}
+
+void ReleaseNotifier::Run() {
+  std::unique_ptr<redis::Connection> conn;
+  auto backoff = std::chrono::milliseconds(20);
+  while (true) {
+    std::vector<std::string> subscribe, unsubscribe;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      if (conn == nullptr) {
+        // Everything wanted is (re)subscribed on the next connection.
+        to_subscribe_.clear();
+        for (const auto& [name, ch] : channels_) {
+          if (ch->refs > 0) to_subscribe_.push_back(name);
+        }
+      }
+      subscribe.swap(to_subscribe_);
+      unsubscribe.swap(to_unsubscribe_);
+    }
+    if (conn == nullptr) {
+      absl::StatusOr<std::unique_ptr<redis::Connection>> c =
+          redis::Connection::Open(options_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++connections_opened_;
+      }
+      if (!c.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          DisconnectedLocked();
+        }
+        pollfd p{wake_fd_, POLLIN, 0};
+        poll(&p, 1, static_cast<int>(backoff.count()));
+        uint64_t drained;
+        (void)!read(wake_fd_, &drained, sizeof(drained));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+        continue;
+      }
+      conn = *std::move(c);
+      backoff = std::chrono::milliseconds(20);
+      std::lock_guard<std::mutex> lock(mu_);
+      down_ = false;
+    }
+    bool ok = true;
+    for (auto* list : {&subscribe, &unsubscribe}) {
+      if (list->empty() || !ok) continue;
+      std::vector<absl::string_view> argv = {
+          list == &subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"};
+      argv.insert(argv.end(), list->begin(), list->end());
+      ok = conn->Append(argv).ok();
+    }
+    if (ok) ok = conn->Flush().ok();
+    if (ok) {
+      pollfd p[2] = {{conn->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      poll(p, 2, 1000);
+      if (p[1].revents & POLLIN) {
+        uint64_t drained;
+        (void)!read(wake_fd_, &drained, sizeof(drained));
+      }
+      if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+        ok = conn->ReadAvailable().ok();
+        while (ok) {
+          absl::StatusOr<redis::ReplyPtr> r = conn->NextBufferedReply();
+          if (!r.ok()) {
+            ok = false;
+          } else if (*r == nullptr) {
+            break;
+          } else {
+            Handle(**r);
+          }
+        }
+      }
+    }
+    if (!ok) {
+      conn.reset();
+      std::lock_guard<std::mutex> lock(mu_);
+      DisconnectedLocked();
+    }
+  }
+}
+
+}  // namespace lock::internal

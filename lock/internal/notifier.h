@@ -1,0 +1,98 @@
+// Wake-on-release for waiters: one pub/sub connection per Redis target
+// multiplexes every waiter of the process (never a connection per waiter).
+//
+// A waiter subscribes to the lock's release channel *before* its next
+// attempt, remembers generation(), tries, and only then waits for the
+// generation to move. A release published between the try and the wait is
+// therefore never missed (Redisson#1763). When the subscriber connection is
+// down, active() is false and waiters fall back to their backoff timers; the
+// connection is re-established in the background.
+#ifndef LOCK_INTERNAL_NOTIFIER_H_
+#define LOCK_INTERNAL_NOTIFIER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "lock/redis/connection.h"
+
+namespace lock::internal {
+
+class ReleaseNotifier {
+ public:
+  class Watch;
+
+  explicit ReleaseNotifier(redis::ConnectionOptions options);
+  ReleaseNotifier(const ReleaseNotifier&) = delete;
+  ReleaseNotifier& operator=(const ReleaseNotifier&) = delete;
+  // All Watches must be gone.
+  ~ReleaseNotifier();
+
+  // Registers interest in `channel` and waits up to `timeout` for Redis to
+  // confirm the subscription. Always returns a Watch; check active().
+  std::unique_ptr<Watch> Subscribe(const std::string& channel,
+                                   absl::Duration timeout);
+
+  // Subscriber connections opened so far (tests).
+  int64_t connections_opened() const;
+
+ private:
+  struct Channel {
+    int refs = 0;
+    bool confirmed = false;
+    uint64_t generation = 0;
+    std::condition_variable changed;
+  };
+
+  void Run();
+  void Wake();
+  void DisconnectedLocked();
+  void Handle(const redisReply& reply);
+  void Unsubscribe(const std::string& channel);
+
+  const redis::ConnectionOptions options_;
+  int wake_fd_ = -1;
+
+  mutable std::mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Channel>> channels_;
+  std::vector<std::string> to_subscribe_;    // guarded by mu_
+  std::vector<std::string> to_unsubscribe_;  // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
+  // The subscriber connection is known to be down: waiters poll instead of
+  // waiting for a confirmation that cannot come.
+  bool down_ = false;                        // guarded by mu_
+  int64_t connections_opened_ = 0;           // guarded by mu_
+  std::thread thread_;                       // started by the first Subscribe
+};
+
+class ReleaseNotifier::Watch {
+ public:
+  ~Watch();
+  // True when Redis confirmed the subscription and it has not dropped since.
+  bool active() const;
+  // Moves on every release published on the channel (and when the
+  // subscriber connection drops, so that waiters re-check at once).
+  uint64_t generation() const;
+  // Waits until generation() differs from `seen` (true) or `deadline` (false).
+  bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
+ private:
+  friend class ReleaseNotifier;
+  Watch(ReleaseNotifier* notifier, std::string channel, Channel* state)
+      : notifier_(notifier), channel_(std::move(channel)), state_(state) {}
+
+  ReleaseNotifier* const notifier_;
+  const std::string channel_;
+  Channel* const state_;  // lives while refs > 0
+};
+
+}  // namespace lock::internal
+
+#endif  // LOCK_INTERNAL_NOTIFIER_H_

@@ -1,0 +1,259 @@
+#include "lock/internal/renewal.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lock/errors.h"
+#include "lock/redis/script.h"
+#include "lock/scripts/embedded.h"
+
+namespace lock::internal {
+namespace {
+
+int64_t TtlNs(const Hold& h) { return absl::ToInt64Nanoseconds(h.policy->ttl); }
+
+// When the next renewal of a hold renewed at `from_ns` falls due.
+int64_t NextDueNs(const Hold& h, int64_t from_ns) {
+  return from_ns + static_cast<int64_t>(TtlNs(h) * (1 - h.policy->renewal.threshold));
+}
+
+// A due hold may be renewed this much early so that it joins a pipeline
+// with its neighbours: a quarter of its safety margin, at most 50ms.
+int64_t CoalesceNs(const Hold& h) {
+  return std::min<int64_t>(
+      50'000'000, static_cast<int64_t>(TtlNs(h) * h.policy->renewal.threshold / 4));
+}
+
+}  // namespace
+
+RenewalManager& RenewalManager::Global() {
+  static RenewalManager* m = new RenewalManager;  // never destroyed: threads
+  return *m;
+}
+
+void RenewalManager::Track(const std::shared_ptr<Hold>& hold) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tracked_[hold.get()] = hold;
+}
+
+void RenewalManager::Untrack(const Hold* hold) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tracked_.erase(hold);
+}
+
+void RenewalManager::StartLocked() {
+  if (running_) return;
+  running_ = true;
+  stop_ = false;
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+  for (int i = 0; i < kWorkers; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  SetRenewalQueue(0, kQueueCapacity);
+}
+
+void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
+  const int64_t due = NextDueNs(*hold, hold->acquired_at_ns);
+  std::lock_guard<std::mutex> lock(mu_);
+  StartLocked();
+  ScheduleLocked(std::move(hold), due);
+}
+
+void RenewalManager::ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns) {
+  const bool earliest = heap_.empty() || at_ns < heap_.top().at_ns;
+  heap_.push(Due{at_ns, std::move(hold)});
+  if (earliest) due_changed_.notify_one();
+}
+
+void RenewalManager::Schedule(std::shared_ptr<Hold> hold, int64_t at_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return;
+  ScheduleLocked(std::move(hold), at_ns);
+}
+
+void RenewalManager::SchedulerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (heap_.empty()) {
+      due_changed_.wait(lock);
+      continue;
+    }
+    const int64_t now = SteadyNowNs();
+    if (heap_.top().at_ns > now) {
+      due_changed_.wait_for(lock, std::chrono::nanoseconds(heap_.top().at_ns - now));
+      continue;
+    }
+    // Everything due now (or nearly), grouped per Redis target.
+    absl::flat_hash_map<const redis::ConnectionPool*, Batch> by_pool;
+    while (!heap_.empty() &&
+           heap_.top().at_ns <= now + CoalesceNs(*heap_.top().hold)) {
+      std::shared_ptr<Hold> h = heap_.top().hold;
+      heap_.pop();
+      if (h->released.load() || h->lost.load()) continue;
+      by_pool[h->pool.get()].push_back(std::move(h));
+    }
+    for (auto& [pool, holds] : by_pool) {
+      for (size_t i = 0; i < holds.size(); i += kMaxBatch) {
+        Batch batch(holds.begin() + i,
+                    holds.begin() + std::min(holds.size(), i + kMaxBatch));
+        if (queue_.size() >= kQueueCapacity) {
+          // Workers are behind: try these again shortly rather than queue
+          // without bound.
+          for (auto& h : batch) {
+            h->counters->skipped_renewals.fetch_add(1, std::memory_order_relaxed);
+            ScheduleLocked(h, now + 10'000'000);
+          }
+          continue;
+        }
+        queue_.push_back(std::move(batch));
+        work_.notify_one();
+      }
+    }
+    SetRenewalQueue(static_cast<int64_t>(queue_.size()), kQueueCapacity);
+  }
+}
+
+void RenewalManager::WorkerLoop() {
+  while (true) {
+    Batch batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      batch = std::move(queue_.front());
+      queue_.pop_front();
+      SetRenewalQueue(static_cast<int64_t>(queue_.size()), kQueueCapacity);
+    }
+    RenewBatch(batch);
+  }
+}
+
+void RenewalManager::Failed(const std::shared_ptr<Hold>& hold,
+                            const absl::Status& why) {
+  if (hold->released.load()) return;
+  hold->counters->renewal_errors.fetch_add(1, std::memory_order_relaxed);
+  if (auto cb = Callback()) cb->OnRenewalFailed(hold->policy->name, hold->key, why);
+  const int64_t now = SteadyNowNs();
+  const int64_t left = hold->valid_until_ns.load() - now;
+  if (left <= 0) {
+    hold->MarkLost(LostError(absl::StrCat(
+        "lock \"", hold->key, "\" (policy ", hold->policy->name,
+        ") could not be renewed before its lease ran out: ", why.message())));
+    return;
+  }
+  // Retry while the lease lasts: soon, but leave room for a few tries.
+  Schedule(hold, now + std::clamp<int64_t>(left / 4, 1'000'000, 100'000'000));
+}
+
+void RenewalManager::RenewBatch(Batch batch) {
+  redis::ConnectionPool& pool = *batch.front()->pool;
+  absl::Duration timeout = absl::InfiniteDuration();
+  for (const auto& h : batch) timeout = std::min(timeout, h->policy->script_timeout);
+
+  const int64_t sent = SteadyNowNs();
+  absl::StatusOr<redis::PooledConnection> conn = pool.Borrow(timeout);
+  if (!conn.ok()) {
+    for (const auto& h : batch) Failed(h, conn.status());
+    return;
+  }
+  // One pipeline: every EVALSHA is written before any reply is read.
+  std::vector<std::string> ttls(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Hold& h = *batch[i];
+    ttls[i] = absl::StrCat(absl::ToInt64Milliseconds(h.policy->ttl));
+    const absl::string_view argv[] = {"EVALSHA", scripts::k_extend.sha1, "1",
+                                      h.owner_key, h.token, ttls[i]};
+    absl::Status s = (*conn)->Append(argv);
+    if (!s.ok()) {
+      for (const auto& f : batch) Failed(f, s);
+      return;
+    }
+  }
+  AddRenewalRoundTrip();
+  std::vector<redis::ReplyPtr> replies(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    absl::StatusOr<redis::ReplyPtr> reply = (*conn)->ReadReply(timeout);
+    if (!reply.ok()) {
+      for (size_t j = i; j < batch.size(); ++j) Failed(batch[j], reply.status());
+      batch.resize(i);
+      break;
+    }
+    replies[i] = *std::move(reply);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const std::shared_ptr<Hold>& h = batch[i];
+    if (replies[i]->type == REDIS_REPLY_ERROR &&
+        absl::StartsWith(redis::ReplyText(*replies[i]), "NOSCRIPT")) {
+      // Script cache flushed (restart, failover): this call goes by EVAL,
+      // which also re-caches the script for the next pipeline.
+      const absl::string_view keys[] = {h->owner_key};
+      const absl::string_view args[] = {h->token, ttls[i]};
+      absl::StatusOr<redis::ReplyPtr> again =
+          redis::EvalScript(**conn, scripts::k_extend, keys, args, timeout);
+      if (!again.ok()) {
+        Failed(h, again.status());
+        continue;
+      }
+      replies[i] = *std::move(again);
+    }
+    const redisReply& r = *replies[i];
+    if (r.type == REDIS_REPLY_ERROR) {
+      Failed(h, redis::ServerError(redis::ReplyText(r), pool.addr(), "renew"));
+    } else if (r.type != REDIS_REPLY_INTEGER) {
+      Failed(h, absl::InternalError("renew: unexpected reply type"));
+    } else if (r.integer == 1) {
+      const int64_t done = SteadyNowNs();
+      h->valid_until_ns.store(sent + TtlNs(*h));
+      h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
+      h->counters->renewal_latency.Observe(absl::Nanoseconds(done - sent));
+      if (auto cb = Callback()) cb->OnRenewed(h->policy->name, h->key, h->policy->ttl);
+      Schedule(h, NextDueNs(*h, sent));
+    } else if (!h->released.load()) {
+      h->MarkLost(LostError(absl::StrCat(
+          "lock \"", h->key, "\" (policy ", h->policy->name,
+          ") was gone or held by another owner when its renewal ran")));
+    }
+  }
+}
+
+void RenewalManager::Shutdown(absl::Duration deadline) {
+  const int64_t end = SteadyNowNs() + absl::ToInt64Nanoseconds(deadline);
+  std::vector<std::shared_ptr<Hold>> holds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    due_changed_.notify_all();
+    work_.notify_all();
+  }
+  if (scheduler_.joinable()) scheduler_.join();
+  for (auto& w : workers_) w.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    workers_.clear();
+    running_ = false;
+    heap_ = {};
+    queue_.clear();
+    for (auto& [ptr, weak] : tracked_) {
+      if (auto h = weak.lock()) holds.push_back(std::move(h));
+    }
+    tracked_.clear();
+  }
+  for (const auto& h : holds) {
+    if (h->released.exchange(true)) continue;
+    h->MarkLost(LostError(absl::StrCat("lock \"", h->key, "\" (policy ",
+                                       h->policy->name,
+                                       ") was released by Shutdown")));
+    const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
+    if (left <= absl::ZeroDuration()) continue;  // expires after its ttl
+    const absl::Duration timeout = std::min(left, h->policy->script_timeout);
+    absl::StatusOr<redis::PooledConnection> conn = h->pool->Borrow(timeout);
+    if (!conn.ok()) continue;
+    const absl::string_view keys[] = {h->owner_key};
+    const absl::string_view args[] = {h->token, "0", h->channel, "0"};
+    (void)redis::RunScript(**conn, scripts::k_release, keys, args, timeout);
+  }
+}
+
+}  // namespace lock::internal
