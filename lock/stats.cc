@@ -17,6 +17,8 @@ struct Registry {
   // node_hash_map: counters never move, so handed-out references stay valid.
   absl::node_hash_map<std::string, PolicyCounters> counters;
   std::shared_ptr<LockCallback> callback;
+  // Lets the lock path skip the mutex when no callback is set (the usual case).
+  std::atomic<bool> has_callback{false};
   std::atomic<int64_t> queue_len{0}, queue_cap{0}, round_trips{0};
 };
 
@@ -54,6 +56,7 @@ PolicyCounters& CountersFor(std::string_view policy) {
 
 std::shared_ptr<LockCallback> Callback() {
   Registry& r = Global();
+  if (!r.has_callback.load(std::memory_order_acquire)) return nullptr;
   std::lock_guard<std::mutex> lock(r.mu);
   return r.callback;
 }
@@ -83,6 +86,7 @@ double HistogramSnapshot::QuantileUpperBound(double q) const {
 void SetCallback(std::shared_ptr<LockCallback> callback) {
   auto& r = internal::Global();
   std::lock_guard<std::mutex> lock(r.mu);
+  r.has_callback.store(callback != nullptr, std::memory_order_release);
   r.callback = std::move(callback);
 }
 

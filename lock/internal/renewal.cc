@@ -34,13 +34,15 @@ RenewalManager& RenewalManager::Global() {
 }
 
 void RenewalManager::Track(const std::shared_ptr<Hold>& hold) {
-  std::lock_guard<std::mutex> lock(mu_);
-  tracked_[hold.get()] = hold;
+  TrackShard& shard = ShardOf(hold.get());
+  std::lock_guard<std::mutex> lock(shard.mu);
+  shard.holds[hold.get()] = hold;
 }
 
 void RenewalManager::Untrack(const Hold* hold) {
-  std::lock_guard<std::mutex> lock(mu_);
-  tracked_.erase(hold);
+  TrackShard& shard = ShardOf(hold);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  shard.holds.erase(hold);
 }
 
 void RenewalManager::StartLocked() {
@@ -235,10 +237,13 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
     running_ = false;
     heap_ = {};
     queue_.clear();
-    for (auto& [ptr, weak] : tracked_) {
+  }
+  for (TrackShard& shard : tracked_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto& [ptr, weak] : shard.holds) {
       if (auto h = weak.lock()) holds.push_back(std::move(h));
     }
-    tracked_.clear();
+    shard.holds.clear();
   }
   for (const auto& h : holds) {
     if (h->released.exchange(true)) continue;

@@ -15,6 +15,7 @@
 #ifndef LOCK_INTERNAL_RENEWAL_H_
 #define LOCK_INTERNAL_RENEWAL_H_
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -74,7 +75,17 @@ class RenewalManager {
   bool stop_ = false;
   std::thread scheduler_;
   std::vector<std::thread> workers_;
-  absl::flat_hash_map<const Hold*, std::weak_ptr<Hold>> tracked_;
+  // Every acquisition and release passes here: sharded so that threads
+  // locking different keys do not queue on one mutex.
+  struct TrackShard {
+    std::mutex mu;
+    absl::flat_hash_map<const Hold*, std::weak_ptr<Hold>> holds;
+  };
+  static constexpr size_t kTrackShards = 16;
+  std::array<TrackShard, kTrackShards> tracked_;
+  TrackShard& ShardOf(const Hold* h) {
+    return tracked_[(reinterpret_cast<uintptr_t>(h) >> 6) % kTrackShards];
+  }
 };
 
 }  // namespace lock::internal

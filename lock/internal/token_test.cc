@@ -1,5 +1,6 @@
 #include "lock/internal/token.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -27,6 +28,30 @@ TEST(OwnerToken, DistinctAcrossManyGenerations) {
   for (int i = 0; i < 200000; ++i) {
     ASSERT_TRUE(seen.insert(NewOwnerToken()).second) << "repeat at " << i;
   }
+}
+
+TEST(OwnerToken, ForkedChildNeverRepeatsItsParentsTokens) {
+  NewOwnerToken();  // the parent's buffer now holds unused random bytes
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string t = NewOwnerToken();
+    (void)!write(fds[1], t.data(), t.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[256];
+  ssize_t n = read(fds[0], buf, sizeof(buf));
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_GT(n, 0);
+  const std::string child_token(buf, n);
+  const std::string child_random = child_token.substr(child_token.rfind(':') + 1);
+  const std::string parent_random = NewOwnerToken().substr(NewOwnerToken().rfind(':') + 1);
+  EXPECT_NE(child_random, parent_random);
 }
 
 }  // namespace

@@ -116,19 +116,32 @@ double RawFloor(const std::string& addr, int threads, double seconds) {
     }
     ctxs.push_back(std::move(c));
   }
-  const std::string acquire_sha(lock::scripts::k_acquire.sha1);
-  const std::string release_sha(lock::scripts::k_release.sha1);
-  return RunPairs(threads, seconds, [&](int t) {
+  // Per-thread argument vectors, built once: the floor pays only for I/O.
+  struct Args {
+    std::vector<std::string> acquire, release;
+  };
+  std::vector<Args> args(threads);
+  for (int t = 0; t < threads; ++t) {
     const std::string owner = absl::StrCat("{bench:raw:", t, "}");
-    const std::string fence = owner + ":fence";
-    const std::string marker = owner + ":cancel:tok";
-    const std::string channel = owner + ":released";
-    lock::redis::ReplyPtr a(static_cast<redisReply*>(redisCommand(
-        ctxs[t].get(), "EVALSHA %s 3 %s %s %s tok 30000 1 1", acquire_sha.c_str(),
-        owner.c_str(), fence.c_str(), marker.c_str())));
-    lock::redis::ReplyPtr r(static_cast<redisReply*>(
-        redisCommand(ctxs[t].get(), "EVALSHA %s 1 %s tok 0 %s 0",
-                     release_sha.c_str(), owner.c_str(), channel.c_str())));
+    args[t].acquire = {"EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3",
+                       owner, owner + ":fence", owner + ":cancel:tok", "tok",
+                       "30000", "1", "1"};
+    args[t].release = {"EVALSHA", std::string(lock::scripts::k_release.sha1), "1",
+                       owner, "tok", "0", owner + ":released", "0"};
+  }
+  auto argv_command = [](redisContext* c, const std::vector<std::string>& a) {
+    const char* argv[16];
+    size_t lens[16];
+    for (size_t i = 0; i < a.size(); ++i) {
+      argv[i] = a[i].data();
+      lens[i] = a[i].size();
+    }
+    return lock::redis::ReplyPtr(static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(a.size()), argv, lens)));
+  };
+  return RunPairs(threads, seconds, [&](int t) {
+    lock::redis::ReplyPtr a = argv_command(ctxs[t].get(), args[t].acquire);
+    lock::redis::ReplyPtr r = argv_command(ctxs[t].get(), args[t].release);
     return a != nullptr && r != nullptr && a->type == REDIS_REPLY_ARRAY &&
            r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   });

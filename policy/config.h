@@ -1,0 +1,112 @@
+// Parsing and validation of lock policy configuration (DESIGN.md section 5).
+//
+//   absl::StatusOr<std::shared_ptr<const policy::Snapshot>> s =
+//       policy::ParseConfig(text, "policies.json");
+//   if (!s.ok()) {
+//     // One line per problem, e.g.
+//     // policies.json: /policies/order-close/retry/max_attempts: must be >= 1,
+//     got 0 std::cerr << s.status().message();
+//   }
+//   const policy::Policy* p = (*s)->FindPolicy("order-close");
+//
+// Parsing is a pure function of the texts plus the environment variables
+// named by `password_env`; file access lives in registry.h. Validation is
+// strict and exhaustive: every error of every source is reported at once, as
+// one absl::InvalidArgumentError whose message has one error per line, each
+// `<source>: <JSON pointer>: <message>[, got <bad value>]`.
+//
+// Resolution order of every policy field:
+//   struct default < "defaults" block < extends chain (base first) < policy.
+#ifndef POLICY_CONFIG_H_
+#define POLICY_CONFIG_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "nlohmann/json.hpp"
+#include "policy/policy.h"
+
+namespace policy {
+
+// An immutable, fully validated and resolved configuration. Lookups are map
+// lookups (O(log n), no allocation); no JSON is touched after parsing. Pointers
+// returned by Find* stay valid as long as the Snapshot lives (hold the
+// shared_ptr). Thread-safe: it is never modified after construction.
+class Snapshot {
+ public:
+  // `policies` and `targets` must already be valid and resolved; ParseConfig
+  // is the normal way to get a Snapshot. Public so that tests and tools can
+  // build one from structs.
+  Snapshot(std::vector<Policy> policies, std::vector<RedisTarget> targets,
+           std::vector<std::string> sources);
+
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  // nullptr when there is no such name.
+  const Policy* FindPolicy(std::string_view name) const;
+  const RedisTarget* FindTarget(std::string_view name) const;
+
+  // Sorted names.
+  std::vector<std::string> PolicyNames() const;
+  std::vector<std::string> TargetNames() const;
+
+  // Names of the sources (files) this snapshot was parsed from, in order.
+  const std::vector<std::string>& sources() const { return sources_; }
+
+ private:
+  // std::less<> lets std::string_view look up std::string keys without a
+  // copy. (abseil's hash maps would want absl::string_view, which in
+  // Debian's build is not std::string_view.) Ordered, so names come sorted.
+  std::map<std::string, Policy, std::less<>> policies_;
+  std::map<std::string, RedisTarget, std::less<>> targets_;
+  std::vector<std::string> sources_;
+};
+
+// One configuration text and the name errors use for it (usually its path).
+struct ConfigSource {
+  std::string name;
+  std::string text;
+};
+
+// Parses and validates one configuration text.
+absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
+    std::string_view json, std::string_view source_name);
+
+// Parses several sources (e.g. the *.json files of a directory) as one
+// configuration: their "redis", "defaults" and "policies" are merged. The same
+// policy or target name in two sources, or the same "defaults" field set in
+// two sources, is an error naming both. Errors of all sources are reported
+// together.
+absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
+    absl::Span<const ConfigSource> sources);
+
+// Renders a resolved policy back as a configuration object (the value of a
+// "policies" entry): every field, durations as strings ("30s", "600ms").
+// Feeding it back to ParseConfig yields the same Policy.
+nlohmann::json ExplainPolicy(const Policy& policy);
+
+// Same for a target (the value of a "redis" entry). Never includes the
+// password, only password_env.
+nlohmann::json ExplainTarget(const RedisTarget& target);
+
+// A whole resolved configuration: {"redis": {...}, "policies": {...}}.
+nlohmann::json ExplainSnapshot(const Snapshot& snapshot);
+
+// The field names the parser accepts, per kind of JSON object. The schema
+// test checks that policy/schema.json declares exactly these.
+const std::vector<std::string_view>& TopLevelFieldNames();
+const std::vector<std::string_view>& TargetFieldNames();
+const std::vector<std::string_view>& PolicyFieldNames();
+const std::vector<std::string_view>& WaitFieldNames();
+const std::vector<std::string_view>& RetryFieldNames();
+const std::vector<std::string_view>& RenewalFieldNames();
+
+}  // namespace policy
+
+#endif  // POLICY_CONFIG_H_

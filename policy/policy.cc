@@ -1,0 +1,73 @@
+#include "policy/policy.h"
+
+namespace policy {
+namespace {
+
+// The *FromName functions invert the *Name switch over the kAll* array, so
+// each enum's spelling is written down exactly once.
+template <typename Enum, size_t N>
+std::optional<Enum> FromName(const std::array<Enum, N>& all,
+                             std::string_view (*name_of)(Enum),
+                             std::string_view name) {
+  for (Enum value : all) {
+    if (name_of(value) == name) return value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view OnBusyName(OnBusy on_busy) {
+  switch (on_busy) {
+    case OnBusy::kWait:
+      return "wait";
+    case OnBusy::kSkip:
+      return "skip";
+    case OnBusy::kFail:
+      return "fail";
+  }
+  return "unknown";
+}
+
+std::string_view OnRenewalFailureName(OnRenewalFailure on_failure) {
+  switch (on_failure) {
+    case OnRenewalFailure::kSignal:
+      return "signal";
+    case OnRenewalFailure::kIgnore:
+      return "ignore";
+  }
+  return "unknown";
+}
+
+std::string_view RedisModeName(RedisMode mode) {
+  switch (mode) {
+    case RedisMode::kStandalone:
+      return "standalone";
+    case RedisMode::kSentinel:
+      return "sentinel";
+    case RedisMode::kCluster:
+      return "cluster";
+    case RedisMode::kRedlock:
+      return "redlock";
+  }
+  return "unknown";
+}
+
+std::optional<OnBusy> OnBusyFromName(std::string_view name) {
+  return FromName(kAllOnBusy, &OnBusyName, name);
+}
+
+std::optional<OnRenewalFailure> OnRenewalFailureFromName(
+    std::string_view name) {
+  return FromName(kAllOnRenewalFailure, &OnRenewalFailureName, name);
+}
+
+std::optional<RedisMode> RedisModeFromName(std::string_view name) {
+  return FromName(kAllRedisModes, &RedisModeName, name);
+}
+
+int RedlockQuorum(const RedisTarget& target) {
+  return static_cast<int>(target.addrs.size()) / 2 + 1;
+}
+
+}  // namespace policy
