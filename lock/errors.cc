@@ -35,6 +35,10 @@ absl::Status NotHeldError(absl::string_view m) {
   return Make(absl::StatusCode::kFailedPrecondition, "not_held", m);
 }
 
+absl::Status StaleFenceError(absl::string_view m) {
+  return Make(absl::StatusCode::kAborted, "stale_fence", m);
+}
+
 bool IsBusy(const absl::Status& s) {
   return Is(s, absl::StatusCode::kAborted, "busy");
 }
@@ -43,6 +47,9 @@ bool IsSkipped(const absl::Status& s) {
 }
 bool IsLost(const absl::Status& s) {
   return Is(s, absl::StatusCode::kDataLoss, "lost");
+}
+bool IsStaleFence(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kAborted, "stale_fence");
 }
 bool IsNotHeld(const absl::Status& s) {
   return Is(s, absl::StatusCode::kFailedPrecondition, "not_held");

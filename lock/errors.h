@@ -14,6 +14,8 @@
 //                                    held: writes made under it may be unsafe
 //   not held    kFailedPrecondition  release/extend of a lock this owner does
 //                                    not hold (never touches another's lock)
+//   stale fence kAborted             FencedSet refused a write whose fencing
+//                                    token is older than one already written
 // Redis unreachable or too slow is kUnavailable; a bad key or policy is
 // kInvalidArgument; an unknown policy is kNotFound.
 #ifndef LOCK_ERRORS_H_
@@ -28,11 +30,13 @@ absl::Status BusyError(absl::string_view message);
 absl::Status SkippedError(absl::string_view message);
 absl::Status LostError(absl::string_view message);
 absl::Status NotHeldError(absl::string_view message);
+absl::Status StaleFenceError(absl::string_view message);
 
 bool IsBusy(const absl::Status& s);
 bool IsSkipped(const absl::Status& s);
 bool IsLost(const absl::Status& s);
 bool IsNotHeld(const absl::Status& s);
+bool IsStaleFence(const absl::Status& s);
 
 }  // namespace lock
 

@@ -10,6 +10,9 @@
 #include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/strings.h"
+#include "lock/redis/script.h"
+#include "lock/scripts/embedded.h"
+#include "absl/strings/numbers.h"
 #include "policy/config.h"
 
 namespace lock {
@@ -189,6 +192,39 @@ absl::Status Locker::UnlockByValue(std::string_view policy,
   return lock->ReleaseOwnedBy(ToAbsl(owner_token));
 }
 
+absl::Status Locker::FencedSet(std::string_view policy,
+                               std::string_view resource_key,
+                               std::string_view value, int64_t fencing_token) {
+  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
+  const policy::RedisTarget* target = snapshot->FindTarget(p->redis);
+  if (target == nullptr) {
+    return absl::NotFoundError(absl::StrCat("policy \"", p->name,
+                                            "\" names unknown redis target \"",
+                                            p->redis, "\""));
+  }
+  ASSIGN_OR_RETURN(Endpoint e, EndpointFor(*target));
+  ASSIGN_OR_RETURN(redis::PooledConnection conn, e.pool->Borrow(p->script_timeout));
+  char token[24];
+  char* end = absl::numbers_internal::FastIntToBuffer(fencing_token, token);
+  const absl::string_view keys[] = {ToAbsl(resource_key)};
+  const absl::string_view args[] = {ToAbsl(value), absl::string_view(token, end - token)};
+  ASSIGN_OR_RETURN(redis::ReplyPtr reply,
+                   redis::RunScript(*conn, scripts::k_fenced_set, keys, args,
+                                    p->script_timeout));
+  const redisReply& r = *reply;
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
+      r.element[0]->type != REDIS_REPLY_INTEGER ||
+      r.element[1]->type != REDIS_REPLY_INTEGER) {
+    return absl::InternalError("fenced_set: unexpected reply shape");
+  }
+  if (r.element[0]->integer == 1) return absl::OkStatus();
+  return StaleFenceError(absl::StrCat(
+      "write to \"", ToAbsl(resource_key), "\" refused: fencing token ",
+      fencing_token, " is older than ", r.element[1]->integer,
+      ", already written by a later holder"));
+}
+
 // ---- Process-wide layer ----------------------------------------------------
 
 namespace {
@@ -300,6 +336,12 @@ absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
                                                    const LockOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   return locker->NewLock(key, options);
+}
+
+absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
+                       std::string_view value, int64_t fencing_token) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->FencedSet(policy, resource_key, value, fencing_token);
 }
 
 absl::Status UnlockByValue(std::string_view key, std::string_view owner_token) {

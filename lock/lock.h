@@ -118,6 +118,15 @@ class Locker {
   absl::Status UnlockByValue(std::string_view policy, std::string_view key,
                              std::string_view owner_token);
 
+  // Writes `value` to the Redis hash `resource_key` (fields "value" and
+  // "fence", on the policy's Redis target) only if `fencing_token` is at
+  // least the highest token that ever wrote it; IsStaleFence otherwise.
+  // Why: a holder paused past its lease (GC, SIGSTOP, a slow disk) still
+  // believes it holds the lock; its late write must not overwrite the work
+  // of the holder that came after it. Pass Held::fencing_token().
+  absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
+                         std::string_view value, int64_t fencing_token);
+
   const std::shared_ptr<policy::Registry>& registry() const { return registry_; }
 
  private:
@@ -178,6 +187,10 @@ absl::Status LockWithToken(std::string_view key, absl::Duration ttl,
                            const std::function<absl::Status(int64_t)>& fn);
 absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
                                                    const LockOptions& options);
+// Locker::FencedSet on the process-wide Locker.
+absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
+                       std::string_view value, int64_t fencing_token);
+
 // Releases `key` of the unnamed default options (target "default", no key
 // prefix) if and only if `owner_token` holds it.
 absl::Status UnlockByValue(std::string_view key, std::string_view owner_token);

@@ -243,5 +243,23 @@ TEST_F(WithTest, LazyInitFromLockConfig) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lock::Init")));
 }
 
+TEST_F(WithTest, FencedSetRefusesAStaleHoldersWrite) {
+  // A holder that stalled past its lease comes back after a newer holder
+  // wrote: its write must be refused and the newer value kept.
+  int64_t stale = 0;
+  ASSERT_THAT(locker_->With("wait", "stock", [&](Held& held) {
+    stale = held.fencing_token();
+    return absl::OkStatus();
+  }), IsOk());
+  ASSERT_THAT(locker_->With("wait", "stock", [&](Held& held) {
+    EXPECT_GT(held.fencing_token(), stale);
+    return locker_->FencedSet("wait", "stock:sku-1", "7", held.fencing_token());
+  }), IsOk());
+  absl::Status s = locker_->FencedSet("wait", "stock:sku-1", "8", stale);
+  EXPECT_TRUE(IsStaleFence(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("refused"));
+  EXPECT_EQ(Redis({"HGET", "stock:sku-1", "value"}), "7");
+}
+
 }  // namespace
 }  // namespace lock

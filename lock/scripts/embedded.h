@@ -17,6 +17,7 @@ extern const EmbeddedScript k_release;
 extern const EmbeddedScript k_extend;
 extern const EmbeddedScript k_inspect;
 extern const EmbeddedScript k_cancel;
+extern const EmbeddedScript k_fenced_set;
 
 }  // namespace lock::scripts
 
