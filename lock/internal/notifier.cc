@@ -51,10 +51,11 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   std::unique_ptr<Channel>& slot = channels_[channel];
   if (slot == nullptr) slot = std::make_unique<Channel>();
   Channel* ch = slot.get();
-  if (ch->refs++ == 0) {
-    // A confirmation left from before an UNSUBSCRIBE still in flight would
-    // be stale: wait for this subscription's own.
+  if (ch->refs++ == 0 && (ch->unsubscribing || !ch->confirmed)) {
+    // New, or on its way out: a confirmation left from before an UNSUBSCRIBE
+    // in flight would be stale, so wait for this subscription's own.
     ch->confirmed = false;
+    ch->unsubscribing = false;
     to_subscribe_.push_back(channel);
     Wake();
   }
@@ -67,9 +68,20 @@ void ReleaseNotifier::Unsubscribe(const std::string& channel) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = channels_.find(channel);
   if (it == channels_.end() || --it->second->refs > 0) return;
-  // The entry stays until Redis confirms, so a quick re-subscribe reuses it.
-  to_unsubscribe_.push_back(channel);
-  Wake();
+  // Lingers subscribed; SweepIdleLocked unsubscribes it later if still idle.
+  it->second->idle_since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count();
+}
+
+void ReleaseNotifier::SweepIdleLocked(int64_t now_ns) {
+  for (auto& [name, ch] : channels_) {
+    if (ch->refs == 0 && !ch->unsubscribing && now_ns - ch->idle_since_ns > kLingerNs) {
+      // The entry stays until Redis confirms, so a quick re-subscribe reuses it.
+      ch->unsubscribing = true;
+      to_unsubscribe_.push_back(name);
+    }
+  }
 }
 
 ReleaseNotifier::Watch::~Watch() { notifier_->Unsubscribe(channel_); }
@@ -117,13 +129,16 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
   if (it == channels_.end()) return;
   Channel& ch = *it->second;
   if (kind == "message") {
+    // One release frees the lock for one holder: wake a single waiter
+    // instead of a herd that would mostly find it taken again. The others
+    // still see the new generation when their own timers fire.
     ++ch.generation;
-    ch.changed.notify_all();
+    ch.changed.notify_one();
   } else if (kind == "subscribe") {
     ch.confirmed = true;
     ch.changed.notify_all();
   } else if (kind == "unsubscribe") {
-    if (ch.refs == 0) {
+    if (ch.refs == 0 && ch.unsubscribing) {
       channels_.erase(it);
     } else {
       ch.confirmed = false;  // re-subscribed meanwhile; its reply follows
@@ -146,6 +161,9 @@ void ReleaseNotifier::Run() {
           if (ch->refs > 0) to_subscribe_.push_back(name);
         }
       }
+      SweepIdleLocked(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count());
       subscribe.swap(to_subscribe_);
       unsubscribe.swap(to_unsubscribe_);
     }
@@ -184,7 +202,7 @@ void ReleaseNotifier::Run() {
     if (ok) ok = conn->Flush().ok();
     if (ok) {
       pollfd p[2] = {{conn->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      poll(p, 2, 1000);
+      poll(p, 2, 500);  // also paces the sweep of idle channels
       if (p[1].revents & POLLIN) {
         uint64_t drained;
         (void)!read(wake_fd_, &drained, sizeof(drained));

@@ -47,9 +47,17 @@ class ReleaseNotifier {
   struct Channel {
     int refs = 0;
     bool confirmed = false;
+    bool unsubscribing = false;  // UNSUBSCRIBE queued or sent
+    int64_t idle_since_ns = 0;   // when refs last dropped to 0
     uint64_t generation = 0;
     std::condition_variable changed;
   };
+
+  // A channel nobody waits on stays subscribed this long, so a hot key's
+  // next waiter needs no SUBSCRIBE round trip.
+  static constexpr int64_t kLingerNs = 2'000'000'000;
+
+  void SweepIdleLocked(int64_t now_ns);
 
   void Run();
   void Wake();
@@ -78,7 +86,8 @@ class ReleaseNotifier::Watch {
   // True when Redis confirmed the subscription and it has not dropped since.
   bool active() const;
   // Moves on every release published on the channel (and when the
-  // subscriber connection drops, so that waiters re-check at once).
+  // subscriber connection drops, so that waiters re-check at once). A
+  // release wakes one waiter of the process; a dropped connection wakes all.
   uint64_t generation() const;
   // Waits until generation() differs from `seen` (true) or `deadline` (false).
   bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline);
