@@ -26,21 +26,6 @@ absl::Status ValidateOptions(const LockOptions& options,
                              const policy::Snapshot& snapshot);
 }  // namespace
 
-absl::Status CheckTargetsSupported(const policy::Snapshot& snapshot) {
-  std::vector<std::string> problems;
-  for (const std::string& name : snapshot.TargetNames()) {
-    const policy::RedisTarget* t = snapshot.FindTarget(name);
-    if (t->mode != policy::RedisMode::kStandalone) {
-      problems.push_back(absl::StrCat(
-          "redis target \"", name, "\": mode \"",
-          ToAbsl(policy::RedisModeName(t->mode)),
-          "\" is not supported by this build (supported: standalone)"));
-    }
-  }
-  if (problems.empty()) return absl::OkStatus();
-  return absl::UnimplementedError(absl::StrJoin(problems, "\n"));
-}
-
 Locker::Locker(std::shared_ptr<policy::Registry> registry)
     : registry_(std::move(registry)) {}
 
@@ -48,7 +33,6 @@ Locker::~Locker() = default;
 
 absl::StatusOr<std::unique_ptr<Locker>> Locker::Create(
     std::shared_ptr<policy::Registry> registry) {
-  RETURN_IF_ERROR(CheckTargetsSupported(*registry->snapshot()));
   return std::unique_ptr<Locker>(new Locker(std::move(registry)));
 }
 
@@ -66,43 +50,65 @@ absl::StatusOr<std::shared_ptr<const policy::Policy>> Locker::FindPolicy(
   return std::shared_ptr<const policy::Policy>(snapshot, p);
 }
 
-absl::StatusOr<Locker::Endpoint> Locker::EndpointFor(
-    const policy::RedisTarget& target) {
-  if (target.mode != policy::RedisMode::kStandalone || target.addrs.empty()) {
-    return absl::UnimplementedError(absl::StrCat(
-        "redis target \"", target.name, "\": mode \"",
-        ToAbsl(policy::RedisModeName(target.mode)), "\" is not supported"));
+absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
+    const policy::Snapshot& snapshot, const policy::Policy& policy) {
+  const policy::RedisTarget* found = snapshot.FindTarget(policy.redis);
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "policy \"", policy.name, "\" names redis target \"", policy.redis,
+        "\", which is not configured; known: ",
+        absl::StrJoin(snapshot.TargetNames(), ", ")));
   }
-  std::lock_guard<std::mutex> lock(endpoints_mu_);
-  auto it = endpoints_.find(target.name);
-  if (it != endpoints_.end() && it->second.target == target) return it->second;
-  // New or changed by a reload: locks still using the old pool keep it.
-  const redis::ConnectionOptions connection{.addr = target.addrs[0],
-                                            .connect_timeout = target.connect_timeout,
-                                            .username = target.username,
-                                            .password = target.password,
-                                            .db = target.db};
-  Endpoint e{target,
-             std::make_shared<redis::ConnectionPool>(redis::PoolOptions{
-                 .connection = connection, .max_size = target.pool_size}),
-             std::make_shared<internal::ReleaseNotifier>(connection)};
-  endpoints_[target.name] = e;
-  return e;
+  const policy::RedisTarget& target = *found;
+  std::lock_guard<std::mutex> lock(backends_mu_);
+  auto it = backends_.find(target.name);
+  if (it != backends_.end() && it->second.target == target) return it->second.backend;
+  // New or changed by a reload: locks still using the old backend keep it.
+  const redis::PoolOptions data{
+      .connection = {.connect_timeout = target.connect_timeout,
+                     .username = target.username,
+                     .password = target.password,
+                     .db = target.db},
+      .max_size = target.pool_size};
+  auto standalone = [&data](const std::string& addr) {
+    redis::PoolOptions o = data;
+    o.connection.addr = addr;
+    return std::make_shared<redis::StandaloneTopology>(o);
+  };
+  auto backend = std::make_shared<Backend>();
+  switch (target.mode) {
+    case policy::RedisMode::kStandalone:
+      backend->homes.push_back(standalone(target.addrs.at(0)));
+      break;
+    case policy::RedisMode::kSentinel:
+      backend->homes.push_back(std::make_shared<redis::SentinelTopology>(
+          redis::SentinelOptions{target.sentinels, target.master_name, data}));
+      break;
+    case policy::RedisMode::kCluster:
+      backend->homes.push_back(std::make_shared<redis::ClusterTopology>(
+          redis::ClusterOptions{target.addrs, data}));
+      break;
+    case policy::RedisMode::kRedlock:
+      for (const std::string& addr : target.addrs) backend->homes.push_back(standalone(addr));
+      break;
+  }
+  backend->min_replicas_ack = target.min_replicas_ack;
+  backend->replica_ack_timeout = target.replica_ack_timeout;
+  backend->drift_factor = target.drift_factor;
+  // Releases published on any master reach a subscriber on the first home.
+  std::shared_ptr<redis::Topology> first = backend->homes.front();
+  const absl::Duration timeout = target.connect_timeout;
+  backend->notifier = std::make_shared<internal::ReleaseNotifier>(
+      [first, timeout] { return first->SubscriberOptions(timeout); });
+  backends_[target.name] = TargetBackend{target, backend};
+  return std::shared_ptr<const Backend>(backend);
 }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
     std::shared_ptr<const policy::Policy> policy,
     const policy::Snapshot& snapshot, std::string_view key) {
-  const policy::RedisTarget* target = snapshot.FindTarget(policy->redis);
-  if (target == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "policy \"", policy->name, "\" names redis target \"", policy->redis,
-        "\", which is not configured; known: ",
-        absl::StrJoin(snapshot.TargetNames(), ", ")));
-  }
-  ASSIGN_OR_RETURN(Endpoint e, EndpointFor(*target));
-  return RedisLock::Create(std::move(e.pool), std::move(policy), ToAbsl(key),
-                           std::move(e.notifier));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(snapshot, *policy));
+  return RedisLock::Create(std::move(backend), std::move(policy), ToAbsl(key));
 }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
@@ -197,21 +203,22 @@ absl::Status Locker::FencedSet(std::string_view policy,
                                std::string_view value, int64_t fencing_token) {
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
-  const policy::RedisTarget* target = snapshot->FindTarget(p->redis);
-  if (target == nullptr) {
-    return absl::NotFoundError(absl::StrCat("policy \"", p->name,
-                                            "\" names unknown redis target \"",
-                                            p->redis, "\""));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(*snapshot, *p));
+  if (backend->redlock()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "FencedSet on policy \"", p->name, "\": its redis target \"", p->redis,
+        "\" is a Redlock quorum of independent masters, which issue no "
+        "monotonic fencing tokens; a fenced write there would only pretend "
+        "to protect the resource"));
   }
-  ASSIGN_OR_RETURN(Endpoint e, EndpointFor(*target));
-  ASSIGN_OR_RETURN(redis::PooledConnection conn, e.pool->Borrow(p->script_timeout));
   char token[24];
   char* end = absl::numbers_internal::FastIntToBuffer(fencing_token, token);
   const absl::string_view keys[] = {ToAbsl(resource_key)};
   const absl::string_view args[] = {ToAbsl(value), absl::string_view(token, end - token)};
-  ASSIGN_OR_RETURN(redis::ReplyPtr reply,
-                   redis::RunScript(*conn, scripts::k_fenced_set, keys, args,
-                                    p->script_timeout));
+  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                   backend->homes[0]->Run(scripts::k_fenced_set, keys, args,
+                                          {.timeout = p->script_timeout}));
+  const redis::ReplyPtr& reply = run.reply;
   const redisReply& r = *reply;
   if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
       r.element[0]->type != REDIS_REPLY_INTEGER ||

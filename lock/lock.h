@@ -83,8 +83,7 @@ class Held {
 // Thread-safe; share one per process (or per configuration).
 class Locker {
  public:
-  // Fails when a configured Redis target uses a mode this build cannot serve,
-  // so a bad configuration is reported at startup, not at the first lock.
+  // Connections are opened lazily, at the first lock on each target.
   static absl::StatusOr<std::unique_ptr<Locker>> Create(
       std::shared_ptr<policy::Registry> registry);
 
@@ -121,6 +120,8 @@ class Locker {
   // Writes `value` to the Redis hash `resource_key` (fields "value" and
   // "fence", on the policy's Redis target) only if `fencing_token` is at
   // least the highest token that ever wrote it; IsStaleFence otherwise.
+  // Refused (kFailedPrecondition) on a Redlock target: independent masters
+  // cannot issue one monotonic token sequence, so there is none to check.
   // Why: a holder paused past its lease (GC, SIGSTOP, a slow disk) still
   // believes it holds the lock; its late write must not overwrite the work
   // of the holder that came after it. Pass Held::fencing_token().
@@ -138,22 +139,19 @@ class Locker {
   absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
       const std::shared_ptr<const policy::Snapshot>& snapshot,
       std::string_view name) const;
-  struct Endpoint {
-    policy::RedisTarget target;
-    std::shared_ptr<redis::ConnectionPool> pool;
-    std::shared_ptr<internal::ReleaseNotifier> notifier;
-  };
-  absl::StatusOr<Endpoint> EndpointFor(const policy::RedisTarget& target);
+  absl::StatusOr<std::shared_ptr<const Backend>> BackendFor(
+      const policy::Snapshot& snapshot, const policy::Policy& policy);
   absl::Status RunHeld(RedisLock& lock,
                        const std::function<absl::Status(Held&)>& fn);
 
   const std::shared_ptr<policy::Registry> registry_;
-  std::mutex endpoints_mu_;
-  absl::flat_hash_map<std::string, Endpoint> endpoints_;  // by target name
+  struct TargetBackend {
+    policy::RedisTarget target;
+    std::shared_ptr<const Backend> backend;
+  };
+  std::mutex backends_mu_;
+  absl::flat_hash_map<std::string, TargetBackend> backends_;  // by target name
 };
-
-// Checks that every Redis target of `snapshot` can be served by this build.
-absl::Status CheckTargetsSupported(const policy::Snapshot& snapshot);
 
 // ---- Process-wide layer over one Locker ------------------------------------
 

@@ -183,16 +183,6 @@ TEST_F(WithTest, HeldLockKeepsItsPolicyAcrossReload) {
   EXPECT_THAT(held->Release(), IsOk());
 }
 
-TEST_F(WithTest, UnsupportedModeFailsAtLoadTime) {
-  auto registry = policy::Registry::FromJson(R"json({
-    "redis": { "default": { "mode": "cluster", "addrs": ["127.0.0.1:7000"] } },
-    "policies": { "p": {} } })json");
-  ASSERT_THAT(registry, IsOk());
-  EXPECT_THAT(Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry))),
-              StatusIs(absl::StatusCode::kUnimplemented,
-                       AllOf(HasSubstr("\"default\""), HasSubstr("cluster"))));
-}
-
 TEST_F(WithTest, GlobalsInitFromJsonAndGoParityHelpers) {
   ASSERT_THAT(InitFromJson(config_), IsOk());
   EXPECT_THAT(lock::With("wait", "g", [] { return absl::OkStatus(); }), IsOk());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <thread>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
+#include "lock/internal/parallel.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/token.h"
@@ -68,23 +70,33 @@ void Count(std::atomic<int64_t>& counter) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
+    std::shared_ptr<const Backend> backend,
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+  RETURN_IF_ERROR(internal::ValidateKey(key));
+  if (backend == nullptr || backend->homes.empty()) {
+    return absl::InvalidArgumentError("lock backend has no Redis to talk to");
+  }
+  return std::unique_ptr<RedisLock>(
+      new RedisLock(std::move(backend), std::move(policy), std::string(key)));
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
     std::shared_ptr<redis::ConnectionPool> pool,
     std::shared_ptr<const policy::Policy> policy, absl::string_view key,
     std::shared_ptr<internal::ReleaseNotifier> notifier) {
-  RETURN_IF_ERROR(internal::ValidateKey(key));
-  return std::unique_ptr<RedisLock>(new RedisLock(
-      std::move(pool), std::move(policy), std::string(key), std::move(notifier)));
+  auto backend = std::make_shared<Backend>();
+  backend->homes.push_back(std::make_shared<redis::StandaloneTopology>(std::move(pool)));
+  backend->notifier = std::move(notifier);
+  return Create(std::move(backend), std::move(policy), key);
 }
 
-RedisLock::RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
+RedisLock::RedisLock(std::shared_ptr<const Backend> backend,
                      std::shared_ptr<const policy::Policy> policy,
-                     std::string key,
-                     std::shared_ptr<internal::ReleaseNotifier> notifier)
-    : pool_(std::move(pool)),
+                     std::string key)
+    : backend_(std::move(backend)),
       policy_(std::move(policy)),
       key_(std::move(key)),
       keys_(policy_->key_prefix, key_),
-      notifier_(std::move(notifier)),
       counters_(internal::CountersFor(policy_->name)) {}
 
 RedisLock::~RedisLock() {
@@ -131,18 +143,29 @@ absl::StatusOr<redis::ReplyPtr> RedisLock::Call(
     const scripts::EmbeddedScript& script,
     absl::Span<const absl::string_view> keys,
     absl::Span<const absl::string_view> args, bool* outcome_unknown) {
-  if (outcome_unknown != nullptr) *outcome_unknown = false;
   const int64_t start = SteadyNowNs();
-  ASSIGN_OR_RETURN(redis::PooledConnection conn,
-                   pool_->Borrow(policy_->script_timeout));
-  absl::StatusOr<redis::ReplyPtr> reply =
-      redis::RunScript(*conn, script, keys, args, policy_->script_timeout);
+  absl::StatusOr<redis::Topology::RunResult> r = backend_->homes[0]->Run(
+      script, keys, args, {.timeout = policy_->script_timeout}, outcome_unknown);
   counters_.script_call.Observe(Since(start));
-  // A transport failure once the connection was ours leaves the outcome
-  // unknown: the request may have been applied. An error reply means it was
-  // processed and refused.
-  if (outcome_unknown != nullptr) *outcome_unknown = !reply.ok() && conn->broken();
-  return reply;
+  if (!r.ok()) return r.status();
+  return std::move(r->reply);
+}
+
+std::vector<absl::StatusOr<redis::ReplyPtr>> RedisLock::CallAll(
+    const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args) {
+  const int n = static_cast<int>(backend_->homes.size());
+  std::vector<absl::StatusOr<redis::ReplyPtr>> out(n);
+  const int64_t start = SteadyNowNs();
+  internal::ParallelFor(n, [&](int i) {
+    absl::StatusOr<redis::Topology::RunResult> r = backend_->homes[i]->Run(
+        script, keys, args, {.timeout = policy_->script_timeout});
+    out[i] = r.ok() ? absl::StatusOr<redis::ReplyPtr>(std::move(r->reply))
+                    : absl::StatusOr<redis::ReplyPtr>(r.status());
+  });
+  counters_.script_call.Observe(Since(start));
+  return out;
 }
 
 absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
@@ -161,10 +184,20 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
                                     Decimal(count + 1, count_buf),
                                     policy_->fencing ? "1" : "0"};
+  if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;
+  const int64_t call_start = SteadyNowNs();
+  absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
+      scripts::k_acquire, keys, args,
+      {.timeout = policy_->script_timeout,
+       .wait_replicas = fresh ? backend_->min_replicas_ack : 0,
+       .wait_timeout = backend_->replica_ack_timeout},
+      &unknown);
+  counters_.script_call.Observe(Since(call_start));
   absl::StatusOr<redis::ReplyPtr> reply =
-      Call(scripts::k_acquire, keys, args, &unknown);
+      run.ok() ? absl::StatusOr<redis::ReplyPtr>(std::move(run->reply))
+               : absl::StatusOr<redis::ReplyPtr>(run.status());
   if (!reply.ok()) {
     absl::Status cause = reply.status();
     if (fresh && unknown) {
@@ -175,10 +208,26 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
     return cause;
   }
   ASSIGN_OR_RETURN(auto r, TripleReply(**reply, "acquire"));
+  if (r[0] == 1 && fresh && run->replicas_acked < backend_->min_replicas_ack) {
+    // Granted by a master that could not show the grant on enough replicas:
+    // a failover now could hand the lock to someone else, so give it back.
+    char zero_buf[24];
+    const absl::string_view rel_keys[] = {keys_.owner()};
+    const absl::string_view rel_args[] = {token, Decimal(0, zero_buf), keys_.channel(), "0"};
+    (void)Call(scripts::k_release, rel_keys, rel_args);
+    return absl::UnavailableError(absl::StrCat(
+        "lock \"", key_, "\" was granted by the master but only ",
+        run->replicas_acked, " of the required ", backend_->min_replicas_ack,
+        " replicas acknowledged it within ",
+        absl::FormatDuration(backend_->replica_ack_timeout),
+        "; released again to avoid a double grant after a failover"));
+  }
   if (r[0] == 1) {
     if (fresh) {
       auto h = std::make_shared<internal::Hold>();
-      h->pool = pool_;
+      h->homes = backend_->homes;
+      h->quorum = backend_->quorum();
+      h->drift_factor = backend_->drift_factor;
       h->policy = policy_;
       h->key = key_;
       h->owner_key = keys_.owner();
@@ -217,6 +266,91 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   return absl::InternalError("acquire refused by a cancel marker of a new token");
 }
 
+absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
+    int count, const std::string& token, absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args) {
+  // Redlock: ask every master at once; held when a quorum granted it with
+  // validity left after the time spent and the clock-drift allowance.
+  const int64_t sent_at = SteadyNowNs();
+  std::vector<absl::StatusOr<redis::ReplyPtr>> replies =
+      CallAll(scripts::k_acquire, keys, args);
+  int granted = 0, busy = 0;
+  int64_t other_left_ms = std::numeric_limits<int64_t>::max();
+  absl::Status error;
+  for (auto& reply : replies) {
+    absl::StatusOr<std::array<int64_t, 3>> r =
+        reply.ok() ? TripleReply(**reply, "acquire") : reply.status();
+    if (!r.ok()) {
+      error = r.status();
+    } else if ((*r)[0] == 1) {
+      ++granted;
+    } else if ((*r)[0] == 0) {
+      ++busy;
+      other_left_ms = std::min(other_left_ms, std::max<int64_t>(0, (*r)[1]));
+    }
+  }
+  const int64_t ttl_ns = absl::ToInt64Nanoseconds(policy_->ttl);
+  const int64_t drift_ns =
+      static_cast<int64_t>(ttl_ns * backend_->drift_factor) + 2'000'000;
+  const int64_t validity_ns = ttl_ns - (SteadyNowNs() - sent_at) - drift_ns;
+  const int n = static_cast<int>(replies.size());
+  if (granted >= backend_->quorum() && validity_ns > 0) {
+    if (count == 0) {
+      auto h = std::make_shared<internal::Hold>();
+      h->homes = backend_->homes;
+      h->quorum = backend_->quorum();
+      h->drift_factor = backend_->drift_factor;
+      h->key = key_;
+      h->owner_key = keys_.owner();
+      h->channel = keys_.channel();
+      h->token = token;
+      h->fence = 0;  // no fencing token is monotonic across independent masters
+      h->acquired_at_ns = sent_at;
+      h->counters = &counters_;
+      h->valid_until_ns.store(sent_at + validity_ns);
+      {
+        std::lock_guard<std::mutex> lock(hold_mu_);
+        hold_ = h;
+      }
+      internal::RenewalManager::Global().Track(h);
+      Count(counters_.active);
+    } else {
+      hold_->valid_until_ns.store(sent_at + validity_ns);
+    }
+    count_.store(count + 1);
+    return Attempt{Outcome::kHeld, absl::ZeroDuration()};
+  }
+  if (count > 0) {
+    hold_->MarkLost(LostError("re-entry found no quorum"));
+    ForgetHoldLocked();
+    return LostError(absl::StrCat("cannot re-enter: only ", granted, " of ", n,
+                                  " masters still grant this hold (quorum ",
+                                  backend_->quorum(), ")"));
+  }
+  // No quorum: undo whatever was granted, on every master — including those
+  // that errored or timed out, where the acquire may still land (the cancel
+  // marker refuses it then).
+  const std::string marker = keys_.CancelMarker(token);
+  char ttl_buf[24];
+  const absl::string_view cancel_keys[] = {keys_.owner(), marker};
+  const absl::string_view cancel_args[] = {
+      token, Decimal(Millis(policy_->ttl), ttl_buf), keys_.channel()};
+  internal::ParallelFor(n, [&](int i) {
+    (void)backend_->homes[i]->Run(
+        scripts::k_cancel, cancel_keys, cancel_args,
+        {.timeout = policy_->script_timeout, .always_eval = true});
+  });
+  if (busy + granted >= backend_->quorum() || busy > 0) {
+    return Attempt{Outcome::kBusy,
+                   other_left_ms == std::numeric_limits<int64_t>::max()
+                       ? absl::ZeroDuration()
+                       : absl::Milliseconds(other_left_ms)};
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "only ", granted, " of ", n, " redlock masters granted the lock (quorum ",
+      backend_->quorum(), "); the others failed, last: ", error.message()));
+}
+
 void RedisLock::ForgetHoldLocked() {
   hold_->released.store(true);
   internal::RenewalManager::Global().Untrack(hold_.get());
@@ -231,16 +365,11 @@ void RedisLock::CancelLostAcquire(const std::string& token,
   const absl::string_view keys[] = {keys_.owner(), marker};
   const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
                                     keys_.channel()};
-  absl::Status s;
-  absl::StatusOr<redis::PooledConnection> conn =
-      pool_->Borrow(policy_->script_timeout);
-  if (conn.ok()) {
-    s = redis::EvalScript(**conn, scripts::k_cancel, keys, args,
-                          policy_->script_timeout)
-            .status();
-  } else {
-    s = conn.status();
-  }
+  const absl::Status s =
+      backend_->homes[0]
+          ->Run(scripts::k_cancel, keys, args,
+                {.timeout = policy_->script_timeout, .always_eval = true})
+          .status();
   *cause = absl::Status(
       cause->code(),
       s.ok() ? absl::StrCat(cause->message(),
@@ -309,10 +438,10 @@ absl::Status RedisLock::AcquireLocked() {
     if (attempt >= max_attempts) break;
     const Clock::time_point now = Clock::now();
     if (now >= deadline) break;
-    if (watch == nullptr && p.wait.notify && notifier_ != nullptr) {
+    if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
       // Subscribe first, then try again before waiting: a release landing
       // between that try and the wait still moves the generation.
-      watch = notifier_->Subscribe(keys_.channel(), p.script_timeout);
+      watch = backend_->notifier->Subscribe(keys_.channel(), p.script_timeout);
       --retry;  // this re-try is not a backoff step
       continue;
     }
@@ -347,6 +476,23 @@ absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {token, Decimal(count_after, count_buf),
                                     keys_.channel(), Decimal(keep_ms, keep_buf)};
+  if (backend_->redlock()) {
+    // Released everywhere it was held; it counts as held until now only if
+    // a quorum still had it.
+    int released = 0;
+    absl::Status error;
+    for (auto& reply : CallAll(scripts::k_release, keys, args)) {
+      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
+      if (!r.ok()) {
+        error = r.status();
+      } else if (*r == 1) {
+        ++released;
+      }
+    }
+    if (released >= backend_->quorum()) return true;
+    if (!error.ok() && released + 1 >= backend_->quorum()) return error;
+    return false;
+  }
   ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_release, keys, args));
   ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
   return released == 1;
@@ -422,13 +568,30 @@ absl::Status RedisLock::Renew(absl::Duration ttl) {
     return NotHeldError(
         absl::StrCat("lock \"", key_, "\" is not held by this instance"));
   }
+  absl::Status s = ExtendLocked(ttl);
+  return s.ok() || IsNotHeld(s) ? s : Annotate(s, "renew");
+}
+
+absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
   char ttl_buf[24];
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {hold_->token, Decimal(Millis(ttl), ttl_buf)};
   const int64_t sent_at = SteadyNowNs();
-  absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_extend, keys, args);
-  if (!reply.ok()) return Annotate(reply.status(), "renew");
-  ASSIGN_OR_RETURN(int64_t extended, IntReply(**reply, "extend"));
+  int extended = 0;
+  if (backend_->redlock()) {
+    absl::Status error;
+    for (auto& reply : CallAll(scripts::k_extend, keys, args)) {
+      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "extend") : reply.status();
+      if (!r.ok()) error = r.status();
+      if (r.ok() && *r == 1) ++extended;
+    }
+    if (extended < backend_->quorum() && !error.ok()) return error;
+    extended = extended >= backend_->quorum() ? 1 : 0;
+  } else {
+    ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_extend, keys, args));
+    ASSIGN_OR_RETURN(int64_t r, IntReply(*reply, "extend"));
+    extended = static_cast<int>(r);
+  }
   if (extended == 0) {
     hold_->MarkLost(LostError("renew found the hold gone"));
     ForgetHoldLocked();
@@ -436,7 +599,12 @@ absl::Status RedisLock::Renew(absl::Duration ttl) {
         "lock \"", key_, "\" was lost before it could be renewed (its lease "
         "expired or another owner took it)"));
   }
-  hold_->valid_until_ns.store(sent_at + absl::ToInt64Nanoseconds(ttl));
+  const int64_t drift_ns =
+      backend_->redlock()
+          ? static_cast<int64_t>(absl::ToInt64Nanoseconds(ttl) * backend_->drift_factor) +
+                2'000'000
+          : 0;
+  hold_->valid_until_ns.store(sent_at + absl::ToInt64Nanoseconds(ttl) - drift_ns);
   return absl::OkStatus();
 }
 

@@ -31,6 +31,7 @@
 #include "lock/internal/keys.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
+#include "lock/redis/topology.h"
 #include "lock/scripts/embedded.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
@@ -47,11 +48,32 @@ struct LockState {
   int64_t last_fencing_token = 0;  // highest token ever issued for the key
 };
 
+// Where a lock lives, built from a Redis target of the configuration.
+struct Backend {
+  // One home (standalone, sentinel, cluster), or the independent masters of
+  // a Redlock target: a lock is held when a quorum (n/2+1) of them grant it.
+  std::vector<std::shared_ptr<redis::Topology>> homes;
+  // Wakes waiters on release (may be null: waiting then polls).
+  std::shared_ptr<internal::ReleaseNotifier> notifier;
+  // After a fresh acquisition, WAIT for this many replicas; fewer within
+  // replica_ack_timeout releases the lock again and reports kUnavailable.
+  int min_replicas_ack = 0;
+  absl::Duration replica_ack_timeout = absl::Milliseconds(100);
+  // Redlock: clock drift allowance, as a fraction of the TTL (plus 2ms).
+  double drift_factor = 0.01;
+
+  bool redlock() const { return homes.size() > 1; }
+  int quorum() const { return static_cast<int>(homes.size()) / 2 + 1; }
+};
+
 class RedisLock {
  public:
   // Fails with kInvalidArgument when `key` is not a valid lock key.
-  // `notifier` (may be null) wakes waiters on release when the policy has
-  // wait.notify; without it waiting polls with backoff.
+  static absl::StatusOr<std::unique_ptr<RedisLock>> Create(
+      std::shared_ptr<const Backend> backend,
+      std::shared_ptr<const policy::Policy> policy, absl::string_view key);
+  // A lock on one standalone Redis reached through `pool`; `notifier` (may
+  // be null) wakes waiters on release when the policy has wait.notify.
   static absl::StatusOr<std::unique_ptr<RedisLock>> Create(
       std::shared_ptr<redis::ConnectionPool> pool,
       std::shared_ptr<const policy::Policy> policy, absl::string_view key,
@@ -116,11 +138,19 @@ class RedisLock {
     absl::Duration busy_remaining;  // lease left of the other owner
   };
 
-  RedisLock(std::shared_ptr<redis::ConnectionPool> pool,
-            std::shared_ptr<const policy::Policy> policy, std::string key,
-            std::shared_ptr<internal::ReleaseNotifier> notifier);
+  RedisLock(std::shared_ptr<const Backend> backend,
+            std::shared_ptr<const policy::Policy> policy, std::string key);
 
   absl::StatusOr<Attempt> AttemptLocked();
+  absl::StatusOr<Attempt> AttemptQuorumLocked(int count, const std::string& token,
+                                              absl::Span<const absl::string_view> keys,
+                                              absl::Span<const absl::string_view> args);
+  // Runs a script on every home in parallel (Redlock); results in order.
+  std::vector<absl::StatusOr<redis::ReplyPtr>> CallAll(
+      const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
+      absl::Span<const absl::string_view> args);
+  // Extend on the homes; OK when held (quorum), NotHeld when lost.
+  absl::Status ExtendLocked(absl::Duration ttl);
   absl::Status AcquireLocked();
   // Runs a script on a pooled connection, timing it for the statistics.
   // `outcome_unknown` (optional) is set when the request may have been
@@ -139,11 +169,10 @@ class RedisLock {
   void CancelLostAcquire(const std::string& token, absl::Status* cause);
   absl::Status Annotate(const absl::Status& s, absl::string_view op) const;
 
-  const std::shared_ptr<redis::ConnectionPool> pool_;
+  const std::shared_ptr<const Backend> backend_;
   const std::shared_ptr<const policy::Policy> policy_;
   const std::string key_;
   const internal::LockKeys keys_;
-  const std::shared_ptr<internal::ReleaseNotifier> notifier_;
   internal::PolicyCounters& counters_;
 
   std::mutex op_mu_;  // serializes operations; held across Redis calls

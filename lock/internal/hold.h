@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "lock/redis/pool.h"
+#include "lock/redis/topology.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
 
@@ -26,7 +26,10 @@ inline int64_t SteadyNowNs() {
 }
 
 struct Hold {
-  std::shared_ptr<redis::ConnectionPool> pool;
+  // The homes the lock was taken on (one, or Redlock's masters).
+  std::vector<std::shared_ptr<redis::Topology>> homes;
+  int quorum = 1;            // homes that must grant a renewal
+  double drift_factor = 0;   // Redlock: validity lost to clock drift
   std::shared_ptr<const policy::Policy> policy;
   std::string key;        // the caller's key, without prefix
   std::string owner_key;  // {P K}

@@ -20,9 +20,14 @@ absl::string_view Text(const redisReply& r) {
 
 }  // namespace
 
-ReleaseNotifier::ReleaseNotifier(redis::ConnectionOptions options)
-    : options_(std::move(options)),
+ReleaseNotifier::ReleaseNotifier(Endpoint endpoint)
+    : endpoint_(std::move(endpoint)),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+ReleaseNotifier::ReleaseNotifier(redis::ConnectionOptions options)
+    : ReleaseNotifier([options]() -> absl::StatusOr<redis::ConnectionOptions> {
+        return options;
+      }) {}
 
 ReleaseNotifier::~ReleaseNotifier() {
   {
@@ -168,8 +173,9 @@ void ReleaseNotifier::Run() {
       unsubscribe.swap(to_unsubscribe_);
     }
     if (conn == nullptr) {
+      absl::StatusOr<redis::ConnectionOptions> where = endpoint_();
       absl::StatusOr<std::unique_ptr<redis::Connection>> c =
-          redis::Connection::Open(options_);
+          where.ok() ? redis::Connection::Open(*where) : where.status();
       {
         std::lock_guard<std::mutex> lock(mu_);
         ++connections_opened_;

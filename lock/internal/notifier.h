@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lock/redis/connection.h"
 
@@ -29,6 +31,10 @@ class ReleaseNotifier {
  public:
   class Watch;
 
+  // Where to connect, asked again before every (re)connection so that the
+  // subscriber follows a Sentinel failover or a changed cluster.
+  using Endpoint = std::function<absl::StatusOr<redis::ConnectionOptions>()>;
+  explicit ReleaseNotifier(Endpoint endpoint);
   explicit ReleaseNotifier(redis::ConnectionOptions options);
   ReleaseNotifier(const ReleaseNotifier&) = delete;
   ReleaseNotifier& operator=(const ReleaseNotifier&) = delete;
@@ -65,7 +71,7 @@ class ReleaseNotifier {
   void Handle(const redisReply& reply);
   void Unsubscribe(const std::string& channel);
 
-  const redis::ConnectionOptions options_;
+  const Endpoint endpoint_;
   int wake_fd_ = -1;
 
   mutable std::mutex mu_;

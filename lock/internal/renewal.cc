@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
+#include "lock/internal/parallel.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 
@@ -87,14 +88,17 @@ void RenewalManager::SchedulerLoop() {
       due_changed_.wait_for(lock, std::chrono::nanoseconds(heap_.top().at_ns - now));
       continue;
     }
-    // Everything due now (or nearly), grouped per Redis target.
-    absl::flat_hash_map<const redis::ConnectionPool*, Batch> by_pool;
+    // Everything due now (or nearly), grouped per Redis target (a Redlock
+    // hold is renewed on its own: it needs a quorum of separate replies).
+    absl::flat_hash_map<const void*, Batch> by_pool;
     while (!heap_.empty() &&
            heap_.top().at_ns <= now + CoalesceNs(*heap_.top().hold)) {
       std::shared_ptr<Hold> h = heap_.top().hold;
       heap_.pop();
       if (h->released.load() || h->lost.load()) continue;
-      by_pool[h->pool.get()].push_back(std::move(h));
+      const void* group = h->homes.size() > 1 ? static_cast<const void*>(h.get())
+                                              : static_cast<const void*>(h->homes[0].get());
+      by_pool[group].push_back(std::move(h));
     }
     for (auto& [pool, holds] : by_pool) {
       for (size_t i = 0; i < holds.size(); i += kMaxBatch) {
@@ -150,10 +154,79 @@ void RenewalManager::Failed(const std::shared_ptr<Hold>& hold,
 }
 
 void RenewalManager::RenewBatch(Batch batch) {
-  redis::ConnectionPool& pool = *batch.front()->pool;
+  if (batch.front()->homes.size() > 1) {
+    for (const auto& h : batch) RenewQuorum(h);
+    return;
+  }
+  // One home, but in a cluster its keys may live on several nodes: one
+  // pipeline per node.
+  redis::Topology& home = *batch.front()->homes[0];
+  absl::flat_hash_map<redis::ConnectionPool*, std::pair<std::shared_ptr<redis::ConnectionPool>, Batch>>
+      by_node;
+  for (auto& h : batch) {
+    absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> pool =
+        home.PoolFor(h->owner_key, h->policy->script_timeout);
+    if (!pool.ok()) {
+      Failed(h, pool.status());
+      continue;
+    }
+    auto& slot = by_node[pool->get()];
+    slot.first = *pool;
+    slot.second.push_back(std::move(h));
+  }
+  for (auto& [ptr, node] : by_node) RenewPipeline(home, *node.first, std::move(node.second));
+}
+
+void RenewalManager::RenewQuorum(const std::shared_ptr<Hold>& h) {
+  const std::string ttl = absl::StrCat(absl::ToInt64Milliseconds(h->policy->ttl));
+  const absl::string_view keys[] = {h->owner_key};
+  const absl::string_view args[] = {h->token, ttl};
+  const int n = static_cast<int>(h->homes.size());
+  std::vector<absl::StatusOr<redis::Topology::RunResult>> results(n);
+  const int64_t sent = SteadyNowNs();
+  ParallelFor(n, [&](int i) {
+    results[i] = h->homes[i]->Run(scripts::k_extend, keys, args,
+                                  {.timeout = h->policy->script_timeout});
+  });
+  AddRenewalRoundTrip();
+  int extended = 0, refused = 0;
+  absl::Status error;
+  for (auto& r : results) {
+    if (!r.ok()) {
+      error = r.status();
+    } else if (r->reply->type == REDIS_REPLY_INTEGER && r->reply->integer == 1) {
+      ++extended;
+    } else {
+      ++refused;
+    }
+  }
+  if (extended >= h->quorum) {
+    const int64_t drift = static_cast<int64_t>(TtlNs(*h) * h->drift_factor) + 2'000'000;
+    Renewed(h, sent, sent + TtlNs(*h) - drift);
+  } else if (n - refused < h->quorum) {
+    if (!h->released.load()) {
+      h->MarkLost(LostError(absl::StrCat(
+          "lock \"", h->key, "\" (policy ", h->policy->name, ") is held on only ",
+          extended, " of ", n, " redlock masters, below the quorum of ", h->quorum)));
+    }
+  } else {
+    Failed(h, error);
+  }
+}
+
+void RenewalManager::Renewed(const std::shared_ptr<Hold>& h, int64_t sent_ns,
+                             int64_t valid_until_ns) {
+  h->valid_until_ns.store(valid_until_ns);
+  h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
+  h->counters->renewal_latency.Observe(absl::Nanoseconds(SteadyNowNs() - sent_ns));
+  if (auto cb = Callback()) cb->OnRenewed(h->policy->name, h->key, h->policy->ttl);
+  Schedule(h, NextDueNs(*h, sent_ns));
+}
+
+void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool& pool,
+                                   Batch batch) {
   absl::Duration timeout = absl::InfiniteDuration();
   for (const auto& h : batch) timeout = std::min(timeout, h->policy->script_timeout);
-
   const int64_t sent = SteadyNowNs();
   absl::StatusOr<redis::PooledConnection> conn = pool.Borrow(timeout);
   if (!conn.ok()) {
@@ -178,6 +251,7 @@ void RenewalManager::RenewBatch(Batch batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     absl::StatusOr<redis::ReplyPtr> reply = (*conn)->ReadReply(timeout);
     if (!reply.ok()) {
+      home.Invalidate(batch[i]->owner_key, nullptr);
       for (size_t j = i; j < batch.size(); ++j) Failed(batch[j], reply.status());
       batch.resize(i);
       break;
@@ -202,16 +276,13 @@ void RenewalManager::RenewBatch(Batch batch) {
     }
     const redisReply& r = *replies[i];
     if (r.type == REDIS_REPLY_ERROR) {
+      // MOVED, READONLY (failover) and the like: learn, then retry soon.
+      home.Invalidate(h->owner_key, &r);
       Failed(h, redis::ServerError(redis::ReplyText(r), pool.addr(), "renew"));
     } else if (r.type != REDIS_REPLY_INTEGER) {
       Failed(h, absl::InternalError("renew: unexpected reply type"));
     } else if (r.integer == 1) {
-      const int64_t done = SteadyNowNs();
-      h->valid_until_ns.store(sent + TtlNs(*h));
-      h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
-      h->counters->renewal_latency.Observe(absl::Nanoseconds(done - sent));
-      if (auto cb = Callback()) cb->OnRenewed(h->policy->name, h->key, h->policy->ttl);
-      Schedule(h, NextDueNs(*h, sent));
+      Renewed(h, sent, sent + TtlNs(*h));
     } else if (!h->released.load()) {
       h->MarkLost(LostError(absl::StrCat(
           "lock \"", h->key, "\" (policy ", h->policy->name,
@@ -253,11 +324,11 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
     const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
     if (left <= absl::ZeroDuration()) continue;  // expires after its ttl
     const absl::Duration timeout = std::min(left, h->policy->script_timeout);
-    absl::StatusOr<redis::PooledConnection> conn = h->pool->Borrow(timeout);
-    if (!conn.ok()) continue;
     const absl::string_view keys[] = {h->owner_key};
     const absl::string_view args[] = {h->token, "0", h->channel, "0"};
-    (void)redis::RunScript(**conn, scripts::k_release, keys, args, timeout);
+    ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
+      (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
+    });
   }
 }
 

@@ -64,6 +64,9 @@ class RenewalManager {
   void SchedulerLoop();
   void WorkerLoop();
   void RenewBatch(Batch batch);
+  void RenewPipeline(redis::Topology& home, redis::ConnectionPool& pool, Batch batch);
+  void RenewQuorum(const std::shared_ptr<Hold>& hold);
+  void Renewed(const std::shared_ptr<Hold>& hold, int64_t sent_ns, int64_t valid_until_ns);
   void Failed(const std::shared_ptr<Hold>& hold, const absl::Status& why);
 
   std::mutex mu_;

@@ -197,11 +197,16 @@ absl::StatusOr<ReplyPtr> Connection::ReadReplyFor(absl::Duration timeout,
   return ReplyPtr(static_cast<redisReply*>(raw));
 }
 
+absl::StatusOr<ReplyPtr> Connection::RawCommand(
+    absl::Span<const absl::string_view> argv, absl::Duration timeout) {
+  RETURN_IF_ERROR(Append(argv));
+  return ReadReplyFor(timeout, argv.empty() ? absl::string_view("command") : argv[0]);
+}
+
 absl::StatusOr<ReplyPtr> Connection::Command(
     absl::Span<const absl::string_view> argv, absl::Duration timeout) {
   absl::string_view name = argv.empty() ? absl::string_view("command") : argv[0];
-  RETURN_IF_ERROR(Append(argv));
-  absl::StatusOr<ReplyPtr> reply = ReadReplyFor(timeout, name);
+  absl::StatusOr<ReplyPtr> reply = RawCommand(argv, timeout);
   if (!reply.ok()) return reply.status();
   if ((*reply)->type == REDIS_REPLY_ERROR) {
     return ServerError(ReplyText(**reply), addr_, name);

@@ -66,6 +66,11 @@ class Connection {
     return Command(absl::MakeConstSpan(argv.begin(), argv.size()), timeout);
   }
 
+  // Like Command, but an error reply comes back as a reply
+  // (REDIS_REPLY_ERROR), for callers that act on it (MOVED, ASK, NOSCRIPT).
+  absl::StatusOr<ReplyPtr> RawCommand(absl::Span<const absl::string_view> argv,
+                                      absl::Duration timeout);
+
   // Pipelining: queue several commands, then read their replies in order.
   // Replies that are server errors are returned as error replies here (the
   // caller inspects each); transport failures break the connection.

@@ -2,6 +2,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -23,30 +24,47 @@ absl::StatusOr<ReplyPtr> Eval(Connection& conn, absl::string_view verb,
   argv.push_back(absl::string_view(numkeys, end - numkeys));
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  return conn.Command(argv, timeout);
+  return conn.RawCommand(argv, timeout);
 }
 
-absl::StatusOr<ReplyPtr> Named(absl::StatusOr<ReplyPtr> reply,
-                               const scripts::EmbeddedScript& script) {
-  if (reply.ok()) return reply;
-  return absl::Status(
-      reply.status().code(),
-      absl::StrCat(reply.status().message(), " (script ", script.name, ")"));
+// Maps an error reply to a status naming the script; passes others through.
+absl::StatusOr<ReplyPtr> Mapped(absl::StatusOr<ReplyPtr> reply, Connection& conn,
+                                const scripts::EmbeddedScript& script) {
+  if (!reply.ok()) {
+    return absl::Status(
+        reply.status().code(),
+        absl::StrCat(reply.status().message(), " (script ", script.name, ")"));
+  }
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    return ServerError(ReplyText(**reply), conn.addr(),
+                       absl::StrCat("script ", script.name));
+  }
+  return reply;
 }
 
 }  // namespace
+
+absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
+                                        const scripts::EmbeddedScript& script,
+                                        absl::Span<const absl::string_view> keys,
+                                        absl::Span<const absl::string_view> args,
+                                        absl::Duration timeout,
+                                        bool always_eval) {
+  if (always_eval) return Eval(conn, "EVAL", script.body, keys, args, timeout);
+  absl::StatusOr<ReplyPtr> reply = Eval(conn, "EVALSHA", script.sha1, keys, args, timeout);
+  if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR &&
+      absl::StartsWith(ReplyText(**reply), "NOSCRIPT")) {
+    reply = Eval(conn, "EVAL", script.body, keys, args, timeout);
+  }
+  return reply;
+}
 
 absl::StatusOr<ReplyPtr> RunScript(Connection& conn,
                                    const scripts::EmbeddedScript& script,
                                    absl::Span<const absl::string_view> keys,
                                    absl::Span<const absl::string_view> args,
                                    absl::Duration timeout) {
-  absl::StatusOr<ReplyPtr> reply =
-      Eval(conn, "EVALSHA", script.sha1, keys, args, timeout);
-  if (reply.status().code() == absl::StatusCode::kNotFound) {
-    reply = Eval(conn, "EVAL", script.body, keys, args, timeout);
-  }
-  return Named(std::move(reply), script);
+  return Mapped(RunScriptReply(conn, script, keys, args, timeout), conn, script);
 }
 
 absl::StatusOr<ReplyPtr> EvalScript(Connection& conn,
@@ -54,7 +72,7 @@ absl::StatusOr<ReplyPtr> EvalScript(Connection& conn,
                                     absl::Span<const absl::string_view> keys,
                                     absl::Span<const absl::string_view> args,
                                     absl::Duration timeout) {
-  return Named(Eval(conn, "EVAL", script.body, keys, args, timeout), script);
+  return Mapped(Eval(conn, "EVAL", script.body, keys, args, timeout), conn, script);
 }
 
 }  // namespace lock::redis

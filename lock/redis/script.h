@@ -15,6 +15,16 @@
 
 namespace lock::redis {
 
+// Like RunScript, but a server error reply (other than a NOSCRIPT that the
+// fallback resolved) comes back as a reply, so a caller can follow MOVED/ASK.
+// `always_eval` sends the text at once (see EvalScript).
+absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
+                                        const scripts::EmbeddedScript& script,
+                                        absl::Span<const absl::string_view> keys,
+                                        absl::Span<const absl::string_view> args,
+                                        absl::Duration timeout,
+                                        bool always_eval = false);
+
 absl::StatusOr<ReplyPtr> RunScript(Connection& conn,
                                    const scripts::EmbeddedScript& script,
                                    absl::Span<const absl::string_view> keys,

@@ -1,0 +1,70 @@
+#include "lock/internal/parallel.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lock::internal {
+namespace {
+
+class Pool {
+ public:
+  void Submit(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+    // One idle thread per queued task; threads live for the process.
+    if (idle_ < static_cast<int>(tasks_.size())) {
+      std::thread([this] { Work(); }).detach();
+      ++idle_;
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      ready_.wait(lock, [&] { return !tasks_.empty(); });
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      --idle_;
+      lock.unlock();
+      task();
+      lock.lock();
+      ++idle_;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> tasks_;
+  int idle_ = 0;
+};
+
+Pool& Shared() {
+  static Pool* pool = new Pool;  // never destroyed: its threads are detached
+  return *pool;
+}
+
+}  // namespace
+
+void ParallelFor(int n, const std::function<void(int)>& fn) {
+  if (n <= 0) return;
+  std::mutex mu;
+  std::condition_variable done;
+  int pending = n - 1;
+  for (int i = 1; i < n; ++i) {
+    Shared().Submit([&, i] {
+      fn(i);
+      std::lock_guard<std::mutex> lock(mu);
+      if (--pending == 0) done.notify_one();
+    });
+  }
+  fn(0);
+  std::unique_lock<std::mutex> lock(mu);
+  done.wait(lock, [&] { return pending == 0; });
+}
+
+}  // namespace lock::internal

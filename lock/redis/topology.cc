@@ -1,0 +1,343 @@
+#include "lock/redis/topology.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lock/internal/status_macros.h"
+#include "lock/redis/script.h"
+
+namespace lock::redis {
+namespace {
+
+constexpr int kSlots = 16384;
+// Enough for a MOVED, an ASK and a failover in one call; more means the
+// cluster is reconfiguring faster than we can follow.
+constexpr int kMaxRedirects = 5;
+
+uint16_t Crc16(absl::string_view s) {
+  // CRC16-CCITT (XMODEM), the hash Redis Cluster uses for slots.
+  uint16_t crc = 0;
+  for (unsigned char c : s) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" → {slot, addr}.
+bool ParseRedirect(absl::string_view text, int* slot, std::string* addr) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ' ');
+  if (parts.size() < 3 || !absl::SimpleAtoi(parts[1], slot)) return false;
+  *addr = std::string(parts[2]);
+  if (absl::StartsWith(*addr, ":")) return false;  // unknown endpoint
+  return true;
+}
+
+PoolOptions WithAddr(PoolOptions o, const std::string& addr) {
+  o.connection.addr = addr;
+  return o;
+}
+
+std::string Text(const redisReply& r) {
+  if (r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) {
+    return std::string(r.str, r.len);
+  }
+  if (r.type == REDIS_REPLY_INTEGER) return absl::StrCat(r.integer);
+  return "";
+}
+
+}  // namespace
+
+int KeySlot(absl::string_view key) {
+  size_t open = key.find('{');
+  if (open != absl::string_view::npos) {
+    size_t close = key.find('}', open + 1);
+    if (close != absl::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return Crc16(key) % kSlots;
+}
+
+absl::StatusOr<Topology::RunResult> Topology::Run(
+    const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args, const RunOptions& options,
+    bool* outcome_unknown) {
+  if (outcome_unknown != nullptr) *outcome_unknown = false;
+  const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
+  std::string ask;
+  absl::Status last;
+  for (int hop = 0; hop < kMaxRedirects; ++hop) {
+    ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> pool,
+                     ask.empty() ? PoolFor(key, options.timeout) : PoolAt(ask));
+    ASSIGN_OR_RETURN(PooledConnection conn, pool->Borrow(options.timeout));
+    if (!ask.empty()) {
+      absl::StatusOr<ReplyPtr> asking = conn->Command({"ASKING"}, options.timeout);
+      if (!asking.ok()) return asking.status();
+    }
+    absl::StatusOr<ReplyPtr> reply =
+        RunScriptReply(*conn, script, keys, args, options.timeout, options.always_eval);
+    if (!reply.ok()) {
+      // A transport failure: the node may be gone (failover, slot moved).
+      Invalidate(key, nullptr);
+      if (outcome_unknown != nullptr) *outcome_unknown = conn->broken();
+      return absl::Status(reply.status().code(),
+                          absl::StrCat(reply.status().message(), " (script ",
+                                       script.name, ")"));
+    }
+    const redisReply& r = **reply;
+    if (r.type == REDIS_REPLY_ERROR) {
+      const absl::string_view text = ReplyText(r);
+      last = ServerError(text, pool->addr(), absl::StrCat("script ", script.name));
+      // These mean "not executed here, ask elsewhere": safe to retry.
+      if (absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ") ||
+          absl::StartsWith(text, "READONLY") || absl::StartsWith(text, "TRYAGAIN")) {
+        const std::string next = Invalidate(key, &r);
+        ask = absl::StartsWith(text, "ASK ") ? next : "";
+        if (absl::StartsWith(text, "TRYAGAIN")) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        continue;
+      }
+      return last;
+    }
+    RunResult out{*std::move(reply), 0};
+    if (options.wait_replicas > 0) {
+      const std::string n = absl::StrCat(options.wait_replicas);
+      const std::string ms =
+          absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.wait_timeout)));
+      absl::StatusOr<ReplyPtr> w =
+          conn->Command({"WAIT", n, ms}, options.timeout + options.wait_timeout);
+      if (w.ok() && (*w)->type == REDIS_REPLY_INTEGER) {
+        out.replicas_acked = static_cast<int>((*w)->integer);
+      }
+    }
+    return out;
+  }
+  return absl::UnavailableError(absl::StrCat(
+      Describe(), ": gave up after ", kMaxRedirects,
+      " redirects for key \"", key, "\": ", last.message()));
+}
+
+// ---- standalone -------------------------------------------------------------
+
+StandaloneTopology::StandaloneTopology(PoolOptions options)
+    : pool_(std::make_shared<ConnectionPool>(std::move(options))) {}
+
+std::string StandaloneTopology::Describe() const {
+  return absl::StrCat("standalone ", pool_->addr());
+}
+
+// ---- sentinel ---------------------------------------------------------------
+
+SentinelTopology::SentinelTopology(SentinelOptions options)
+    : options_(std::move(options)) {}
+
+std::string SentinelTopology::Describe() const {
+  return absl::StrCat("sentinel master \"", options_.master_name, "\" via ",
+                      absl::StrJoin(options_.sentinels, ","));
+}
+
+int64_t SentinelTopology::discoveries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return discoveries_;
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::Discover(
+    absl::Duration timeout) {
+  std::vector<std::string> problems;
+  for (const std::string& sentinel : options_.sentinels) {
+    ConnectionOptions s{.addr = sentinel,
+                        .connect_timeout = options_.data.connection.connect_timeout};
+    absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(s);
+    if (!conn.ok()) {
+      problems.push_back(std::string(conn.status().message()));
+      continue;
+    }
+    absl::StatusOr<ReplyPtr> r = (*conn)->Command(
+        {"SENTINEL", "get-master-addr-by-name", options_.master_name}, timeout);
+    if (!r.ok() || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 2) {
+      problems.push_back(r.ok() ? absl::StrCat("sentinel ", sentinel,
+                                               " does not know master \"",
+                                               options_.master_name, "\"")
+                                : std::string(r.status().message()));
+      continue;
+    }
+    const std::string addr =
+        absl::StrCat(Text(*(*r)->element[0]), ":", Text(*(*r)->element[1]));
+    // Sentinels can lag a failover: only a node that says it is the master
+    // is one (a demoted master answers writes with READONLY).
+    PoolOptions data = WithAddr(options_.data, addr);
+    absl::StatusOr<std::unique_ptr<Connection>> node = Connection::Open(data.connection);
+    absl::StatusOr<ReplyPtr> role =
+        node.ok() ? (*node)->Command({"ROLE"}, timeout) : node.status();
+    if (!role.ok()) {
+      problems.push_back(std::string(role.status().message()));
+      continue;
+    }
+    if ((*role)->type != REDIS_REPLY_ARRAY || (*role)->elements == 0 ||
+        Text(*(*role)->element[0]) != "master") {
+      problems.push_back(absl::StrCat("sentinel ", sentinel, " names ", addr,
+                                      " as master, but it is not (yet) one"));
+      continue;
+    }
+    ++discoveries_;
+    if (master_ == nullptr || master_->addr() != addr) {
+      master_ = std::make_shared<ConnectionPool>(std::move(data));
+    }
+    return master_;
+  }
+  return absl::UnavailableError(absl::StrCat(
+      Describe(), ": no sentinel named a reachable master: ",
+      absl::StrJoin(problems, "; ")));
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::PoolFor(
+    absl::string_view, absl::Duration timeout) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (master_ != nullptr) return master_;
+  return Discover(timeout);
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::PoolAt(
+    const std::string&) {
+  return PoolFor("", options_.data.connection.connect_timeout);
+}
+
+std::string SentinelTopology::Invalidate(absl::string_view,
+                                         const redisReply* error_reply) {
+  // A dead connection or READONLY both hint at a failover: ask again.
+  if (error_reply == nullptr ||
+      absl::StartsWith(ReplyText(*error_reply), "READONLY")) {
+    std::lock_guard<std::mutex> lock(mu_);
+    master_ = nullptr;
+  }
+  return "";
+}
+
+absl::StatusOr<ConnectionOptions> SentinelTopology::SubscriberOptions(
+    absl::Duration timeout) {
+  ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> pool, PoolFor("", timeout));
+  return pool->options().connection;
+}
+
+// ---- cluster ----------------------------------------------------------------
+
+ClusterTopology::ClusterTopology(ClusterOptions options)
+    : options_(std::move(options)), slot_owner_(kSlots) {}
+
+std::string ClusterTopology::Describe() const {
+  return absl::StrCat("cluster via ", absl::StrJoin(options_.seeds, ","));
+}
+
+int64_t ClusterTopology::map_refreshes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refreshes_;
+}
+
+std::shared_ptr<ConnectionPool> ClusterTopology::PoolAtLocked(const std::string& addr) {
+  std::shared_ptr<ConnectionPool>& pool = pools_[addr];
+  if (pool == nullptr) pool = std::make_shared<ConnectionPool>(WithAddr(options_.data, addr));
+  return pool;
+}
+
+absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
+  // Ask the nodes we already know first, then the seeds.
+  std::vector<std::string> candidates;
+  for (const auto& [addr, pool] : pools_) candidates.push_back(addr);
+  for (const std::string& s : options_.seeds) {
+    if (std::find(candidates.begin(), candidates.end(), s) == candidates.end()) {
+      candidates.push_back(s);
+    }
+  }
+  std::vector<std::string> problems;
+  for (const std::string& addr : candidates) {
+    absl::StatusOr<PooledConnection> conn = PoolAtLocked(addr)->Borrow(timeout);
+    absl::StatusOr<ReplyPtr> r =
+        conn.ok() ? (*conn)->Command({"CLUSTER", "SLOTS"}, timeout) : conn.status();
+    if (!r.ok() || (*r)->type != REDIS_REPLY_ARRAY) {
+      problems.push_back(r.ok() ? absl::StrCat(addr, ": bad CLUSTER SLOTS reply")
+                                : std::string(r.status().message()));
+      continue;
+    }
+    std::fill(slot_owner_.begin(), slot_owner_.end(), std::string());
+    for (size_t i = 0; i < (*r)->elements; ++i) {
+      const redisReply& range = *(*r)->element[i];
+      if (range.type != REDIS_REPLY_ARRAY || range.elements < 3 ||
+          range.element[2]->type != REDIS_REPLY_ARRAY ||
+          range.element[2]->elements < 2) {
+        continue;
+      }
+      const int64_t first = range.element[0]->integer;
+      const int64_t last = range.element[1]->integer;
+      const redisReply& master = *range.element[2];
+      std::string host = Text(*master.element[0]);
+      if (host.empty()) host = addr.substr(0, addr.rfind(':'));  // "" = same host
+      const std::string owner = absl::StrCat(host, ":", Text(*master.element[1]));
+      for (int64_t s = std::max<int64_t>(0, first); s <= last && s < kSlots; ++s) {
+        slot_owner_[s] = owner;
+      }
+    }
+    stale_ = false;
+    ++refreshes_;
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(absl::StrCat(Describe(), ": no node answered CLUSTER SLOTS: ",
+                                             absl::StrJoin(problems, "; ")));
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionPool>> ClusterTopology::PoolFor(
+    absl::string_view key, absl::Duration timeout) {
+  const int slot = KeySlot(key);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stale_ || slot_owner_[slot].empty()) RETURN_IF_ERROR(RefreshLocked(timeout));
+  if (slot_owner_[slot].empty()) {
+    return absl::UnavailableError(absl::StrCat(Describe(), ": hash slot ", slot,
+                                               " has no master (cluster incomplete)"));
+  }
+  return PoolAtLocked(slot_owner_[slot]);
+}
+
+absl::StatusOr<std::shared_ptr<ConnectionPool>> ClusterTopology::PoolAt(
+    const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PoolAtLocked(addr);
+}
+
+std::string ClusterTopology::Invalidate(absl::string_view,
+                                        const redisReply* error_reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int slot = 0;
+  std::string addr;
+  if (error_reply != nullptr && ParseRedirect(ReplyText(*error_reply), &slot, &addr) &&
+      slot >= 0 && slot < kSlots) {
+    if (absl::StartsWith(ReplyText(*error_reply), "ASK ")) return addr;  // one-off
+    slot_owner_[slot] = addr;  // MOVED: permanent; refresh the rest lazily
+  }
+  stale_ = true;
+  return "";
+}
+
+absl::StatusOr<ConnectionOptions> ClusterTopology::SubscriberOptions(
+    absl::Duration timeout) {
+  // Classic PUBLISH reaches every node of a cluster: any node will do.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stale_) RETURN_IF_ERROR(RefreshLocked(timeout));
+  for (const std::string& owner : slot_owner_) {
+    if (!owner.empty()) return WithAddr(options_.data, owner).connection;
+  }
+  return WithAddr(options_.data, options_.seeds.front()).connection;
+}
+
+}  // namespace lock::redis
