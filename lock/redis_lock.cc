@@ -224,25 +224,7 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   }
   if (r[0] == 1) {
     if (fresh) {
-      auto h = std::make_shared<internal::Hold>();
-      h->homes = backend_->homes;
-      h->quorum = backend_->quorum();
-      h->drift_factor = backend_->drift_factor;
-      h->policy = policy_;
-      h->key = key_;
-      h->owner_key = keys_.owner();
-      h->channel = keys_.channel();
-      h->token = token;
-      h->fence = r[1];
-      h->acquired_at_ns = sent_at;
-      h->counters = &counters_;
-      h->valid_until_ns.store(sent_at + r[2] * 1'000'000);
-      {
-        std::lock_guard<std::mutex> lock(hold_mu_);
-        hold_ = h;
-      }
-      internal::RenewalManager::Global().Track(h);
-      Count(counters_.active);
+      StartHoldLocked(token, r[1], sent_at, sent_at + r[2] * 1'000'000);
     } else {
       hold_->valid_until_ns.store(
           std::max(hold_->valid_until_ns.load(), sent_at + r[2] * 1'000'000));
@@ -296,24 +278,8 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
   const int n = static_cast<int>(replies.size());
   if (granted >= backend_->quorum() && validity_ns > 0) {
     if (count == 0) {
-      auto h = std::make_shared<internal::Hold>();
-      h->homes = backend_->homes;
-      h->quorum = backend_->quorum();
-      h->drift_factor = backend_->drift_factor;
-      h->key = key_;
-      h->owner_key = keys_.owner();
-      h->channel = keys_.channel();
-      h->token = token;
-      h->fence = 0;  // no fencing token is monotonic across independent masters
-      h->acquired_at_ns = sent_at;
-      h->counters = &counters_;
-      h->valid_until_ns.store(sent_at + validity_ns);
-      {
-        std::lock_guard<std::mutex> lock(hold_mu_);
-        hold_ = h;
-      }
-      internal::RenewalManager::Global().Track(h);
-      Count(counters_.active);
+      // No fencing token is monotonic across independent masters.
+      StartHoldLocked(token, /*fence=*/0, sent_at, sent_at + validity_ns);
     } else {
       hold_->valid_until_ns.store(sent_at + validity_ns);
     }
@@ -349,6 +315,29 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
   return absl::UnavailableError(absl::StrCat(
       "only ", granted, " of ", n, " redlock masters granted the lock (quorum ",
       backend_->quorum(), "); the others failed, last: ", error.message()));
+}
+
+void RedisLock::StartHoldLocked(const std::string& token, int64_t fence,
+                                int64_t sent_at_ns, int64_t valid_until_ns) {
+  auto h = std::make_shared<internal::Hold>();
+  h->homes = backend_->homes;
+  h->quorum = backend_->quorum();
+  h->drift_factor = backend_->drift_factor;
+  h->policy = policy_;
+  h->key = key_;
+  h->owner_key = keys_.owner();
+  h->channel = keys_.channel();
+  h->token = token;
+  h->fence = fence;
+  h->acquired_at_ns = sent_at_ns;
+  h->counters = &counters_;
+  h->valid_until_ns.store(valid_until_ns);
+  {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_ = h;
+  }
+  internal::RenewalManager::Global().Track(h);
+  Count(counters_.active);
 }
 
 void RedisLock::ForgetHoldLocked() {

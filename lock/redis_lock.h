@@ -159,6 +159,9 @@ class RedisLock {
                                        absl::Span<const absl::string_view> keys,
                                        absl::Span<const absl::string_view> args,
                                        bool* outcome_unknown = nullptr);
+  // Records a fresh hold (op_mu_ held).
+  void StartHoldLocked(const std::string& token, int64_t fence, int64_t sent_at_ns,
+                       int64_t valid_until_ns);
   // Drops the current hold after it was found lost (op_mu_ held).
   void ForgetHoldLocked();
   absl::Status ReleaseLocked(int count_after);
