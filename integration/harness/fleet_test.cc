@@ -151,6 +151,29 @@ TEST_F(FleetTest, SentinelFailoverPromotesTheReplicaAndKeepsReplicatedData) {
               IsOk());
 }
 
+// fleet_container_test runs this file with LOCK_TEST_BACKEND=container: this
+// proves its nodes, sentinels included, really are containers there.
+TEST_F(FleetTest, NodesRunOnTheConfiguredBackend) {
+  absl::StatusOr<ServerBackend> backend = BackendFromEnvironment();
+  ASSERT_THAT(backend, IsOk());
+  RedisFleet* fleet = Start(RedisFleet::Sentinel(1, 1));
+  ASSERT_NE(fleet, nullptr);
+  const auto expected = *backend == ServerBackend::kContainer
+                            ? HasSubstr(" container lockharness-")
+                            : HasSubstr("process");
+  EXPECT_THAT(fleet->node(0).backend_description(), expected);
+  EXPECT_THAT(fleet->node(1).backend_description(), expected);
+  EXPECT_THAT(fleet->sentinel(0).backend_description(), expected);
+  EXPECT_GT(fleet->node(0).pid(), 0);
+  // Faults work the same way on either backend.
+  ASSERT_THAT(fleet->node(1).Pause(), IsOk());
+  EXPECT_TRUE(fleet->node(1).paused());
+  EXPECT_THAT(fleet->node(1).Query({"PING"}, absl::Milliseconds(200)),
+              StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT(fleet->node(1).Resume(), IsOk());
+  EXPECT_THAT(fleet->node(1).Exec({"PING"}), IsOkAndHolds("PONG"));
+}
+
 TEST_F(FleetTest, TopologyOperationsCheckTheKind) {
   RedisFleet* fleet = Start(RedisFleet::Masters(1));
   ASSERT_NE(fleet, nullptr);
