@@ -4,23 +4,18 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
-#include <thread>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,57 +23,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "integration/harness/runner.h"
 #include "lock/internal/status_macros.h"
 
 namespace lock::harness {
-namespace internal {
-
-// Runs fork() on a thread of its own, so that the PR_SET_PDEATHSIG tie of a
-// server is to this thread (which lives as long as its RedisServer) rather
-// than to whichever thread happened to call Start() or Restart().
-class ForkThread {
- public:
-  ForkThread() : thread_([this] { Loop(); }) {}
-
-  ~ForkThread() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
-  // Callers are serialized by RedisServer::mu_.
-  pid_t Run(absl::FunctionRef<pid_t()> fork_fn) {
-    std::unique_lock<std::mutex> lock(mu_);
-    task_ = &fork_fn;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return task_ == nullptr; });
-    return result_;
-  }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (true) {
-      cv_.wait(lock, [this] { return stop_ || task_ != nullptr; });
-      if (stop_) return;
-      result_ = (*task_)();
-      task_ = nullptr;
-      cv_.notify_all();
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  absl::FunctionRef<pid_t()>* task_ = nullptr;  // Guarded by mu_.
-  pid_t result_ = -1;                           // Guarded by mu_.
-  bool stop_ = false;                           // Guarded by mu_.
-  std::thread thread_;  // Last, so it starts after the fields above exist.
-};
-
-}  // namespace internal
 
 namespace {
 
@@ -111,29 +59,39 @@ absl::Status ErrnoError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", ErrnoText(errno)));
 }
 
-std::string ReplyToText(const redisReply& reply) {
+RedisReply Convert(const redisReply& reply) {
+  RedisReply out;
   switch (reply.type) {
     case REDIS_REPLY_INTEGER:
-      return absl::StrCat(reply.integer);
+      out.type = RedisReply::Type::kInteger;
+      out.integer = reply.integer;
+      break;
     case REDIS_REPLY_NIL:
-      return "(nil)";
-    case REDIS_REPLY_ARRAY: {
-      std::vector<std::string> elements;
+      out.type = RedisReply::Type::kNil;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
       for (size_t i = 0; i < reply.elements; ++i) {
-        elements.push_back(ReplyToText(*reply.element[i]));
+        out.elements.push_back(Convert(*reply.element[i]));
       }
-      return absl::StrJoin(elements, "\n");
-    }
-    default:  // String, status or error.
-      return std::string(reply.str, reply.len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(reply.str, reply.len);
+      break;
+    default:  // String (errors never get here).
+      out.type = RedisReply::Type::kString;
+      out.str.assign(reply.str, reply.len);
+      break;
   }
+  return out;
 }
 
 // The one place that maps hiredis outcomes to status codes: a dead context
 // (refused, reset, timed out) is kUnavailable, an error reply is
 // kFailedPrecondition.
-absl::StatusOr<std::string> Command(redisContext* context, int port,
-                                    const std::vector<std::string>& argv) {
+absl::StatusOr<RedisReply> Command(redisContext* context, int port,
+                                   const std::vector<std::string>& argv) {
   std::vector<const char*> args;
   std::vector<size_t> lengths;
   for (const std::string& arg : argv) {
@@ -147,14 +105,14 @@ absl::StatusOr<std::string> Command(redisContext* context, int port,
         absl::StrCat(kHost, ":", port, " ", argv[0], ": ", context->errstr));
   }
   if (reply->type == REDIS_REPLY_ERROR) {
-    return absl::FailedPreconditionError(ReplyToText(*reply));
+    return absl::FailedPreconditionError(std::string(reply->str, reply->len));
   }
-  return ReplyToText(*reply);
+  return Convert(*reply);
 }
 
-absl::StatusOr<std::string> Call(int port, const std::string& password,
-                                 const std::vector<std::string>& argv,
-                                 absl::Duration timeout) {
+absl::StatusOr<RedisReply> Call(int port, const std::string& password,
+                                const std::vector<std::string>& argv,
+                                absl::Duration timeout) {
   if (argv.empty()) return absl::InvalidArgumentError("empty command");
   const timeval tv = absl::ToTimeval(timeout);
   ContextPtr context(redisConnectWithTimeout(kHost, port, tv));
@@ -246,44 +204,73 @@ std::string LastLines(absl::string_view text) {
   return absl::StrJoin(lines, "\n");
 }
 
-std::string DescribeExit(int wait_status) {
-  if (WIFSIGNALED(wait_status)) {
-    return absl::StrCat("killed by signal ", WTERMSIG(wait_status));
-  }
-  const int code = WEXITSTATUS(wait_status);
-  return absl::StrCat("exit code ", code, code == 127 ? " (exec failed)" : "");
-}
-
-pid_t WaitPid(pid_t pid, int* wait_status, int flags) {
-  pid_t result;
-  do {
-    result = waitpid(pid, wait_status, flags);
-  } while (result < 0 && errno == EINTR);
-  return result;
-}
-
 }  // namespace
 
+std::string RedisReply::ToText() const {
+  switch (type) {
+    case Type::kInteger:
+      return absl::StrCat(integer);
+    case Type::kNil:
+      return "(nil)";
+    case Type::kArray: {
+      std::vector<std::string> texts;
+      for (const RedisReply& element : elements) {
+        texts.push_back(element.ToText());
+      }
+      return absl::StrJoin(texts, "\n");
+    }
+    default:
+      return str;
+  }
+}
+
+absl::StatusOr<ServerBackend> BackendFromEnvironment() {
+  const char* env = std::getenv("LOCK_TEST_BACKEND");
+  const absl::string_view value = env == nullptr ? "" : env;
+  if (value.empty() || value == "process") return ServerBackend::kProcess;
+  if (value == "container") return ServerBackend::kContainer;
+  return absl::InvalidArgumentError(
+      absl::StrCat("LOCK_TEST_BACKEND=", value,
+                   ": expected \"process\" or \"container\""));
+}
+
 RedisServer::RedisServer(RedisServerOptions options, std::string binary,
-                         std::string dir)
+                         std::string dir,
+                         std::unique_ptr<internal::Runner> runner)
     : options_(std::move(options)),
       binary_(std::move(binary)),
       dir_(std::move(dir)),
-      fork_thread_(std::make_unique<internal::ForkThread>()) {}
+      runner_(std::move(runner)) {}
 
 absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
     RedisServerOptions options) {
   std::signal(SIGPIPE, SIG_IGN);
+  ServerBackend backend = options.backend;
+  if (backend == ServerBackend::kFromEnvironment) {
+    ASSIGN_OR_RETURN(backend, BackendFromEnvironment());
+  }
   ASSIGN_OR_RETURN(std::string binary, FindRedisServer());
+  std::unique_ptr<internal::Runner> runner;
+  if (backend == ServerBackend::kContainer) {
+    ASSIGN_OR_RETURN(runner, internal::NewContainerRunner(options.name));
+  } else {
+    runner = internal::NewProcessRunner(options.name);
+  }
   ASSIGN_OR_RETURN(std::string dir, MakeTempDir());
   // Owned from here on, so every error path removes the directory.
   std::unique_ptr<RedisServer> server(
-      new RedisServer(std::move(options), std::move(binary), std::move(dir)));
+      new RedisServer(std::move(options), std::move(binary), std::move(dir),
+                      std::move(runner)));
   {
     std::lock_guard<std::mutex> lock(server->mu_);
     absl::Status status;
     for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
       ASSIGN_OR_RETURN(server->port_, PickFreePort());
+      if (server->options_.cluster) {
+        do {
+          ASSIGN_OR_RETURN(server->bus_port_, PickFreePort());
+        } while (server->bus_port_ == server->port_);
+      }
       RETURN_IF_ERROR(server->WriteConfig());
       status = server->LaunchLocked();
       if (!absl::IsUnavailable(status)) break;
@@ -295,7 +282,7 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
 
 RedisServer::~RedisServer() {
   std::lock_guard<std::mutex> lock(mu_);
-  KillLocked().IgnoreError();
+  runner_->Kill().IgnoreError();
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
 }
@@ -308,34 +295,54 @@ std::string RedisServer::addr() const {
 
 pid_t RedisServer::pid() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return pid_;
+  return runner_->pid();
+}
+
+bool RedisServer::paused() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return runner_->paused();
+}
+
+std::string RedisServer::backend_description() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return runner_->Describe();
 }
 
 absl::Status RedisServer::Kill() {
   std::lock_guard<std::mutex> lock(mu_);
-  return KillLocked();
+  return runner_->Kill();
 }
 
 absl::Status RedisServer::Pause() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (paused_) return absl::OkStatus();
-  return SignalLocked(SIGSTOP, WUNTRACED);
+  if (!runner_->up()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.name, ": server is down"));
+  }
+  if (runner_->paused()) return absl::OkStatus();
+  return runner_->Pause();
 }
 
 absl::Status RedisServer::Resume() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!paused_) return absl::OkStatus();
-  return SignalLocked(SIGCONT, WCONTINUED);
+  if (!runner_->up()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.name, ": server is down"));
+  }
+  if (!runner_->paused()) return absl::OkStatus();
+  return runner_->Resume();
 }
 
 absl::Status RedisServer::Restart(bool keep_data) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (paused_) RETURN_IF_ERROR(SignalLocked(SIGCONT, WCONTINUED));
+  if (runner_->paused()) RETURN_IF_ERROR(runner_->Resume());
   // Without AOF the data lives only in memory until SAVE writes dump.rdb.
-  if (keep_data && pid_ >= 0 && !options_.appendonly) {
+  // Sentinels have no data to save (and no SAVE).
+  if (keep_data && runner_->up() && !options_.appendonly &&
+      !options_.sentinel) {
     RETURN_IF_ERROR(Exec({"SAVE"}).status());
   }
-  RETURN_IF_ERROR(KillLocked());
+  RETURN_IF_ERROR(runner_->Kill());
   if (!keep_data) {
     // Everything but our config and log is data (dump.rdb, the AOF dir, or
     // whatever extra_config renamed them to).
@@ -357,7 +364,13 @@ absl::Status RedisServer::Restart(bool keep_data) {
 
 absl::StatusOr<std::string> RedisServer::Exec(
     const std::vector<std::string>& argv) {
-  return Call(port_, options_.password, argv, kExecTimeout);
+  ASSIGN_OR_RETURN(RedisReply reply, Query(argv, kExecTimeout));
+  return reply.ToText();
+}
+
+absl::StatusOr<RedisReply> RedisServer::Query(
+    const std::vector<std::string>& argv, absl::Duration timeout) {
+  return Call(port_, options_.password, argv, timeout);
 }
 
 std::string RedisServer::Log() const {
@@ -377,6 +390,12 @@ absl::Status RedisServer::WriteConfig() const {
   if (!options_.password.empty()) {
     absl::StrAppend(&config, "requirepass ", Quote(options_.password), "\n");
   }
+  if (options_.cluster) {
+    absl::StrAppend(&config,
+                    "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                    "cluster-port ",
+                    bus_port_, "\ncluster-node-timeout 2000\n");
+  }
   for (const auto& [key, value] : options_.extra_config) {
     absl::StrAppend(&config, key, " ", value, "\n");
   }
@@ -389,113 +408,55 @@ absl::Status RedisServer::WriteConfig() const {
 }
 
 absl::Status RedisServer::LaunchLocked() {
-  const std::string config_path = absl::StrCat(dir_, "/", kConfigFile);
-  const std::string log_path = absl::StrCat(dir_, "/", kLogFile);
-  // Startup errors (a bad directive) go to stderr before the logfile is
-  // open, so both streams go to the log too.
-  const int log_fd =
-      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return ErrnoError(absl::StrCat("open ", log_path));
+  internal::LaunchSpec spec;
+  spec.binary = binary_;
+  spec.args = {absl::StrCat(dir_, "/", kConfigFile)};
+  if (options_.sentinel) spec.args.push_back("--sentinel");
+  spec.dir = dir_;
+  spec.log_path = absl::StrCat(dir_, "/", kLogFile);
   const size_t log_offset = Log().size();
-  char* const argv[] = {const_cast<char*>(binary_.c_str()),
-                        const_cast<char*>(config_path.c_str()), nullptr};
-  const pid_t parent = getpid();
-  int fork_error = 0;
-  pid_ = fork_thread_->Run([&] {
-    const pid_t child = fork();
-    if (child == 0) {
-      // Only async-signal-safe calls between fork and exec. The getppid()
-      // check covers the parent dying before prctl() took effect.
-      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-        _exit(126);
-      }
-      dup2(log_fd, STDOUT_FILENO);
-      dup2(log_fd, STDERR_FILENO);
-      // Inherited sockets (say, a test's connection to another server) would
-      // stay open for as long as this server runs.
-      close_range(STDERR_FILENO + 1, ~0U, 0);
-      execv(argv[0], argv);
-      _exit(127);
-    }
-    fork_error = errno;
-    return child;
-  });
-  close(log_fd);
-  if (pid_ < 0) {
-    return absl::InternalError(absl::StrCat("fork: ", ErrnoText(fork_error)));
-  }
-  absl::Status status = WaitUntilReadyLocked(log_offset);
-  if (!status.ok()) KillLocked().IgnoreError();
+  // A container takes a while to launch; that counts against the timeout.
+  const absl::Time deadline = absl::Now() + options_.start_timeout;
+  RETURN_IF_ERROR(runner_->Launch(spec));
+  absl::Status status = WaitUntilReadyLocked(log_offset, deadline);
+  if (!status.ok()) runner_->Kill().IgnoreError();
   return status;
 }
 
-absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset) {
-  const absl::Time deadline = absl::Now() + options_.start_timeout;
+absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
+                                               absl::Time deadline) {
   absl::Status probe;
   while (true) {
-    int wait_status = 0;
-    if (WaitPid(pid_, &wait_status, WNOHANG) == pid_) {
-      pid_ = -1;
+    if (std::optional<std::string> exit = runner_->CheckExited()) {
       const std::string log = Log().substr(log_offset);
-      const std::string message =
-          absl::StrCat(options_.name, ": ", binary_, " on port ", port_,
-                       " exited at startup (", DescribeExit(wait_status),
-                       "); log tail:\n", LastLines(log));
+      const std::string message = absl::StrCat(
+          options_.name, ": ", binary_, " (", runner_->Describe(),
+          ") on port ", port_, " exited at startup (", *exit,
+          "); log tail:\n", LastLines(log));
       if (absl::StrContains(log, "Address already in use")) {
         return absl::UnavailableError(message);
       }
       return absl::FailedPreconditionError(message);
     }
     probe = Call(port_, options_.password, {"PING"}, kProbeTimeout).status();
-    if (probe.ok()) break;
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(options_.name, ": no PING reply from ", addr(),
-                       " within ", absl::FormatDuration(options_.start_timeout),
-                       " (last: ", probe.message(), "); log tail:\n",
-                       LastLines(Log().substr(log_offset))));
+    const bool late = absl::Now() > deadline;
+    if (probe.ok() && !late) break;
+    if (late) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          options_.name, ": no PING reply from ", addr(), " within ",
+          absl::FormatDuration(options_.start_timeout), " (last: ",
+          probe.ok() ? "PONG, too late" : probe.message(), "); log tail:\n",
+          LastLines(Log().substr(log_offset))));
     }
     absl::SleepFor(kPollInterval);
   }
   // Our child may not have noticed yet that another server owns the port.
-  ASSIGN_OR_RETURN(std::string info, Call(port_, options_.password,
-                                          {"INFO", "server"}, kProbeTimeout));
-  if (!absl::StrContains(info, absl::StrCat("process_id:", pid_, "\r\n"))) {
+  ASSIGN_OR_RETURN(RedisReply info, Call(port_, options_.password,
+                                         {"INFO", "server"}, kProbeTimeout));
+  if (!runner_->Owns(info.str)) {
     return absl::UnavailableError(absl::StrCat(
         options_.name, ": port ", port_, " is served by another process"));
   }
-  return absl::OkStatus();
-}
-
-absl::Status RedisServer::KillLocked() {
-  if (pid_ < 0) return absl::OkStatus();
-  if (paused_) kill(pid_, SIGCONT);
-  if (kill(pid_, SIGKILL) != 0) return ErrnoError("kill");
-  int wait_status = 0;
-  if (WaitPid(pid_, &wait_status, 0) < 0) return ErrnoError("waitpid");
-  pid_ = -1;
-  paused_ = false;
-  return absl::OkStatus();
-}
-
-absl::Status RedisServer::SignalLocked(int signal, int wait_flags) {
-  if (pid_ < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(options_.name, ": server is down"));
-  }
-  if (kill(pid_, signal) != 0) return ErrnoError("kill");
-  // Waiting for the stop/continue report makes the state change synchronous.
-  int wait_status = 0;
-  if (WaitPid(pid_, &wait_status, wait_flags) < 0) {
-    return ErrnoError("waitpid");
-  }
-  if (WIFEXITED(wait_status) || WIFSIGNALED(wait_status)) {
-    pid_ = -1;
-    paused_ = false;
-    return absl::FailedPreconditionError(absl::StrCat(
-        options_.name, ": server exited (", DescribeExit(wait_status), ")"));
-  }
-  paused_ = signal == SIGSTOP;
   return absl::OkStatus();
 }
 

@@ -12,6 +12,15 @@
 // `redis-server` from $PATH or /usr/bin. The child is SIGKILLed when the
 // RedisServer is destroyed and also when the owning process dies, so crashed
 // tests leave no servers behind.
+//
+// Backends: by default the server is a child process. With
+// LOCK_TEST_BACKEND=container (or `backend = ServerBackend::kContainer`) it
+// runs in a podman (or docker) container built from the same binary, with
+// the same interface: host network, same port, the directory bind-mounted,
+// Pause() = the engine's pause (cgroup freezer), Kill() = SIGKILL + remove.
+// See container_backend.cc for the image and for leftover cleanup.
+//
+// Topologies (several servers, sentinels, a cluster) are in redis_fleet.h.
 #ifndef INTEGRATION_HARNESS_REDIS_SERVER_H_
 #define INTEGRATION_HARNESS_REDIS_SERVER_H_
 
@@ -28,6 +37,29 @@
 #include "absl/time/time.h"
 
 namespace lock::harness {
+
+enum class ServerBackend {
+  kFromEnvironment,  // LOCK_TEST_BACKEND: "" or "process" / "container"
+  kProcess,
+  kContainer,
+};
+
+// The backend kFromEnvironment stands for; kInvalidArgument for an unknown
+// LOCK_TEST_BACKEND value.
+absl::StatusOr<ServerBackend> BackendFromEnvironment();
+
+// A reply with its structure (Exec() flattens it to text). Error replies are
+// not RedisReply values: they come back as kFailedPrecondition.
+struct RedisReply {
+  enum class Type { kString, kStatus, kInteger, kNil, kArray };
+  Type type = Type::kNil;
+  std::string str;  // kString and kStatus
+  long long integer = 0;
+  std::vector<RedisReply> elements;  // kArray
+
+  // The text Exec() returns for this reply.
+  std::string ToText() const;
+};
 
 struct RedisServerOptions {
   // Names this server in errors and log dumps, e.g. "master-1".
@@ -46,10 +78,25 @@ struct RedisServerOptions {
 
   // How long Start() and Restart() wait for the server to answer PING.
   absl::Duration start_timeout = absl::Seconds(10);
+
+  // Run as Redis Sentinel (`redis-server <config> --sentinel`). Sentinel
+  // directives (`sentinel monitor ...`) go in extra_config. Sentinel rewrites
+  // its config file with what it learns, and Restart() keeps that file.
+  bool sentinel = false;
+
+  // Run as a Redis Cluster node: `cluster-enabled yes`, nodes.conf in the
+  // server's directory, a cluster bus on a second free port
+  // (cluster_bus_port()) and `cluster-node-timeout 2000` (override it in
+  // extra_config). Restart(false) deletes nodes.conf: the node comes back as
+  // a new, empty node outside the cluster.
+  bool cluster = false;
+
+  // Process or container; see the top of the file.
+  ServerBackend backend = ServerBackend::kFromEnvironment;
 };
 
 namespace internal {
-class ForkThread;
+class Runner;
 }  // namespace internal
 
 // Thread-safe: fault hooks may run on one thread while others call Exec().
@@ -60,7 +107,9 @@ class RedisServer {
   // kNotFound when there is no redis-server binary, kFailedPrecondition when
   // it exits at startup, kDeadlineExceeded when it does not answer in
   // `start_timeout`, kUnavailable when every port tried was taken; startup
-  // errors include the tail of the server log.
+  // errors include the tail of the server log. With the container backend,
+  // kFailedPrecondition also when no container engine works (the message
+  // says why) and kInvalidArgument for an unknown LOCK_TEST_BACKEND.
   //
   // Sets SIGPIPE to SIG_IGN for the whole process: a server killed between
   // connect and write would otherwise kill the test with it.
@@ -74,12 +123,19 @@ class RedisServer {
   // directory. Never fails.
   ~RedisServer();
 
+  const std::string& name() const { return options_.name; }
   std::string host() const;
   // The port stays the same across Restart().
   int port() const { return port_; }
   std::string addr() const;
-  // -1 while the server is down.
+  // The cluster bus port of a `cluster` node, else 0.
+  int cluster_bus_port() const { return bus_port_; }
+  // -1 while the server is down. For a container, the host pid of its
+  // redis-server.
   pid_t pid() const;
+  bool paused() const;
+  // "process" or the container engine and container name.
+  std::string backend_description() const;
 
   // SIGKILLs the server and reaps it: no shutdown, no final save. The server
   // stays down until Restart(). Killing a down server is a no-op.
@@ -107,30 +163,34 @@ class RedisServer {
   // an empty argv is kInvalidArgument.
   absl::StatusOr<std::string> Exec(const std::vector<std::string>& argv);
 
+  // Like Exec() with the reply's structure and a deadline of the caller's
+  // choice (connect and reply each), e.g. short ones to poll a server that
+  // may be paused.
+  absl::StatusOr<RedisReply> Query(const std::vector<std::string>& argv,
+                                   absl::Duration timeout = absl::Seconds(10));
+
   // The server's log file, including output from earlier runs (Restart).
   std::string Log() const;
 
  private:
-  RedisServer(RedisServerOptions options, std::string binary, std::string dir);
+  RedisServer(RedisServerOptions options, std::string binary, std::string dir,
+              std::unique_ptr<internal::Runner> runner);
 
   absl::Status WriteConfig() const;
   // Spawns the server and waits for it; kUnavailable means the port was taken.
   absl::Status LaunchLocked();
-  absl::Status WaitUntilReadyLocked(size_t log_offset);
-  absl::Status KillLocked();
-  absl::Status SignalLocked(int signal, int wait_flags);
+  absl::Status WaitUntilReadyLocked(size_t log_offset, absl::Time deadline);
 
   const RedisServerOptions options_;
   const std::string binary_;
   const std::string dir_;
-  int port_ = 0;  // Chosen by Start(), constant afterwards.
-  // PR_SET_PDEATHSIG fires when the forking *thread* exits, so servers are
-  // forked on a thread that lives exactly as long as this object.
-  const std::unique_ptr<internal::ForkThread> fork_thread_;
+  int port_ = 0;      // Chosen by Start(), constant afterwards.
+  int bus_port_ = 0;  // Likewise; cluster nodes only.
 
   mutable std::mutex mu_;
-  pid_t pid_ = -1;       // Guarded by mu_; -1 while down.
-  bool paused_ = false;  // Guarded by mu_.
+  // Guarded by mu_. Process: forks on a thread of its own, because
+  // PR_SET_PDEATHSIG fires when the forking *thread* exits.
+  const std::unique_ptr<internal::Runner> runner_;
 };
 
 }  // namespace lock::harness

@@ -8,6 +8,17 @@
 //
 // Override ServerOptions() for a password, AOF or extra config. When a test
 // fails, the server log is printed with each line prefixed by the server name.
+//
+// For topologies, RedisFleetTest keeps the fleets a test starts and prints
+// all their nodes' logs, prefixed by node name, if the test fails:
+//
+//   class FailoverTest : public lock::harness::RedisFleetTest {};
+//
+//   TEST_F(FailoverTest, NewMaster) {
+//     RedisFleet* fleet = Start(RedisFleet::Sentinel());
+//     ASSERT_NE(fleet, nullptr);
+//     EXPECT_TRUE(fleet->Failover().ok());
+//   }
 #ifndef INTEGRATION_HARNESS_REDIS_TEST_H_
 #define INTEGRATION_HARNESS_REDIS_TEST_H_
 
@@ -15,11 +26,11 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
 
 namespace lock::harness {
@@ -41,10 +52,7 @@ class RedisTest : public ::testing::Test {
 
   void TearDown() override {
     if (!HasFailure() || server_ == nullptr) return;
-    for (absl::string_view line :
-         absl::StrSplit(server_->Log(), '\n', absl::SkipEmpty())) {
-      std::cerr << "[" << name_ << "] " << line << "\n";
-    }
+    std::cerr << PrefixLines(name_, server_->Log());
   }
 
   RedisServer& server() { return *server_; }
@@ -52,6 +60,30 @@ class RedisTest : public ::testing::Test {
  private:
   std::string name_;
   std::unique_ptr<RedisServer> server_;
+};
+
+class RedisFleetTest : public ::testing::Test {
+ protected:
+  // Takes the fleet a factory returned and keeps it for the test. On error,
+  // records a failure with the status (which carries the node logs) and
+  // returns nullptr.
+  RedisFleet* Start(absl::StatusOr<std::unique_ptr<RedisFleet>> fleet) {
+    if (!fleet.ok()) {
+      ADD_FAILURE() << "starting the fleet: " << fleet.status();
+      return nullptr;
+    }
+    fleets_.push_back(*std::move(fleet));
+    return fleets_.back().get();
+  }
+
+  // Subclasses that override this must call it.
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (const auto& fleet : fleets_) std::cerr << fleet->Logs();
+  }
+
+ private:
+  std::vector<std::unique_ptr<RedisFleet>> fleets_;
 };
 
 }  // namespace lock::harness
