@@ -323,6 +323,8 @@ void RedisLock::StartHoldLocked(const std::string& token, int64_t fence,
   h->homes = backend_->homes;
   h->quorum = backend_->quorum();
   h->drift_factor = backend_->drift_factor;
+  h->min_replicas_ack = backend_->min_replicas_ack;
+  h->replica_ack_timeout = backend_->replica_ack_timeout;
   h->policy = policy_;
   h->key = key_;
   h->owner_key = keys_.owner();
@@ -577,8 +579,18 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
     if (extended < backend_->quorum() && !error.ok()) return error;
     extended = extended >= backend_->quorum() ? 1 : 0;
   } else {
-    ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_extend, keys, args));
-    ASSIGN_OR_RETURN(int64_t r, IntReply(*reply, "extend"));
+    ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                     backend_->homes[0]->Run(scripts::k_extend, keys, args,
+                                             {.timeout = policy_->script_timeout,
+                                              .wait_replicas = backend_->min_replicas_ack,
+                                              .wait_timeout = backend_->replica_ack_timeout}));
+    ASSIGN_OR_RETURN(int64_t r, IntReply(*run.reply, "extend"));
+    if (r == 1 && run.replicas_acked < backend_->min_replicas_ack) {
+      backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+      return absl::UnavailableError(absl::StrCat(
+          "lock \"", key_, "\": the extension reached only ", run.replicas_acked,
+          " of the required ", backend_->min_replicas_ack, " replicas"));
+    }
     extended = static_cast<int>(r);
   }
   if (extended == 0) {

@@ -29,6 +29,10 @@ struct Hold {
   // The homes the lock was taken on (one, or Redlock's masters).
   std::vector<std::shared_ptr<redis::Topology>> homes;
   int quorum = 1;            // homes that must grant a renewal
+  // A renewal counts only once this many replicas acknowledged it, so a
+  // demoted master that still answers cannot keep the hold alive alone.
+  int min_replicas_ack = 0;
+  absl::Duration replica_ack_timeout;
   double drift_factor = 0;   // Redlock: validity lost to clock drift
   std::shared_ptr<const policy::Policy> policy;
   std::string key;        // the caller's key, without prefix

@@ -246,6 +246,20 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
       return;
     }
   }
+  // The batch's holds share one target, hence one replica requirement.
+  const int want_acks = batch.front()->min_replicas_ack;
+  std::string acks_arg, ack_ms_arg;
+  if (want_acks > 0) {
+    acks_arg = absl::StrCat(want_acks);
+    ack_ms_arg = absl::StrCat(
+        std::max<int64_t>(1, absl::ToInt64Milliseconds(batch.front()->replica_ack_timeout)));
+    const absl::string_view wait[] = {"WAIT", acks_arg, ack_ms_arg};
+    absl::Status s = (*conn)->Append(wait);
+    if (!s.ok()) {
+      for (const auto& f : batch) Failed(f, s);
+      return;
+    }
+  }
   AddRenewalRoundTrip();
   std::vector<redis::ReplyPtr> replies(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -257,6 +271,21 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
       break;
     }
     replies[i] = *std::move(reply);
+  }
+  if (want_acks > 0 && replies.size() == batch.size()) {
+    absl::StatusOr<redis::ReplyPtr> acked =
+        (*conn)->ReadReply(timeout + batch.front()->replica_ack_timeout);
+    const int64_t n = acked.ok() && (*acked)->type == REDIS_REPLY_INTEGER ? (*acked)->integer : -1;
+    if (n < want_acks) {
+      // A master without its replicas may be one that was just demoted and
+      // does not know it yet: its extensions must not count.
+      home.Invalidate(batch.front()->owner_key, nullptr);
+      const absl::Status why = absl::UnavailableError(absl::StrCat(
+          "renewal reached ", std::max<int64_t>(n, 0), " of the required ", want_acks,
+          " replicas"));
+      for (const auto& h : batch) Failed(h, why);
+      return;
+    }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const std::shared_ptr<Hold>& h = batch[i];

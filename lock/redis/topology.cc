@@ -78,7 +78,12 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
   const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
   std::string ask;
   absl::Status last;
-  for (int hop = 0; hop < kMaxRedirects; ++hop) {
+  // A slot being migrated answers TRYAGAIN to multi-key scripts until the
+  // move completes; those waits get their own, longer budget.
+  const auto tryagain_deadline =
+      std::chrono::steady_clock::now() + 5 * absl::ToChronoNanoseconds(options.timeout);
+  auto tryagain_pause = std::chrono::milliseconds(5);
+  for (int hop = 0; hop < kMaxRedirects;) {
     ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> pool,
                      ask.empty() ? PoolFor(key, options.timeout) : PoolAt(ask));
     ASSIGN_OR_RETURN(PooledConnection conn, pool->Borrow(options.timeout));
@@ -100,14 +105,18 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     if (r.type == REDIS_REPLY_ERROR) {
       const absl::string_view text = ReplyText(r);
       last = ServerError(text, pool->addr(), absl::StrCat("script ", script.name));
-      // These mean "not executed here, ask elsewhere": safe to retry.
+      // These mean "not executed here": safe to retry.
+      if (absl::StartsWith(text, "TRYAGAIN") &&
+          std::chrono::steady_clock::now() + tryagain_pause < tryagain_deadline) {
+        std::this_thread::sleep_for(tryagain_pause);
+        tryagain_pause = std::min(tryagain_pause * 2, std::chrono::milliseconds(100));
+        continue;  // same node (after ASKING again if it was an ASK target)
+      }
       if (absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ") ||
-          absl::StartsWith(text, "READONLY") || absl::StartsWith(text, "TRYAGAIN")) {
+          absl::StartsWith(text, "READONLY")) {
         const std::string next = Invalidate(key, &r);
         ask = absl::StartsWith(text, "ASK ") ? next : "";
-        if (absl::StartsWith(text, "TRYAGAIN")) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
+        ++hop;
         continue;
       }
       return last;

@@ -1,0 +1,215 @@
+// The lock contract on Sentinel and Cluster deployments started by the
+// harness: real redis-server processes, real failovers, real slot moves.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_fleet.h"
+#include "integration/harness/redis_test.h"
+#include "lock/internal/status_matchers.h"
+#include "lock/lock.h"
+#include "lock/redis/topology.h"
+#include "nlohmann/json.hpp"
+
+namespace lock {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::StatusIs;
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+
+class FleetLockTest : public harness::RedisFleetTest {
+ protected:
+  // A Locker whose target "default" is `fleet`, plus `extra` target fields.
+  std::unique_ptr<Locker> LockerFor(harness::RedisFleet& fleet,
+                                    const nlohmann::json& extra = nlohmann::json::object()) {
+    nlohmann::json target = nlohmann::json::parse(fleet.PolicyTargetJson());
+    target["connect_timeout"] = "300ms";
+    for (auto& [k, v] : extra.items()) target[k] = v;
+    nlohmann::json config = {
+        {"redis", {{"default", target}}},
+        {"defaults", {{"script_timeout", "300ms"},
+                      {"retry", {{"initial_delay", "1ms"}, {"max_delay", "10ms"}}}}},
+        {"policies",
+         {{"wait", {{"key_prefix", "w:"}, {"wait", {{"timeout", "20s"}}},
+                    {"retry", {{"max_attempts", 1000000}}}}},
+          {"fail", {{"key_prefix", "w:"}, {"on_busy", "fail"}}},
+          {"skip", {{"key_prefix", "w:"}, {"on_busy", "skip"}}},
+          {"renew", {{"key_prefix", "r:"}, {"ttl", "1500ms"},
+                     {"renewal", {{"threshold", 0.5}}}}},
+          {"renew-fail", {{"key_prefix", "r:"}, {"on_busy", "fail"}}}}}};
+    auto registry = policy::Registry::FromJson(config.dump(), "fleet.json");
+    EXPECT_THAT(registry, IsOk());
+    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    EXPECT_THAT(locker, IsOk());
+    return *std::move(locker);
+  }
+
+  // The With contract: acquire, busy, skip, re-entry, extend, release.
+  void ExpectContract(Locker& locker) {
+    auto holder = *locker.NewLock("wait", "c");
+    ASSERT_THAT(holder->Acquire(), IsOk());
+    ASSERT_THAT(holder->Acquire(), IsOk());  // re-entry
+    EXPECT_EQ(holder->hold_count(), 2);
+    EXPECT_GT(holder->fencing_token(), 0);
+    EXPECT_TRUE(IsBusy(locker.With("fail", "c", [] { return absl::OkStatus(); })));
+    EXPECT_TRUE(lock::IsSkipped(locker.With("skip", "c", [] { return absl::OkStatus(); })));
+    EXPECT_THAT(holder->Renew(absl::Seconds(20)), IsOk());
+    EXPECT_THAT(holder->Release(), IsOk());
+    EXPECT_THAT(holder->Release(), IsOk());
+    int64_t fence = 0;
+    EXPECT_THAT(locker.With("wait", "c", [&](Held& h) {
+      fence = h.fencing_token();
+      return absl::OkStatus();
+    }), IsOk());
+    EXPECT_GT(fence, 0);
+  }
+
+  // T threads × N increments of one counter under one lock, non-atomically
+  // (GET then SET through FencedSet's resource hash would hide races, so the
+  // counter lives in the lock's own process: overlaps are counted directly).
+  void ExpectMutualExclusion(Locker& locker, int threads, int per_thread) {
+    std::atomic<int> inside{0}, overlaps{0}, done{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (int i = 0; i < per_thread; ++i) {
+          absl::Status s = locker.With("wait", "mutex", [&] {
+            if (inside.fetch_add(1) != 0) overlaps++;
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+            inside.fetch_sub(1);
+            return absl::OkStatus();
+          });
+          EXPECT_THAT(s, IsOk());
+          if (s.ok()) done++;
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    EXPECT_EQ(overlaps.load(), 0);
+    EXPECT_EQ(done.load(), threads * per_thread);
+  }
+};
+
+TEST_F(FleetLockTest, SentinelContractAndMutualExclusion) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  ExpectContract(*locker);
+  ExpectMutualExclusion(*locker, 4, 50);
+}
+
+TEST_F(FleetLockTest, SentinelFailoverDuringAHeldLockNeverMakesTwoHolders) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet, {{"min_replicas_ack", 1}, {"replica_ack_timeout", "500ms"}});
+  absl::Status s = locker->With("renew", "f", [&](Held& held) {
+    EXPECT_THAT(fleet->Failover(), IsOk());
+    // Give renewal a couple of periods to follow the new master.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    if (!held.lost()) {
+      // Still believed held: then the new master must have it, for us.
+      auto master = fleet->MasterIndex();
+      EXPECT_THAT(master, IsOk());
+      if (master.ok()) {
+        EXPECT_EQ(fleet->node(*master).Exec({"HGET", "{r:f}", "owner"}).value_or(""),
+                  held.owner_token())
+            << "held, but not on the new master: two holders are possible";
+      }
+      EXPECT_TRUE(IsBusy(locker->With("renew-fail", "f", [] { return absl::OkStatus(); })));
+    }
+    return absl::OkStatus();
+  });
+  // Either the renewal followed the new master (OK), or the loss was
+  // signalled (IsLost); never a silent second holder.
+  EXPECT_TRUE(s.ok() || IsLost(s)) << s;
+  // The library keeps working on the new master, once the demoted master
+  // has rejoined as the replica that min_replicas_ack asks for.
+  const auto end = Clock::now() + std::chrono::seconds(20);
+  absl::Status after;
+  do {
+    after = locker->With("wait", "after", [] { return absl::OkStatus(); });
+  } while (!after.ok() && Clock::now() < end);
+  EXPECT_THAT(after, IsOk());
+}
+
+
+TEST_F(FleetLockTest, SentinelReplicaAckNotReachedReleasesAndSaysWhy) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet, {{"min_replicas_ack", 1}, {"replica_ack_timeout", "100ms"}});
+  auto master = fleet->MasterIndex();
+  ASSERT_THAT(master, IsOk());
+  const int replica = *master == 0 ? 1 : 0;
+  ASSERT_THAT(fleet->node(replica).Pause(), IsOk());
+  absl::Status s = locker->With("fail", "ack", [] { return absl::OkStatus(); });
+  ASSERT_THAT(fleet->node(replica).Resume(), IsOk());
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("replicas acknowledged")));
+  EXPECT_EQ(fleet->node(*master).Exec({"EXISTS", "{w:ack}"}).value_or("?"), "0");
+}
+
+TEST_F(FleetLockTest, ClusterContractAcrossMastersAndMutualExclusion) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  ExpectContract(*locker);
+  // Keys spread over every master.
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_THAT(locker->With("wait", absl::StrCat("spread", i), [] {
+      return absl::OkStatus();
+    }), IsOk()) << i;
+  }
+  ExpectMutualExclusion(*locker, 4, 50);
+}
+
+TEST_F(FleetLockTest, ClusterSlotMigrationDuringAWorkloadIsInvisibleToUsers) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  const int slot = harness::RedisFleet::KeySlot("{w:hot}");
+  auto from = fleet->NodeIndexForSlot(slot);
+  ASSERT_THAT(from, IsOk());
+  const int to = (*from + 1) % 3;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 3; ++t) {
+    workers.emplace_back([&] {
+      while (!stop) {
+        absl::Status s = locker->With("wait", "hot", [] { return absl::OkStatus(); });
+        if (s.ok()) {
+          ok++;
+        } else {
+          failed++;
+          ADD_FAILURE() << s;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Step by step, so clients meet ASK while the slot is half moved, then MOVED.
+  ASSERT_THAT(fleet->BeginMoveSlot(slot, to), IsOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_THAT(fleet->MigrateSlotKeys(slot, 1000), IsOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_THAT(fleet->FinishMoveSlot(slot), IsOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 50);
+  auto now = fleet->NodeIndexForSlot(slot);
+  ASSERT_THAT(now, IsOk());
+  EXPECT_EQ(*now, to);
+}
+
+}  // namespace
+}  // namespace lock
