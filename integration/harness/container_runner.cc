@@ -26,7 +26,8 @@
 // random token whose file under /tmp/lock-harness-owners/ this process holds
 // flock()ed while it lives. The first container backend of every process
 // removes containers whose owner file exists and is no longer locked, i.e.
-// whose process died without cleaning up.
+// whose process died without cleaning up (or whose watchdog was cut short,
+// as Bazel does to every descendant of a finished test), and the file.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -121,10 +122,17 @@ absl::StatusOr<Engine> DetectEngine() {
       "LOCK_CONTAINER_ENGINE, or unset LOCK_TEST_BACKEND to run processes"));
 }
 
-const absl::StatusOr<Engine>& GetEngine() {
-  static const absl::StatusOr<Engine>* const engine =
-      new absl::StatusOr<Engine>(DetectEngine());
-  return *engine;
+// Detected once per process and LOCK_CONTAINER_ENGINE value.
+absl::StatusOr<Engine> GetEngine() {
+  static std::mutex* const mu = new std::mutex;
+  static auto* const engines =
+      new std::map<std::string, absl::StatusOr<Engine>>;
+  const char* forced = std::getenv("LOCK_CONTAINER_ENGINE");
+  const std::string key = forced == nullptr ? "" : forced;
+  std::lock_guard<std::mutex> lock(*mu);
+  auto it = engines->find(key);
+  if (it == engines->end()) it = engines->emplace(key, DetectEngine()).first;
+  return it->second;
 }
 
 std::string RandomHex(int bytes) {
@@ -149,26 +157,34 @@ void ReapLeftovers(const Engine& engine, const std::string& own_token) {
                       "{{.Names}}"}),
       kEngineTimeout);
   if (!names.ok()) return;
-  std::map<std::string, bool> dead;  // owner token -> its process is gone
+  std::map<std::string, std::vector<std::string>> by_owner;
   for (absl::string_view name :
        absl::StrSplit(*names, '\n', absl::SkipWhitespace())) {
     name = absl::StripAsciiWhitespace(name);
-    if (!absl::ConsumePrefix(&name, kNamePrefix)) continue;
-    const std::string token(name.substr(0, name.find('-')));
-    if (token == own_token) continue;
-    if (!dead.count(token)) {
-      const std::string path = absl::StrCat(kOwnerDir, "/", token);
-      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      // No file: an owner we cannot see (another /tmp); leave it alone.
-      dead[token] = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
-      if (dead[token]) unlink(path.c_str());
-      if (fd >= 0) close(fd);
+    absl::string_view rest = name;
+    if (!absl::ConsumePrefix(&rest, kNamePrefix)) continue;
+    by_owner[std::string(rest.substr(0, rest.find('-')))].emplace_back(name);
+  }
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(kOwnerDir, error)) {
+    const std::string token = entry.path().filename();
+    // Dot files are owners still setting up (see OwnerToken()).
+    if (token == own_token || absl::StartsWith(token, ".")) continue;
+    const int fd = open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {  // Its process is gone.
+      bool all_removed = true;
+      for (const std::string& container : by_owner[token]) {
+        all_removed &= RunChecked(engine.Command({"rm", "-f", container}),
+                                  kEngineTimeout)
+                           .ok();
+      }
+      // The file goes with the last of its containers; an owner without a
+      // file (one we cannot see, in another /tmp) is never touched.
+      if (all_removed) unlink(entry.path().c_str());
     }
-    if (dead[token]) {
-      RunCommand(engine.Command({"rm", "-f", absl::StrCat(kNamePrefix, name)}),
-                 kEngineTimeout)
-          .IgnoreError();
-    }
+    close(fd);
   }
 }
 
@@ -177,9 +193,13 @@ const std::string& OwnerToken(const Engine& engine) {
   static const std::string* const token = [&engine] {
     auto* token = new std::string(RandomHex(6));
     mkdir(kOwnerDir, 01777);
-    const std::string path = absl::StrCat(kOwnerDir, "/", *token);
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) flock(fd, LOCK_EX);  // Deliberately never closed.
+    // Locked under a dot name, then renamed: a sweep never sees the file
+    // unlocked.
+    const std::string setup = absl::StrCat(kOwnerDir, "/.", *token);
+    const int fd = open(setup.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 && flock(fd, LOCK_EX) == 0) {  // fd deliberately never closed
+      rename(setup.c_str(), absl::StrCat(kOwnerDir, "/", *token).c_str());
+    }
     ReapLeftovers(engine, *token);
     return token;
   }();
@@ -513,6 +533,7 @@ class ContainerRunner : public Runner {
   absl::Status Remove() {
     StopWatchdog(&watchdog_pid_, &watchdog_fd_);
     absl::Status status = RunChecked(RemoveCommand(), kEngineTimeout).status();
+    // (`rm -f` of a container that is already gone succeeds.)
     if (status.ok()) {
       created_ = false;
       paused_ = false;
@@ -539,7 +560,7 @@ class ContainerRunner : public Runner {
 
 absl::StatusOr<std::unique_ptr<Runner>> NewContainerRunner(
     std::string name) {
-  const absl::StatusOr<Engine>& engine = GetEngine();
+  absl::StatusOr<Engine> engine = GetEngine();
   if (!engine.ok()) return engine.status();
   return std::unique_ptr<Runner>(
       new ContainerRunner(std::move(name), *engine));

@@ -9,16 +9,19 @@
 //
 // Each server gets a free loopback port, its own temporary directory and a
 // generated redis.conf. The binary is $REDIS_SERVER when set, else
-// `redis-server` from $PATH or /usr/bin. The child is SIGKILLed when the
+// `redis-server` from $PATH or /usr/bin. The server is SIGKILLed when the
 // RedisServer is destroyed and also when the owning process dies, so crashed
-// tests leave no servers behind.
+// tests leave no servers behind (a container: by a watchdog, see
+// container_runner.cc).
 //
 // Backends: by default the server is a child process. With
 // LOCK_TEST_BACKEND=container (or `backend = ServerBackend::kContainer`) it
 // runs in a podman (or docker) container built from the same binary, with
 // the same interface: host network, same port, the directory bind-mounted,
 // Pause() = the engine's pause (cgroup freezer), Kill() = SIGKILL + remove.
-// See container_backend.cc for the image and for leftover cleanup.
+// Needs podman + runc (tools/setup installs them) or a working docker
+// engine; LOCK_CONTAINER_ENGINE=podman|docker|PATH picks one. See
+// container_runner.cc for the image and for leftover cleanup.
 //
 // Topologies (several servers, sentinels, a cluster) are in redis_fleet.h.
 #ifndef INTEGRATION_HARNESS_REDIS_SERVER_H_
@@ -141,7 +144,8 @@ class RedisServer {
   // stays down until Restart(). Killing a down server is a no-op.
   absl::Status Kill();
 
-  // SIGSTOP / SIGCONT: a paused server accepts TCP connections (the kernel
+  // SIGSTOP / SIGCONT (a container: the engine's pause / unpause, i.e. the
+  // cgroup freezer): a paused server accepts TCP connections (the kernel
   // completes the handshake) but answers nothing. Both return once the state
   // change has happened; repeating either is a no-op. kFailedPrecondition if
   // the server is down.

@@ -29,6 +29,7 @@ namespace {
 
 using ::lock::testing::IsOk;
 using ::lock::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 MATCHER_P(IsOkAndHolds, expected, "") {
@@ -219,6 +220,23 @@ TEST(RedisServerStartTest, MissingBinaryIsNotFound) {
   EXPECT_THAT(RedisServer::Start(),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("/nonexistent/redis-server")));
+}
+
+TEST(RedisServerStartTest, UnknownBackendIsInvalidArgument) {
+  ScopedEnv env("LOCK_TEST_BACKEND", "vm");
+  EXPECT_THAT(RedisServer::Start(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("LOCK_TEST_BACKEND=vm")));
+}
+
+TEST(RedisServerStartTest, ContainerBackendWithoutAnEngineSaysWhy) {
+  ScopedEnv env("LOCK_CONTAINER_ENGINE", "/nonexistent/podman");
+  RedisServerOptions options;
+  options.backend = ServerBackend::kContainer;
+  EXPECT_THAT(RedisServer::Start(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("/nonexistent/podman: not installed"),
+                             HasSubstr("tools/setup"))));
 }
 
 TEST(RedisServerStartTest, StartupFailureQuotesTheLog) {
