@@ -45,7 +45,10 @@ class FleetLockTest : public harness::RedisFleetTest {
           {"skip", {{"key_prefix", "w:"}, {"on_busy", "skip"}}},
           {"renew", {{"key_prefix", "r:"}, {"ttl", "1500ms"},
                      {"renewal", {{"threshold", 0.5}}}}},
-          {"renew-fail", {{"key_prefix", "r:"}, {"on_busy", "fail"}}}}}};
+          {"renew-fail", {{"key_prefix", "r:"}, {"on_busy", "fail"}}},
+          {"notify", {{"key_prefix", "n:"}, {"wait", {{"timeout", "20s"}, {"notify", true}}},
+                      {"retry", {{"initial_delay", "10s"}, {"max_delay", "10s"},
+                                 {"jitter", 0}}}}}}}};
     auto registry = policy::Registry::FromJson(config.dump(), "fleet.json");
     EXPECT_THAT(registry, IsOk());
     auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
@@ -168,6 +171,28 @@ TEST_F(FleetLockTest, ClusterContractAcrossMastersAndMutualExclusion) {
     }), IsOk()) << i;
   }
   ExpectMutualExclusion(*locker, 4, 50);
+}
+
+TEST_F(FleetLockTest, ClusterReleaseWakesWaitersOnAnyNode) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  // Keys on different masters: the subscriber sits on one node, and a
+  // release published on any master must reach it.
+  for (const char* key : {"a", "b", "c", "d"}) {
+    auto holder = *locker->NewLock("notify", key);
+    ASSERT_THAT(holder->Acquire(), IsOk());
+    const Clock::time_point start = Clock::now();
+    std::thread release([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      EXPECT_THAT(holder->Release(), IsOk());
+    });
+    EXPECT_THAT(locker->With("notify", key, [] { return absl::OkStatus(); }), IsOk());
+    release.join();
+    // The backoff is 10s: only the notification explains a quick wake-up.
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5)) << key;
+  }
+  EXPECT_GE(GetStats().per_policy["notify"].waits_woken_by_notify, 4);
 }
 
 TEST_F(FleetLockTest, ClusterSlotMigrationDuringAWorkloadIsInvisibleToUsers) {

@@ -41,6 +41,30 @@ absl::StatusOr<Endpoint> ParseAddr(absl::string_view addr) {
   return Endpoint{std::string(host), port, false};
 }
 
+// hiredis sizes an array reply's element table from the announced count,
+// before a single element arrives: a corrupt or hostile "*700000000" would
+// reserve gigabytes. Lock replies have at most 5 elements, and the largest
+// arrays we ever read (CLUSTER SLOTS, pub/sub) are far below this bound; a
+// bigger announcement becomes a reader error and the connection is dropped.
+constexpr int kMaxArrayElements = 1 << 16;
+
+const redisReplyObjectFunctions* g_hiredis_functions = nullptr;
+
+void* BoundedCreateArray(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > kMaxArrayElements) return nullptr;
+  return g_hiredis_functions->createArray(task, elements);
+}
+
+void BoundArrays(redisContext* ctx) {
+  static redisReplyObjectFunctions* bounded = [ctx] {
+    g_hiredis_functions = ctx->reader->fn;  // hiredis' defaults, shared by all
+    auto* f = new redisReplyObjectFunctions(*ctx->reader->fn);
+    f->createArray = BoundedCreateArray;
+    return f;
+  }();
+  ctx->reader->fn = bounded;
+}
+
 timeval TimeoutTimeval(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return timeval{0, 0};  // no timeout
   timeval tv = absl::ToTimeval(d);
@@ -62,6 +86,12 @@ absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
        cause == std::strerror(EAGAIN))) {
     return absl::UnavailableError(absl::StrCat(
         "redis ", addr, ": ", doing, ": timed out waiting for the server"));
+  }
+  if (ctx->err == REDIS_ERR_OOM) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", addr, ": ", doing, ": reply rejected (it announced an array "
+        "of more than ", kMaxArrayElements, " elements, or memory ran out); "
+        "connection dropped"));
   }
   if (ctx->err == REDIS_ERR_EOF) {
     return absl::UnavailableError(absl::StrCat(
@@ -106,6 +136,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     return TransportError(ctx.get(), options.addr, "connect");
   }
   if (!ep.unix_socket) redisEnableKeepAlive(ctx.get());
+  BoundArrays(ctx.get());
   std::unique_ptr<Connection> conn(
       new Connection(std::move(ctx), options.addr));
   if (!options.password.empty()) {
