@@ -93,7 +93,10 @@ What it does **not** guarantee:
   a post-restart holder's (`stale_write_accepted`), and counter values
   written twice (`duplicate_value`, because the resource lived in the same
   Redis and was lost too). These are the documented, expected violations of
-  that row. Run lock Redis with `appendonly yes` (`appendfsync always`, or
+  that row. Its "stale writes rejected" are the other side of the same
+  problem: once a pre-restart holder's high token lands on the reset
+  resource, every post-restart holder's (lower) token is refused until the
+  counter catches up: safety is kept by the resource, liveness is not. Run lock Redis with `appendonly yes` (`appendfsync always`, or
   accept `everysec`'s window of up to one second of lost INCRs, which can
   repeat tokens after a crash); if a server did lose its data, raise every
   `{P K}:fence` above the highest token your resources have seen before
