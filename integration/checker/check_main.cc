@@ -1,0 +1,78 @@
+// check: verifies a recorded lock history (see checker.h for the rules).
+//
+//   check [--final=final.json] [--json] history-0.jsonl history-1.jsonl ...
+//
+// final.json maps each lock key to its resource's final state in Redis:
+//   {"k1": {"value": 12, "fence": 40}, "k2": null}   (null: no resource)
+// The driver writes it next to the histories. Prints a summary (or the
+// report as JSON with --json). Exit codes: 0 no violation, 1 violations,
+// 2 usage or unreadable input.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "integration/checker/checker.h"
+#include "integration/checker/history.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+int Usage(const std::string& why) {
+  std::cerr << "check: " << why
+            << "\nusage: check [--final=final.json] [--json] HISTORY.jsonl...\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string final_path;
+  bool json = false;
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--final=", 0) == 0) {
+      final_path = a.substr(8);
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--help" || a == "-h") {
+      Usage("verifies lock histories");
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      return Usage("unknown flag " + a);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) return Usage("no history files");
+  std::map<std::string, lock::checker::FinalState> final_state;
+  if (!final_path.empty()) {
+    std::ifstream in(final_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!in || j.is_discarded() || !j.is_object()) {
+      return Usage("cannot read " + final_path + " as a JSON object");
+    }
+    for (const auto& [key, v] : j.items()) {
+      lock::checker::FinalState s;
+      if (v.is_object() && v.contains("value") && v["value"].is_number_integer() &&
+          v.contains("fence") && v["fence"].is_number_integer()) {
+        s = {true, v["value"].get<int64_t>(), v["fence"].get<int64_t>()};
+      }
+      final_state[key] = s;
+    }
+  }
+  absl::StatusOr<lock::checker::History> history =
+      lock::checker::ReadHistory(files);
+  if (!history.ok()) return Usage(std::string(history.status().message()));
+  lock::checker::Report report = lock::checker::Check(*history, final_state);
+  if (json) {
+    std::cout << report.ToJson().dump(2) << "\n";
+  } else {
+    std::cout << report.Summary();
+  }
+  return report.ok() ? 0 : 1;
+}

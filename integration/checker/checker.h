@@ -1,0 +1,111 @@
+// Verifies the history of a lock workload (history.h) against what a
+// distributed lock with fencing promises.
+//
+//   absl::StatusOr<History> h = ReadHistory(files);
+//   Report r = Check(*h, final_state);   // final_state: each resource's last
+//   std::cout << r.Summary();            // value and fence, read from Redis
+//   return r.ok() ? 0 : 1;
+//
+// The rules, per lock key (each names the ViolationKind it reports):
+//  kOverlap            no two critical sections overlap in Redis TIME (the
+//                      machine's monotonic clock when TIME is missing) while
+//                      neither was told it lost the lock. Sections of a
+//                      process that died inside are not live holders.
+//  kFenceOrder         fencing tokens strictly increase in acquisition order
+//                      (the order in which sections started).
+//  kStaleWriteAccepted no fenced write was accepted after a write of a holder
+//                      that acquired later had already completed: that is the
+//                      write fencing exists to refuse.
+//  kFreshWriteRejected no write was refused unless a write with a higher
+//                      token was accepted (or may have been) before it.
+//  kDuplicateValue     each section writes (value it read) + 1; two accepted
+//  kValueGap           writes of one value are a lost update, and a value
+//  kFinalState         below the final one that nobody wrote means data was
+//                      lost; the resource's final value and fence must be
+//                      those of an accepted (or possibly applied) write with
+//                      the highest accepted token.
+//  kPhantomHold        no section ran while Redis named another owner without
+//                      being told it lost the lock.
+//  kCounts             every process that exited normally logged exactly the
+//                      operations it counted; no line is duplicated.
+// "Before" between writes is judged on the machine's monotonic clock, which
+// all processes of a run share: a write happens between the moment its
+// request was sent and the moment its reply arrived. A write whose reply
+// never came may have happened at any time after it was sent.
+#ifndef INTEGRATION_CHECKER_CHECKER_H_
+#define INTEGRATION_CHECKER_CHECKER_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "integration/checker/history.h"
+#include "nlohmann/json.hpp"
+
+namespace lock::checker {
+
+enum class ViolationKind {
+  kOverlap,
+  kFenceOrder,
+  kStaleWriteAccepted,
+  kFreshWriteRejected,
+  kDuplicateValue,
+  kValueGap,
+  kFinalState,
+  kPhantomHold,
+  kCounts,
+};
+inline constexpr int kViolationKinds = 9;
+
+// "overlap", "fence_order", ... (the names used in reports).
+const char* ViolationKindName(ViolationKind kind);
+
+struct Violation {
+  ViolationKind kind;
+  std::string key;  // "" for kCounts problems that concern no key
+  std::string detail;
+};
+
+// The resource a key's sections write, as Redis holds it at the end.
+struct FinalState {
+  bool present = false;  // the resource exists
+  int64_t value = 0;
+  int64_t fence = 0;
+};
+
+struct Report {
+  int64_t operations = 0;      // calls of lock::With
+  int64_t entered = 0;         // critical sections that ran
+  int64_t losses_signalled = 0;
+  int64_t died = 0;            // sections cut short by their process dying
+  int64_t writes_accepted = 0;
+  int64_t stale_writes_rejected = 0;
+  int64_t stale_writes_accepted = 0;  // = kStaleWriteAccepted violations
+  int64_t writes_failed = 0;          // error replies: not applied
+  int64_t writes_unknown = 0;         // no reply: may have been applied
+  int64_t overlaps = 0;               // = kOverlap violations
+  // Overlapping sections where at least one was told it lost the lock: what
+  // fencing is for, not a violation.
+  int64_t signalled_overlaps = 0;
+  std::map<std::string, int64_t> results;  // With's result code -> count
+  std::vector<Violation> violations;
+  std::vector<std::string> notes;
+
+  bool ok() const { return violations.empty(); }
+  int64_t Count(ViolationKind kind) const;
+  // The kinds that occurred.
+  std::set<ViolationKind> Kinds() const;
+  nlohmann::json ToJson() const;
+  // Human-readable: the counters, then each violation (at most
+  // `max_details` per kind).
+  std::string Summary(int max_details = 5) const;
+};
+
+Report Check(const History& history,
+             const std::map<std::string, FinalState>& final_state);
+
+}  // namespace lock::checker
+
+#endif  // INTEGRATION_CHECKER_CHECKER_H_

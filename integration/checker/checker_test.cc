@@ -1,0 +1,381 @@
+// The checker on hand-made histories: a clean one passes, and each kind of
+// violation is found — so a green scenario run means something.
+#include "integration/checker/checker.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/checker/history.h"
+
+namespace lock::checker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// Builds histories of one key, "k", in a few words. Times are in ms; the
+// Redis TIME of an op is its steady time (scaled to us), unless a test
+// changes it.
+class H {
+ public:
+  // A section of process `p` holding the lock from `enter` to `exit` (ms),
+  // with fencing token `fence`, writing `value` from `wb` to `we` (ms).
+  Op& Section(int p, int64_t fence, int64_t enter, int64_t exit, int64_t value,
+              WriteOutcome w = WriteOutcome::kAccepted, int64_t wb = -1,
+              int64_t we = -1) {
+    Op op;
+    op.process = p;
+    op.id = next_id_[p]++;
+    op.key = "k";
+    op.entered = true;
+    op.fence = fence;
+    op.owner = "owner-" + std::to_string(fence);
+    op.owner_checked = op.owner_verified = true;
+    op.enter_steady_ns = enter * 1'000'000;
+    op.exit_steady_ns = exit * 1'000'000;
+    op.enter_redis_us = enter * 1'000;
+    op.exit_redis_us = exit * 1'000;
+    op.write = w;
+    op.write_value = value;
+    if (wb < 0) wb = enter + (exit - enter) / 2;
+    if (we < 0) we = wb + (exit - wb) / 2;
+    op.write_begin_steady_ns = wb * 1'000'000;
+    op.write_end_steady_ns = we * 1'000'000;
+    h_.ops.push_back(op);
+    Touch(p);
+    return h_.ops.back();
+  }
+  // A call that never got the lock.
+  void Busy(int p) {
+    Op op;
+    op.process = p;
+    op.id = next_id_[p]++;
+    op.key = "k";
+    op.result = "ABORTED";
+    h_.ops.push_back(op);
+    Touch(p);
+  }
+  void Final(int64_t value, int64_t fence) {
+    final_["k"] = FinalState{true, value, fence};
+  }
+  // Every process reports the ops it logged.
+  void Summaries() {
+    for (int p : h_.processes) h_.summaries[p] = {p, next_id_[p]};
+  }
+  Report Check() { return checker::Check(h_, final_); }
+  History& history() { return h_; }
+
+ private:
+  void Touch(int p) {
+    if (std::find(h_.processes.begin(), h_.processes.end(), p) ==
+        h_.processes.end()) {
+      h_.processes.push_back(p);
+    }
+  }
+  History h_;
+  std::map<std::string, FinalState> final_;
+  std::map<int, int64_t> next_id_;
+};
+
+std::vector<ViolationKind> Kinds(const Report& r) {
+  std::set<ViolationKind> k = r.Kinds();
+  return std::vector<ViolationKind>(k.begin(), k.end());
+}
+
+// Three holders one after another, one busy caller: nothing to report.
+H Clean() {
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  h.Section(1, 2, 11, 20, 2);
+  h.Busy(1);
+  h.Section(0, 3, 21, 30, 3);
+  h.Final(3, 3);
+  h.Summaries();
+  return h;
+}
+
+TEST(CheckerTest, CleanHistoryPasses) {
+  H h = Clean();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.operations, 4);
+  EXPECT_EQ(r.entered, 3);
+  EXPECT_EQ(r.writes_accepted, 3);
+  EXPECT_EQ(r.results["OK"], 3);
+  EXPECT_EQ(r.results["ABORTED"], 1);
+}
+
+TEST(CheckerTest, UnsignalledOverlapIsAViolation) {
+  H h;
+  h.Section(0, 1, 0, 10, 1, WriteOutcome::kAccepted, 2, 3);
+  h.Section(1, 2, 5, 20, 2, WriteOutcome::kAccepted, 12, 13);  // enters at 5 < 10
+  h.Final(2, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverlap)) << r.Summary();
+  EXPECT_EQ(r.overlaps, 1);
+  EXPECT_THAT(r.violations[0].detail, HasSubstr("Redis TIME"));
+}
+
+TEST(CheckerTest, OverlapWhereOneSideWasToldItLostIsNotAViolation) {
+  H h;
+  h.Section(0, 1, 0, 10, 1, WriteOutcome::kAccepted, 2, 3).lost = true;
+  h.Section(1, 2, 5, 20, 2, WriteOutcome::kAccepted, 12, 13);
+  h.Final(2, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.signalled_overlaps, 1);
+  EXPECT_EQ(r.losses_signalled, 1);
+}
+
+TEST(CheckerTest, OverlapWithoutRedisTimeFallsBackToTheMonotonicClock) {
+  H h;
+  h.Section(0, 1, 0, 10, 1, WriteOutcome::kAccepted, 2, 3).exit_redis_us = -1;
+  h.Section(1, 2, 5, 20, 2, WriteOutcome::kAccepted, 12, 13);
+  h.Final(2, 2);
+  h.Summaries();
+  Report r = h.Check();
+  ASSERT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverlap)) << r.Summary();
+  EXPECT_THAT(r.violations[0].detail, HasSubstr("monotonic"));
+}
+
+TEST(CheckerTest, RedisTimeDecidesWhenBothSidesHaveIt) {
+  // Touching on the monotonic clock, apart in Redis TIME: not an overlap.
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  Op& b = h.Section(1, 2, 9, 20, 2, WriteOutcome::kAccepted, 12, 13);
+  b.enter_redis_us = 11'000;
+  h.Final(2, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+}
+
+TEST(CheckerTest, SectionOfADeadProcessIsNoLiveHolder) {
+  H h;
+  Op& dead = h.Section(0, 1, 0, 0, 0, WriteOutcome::kNone);
+  dead.died = true;
+  dead.result = "DIED";
+  dead.exit_redis_us = -1;
+  h.Section(1, 2, 5, 20, 1);
+  h.Final(1, 2);
+  h.history().summaries[1] = {1, 1};  // process 0 was killed: no summary
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.died, 1);
+  EXPECT_THAT(r.notes, ElementsAre(HasSubstr("process 0 left no summary")));
+}
+
+TEST(CheckerTest, FencingTokenGoingBackwardsIsAViolation) {
+  H h;
+  h.Section(0, 5, 0, 10, 1);
+  h.Section(1, 3, 11, 20, 2);  // acquired later, lower token
+  h.Final(2, 3);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), testing::Contains(ViolationKind::kFenceOrder))
+      << r.Summary();
+}
+
+TEST(CheckerTest, RepeatedFencingTokenIsAViolation) {
+  H h;
+  h.Section(0, 4, 0, 10, 1);
+  h.Section(1, 4, 11, 20, 2);
+  h.Final(2, 4);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kFenceOrder)) << r.Summary();
+}
+
+// The paused holder: A (token 1) acquires, reads 0, is paused past its
+// lease; B (token 2) acquires, writes 1; A wakes and writes 1.
+TEST(CheckerTest, StaleWriteRejectedIsFine) {
+  H h;
+  Op& a = h.Section(0, 1, 0, 100, 1, WriteOutcome::kRejected, 90, 95);
+  a.lost = true;
+  h.Section(1, 2, 40, 50, 1, WriteOutcome::kAccepted, 44, 45);
+  h.Final(1, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.stale_writes_rejected, 1);
+  EXPECT_EQ(r.signalled_overlaps, 1);
+}
+
+TEST(CheckerTest, StaleWriteAcceptedIsAViolation) {
+  H h;
+  Op& a = h.Section(0, 1, 0, 100, 2, WriteOutcome::kAccepted, 90, 95);
+  a.lost = true;
+  h.Section(1, 2, 40, 50, 1, WriteOutcome::kAccepted, 44, 45);
+  h.Final(2, 1);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), testing::Contains(ViolationKind::kStaleWriteAccepted))
+      << r.Summary();
+  EXPECT_EQ(r.stale_writes_accepted, 1);
+  // The resource ended with the stale holder's token: also wrong.
+  EXPECT_THAT(Kinds(r), testing::Contains(ViolationKind::kFinalState));
+}
+
+TEST(CheckerTest, FreshWriteRejectedIsAViolation) {
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  h.Section(1, 2, 11, 20, 2, WriteOutcome::kRejected);  // nothing newer exists
+  h.Final(1, 1);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kFreshWriteRejected))
+      << r.Summary();
+}
+
+TEST(CheckerTest, RejectionExplainedByAWriteOfUnknownOutcome) {
+  H h;
+  // B's write got no reply, but may have landed before A's.
+  Op& a = h.Section(0, 1, 0, 100, 1, WriteOutcome::kRejected, 90, 95);
+  a.lost = true;
+  h.Section(1, 2, 40, 50, 1, WriteOutcome::kUnknown, 44, 0);
+  h.Final(1, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.writes_unknown, 1);
+}
+
+TEST(CheckerTest, LostUpdateShowsAsADuplicateValue) {
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  h.Section(1, 2, 11, 20, 1);  // read 0 again: the first write vanished
+  h.Final(1, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kDuplicateValue))
+      << r.Summary();
+}
+
+TEST(CheckerTest, ValueNobodyWroteIsAGap) {
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  h.Section(1, 2, 11, 20, 3);  // read 2, which was never written
+  h.Final(3, 2);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kValueGap)) << r.Summary();
+}
+
+TEST(CheckerTest, FinalStateThatNoWriteLeftIsAViolation) {
+  H h = Clean();
+  h.Final(2, 2);  // the last accepted write (3, token 3) is gone
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kFinalState)) << r.Summary();
+}
+
+TEST(CheckerTest, MissingResourceIsAViolation) {
+  H h;
+  h.Section(0, 1, 0, 10, 1);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kFinalState)) << r.Summary();
+}
+
+TEST(CheckerTest, SectionRunningUnderAnotherOwnerIsAPhantomHold) {
+  H h = Clean();
+  h.history().ops[1].owner_verified = false;
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kPhantomHold)) << r.Summary();
+  h.history().ops[1].lost = true;  // ...unless it was told
+  EXPECT_TRUE(h.Check().ok());
+}
+
+TEST(CheckerTest, MissingOperationsAreCounted) {
+  H h = Clean();
+  h.history().summaries[0].ops += 1;  // process 0 did one more than it logged
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kCounts)) << r.Summary();
+}
+
+TEST(CheckerTest, UnfinishedOperationOfACleanlyExitedProcessIsCounted) {
+  H h = Clean();
+  h.history().ops[0].died = true;
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), testing::Contains(ViolationKind::kCounts))
+      << r.Summary();
+}
+
+// ---- history lines ----------------------------------------------------------
+
+TEST(HistoryTest, RoundTripsAndRebuildsOperationsOfAKilledProcess) {
+  Op op;
+  op.process = 3;
+  op.thread = 1;
+  op.id = 7;
+  op.key = "k";
+  op.entered = true;
+  op.fence = 42;
+  op.owner = "host:1:abc";
+  op.owner_checked = op.owner_verified = true;
+  op.enter_steady_ns = 100;
+  op.enter_redis_us = 5;
+  op.write_value = 9;
+  op.write_begin_steady_ns = 150;
+
+  Op finished = op;
+  finished.id = 8;
+  finished.exit_steady_ns = 200;
+  finished.write = WriteOutcome::kRejected;
+  finished.lost = true;
+  finished.result = "DATA_LOSS";
+
+  std::string text = EnterEvent(op).dump() + "\n" + WriteEvent(op).dump() +
+                     "\n" + EnterEvent(finished).dump() + "\n" +
+                     OpEvent(finished).dump() + "\n" +
+                     R"({"e":"op","p":3,"t":1,"op":9,"ke)";  // cut by SIGKILL
+  HistoryBuilder b;
+  ASSERT_TRUE(b.AddText(text, "h.jsonl").ok());
+  History h = b.Finish();
+  EXPECT_THAT(h.problems, IsEmpty());
+  EXPECT_THAT(h.notes, ElementsAre(HasSubstr("truncated")));
+  ASSERT_EQ(h.ops.size(), 2u);
+  const Op& died = h.ops[0];
+  EXPECT_EQ(died.id, 7);
+  EXPECT_TRUE(died.died);
+  EXPECT_TRUE(died.entered);
+  EXPECT_EQ(died.fence, 42);
+  EXPECT_EQ(died.write, WriteOutcome::kUnknown);
+  EXPECT_EQ(died.write_value, 9);
+  EXPECT_EQ(died.result, "DIED");
+  const Op& done = h.ops[1];
+  EXPECT_FALSE(done.died);
+  EXPECT_EQ(done.write, WriteOutcome::kRejected);
+  EXPECT_TRUE(done.lost);
+  EXPECT_EQ(done.exit_steady_ns, 200);
+  EXPECT_EQ(done.owner, "host:1:abc");
+  EXPECT_EQ(h.processes, std::vector<int>{3});
+}
+
+TEST(HistoryTest, DuplicateLineIsAProblem) {
+  Op op;
+  op.key = "k";
+  const std::string line = OpEvent(op).dump() + "\n";
+  HistoryBuilder b;
+  ASSERT_TRUE(b.AddText(line + line, "h").ok());
+  History h = b.Finish();
+  EXPECT_THAT(h.problems, ElementsAre(HasSubstr("duplicate")));
+  EXPECT_THAT(Kinds(Check(h, {})), ElementsAre(ViolationKind::kCounts));
+}
+
+TEST(HistoryTest, MalformedLineIsAnErrorNamingItsPlace) {
+  HistoryBuilder b;
+  absl::Status s = b.AddText("{\"e\":\"op\"}\nnot json\n", "h.jsonl");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("h.jsonl:1"));
+  HistoryBuilder b2;
+  s = b2.AddText(R"({"e":"op","p":"zero","t":0,"op":1,"key":"k"})" "\n", "x");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("x:1: bad \"op\" event"));
+}
+
+}  // namespace
+}  // namespace lock::checker

@@ -1,0 +1,1026 @@
+// driver: runs a lock workload under one injected fault and checks its
+// history (checker.h). The scenarios behind RELIABILITY.md.
+//
+//   driver --scenario=sigstop [--short|--long] [--out=DIR] [--summary=FILE]
+//   driver --list                       # scenario names, one per line
+//
+// The coordinator starts a real redis-server (the harness), then P worker
+// processes (this binary again, with --worker) of T threads each. Every
+// thread loops over K keys calling lock::With; inside, it reads the Redis
+// TIME and the lock's owner, reads a per-key counter, sleeps a little and
+// writes counter+1 with lock::FencedSet under its fencing token, then reads
+// TIME again. Each step is logged (history.h). Thread 0 of process 0 is the
+// "victim": once, after a quarter of the run, it tells the coordinator (over
+// a pipe) that it is inside a critical section and stays there a while, and
+// the coordinator injects the scenario's fault at that moment. At the end
+// the coordinator reads each counter's final state, runs the checker, checks
+// what the scenario specifically promises (the paused holder's late write
+// was refused, the fence counter survived the restart...), and prints one
+// JSON line per scenario to --summary (tools/reliability renders those).
+//
+// Exit codes: 0 pass (or skipped, with the reason printed), 1 a violation
+// or a failed scenario check, 2 usage or setup error.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "integration/checker/checker.h"
+#include "integration/checker/history.h"
+#include "integration/harness/redis_server.h"
+#include "lock/internal/keys.h"
+#include "lock/lock.h"
+#include "lock/redis/connection.h"
+#include "nlohmann/json.hpp"
+
+extern char** environ;
+
+namespace lock::checker {
+namespace {
+
+using redis::Connection;
+using redis::ReplyPtr;
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void SleepMs(int64_t ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// ---- flags --------------------------------------------------------------------
+
+struct Flags {
+  std::string scenario;
+  std::string mode = "short";  // short | long
+  int processes = 0, threads = 0, keys = 0;  // 0: the mode's default
+  int seconds = 0;
+  int ttl_ms = 1000;
+  int script_timeout_ms = 200;
+  std::string out;
+  std::string summary;
+  bool list = false;
+  bool keep = false;  // keep the output directory
+  // Worker side.
+  int worker = -1;
+  std::string config;
+  std::string run;
+  int notify_fd = -1;
+  int victim_after_ms = -1;
+  int victim_hold_ms = 0;
+  std::string netns;
+};
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::cerr << "driver: " << why << "\n"
+            << "usage: driver --scenario=NAME [--short|--long] [--out=DIR]\n"
+               "              [--summary=FILE] [--processes=P --threads=T "
+               "--keys=K --seconds=S]\n"
+               "              [--ttl_ms=N --script_timeout_ms=N] [--keep]\n"
+               "       driver --list\n";
+  std::exit(2);
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    auto int_flag = [&](absl::string_view name, int* out) {
+      if (!absl::ConsumePrefix(&a, name)) return false;
+      if (!absl::SimpleAtoi(a, out)) Usage(absl::StrCat("bad ", name, a));
+      return true;
+    };
+    auto str_flag = [&](absl::string_view name, std::string* out) {
+      if (!absl::ConsumePrefix(&a, name)) return false;
+      *out = std::string(a);
+      return true;
+    };
+    if (a == "--short" || a == "--long") {
+      f.mode = std::string(a.substr(2));
+    } else if (a == "--list") {
+      f.list = true;
+    } else if (a == "--keep") {
+      f.keep = true;
+    } else if (str_flag("--scenario=", &f.scenario) ||
+               int_flag("--processes=", &f.processes) ||
+               int_flag("--threads=", &f.threads) ||
+               int_flag("--keys=", &f.keys) ||
+               int_flag("--seconds=", &f.seconds) ||
+               int_flag("--ttl_ms=", &f.ttl_ms) ||
+               int_flag("--script_timeout_ms=", &f.script_timeout_ms) ||
+               str_flag("--out=", &f.out) || str_flag("--summary=", &f.summary) ||
+               int_flag("--worker=", &f.worker) ||
+               str_flag("--config=", &f.config) || str_flag("--run=", &f.run) ||
+               int_flag("--notify_fd=", &f.notify_fd) ||
+               int_flag("--victim_after_ms=", &f.victim_after_ms) ||
+               int_flag("--victim_hold_ms=", &f.victim_hold_ms) ||
+               str_flag("--netns=", &f.netns)) {
+      continue;
+    } else {
+      Usage(absl::StrCat("unknown argument \"", a, "\""));
+    }
+  }
+  return f;
+}
+
+// ---- names shared by coordinator and workers ----------------------------------
+
+constexpr char kPolicy[] = "reliability";
+
+std::string KeyName(int i) { return absl::StrCat("k", i); }
+std::string KeyPrefix(const std::string& run) { return absl::StrCat("rel:", run, ":"); }
+std::string ResourceKey(const std::string& run, const std::string& key) {
+  return absl::StrCat("res:", run, ":", key);
+}
+std::string HistoryPath(const std::string& dir, int process) {
+  return absl::StrCat(dir, "/history-", process, ".jsonl");
+}
+
+std::string PolicyJson(const std::string& addr, const std::string& run,
+                       int ttl_ms, int script_timeout_ms) {
+  nlohmann::json j = {
+      {"redis", {{"default", {{"addrs", {addr}}, {"connect_timeout", "300ms"},
+                              {"pool_size", 8}}}}},
+      {"policies",
+       {{kPolicy,
+         {{"key_prefix", KeyPrefix(run)},
+          {"ttl", absl::StrCat(ttl_ms, "ms")},
+          {"script_timeout", absl::StrCat(script_timeout_ms, "ms")},
+          {"on_busy", "wait"},
+          {"wait", {{"timeout", absl::StrCat(3 * ttl_ms, "ms")}, {"notify", true}}},
+          {"retry", {{"initial_delay", "5ms"}, {"max_delay", "100ms"},
+                     {"multiplier", 2.0}, {"jitter", 0.5}}},
+          {"renewal", {{"enabled", true}, {"threshold", 0.5},
+                       {"on_failure", "signal"}}},
+          {"fencing", true}}}}}};
+  return j.dump(2);
+}
+
+// ---- worker -------------------------------------------------------------------
+
+// A data connection of one worker thread: reconnects after any failure.
+class DataConnection {
+ public:
+  DataConnection(std::string addr, absl::Duration timeout)
+      : addr_(std::move(addr)), timeout_(timeout) {}
+
+  absl::StatusOr<ReplyPtr> Cmd(std::initializer_list<absl::string_view> argv) {
+    if (conn_ == nullptr || conn_->broken()) {
+      conn_.reset();
+      auto c = Connection::Open({.addr = addr_, .connect_timeout = timeout_});
+      if (!c.ok()) return c.status();
+      conn_ = *std::move(c);
+    }
+    return conn_->Command(argv, timeout_);
+  }
+
+  // Redis TIME in microseconds, -1 when the server cannot be asked.
+  int64_t TimeUs() {
+    absl::StatusOr<ReplyPtr> r = Cmd({"TIME"});
+    if (!r.ok() || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 2) return -1;
+    int64_t s = 0, us = 0;
+    if (!absl::SimpleAtoi(redis::ReplyText(*(*r)->element[0]), &s) ||
+        !absl::SimpleAtoi(redis::ReplyText(*(*r)->element[1]), &us)) {
+      return -1;
+    }
+    return s * 1'000'000 + us;
+  }
+
+ private:
+  const std::string addr_;
+  const absl::Duration timeout_;
+  std::unique_ptr<Connection> conn_;
+};
+
+void EnterNetns(const std::string& name) {
+  const std::string path = "/run/netns/" + name;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    std::cerr << "driver: enter network namespace " << name << ": "
+              << std::strerror(errno) << "\n";
+    std::exit(2);
+  }
+  close(fd);
+}
+
+WriteOutcome Classify(const absl::Status& s) {
+  if (s.ok()) return WriteOutcome::kAccepted;
+  if (lock::IsStaleFence(s)) return WriteOutcome::kRejected;
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    return WriteOutcome::kUnknown;  // sent, maybe applied, no reply
+  }
+  return WriteOutcome::kFailed;  // an error reply: refused by the server
+}
+
+int RunWorker(const Flags& f) {
+  if (!f.netns.empty()) EnterNetns(f.netns);  // before any thread exists
+  std::ifstream in(f.config);
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
+  if (!in || config.is_discarded()) {
+    std::cerr << "driver worker " << f.worker << ": cannot read " << f.config << "\n";
+    return 2;
+  }
+  if (absl::Status s = lock::InitFromJson(text.str()); !s.ok()) {
+    std::cerr << "driver worker " << f.worker << ": " << s << "\n";
+    return 2;
+  }
+  const std::string addr = config["redis"]["default"]["addrs"][0].get<std::string>();
+  auto writer = HistoryWriter::Open(HistoryPath(f.out, f.worker));
+  if (!writer.ok()) {
+    std::cerr << "driver worker " << f.worker << ": " << writer.status() << "\n";
+    return 2;
+  }
+  HistoryWriter& log = **writer;
+  const int64_t start = SteadyNs();
+  const int64_t end = start + int64_t{f.seconds} * 1'000'000'000;
+  std::atomic<int64_t> total{0};
+  std::atomic<int> log_errors{0};
+  auto append = [&](const nlohmann::json& e) {
+    if (!log.Append(e).ok()) log_errors.fetch_add(1);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < f.threads; ++t) {
+    threads.emplace_back([&, t] {
+      DataConnection data(addr, absl::Milliseconds(300));
+      std::mt19937_64 rng(std::random_device{}());
+      const bool victim = f.worker == 0 && t == 0 && f.victim_after_ms >= 0;
+      bool victim_done = false;
+      int64_t next_id = int64_t{t} << 32;  // unique within the process
+      int64_t ops = 0;
+      while (SteadyNs() < end) {
+        Op op;
+        op.process = f.worker;
+        op.thread = t;
+        op.id = next_id++;
+        op.key = KeyName(static_cast<int>(rng() % f.keys));
+        const std::string resource = ResourceKey(f.run, op.key);
+        const internal::LockKeys keys(KeyPrefix(f.run), op.key);
+        absl::Status s = lock::With(kPolicy, op.key, [&](lock::Held& held) {
+          op.entered = true;
+          op.fence = held.fencing_token();
+          op.owner = held.owner_token();
+          op.enter_steady_ns = SteadyNs();
+          op.enter_redis_us = data.TimeUs();
+          if (auto r = data.Cmd({"HGET", keys.owner(), "owner"}); r.ok()) {
+            op.owner_checked = true;
+            op.owner_verified = (*r)->type == REDIS_REPLY_STRING &&
+                                redis::ReplyText(**r) == op.owner;
+          }
+          append(EnterEvent(op));
+          auto finish = [&] {
+            op.exit_redis_us = data.TimeUs();
+            op.exit_steady_ns = SteadyNs();
+            op.lost = held.lost() || held.stop_token().stop_requested();
+            return absl::OkStatus();
+          };
+          absl::StatusOr<ReplyPtr> read = data.Cmd({"HGET", resource, "value"});
+          int64_t value = 0;
+          if (!read.ok() || ((*read)->type == REDIS_REPLY_STRING &&
+                             !absl::SimpleAtoi(redis::ReplyText(**read), &value))) {
+            op.message = read.ok() ? "unreadable counter" : std::string(read.status().message());
+            return finish();  // no write without knowing the value
+          }
+          if (victim && !victim_done &&
+              SteadyNs() >= start + int64_t{f.victim_after_ms} * 1'000'000) {
+            victim_done = true;
+            const std::string line =
+                absl::StrCat("inside ", op.key, " ", op.fence, " ", op.id, "\n");
+            (void)!write(f.notify_fd, line.data(), line.size());
+            SleepMs(f.victim_hold_ms);
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
+          }
+          op.write_value = value + 1;
+          op.write_begin_steady_ns = SteadyNs();
+          append(WriteEvent(op));
+          absl::Status w = lock::FencedSet(kPolicy, resource,
+                                           absl::StrCat(op.write_value), op.fence);
+          op.write = Classify(w);
+          if (op.write != WriteOutcome::kUnknown) op.write_end_steady_ns = SteadyNs();
+          if (!w.ok() && !lock::IsStaleFence(w)) op.message = std::string(w.message());
+          return finish();
+        });
+        if (!s.ok()) {
+          op.result = absl::StatusCodeToString(s.code());
+          op.message = std::string(s.message());
+        }
+        if (lock::IsLost(s)) op.lost = true;
+        append(OpEvent(op));
+        ++ops;
+        if (!s.ok() && !lock::IsLost(s) && !lock::IsBusy(s)) {
+          SleepMs(20);  // Redis is down or refusing: don't spin
+        }
+      }
+      total.fetch_add(ops);
+    });
+  }
+  for (auto& t : threads) t.join();
+  lock::Shutdown(absl::Seconds(2));
+  append(SummaryEvent(f.worker, total.load()));
+  if (log_errors.load() > 0) {
+    std::cerr << "driver worker " << f.worker << ": " << log_errors.load()
+              << " history lines could not be written\n";
+    return 1;
+  }
+  return 0;
+}
+
+// ---- coordinator --------------------------------------------------------------
+
+struct ScenarioCheck {
+  std::string name;
+  bool ok;
+  std::string detail;
+};
+
+struct Scenario {
+  std::string name;
+  std::string fault;  // what is done, for the table
+  bool appendonly = false;
+  bool needs_netns = false;
+  // Set when the scenario cannot run in this build (waiting for RedisFleet).
+  std::string todo;
+  // Violation kinds the scenario is known to produce: measured and reported,
+  // not a failure (see RELIABILITY.md for why).
+  std::set<ViolationKind> expected;
+  int victim_hold_ms = 0;  // 0: no victim
+};
+
+std::vector<Scenario> Scenarios(int ttl_ms) {
+  const std::set<ViolationKind> fences_reset = {
+      ViolationKind::kFenceOrder, ViolationKind::kStaleWriteAccepted,
+      ViolationKind::kDuplicateValue, ViolationKind::kValueGap,
+      ViolationKind::kFinalState};
+  return {
+      {"baseline", "none", false, false, "", {}, 0},
+      {"kill9", "holder process SIGKILLed inside its critical section", false,
+       false, "", {}, 60'000},
+      {"sigstop", absl::StrCat("holder process SIGSTOPped for ", 3 * ttl_ms,
+                               "ms (3 ttl) inside its critical section, then "
+                               "SIGCONT"),
+       false, false, "", {}, 300},
+      {"restart_aof", "redis-server SIGKILLed and restarted from its AOF "
+                      "(appendfsync always) while a lock is held",
+       true, false, "", {}, 600},
+      {"restart_nopersist", "redis-server SIGKILLed and restarted empty (no "
+                            "AOF, no RDB) while a lock is held",
+       false, false, "", fences_reset, 600},
+      {"partition", absl::StrCat("link between the holder's network namespace "
+                                 "and Redis down for ", 3 * ttl_ms, "ms"),
+       false, true, "", {}, 3 * ttl_ms + 1500},
+      {"slow", absl::StrCat("DEBUG SLEEP ", 2 * ttl_ms, "ms (> script_timeout "
+                            "and > ttl) while a lock is held"),
+       false, false, "", {}, 100},
+      {"oom", "maxmemory 1 with noeviction for 1.5s while a lock is held",
+       false, false, "", {}, 300},
+      // Hooks for topologies that need integration/harness RedisFleet, which
+      // is not on main yet. They report "todo" and never a result.
+      {"sentinel_failover", "master killed, sentinel promotes a replica",
+       false, false,
+       "TODO(RedisFleet): needs a master+replicas+sentinels fleet from "
+       "integration/harness; not run", {}, 0},
+      {"cluster_migration", "slot of a held lock migrated between masters",
+       false, false,
+       "TODO(RedisFleet): needs a 3-master cluster fleet from "
+       "integration/harness; not run", {}, 0},
+  };
+}
+
+// Runs a command (argv) and returns its exit status; its stderr in *err.
+int Run(const std::vector<std::string>& argv, std::string* err = nullptr) {
+  std::string cmd;
+  for (const std::string& a : argv) absl::StrAppend(&cmd, "'", a, "' ");
+  absl::StrAppend(&cmd, "2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[512];
+  std::string out;
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  const int rc = pclose(p);
+  if (err != nullptr) *err = out;
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// Two network namespaces joined by a veth pair: Redis side 10.213.0.1,
+// client side 10.213.0.2. Every address lives inside namespaces made here.
+class NetnsPair {
+ public:
+  static absl::StatusOr<std::unique_ptr<NetnsPair>> Create() {
+    const std::string id = absl::StrCat(getpid());
+    std::unique_ptr<NetnsPair> n(new NetnsPair("rlr" + id, "rlc" + id,
+                                               "rla" + id, "rlb" + id));
+    const std::vector<std::vector<std::string>> steps = {
+        {"ip", "netns", "add", n->redis_ns},
+        {"ip", "netns", "add", n->client_ns},
+        {"ip", "link", "add", n->redis_if, "type", "veth", "peer", "name", n->client_if},
+        {"ip", "link", "set", n->redis_if, "netns", n->redis_ns},
+        {"ip", "link", "set", n->client_if, "netns", n->client_ns},
+        {"ip", "-n", n->redis_ns, "addr", "add", "10.213.0.1/30", "dev", n->redis_if},
+        {"ip", "-n", n->client_ns, "addr", "add", "10.213.0.2/30", "dev", n->client_if},
+        {"ip", "-n", n->redis_ns, "link", "set", "lo", "up"},
+        {"ip", "-n", n->client_ns, "link", "set", "lo", "up"},
+        {"ip", "-n", n->redis_ns, "link", "set", n->redis_if, "up"},
+        {"ip", "-n", n->client_ns, "link", "set", n->client_if, "up"},
+    };
+    for (const auto& step : steps) {
+      std::string err;
+      if (Run(step, &err) != 0) {
+        return absl::UnavailableError(absl::StrCat(
+            "network namespaces unavailable here (`", absl::StrJoin(step, " "),
+            "` failed: ", absl::StripTrailingAsciiWhitespace(err), ")"));
+      }
+      n->created_ = true;
+    }
+    return n;
+  }
+  ~NetnsPair() {
+    if (!created_) return;
+    Run({"ip", "netns", "del", client_ns});
+    Run({"ip", "netns", "del", redis_ns});
+  }
+  absl::Status Link(bool up) {
+    std::string err;
+    if (Run({"ip", "-n", client_ns, "link", "set", client_if, up ? "up" : "down"},
+            &err) != 0) {
+      return absl::InternalError("ip link set: " + err);
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string redis_ns, client_ns, redis_if, client_if;
+
+ private:
+  NetnsPair(std::string r, std::string c, std::string ri, std::string ci)
+      : redis_ns(std::move(r)), client_ns(std::move(c)),
+        redis_if(std::move(ri)), client_if(std::move(ci)) {}
+  bool created_ = false;
+};
+
+struct Worker {
+  pid_t pid = -1;
+  int status = 0;
+  bool done = false;
+};
+
+pid_t Spawn(const std::vector<std::string>& args, int notify_fd) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (notify_fd >= 0) posix_spawn_file_actions_adddup2(&fa, notify_fd, 3);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+// Waits up to `timeout_ms` for one line on `fd`.
+std::string ReadLine(int fd, int timeout_ms) {
+  std::string line;
+  const int64_t end = SteadyNs() + int64_t{timeout_ms} * 1'000'000;
+  while (SteadyNs() < end) {
+    pollfd p{fd, POLLIN, 0};
+    const int left = static_cast<int>((end - SteadyNs()) / 1'000'000);
+    if (poll(&p, 1, std::max(1, left)) <= 0) continue;
+    char c;
+    if (read(fd, &c, 1) != 1) break;
+    if (c == '\n') return line;
+    line += c;
+  }
+  return "";
+}
+
+int64_t InfoField(harness::RedisServer& redis, const std::string& section,
+                  const std::string& field) {
+  absl::StatusOr<std::string> info = redis.Exec({"INFO", section});
+  if (!info.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*info, "\r\n")) {
+    if (absl::ConsumePrefix(&line, field + ":")) {
+      // errorstat lines look like "count=3"
+      absl::ConsumePrefix(&line, "count=");
+      int64_t v = 0;
+      if (absl::SimpleAtoi(line, &v)) return v;
+    }
+  }
+  return 0;
+}
+
+class Coordinator {
+ public:
+  Coordinator(Flags flags, Scenario scenario)
+      : f_(std::move(flags)), sc_(std::move(scenario)) {}
+
+  int Run() {
+    const int64_t t0 = SteadyNs();
+    nlohmann::json row = {{"scenario", sc_.name}, {"fault", sc_.fault},
+                          {"mode", f_.mode}};
+    if (!sc_.todo.empty()) {
+      std::cout << "driver: " << sc_.name << ": " << sc_.todo << "\n";
+      row["status"] = "todo";
+      row["reason"] = sc_.todo;
+      return Emit(row, 0);
+    }
+    std::unique_ptr<NetnsPair> netns;
+    if (sc_.needs_netns) {
+      auto n = NetnsPair::Create();
+      if (!n.ok()) {
+        std::cout << "driver: SKIPPED " << sc_.name << ": "
+                  << n.status().message() << "\n";
+        row["status"] = "skipped";
+        row["reason"] = std::string(n.status().message());
+        return Emit(row, 0);
+      }
+      netns = *std::move(n);
+      EnterNetns(netns->redis_ns);  // Redis and this coordinator live there
+    }
+    harness::RedisServerOptions options;
+    options.name = "redis-" + sc_.name;
+    options.appendonly = sc_.appendonly;
+    if (netns) options.extra_config.push_back({"bind", "127.0.0.1 10.213.0.1"});
+    auto server = harness::RedisServer::Start(options);
+    if (!server.ok()) {
+      std::cerr << "driver: " << server.status() << "\n";
+      return 2;
+    }
+    redis_ = *std::move(server);
+    run_ = absl::StrCat(sc_.name, "-", getpid());
+    if (f_.out.empty()) {
+      const char* base = std::getenv("TEST_TMPDIR");
+      f_.out = absl::StrCat(base ? base : "/tmp", "/reliability-", run_);
+    }
+    std::filesystem::create_directories(f_.out);
+    const std::string local_cfg = absl::StrCat(f_.out, "/policies.json");
+    const std::string remote_cfg = absl::StrCat(f_.out, "/policies-netns.json");
+    WriteFile(local_cfg, PolicyJson(redis_->addr(), run_, f_.ttl_ms,
+                                    f_.script_timeout_ms));
+    if (netns) {
+      WriteFile(remote_cfg,
+                PolicyJson(absl::StrCat("10.213.0.1:", redis_->port()), run_,
+                           f_.ttl_ms, f_.script_timeout_ms));
+    }
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return 2;
+    const int victim_after_ms = f_.seconds * 1000 / 4;
+    std::vector<Worker> workers(f_.processes);
+    for (int p = 0; p < f_.processes; ++p) {
+      std::vector<std::string> args = {
+          "driver", absl::StrCat("--worker=", p),
+          absl::StrCat("--config=", p == 0 && netns ? remote_cfg : local_cfg),
+          absl::StrCat("--run=", run_), absl::StrCat("--out=", f_.out),
+          absl::StrCat("--seconds=", f_.seconds),
+          absl::StrCat("--threads=", f_.threads), absl::StrCat("--keys=", f_.keys)};
+      if (p == 0 && sc_.victim_hold_ms > 0) {
+        args.push_back("--notify_fd=3");
+        args.push_back(absl::StrCat("--victim_after_ms=", victim_after_ms));
+        args.push_back(absl::StrCat("--victim_hold_ms=", sc_.victim_hold_ms));
+      }
+      if (p == 0 && netns) args.push_back("--netns=" + netns->client_ns);
+      workers[p].pid = Spawn(args, p == 0 && sc_.victim_hold_ms > 0 ? pipefd[1] : -1);
+      if (workers[p].pid < 0) {
+        std::cerr << "driver: cannot start worker " << p << "\n";
+        return 2;
+      }
+    }
+    close(pipefd[1]);
+
+    // ---- the fault -----------------------------------------------------------
+    if (sc_.victim_hold_ms > 0) {
+      const std::string line = ReadLine(pipefd[0], victim_after_ms + 10'000);
+      std::vector<std::string> parts = absl::StrSplit(line, ' ');
+      if (parts.size() != 4) {
+        checks_.push_back({"fault injected", false,
+                           "the victim never reported being inside a critical section"});
+      } else {
+        victim_key_ = parts[1];
+        (void)absl::SimpleAtoi(parts[2], &victim_fence_);
+        (void)absl::SimpleAtoi(parts[3], &victim_op_);
+        Inject(workers[0].pid, netns.get());
+      }
+    }
+    close(pipefd[0]);
+
+    // ---- wait for the workers --------------------------------------------------
+    const int64_t deadline = SteadyNs() + (int64_t{f_.seconds} + 60) * 1'000'000'000;
+    int exited = 0;
+    while (exited < f_.processes) {
+      for (Worker& w : workers) {
+        if (w.done) continue;
+        if (waitpid(w.pid, &w.status, WNOHANG) == w.pid) {
+          w.done = true;
+          ++exited;
+        }
+      }
+      if (SteadyNs() > deadline) {
+        for (Worker& w : workers) {
+          if (!w.done) kill(w.pid, SIGKILL);
+        }
+        checks_.push_back({"workers finish", false,
+                           "a worker was still running 60s after the end"});
+        deadline_hit_ = true;
+        for (Worker& w : workers) {
+          if (!w.done) waitpid(w.pid, &w.status, 0);
+          w.done = true;
+        }
+        break;
+      }
+      SleepMs(20);
+    }
+    for (size_t p = 0; p < workers.size(); ++p) {
+      const bool killed_by_us = p == 0 && sc_.name == "kill9";
+      const int st = workers[p].status;
+      if (!killed_by_us && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        checks_.push_back({absl::StrCat("worker ", p, " exits cleanly"), false,
+                           absl::StrCat("wait status ", st)});
+      }
+    }
+    // Everything that exited normally released its locks; a killed holder's
+    // lease runs out after the ttl.
+    LeftLocked();
+
+    // ---- check -------------------------------------------------------------
+    std::map<std::string, FinalState> final_state;
+    nlohmann::json final_json = nlohmann::json::object();
+    for (int k = 0; k < f_.keys; ++k) {
+      const std::string key = KeyName(k);
+      absl::StatusOr<std::string> v =
+          redis_->Exec({"HMGET", ResourceKey(run_, key), "value", "fence"});
+      FinalState s;
+      std::vector<std::string> parts =
+          v.ok() ? absl::StrSplit(*v, '\n') : std::vector<std::string>{};
+      if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &s.value) &&
+          absl::SimpleAtoi(parts[1], &s.fence)) {
+        s.present = true;
+        final_json[key] = {{"value", s.value}, {"fence", s.fence}};
+      } else {
+        final_json[key] = nullptr;
+      }
+      final_state[key] = s;
+    }
+    WriteFile(absl::StrCat(f_.out, "/final.json"), final_json.dump(2));
+    std::vector<std::string> files;
+    for (int p = 0; p < f_.processes; ++p) files.push_back(HistoryPath(f_.out, p));
+    absl::StatusOr<History> history = ReadHistory(files);
+    if (!history.ok()) {
+      std::cerr << "driver: " << history.status() << "\n";
+      return 2;
+    }
+    Report report = Check(*history, final_state);
+    ScenarioChecks(*history, report);
+
+    int64_t unexpected = 0;
+    nlohmann::json expected_found = nlohmann::json::array();
+    for (const Violation& v : report.violations) {
+      if (sc_.expected.count(v.kind)) continue;
+      ++unexpected;
+    }
+    for (ViolationKind k : report.Kinds()) {
+      if (sc_.expected.count(k)) expected_found.push_back(ViolationKindName(k));
+    }
+    bool checks_ok = true;
+    nlohmann::json checks = nlohmann::json::array();
+    for (const ScenarioCheck& c : checks_) {
+      checks_ok &= c.ok;
+      checks.push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+    }
+    const bool pass = unexpected == 0 && checks_ok;
+    row["status"] = pass ? "pass" : "fail";
+    row["processes"] = f_.processes;
+    row["threads"] = f_.threads;
+    row["keys"] = f_.keys;
+    row["seconds"] = f_.seconds;
+    row["ttl_ms"] = f_.ttl_ms;
+    row["report"] = report.ToJson();
+    row["unexpected_violations"] = unexpected;
+    row["expected_violation_kinds"] = expected_found;
+    row["checks"] = checks;
+    row["measures"] = measures_;
+    row["wall_seconds"] = static_cast<double>(SteadyNs() - t0) / 1e9;
+    row["history_dir"] = f_.out;
+
+    std::cout << "== scenario " << sc_.name << " (" << sc_.fault << ")\n"
+              << report.Summary();
+    for (const ScenarioCheck& c : checks_) {
+      std::cout << (c.ok ? "check ok:   " : "CHECK FAIL: ") << c.name << ": "
+                << c.detail << "\n";
+    }
+    for (const auto& [k, v] : measures_.items()) {
+      std::cout << "measure: " << k << " = " << v.dump() << "\n";
+    }
+    if (!expected_found.empty()) {
+      std::cout << "expected (documented) violation kinds: "
+                << expected_found.dump() << "\n";
+    }
+    std::cout << (pass ? "PASS " : "FAIL ") << sc_.name << "\n";
+    const int rc = Emit(row, pass ? 0 : 1);
+    if (pass && !f_.keep) {
+      std::error_code ignored;
+      std::filesystem::remove_all(f_.out, ignored);
+    }
+    return rc;
+  }
+
+ private:
+  static void WriteFile(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+  }
+
+  int Emit(const nlohmann::json& row, int rc) {
+    if (!f_.summary.empty()) {
+      std::ofstream out(f_.summary, std::ios::app);
+      out << row.dump() << "\n";
+    }
+    return rc;
+  }
+
+  void Inject(pid_t victim, NetnsPair* netns) {
+    const int ttl = f_.ttl_ms;
+    fault_start_ns_ = SteadyNs();
+    if (sc_.name == "kill9") {
+      kill(victim, SIGKILL);
+    } else if (sc_.name == "sigstop") {
+      kill(victim, SIGSTOP);
+      SleepMs(3 * ttl);
+      kill(victim, SIGCONT);
+    } else if (sc_.name == "restart_aof" || sc_.name == "restart_nopersist") {
+      fences_before_ = FenceCounters();
+      absl::Status s = redis_->Restart(/*keep_data=*/sc_.name == "restart_aof");
+      if (!s.ok()) checks_.push_back({"redis restarts", false, std::string(s.message())});
+    } else if (sc_.name == "partition") {
+      absl::Status s = netns->Link(false);
+      if (!s.ok()) checks_.push_back({"link down", false, std::string(s.message())});
+      SleepMs(3 * ttl);
+      s = netns->Link(true);
+      if (!s.ok()) checks_.push_back({"link up", false, std::string(s.message())});
+    } else if (sc_.name == "slow") {
+      absl::StatusOr<std::string> r = redis_->Exec(
+          {"DEBUG", "SLEEP", absl::StrCat(2.0 * ttl / 1000.0)});
+      if (!r.ok()) checks_.push_back({"DEBUG SLEEP", false, std::string(r.status().message())});
+    } else if (sc_.name == "oom") {
+      absl::StatusOr<std::string> r =
+          redis_->Exec({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+      if (r.ok()) r = redis_->Exec({"CONFIG", "SET", "maxmemory", "1"});
+      if (!r.ok()) checks_.push_back({"maxmemory", false, std::string(r.status().message())});
+      SleepMs(1500);
+      locks_during_oom_ = LockKeysNow();
+      r = redis_->Exec({"CONFIG", "SET", "maxmemory", "0"});
+      if (!r.ok()) checks_.push_back({"maxmemory off", false, std::string(r.status().message())});
+    }
+    fault_end_ns_ = SteadyNs();
+    measures_["fault_ms"] = (fault_end_ns_ - fault_start_ns_) / 1'000'000;
+  }
+
+  // Owner hashes of this run: {rel:<run>:<key>} (fence counters and cancel
+  // markers have a suffix after the brace).
+  std::vector<std::string> LockKeysNow() {
+    absl::StatusOr<std::string> keys =
+        redis_->Exec({"KEYS", absl::StrCat("{", KeyPrefix(run_), "*}")});
+    if (!keys.ok() || keys->empty()) return {};
+    return absl::StrSplit(*keys, '\n');
+  }
+
+  std::map<std::string, int64_t> FenceCounters() {
+    std::map<std::string, int64_t> out;
+    for (int k = 0; k < f_.keys; ++k) {
+      const internal::LockKeys keys(KeyPrefix(run_), KeyName(k));
+      absl::StatusOr<std::string> v = redis_->Exec({"GET", keys.fence()});
+      int64_t n = 0;
+      if (v.ok() && absl::SimpleAtoi(*v, &n)) out[KeyName(k)] = n;
+    }
+    return out;
+  }
+
+  void LeftLocked() {
+    std::vector<std::string> left = LockKeysNow();
+    if (sc_.name == "kill9" && !left.empty()) {
+      // The killed holder's lease (and any acquire of its other threads whose
+      // reply was lost) runs out after the ttl.
+      SleepMs(f_.ttl_ms + 500);
+      left = LockKeysNow();
+    }
+    checks_.push_back({"nothing left locked", left.empty(),
+                       left.empty() ? "no owner hash left after the workers exited"
+                                    : absl::StrCat("still locked: ",
+                                                   absl::StrJoin(left, ", "))});
+  }
+
+  // What each scenario promises beyond the checker's rules.
+  void ScenarioChecks(const History& h, const Report& r) {
+    const Op* victim = nullptr;
+    for (const Op& op : h.ops) {
+      if (op.process == 0 && op.id == victim_op_ && victim_fence_ > 0) victim = &op;
+    }
+    auto entered_after = [&](int64_t t, bool other_process, const std::string& key) {
+      int64_t n = 0;
+      for (const Op& op : h.ops) {
+        if (op.entered && op.enter_steady_ns > t &&
+            (!other_process || op.process != 0) && (key.empty() || op.key == key)) {
+          ++n;
+        }
+      }
+      return n;
+    };
+    auto result_with = [&](const std::string& code, const std::string& text) {
+      int64_t n = 0;
+      for (const Op& op : h.ops) {
+        if (op.result == code && absl::StrContains(op.message, text)) ++n;
+      }
+      return n;
+    };
+    const std::string& s = sc_.name;
+    if (s == "baseline") {
+      checks_.push_back({"work done", r.writes_accepted > 0,
+                         absl::StrCat(r.writes_accepted, " fenced writes accepted")});
+    }
+    if (s == "kill9") {
+      int64_t first = -1;
+      for (const Op& op : h.ops) {
+        if (op.entered && op.key == victim_key_ && op.enter_steady_ns > fault_start_ns_ &&
+            (first < 0 || op.enter_steady_ns < first)) {
+          first = op.enter_steady_ns;
+        }
+      }
+      const int64_t takeover_ms = first < 0 ? -1 : (first - fault_start_ns_) / 1'000'000;
+      measures_["takeover_ms"] = takeover_ms;
+      checks_.push_back({"killed holder's lock taken over after its ttl",
+                         first >= 0 && takeover_ms <= f_.ttl_ms + 2000,
+                         absl::StrCat("key ", victim_key_, " re-acquired ", takeover_ms,
+                                      "ms after the kill (ttl ", f_.ttl_ms, "ms)")});
+      checks_.push_back({"victim's section is in the history as died",
+                         victim != nullptr && victim->died,
+                         victim ? absl::StrCat("op ", victim->id, " died=", victim->died)
+                                : "victim op missing"});
+    }
+    if (s == "sigstop" || s == "partition") {
+      const bool told = victim != nullptr && victim->lost;
+      const bool refused = victim != nullptr && victim->write == WriteOutcome::kRejected;
+      checks_.push_back(
+          {"paused holder learns it lost the lock", told,
+           victim ? absl::StrCat("lost=", victim->lost, ", With returned ", victim->result)
+                  : "victim op missing"});
+      checks_.push_back(
+          {"paused holder's late write is refused", refused,
+           victim ? absl::StrCat("write ", WriteOutcomeName(victim->write),
+                                 " with token ", victim->fence)
+                  : "victim op missing"});
+      const int64_t others = entered_after(fault_start_ns_, true, victim_key_);
+      checks_.push_back({"others took the lock meanwhile", others > 0,
+                         absl::StrCat(others, " sections of other processes on ",
+                                      victim_key_, " after the fault began")});
+    }
+    if (s == "restart_aof" || s == "restart_nopersist") {
+      const std::map<std::string, int64_t> after = FenceCounters();
+      int64_t regressions = 0;
+      std::vector<std::string> detail;
+      for (const auto& [key, before] : fences_before_) {
+        // The lowest token issued after the restart, from the history.
+        int64_t low = -1;
+        for (const Op& op : h.ops) {
+          if (op.entered && op.key == key && op.enter_steady_ns > fault_end_ns_ &&
+              (low < 0 || op.fence < low)) {
+            low = op.fence;
+          }
+        }
+        if (low >= 0 && low <= before) ++regressions;
+        detail.push_back(absl::StrCat(key, ": ", before, " -> ", low));
+      }
+      measures_["fence_counter_before_restart_to_first_token_after"] = absl::StrJoin(detail, ", ");
+      measures_["keys_whose_tokens_went_backwards"] = regressions;
+      const int64_t noscript = InfoField(*redis_, "errorstats", "errorstat_NOSCRIPT");
+      measures_["noscript_replies_after_restart"] = noscript;
+      const int64_t later = entered_after(fault_end_ns_, false, "");
+      checks_.push_back({"locks work after the restart (NOSCRIPT handled)",
+                         later > 0 && noscript > 0,
+                         absl::StrCat(later, " sections after the restart; the server "
+                                      "answered NOSCRIPT ", noscript, " times")});
+      if (s == "restart_aof") {
+        checks_.push_back({"fence counter survives the restart", regressions == 0,
+                           absl::StrJoin(detail, ", ")});
+      }
+    }
+    if (s == "slow") {
+      const int64_t timeouts = result_with("UNAVAILABLE", "timed out");
+      measures_["calls_timed_out"] = timeouts;
+      checks_.push_back({"slow server surfaces as kUnavailable timeouts", timeouts > 0,
+                         absl::StrCat(timeouts, " With calls returned UNAVAILABLE "
+                                      "\"timed out\"")});
+      const int64_t later = entered_after(fault_end_ns_, false, "");
+      checks_.push_back({"locks work after the server wakes", later > 0,
+                         absl::StrCat(later, " sections afterwards")});
+    }
+    if (s == "oom") {
+      int64_t oom_acquire = result_with("RESOURCE_EXHAUSTED", "OOM");
+      int64_t oom_write = 0;
+      for (const Op& op : h.ops) {
+        if (op.write == WriteOutcome::kFailed && absl::StrContains(op.message, "OOM")) {
+          ++oom_write;
+        }
+      }
+      measures_["acquires_refused_oom"] = oom_acquire;
+      measures_["writes_refused_oom"] = oom_write;
+      checks_.push_back({"OOM surfaces as RESOURCE_EXHAUSTED naming OOM",
+                         oom_acquire + oom_write > 0,
+                         absl::StrCat(oom_acquire, " acquires and ", oom_write,
+                                      " fenced writes refused with OOM")});
+      // Any lock present while OOM must belong to a section that believed
+      // it held it (or to one that was told it lost it).
+      std::set<std::string> believed;
+      for (const Op& op : h.ops) {
+        if (op.entered && op.enter_steady_ns < fault_end_ns_ &&
+            (op.exit_steady_ns == 0 || op.exit_steady_ns > fault_start_ns_)) {
+          believed.insert(absl::StrCat("{", KeyPrefix(run_), op.key, "}"));
+        }
+      }
+      std::vector<std::string> orphans;
+      for (const std::string& k : locks_during_oom_) {
+        if (!believed.count(k)) orphans.push_back(k);
+      }
+      checks_.push_back({"no lock held in Redis that no section believed it held",
+                         orphans.empty(),
+                         absl::StrCat(locks_during_oom_.size(), " locks present "
+                                      "under OOM; orphans: ",
+                                      orphans.empty() ? "none" : absl::StrJoin(orphans, ", "))});
+      const int64_t later = entered_after(fault_end_ns_, false, "");
+      checks_.push_back({"locks work after memory is freed", later > 0,
+                         absl::StrCat(later, " sections afterwards")});
+    }
+  }
+
+  Flags f_;
+  const Scenario sc_;
+  std::unique_ptr<harness::RedisServer> redis_;
+  std::string run_;
+  std::vector<ScenarioCheck> checks_;
+  nlohmann::json measures_ = nlohmann::json::object();
+  std::string victim_key_;
+  int64_t victim_fence_ = 0;
+  int64_t victim_op_ = -1;
+  int64_t fault_start_ns_ = 0;
+  int64_t fault_end_ns_ = 0;
+  bool deadline_hit_ = false;
+  std::map<std::string, int64_t> fences_before_;
+  std::vector<std::string> locks_during_oom_;
+};
+
+int Main(int argc, char** argv) {
+  Flags f = ParseFlags(argc, argv);
+  if (f.worker >= 0) return RunWorker(f);
+  if (f.list) {
+    for (const Scenario& s : Scenarios(f.ttl_ms)) std::cout << s.name << "\n";
+    return 0;
+  }
+  if (f.scenario.empty()) Usage("--scenario is required");
+  const bool is_long = f.mode == "long";
+  if (f.processes == 0) f.processes = is_long ? 4 : 3;
+  if (f.threads == 0) f.threads = is_long ? 4 : 3;
+  if (f.keys == 0) f.keys = is_long ? 8 : 4;
+  if (f.seconds == 0) f.seconds = is_long ? 60 : 8;
+  if (f.processes < 2 || f.threads < 1 || f.keys < 1 || f.seconds < 4) {
+    Usage("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
+  }
+  for (const Scenario& s : Scenarios(f.ttl_ms)) {
+    if (s.name == f.scenario) return Coordinator(f, s).Run();
+  }
+  Usage("unknown scenario \"" + f.scenario + "\" (see --list)");
+}
+
+}  // namespace
+}  // namespace lock::checker
+
+int main(int argc, char** argv) { return lock::checker::Main(argc, argv); }
