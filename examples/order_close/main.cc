@@ -319,6 +319,7 @@ int RunCoordinator(const demo::Flags& f) {
   demo::Row("acquire wait p50 (measured)", ms(demo::Percentile(wait, 0.50)));
   demo::Row("acquire wait p90 (measured)", ms(demo::Percentile(wait, 0.90)));
   demo::Row("acquire wait p99 (measured)", ms(demo::Percentile(wait, 0.99)));
+  demo::Row("acquire wait max (measured)", ms(demo::Percentile(wait, 1.0)));
   demo::Row("With latency p50", ms(demo::Percentile(lat, 0.50)));
   demo::Row("With latency p99", ms(demo::Percentile(lat, 0.99)));
   demo::Row("With latency max", ms(demo::Percentile(lat, 1.0)));
