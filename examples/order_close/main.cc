@@ -213,6 +213,7 @@ int RunCoordinator(const demo::Flags& f) {
   int worker_failures = 0;
   Clock::time_point finished = start;
   while (running > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 1000));
     for (pid_t& pid : pids) {
       int status = 0;
       if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) {
@@ -223,7 +224,6 @@ int RunCoordinator(const demo::Flags& f) {
       }
     }
     if (running == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 1000));
     const Clock::time_point now = Clock::now();
     const Rates r = Sample(*data, k);
     const double dt = std::chrono::duration<double>(now - last_at).count();
