@@ -106,7 +106,8 @@ void Flags::Usage(const std::string& error) const {
   std::exit(2);
 }
 
-std::string Flags::Str(const std::string& name, const std::string& fallback) const {
+std::string Flags::Str(const std::string& name,
+                       const std::string& fallback) const {
   auto it = values_.find(name);
   return it == values_.end() ? fallback : it->second;
 }
@@ -127,14 +128,16 @@ double Flags::Double(const std::string& name, double fallback) const {
   if (it == values_.end()) return fallback;
   double v = 0;
   if (!absl::SimpleAtod(it->second, &v) || v < 0) {
-    Usage(absl::StrCat("--", name, " needs a number >= 0, got \"", it->second, "\""));
+    Usage(absl::StrCat("--", name, " needs a number >= 0, got \"", it->second,
+                       "\""));
   }
   return v;
 }
 
 bool Flags::Bool(const std::string& name) const {
   auto it = values_.find(name);
-  if (it == values_.end() || it->second == "false" || it->second == "0") return false;
+  if (it == values_.end() || it->second == "false" || it->second == "0")
+    return false;
   if (it->second == "true" || it->second == "1") return true;
   Usage("--" + name + " takes no value (or true/false)");
 }
@@ -164,11 +167,14 @@ lock::redis::ReplyPtr Data::Cmd(const std::vector<std::string>& argv) {
 int64_t IntOf(const redisReply& r) {
   if (r.type == REDIS_REPLY_INTEGER) return r.integer;
   int64_t v = 0;
-  if (r.type == REDIS_REPLY_STRING) (void)absl::SimpleAtoi(lock::redis::ReplyText(r), &v);
+  if (r.type == REDIS_REPLY_STRING)
+    (void)absl::SimpleAtoi(lock::redis::ReplyText(r), &v);
   return v;
 }
 
-int64_t Data::Int(std::initializer_list<absl::string_view> argv) { return IntOf(*Cmd(argv)); }
+int64_t Data::Int(std::initializer_list<absl::string_view> argv) {
+  return IntOf(*Cmd(argv));
+}
 
 std::string Data::Str(std::initializer_list<absl::string_view> argv) {
   lock::redis::ReplyPtr r = Cmd(argv);
@@ -176,31 +182,34 @@ std::string Data::Str(std::initializer_list<absl::string_view> argv) {
   return std::string(lock::redis::ReplyText(*r));
 }
 
-// ---- Environment --------------------------------------------------------------
+// ---- Environment
+// --------------------------------------------------------------
 
-policy::RedisTarget LoadTarget(const std::string& program, const std::string& config) {
+policy::RedisTarget LoadTarget(const std::string& program,
+                               const std::string& config) {
   auto registry = policy::Registry::Load(config);
   if (!registry.ok()) Die(program, std::string(registry.status().message()));
   auto target = (*registry)->FindTarget("default");
-  if (target == nullptr) Die(program, config + " has no \"default\" redis target");
+  if (target == nullptr)
+    Die(program, config + " has no \"default\" redis target");
   return *target;
 }
 
-std::unique_ptr<Environment> Environment::Prepare(const std::string& program,
-                                                  const std::string& shipped_config,
-                                                  const std::string& config_flag,
-                                                  const std::string& redis_flag) {
+std::unique_ptr<Environment> Environment::Prepare(
+    const std::string& program, const std::string& shipped_config,
+    const std::string& config_flag, const std::string& redis_flag) {
   std::unique_ptr<Environment> env(new Environment);
   const char* lock_config = std::getenv("LOCK_CONFIG");
   const bool user_config =
       !config_flag.empty() || (lock_config != nullptr && *lock_config != '\0');
   const std::string path = !config_flag.empty() ? config_flag
                            : user_config        ? std::string(lock_config)
-                                                : FindShipped(program, shipped_config);
+                                         : FindShipped(program, shipped_config);
   const std::string text = ReadFile(path);
   // Every problem of the file at once, as the library reports them.
   if (auto parsed = policy::ParseConfig(text, path); !parsed.ok()) {
-    Die(program, absl::StrCat("invalid policy file:\n", parsed.status().message()));
+    Die(program,
+        absl::StrCat("invalid policy file:\n", parsed.status().message()));
   }
   nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
   if (!config.contains("redis") || !config["redis"].contains("default")) {
@@ -209,11 +218,13 @@ std::unique_ptr<Environment> Environment::Prepare(const std::string& program,
   if (!redis_flag.empty()) {
     config["redis"]["default"]["addrs"] = {redis_flag};
   } else if (!user_config) {
-    auto server = lock::harness::RedisServer::Start({.name = program + "-redis"});
+    auto server =
+        lock::harness::RedisServer::Start({.name = program + "-redis"});
     if (!server.ok()) {
-      Die(program, absl::StrCat("cannot start an embedded redis-server: ",
-                                server.status().message(),
-                                "\n(install redis-server, or pass --redis=host:port)"));
+      Die(program,
+          absl::StrCat("cannot start an embedded redis-server: ",
+                       server.status().message(),
+                       "\n(install redis-server, or pass --redis=host:port)"));
     }
     env->embedded_ = *std::move(server);
     config["redis"]["default"]["addrs"] = {env->embedded_->addr()};
@@ -224,7 +235,8 @@ std::unique_ptr<Environment> Environment::Prepare(const std::string& program,
   close(fd);
   env->worker_config_ = tmpl;
   std::ofstream(env->worker_config_) << config.dump(2);
-  env->target_ = std::make_shared<policy::RedisTarget>(LoadTarget(program, tmpl));
+  env->target_ =
+      std::make_shared<policy::RedisTarget>(LoadTarget(program, tmpl));
   return env;
 }
 
@@ -236,14 +248,17 @@ std::string Environment::Describe() const {
   return absl::StrCat(addr(), embedded() ? " (embedded redis-server)" : "");
 }
 
-// ---- processes ----------------------------------------------------------------
+// ---- processes
+// ----------------------------------------------------------------
 
 pid_t SpawnSelf(const std::vector<std::string>& args) {
   std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid = -1;
-  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) {
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(),
+                  environ) != 0) {
     std::perror("posix_spawn");
     std::exit(1);
   }
@@ -274,12 +289,16 @@ int64_t Percentile(std::vector<int64_t>& v, double q) {
   return v[i];
 }
 
-// ---- statistics ----------------------------------------------------------------
+// ---- statistics
+// ----------------------------------------------------------------
 
 StatsPublisher::StatsPublisher(const std::string& program,
-                               const policy::RedisTarget& target, std::string key,
-                               std::string field, absl::Duration interval)
-    : key_(std::move(key)), field_(std::move(field)), data_(Data::Connect(program, target)) {
+                               const policy::RedisTarget& target,
+                               std::string key, std::string field,
+                               absl::Duration interval)
+    : key_(std::move(key)),
+      field_(std::move(field)),
+      data_(Data::Connect(program, target)) {
   thread_ = std::thread([this, program, target, interval] {
     // Its own connection: Data is not thread-safe.
     std::unique_ptr<Data> data = Data::Connect(program, target);
@@ -320,7 +339,8 @@ lockctl::StatsDump CollectStats(Data& data, const std::string& key) {
 }
 
 void Row(absl::string_view name, const std::string& value, bool good) {
-  std::cout << absl::StrFormat("  %-40s %18s  %s\n", name, value, good ? "" : "FAIL");
+  std::cout << absl::StrFormat("  %-40s %18s  %s\n", name, value,
+                               good ? "" : "FAIL");
 }
 
 void PrintLockStats(const lockctl::StatsDump& dump, const std::string& title) {
@@ -338,17 +358,20 @@ void PrintLockStats(const lockctl::StatsDump& dump, const std::string& title) {
     Row("waited (woken by notify + by timer)",
         absl::StrCat(p.waits_woken_by_notify + p.waits_woken_by_timer));
     Row("  woken by notify", absl::StrCat(p.waits_woken_by_notify));
-    Row("retries (attempts after the first)", absl::StrCat(lockctl::DerivedRetries(p)));
+    Row("retries (attempts after the first)",
+        absl::StrCat(lockctl::DerivedRetries(p)));
     Row("renewals", absl::StrCat(p.renewals));
     Row("lost while held", absl::StrCat(p.lost));
     const lock::HistogramSnapshot& w = p.acquire_wait;
     Row("acquire wait p50 / p90 / p99",
-        w.count == 0 ? "-"
-                     : absl::StrCat(lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.5)),
-                                    " / ",
-                                    lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.9)),
-                                    " / ",
-                                    lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.99))));
+        w.count == 0
+            ? "-"
+            : absl::StrCat(
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.5)),
+                  " / ",
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.9)),
+                  " / ",
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.99))));
   }
 }
 

@@ -5,8 +5,10 @@
 //   demo::Flags flags("inventory", argc, argv, {"skus", "workers"});
 //   auto env = demo::Environment::Prepare("inventory",
 //                                         "examples/inventory/policies.json",
-//                                         flags.Str("config"), flags.Str("redis"));
-//   pid_t w = demo::SpawnSelf({"inventory", "--worker=0", "--config=" + env->worker_config()});
+//                                         flags.Str("config"),
+//                                         flags.Str("redis"));
+//   pid_t w = demo::SpawnSelf({"inventory", "--worker=0", "--config=" +
+//   env->worker_config()});
 //   ...
 //   lockctl::StatsDump all = demo::CollectStats(*data, stats_key);
 //   demo::PrintLockStats(all);
@@ -54,7 +56,8 @@ class Flags {
         const std::set<std::string>& names);
   // The value, or `fallback` when not given. Int() exits 2 when it is not a
   // whole number >= `min`.
-  std::string Str(const std::string& name, const std::string& fallback = "") const;
+  std::string Str(const std::string& name,
+                  const std::string& fallback = "") const;
   int Int(const std::string& name, int fallback, int min = 1) const;
   double Double(const std::string& name, double fallback) const;
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
@@ -117,7 +120,8 @@ class Environment {
 
 // The target "default" of a policy file (for workers, which get the file
 // from the coordinator). Exits 1 if the file is not valid.
-policy::RedisTarget LoadTarget(const std::string& program, const std::string& config);
+policy::RedisTarget LoadTarget(const std::string& program,
+                               const std::string& config);
 
 // Starts this same program with `args` (args[0] is its name). Exits 1 if it
 // cannot.

@@ -67,9 +67,8 @@ struct Sku {
   int weight;  // share of the purchases, in percent
 };
 // sku-0 is hot and is the one the straggler holds; sku-2 sells out.
-constexpr std::array<Sku, 3> kSkus = {{{"sku-0", 50000, 50},
-                                       {"sku-1", 50000, 35},
-                                       {"sku-2", 60, 15}}};
+constexpr std::array<Sku, 3> kSkus = {
+    {{"sku-0", 50000, 50}, {"sku-1", 50000, 35}, {"sku-2", 60, 15}}};
 constexpr int kStallSku = 0;
 constexpr int kLongSku = 1;
 
@@ -78,7 +77,9 @@ struct Keys {
   std::string Stock(int sku) const {
     return absl::StrCat("inventory:", run, ":stock:", kSkus[sku].name);
   }
-  std::string LockKey(int sku) const { return absl::StrCat(run, ":", kSkus[sku].name); }
+  std::string LockKey(int sku) const {
+    return absl::StrCat(run, ":", kSkus[sku].name);
+  }
   std::string Key(absl::string_view what) const {
     return absl::StrCat("inventory:", run, ":", what);
   }
@@ -103,8 +104,8 @@ absl::Status Deduct(const Keys& k, demo::Data& data, int sku, int qty, Tally& t,
       return absl::OkStatus();
     }
     if (absl::Status w = work(held); !w.ok()) return w;
-    absl::Status written = lock::FencedSet(kPolicy, k.Stock(sku), absl::StrCat(stock - qty),
-                                           held.fencing_token());
+    absl::Status written = lock::FencedSet(
+        kPolicy, k.Stock(sku), absl::StrCat(stock - qty), held.fencing_token());
     sold = written.ok();
     return written;
   });
@@ -132,7 +133,8 @@ absl::Status NoWork(lock::Held&) {
   return absl::OkStatus();
 }
 
-Tally RunThread(const Keys& k, const policy::RedisTarget& target, int worker, int thread) {
+Tally RunThread(const Keys& k, const policy::RedisTarget& target, int worker,
+                int thread) {
   Tally t;
   auto data = demo::Data::Connect(kProgram, target);
   std::mt19937 rng(worker * 100 + thread + 1);
@@ -147,7 +149,8 @@ Tally RunThread(const Keys& k, const policy::RedisTarget& target, int worker, in
       const Clock::time_point t0 = Clock::now();
       absl::Status s = Deduct(k, *data, kLongSku, 1, t, [&](lock::Held& held) {
         report["fence"] = held.fencing_token();
-        const Clock::time_point until = Clock::now() + std::chrono::milliseconds(2500);
+        const Clock::time_point until =
+            Clock::now() + std::chrono::milliseconds(2500);
         while (Clock::now() < until) {
           // A long critical section polls its stop token and gives up
           // rather than write under a lease it no longer has.
@@ -174,8 +177,12 @@ Tally RunThread(const Keys& k, const policy::RedisTarget& target, int worker, in
 }
 
 nlohmann::json TallyJson(const Tally& t) {
-  return {{"sold", t.sold},   {"deductions", t.deductions}, {"out_of_stock", t.out_of_stock},
-          {"stale", t.stale}, {"lost", t.lost},             {"errors", t.errors}};
+  return {{"sold", t.sold},
+          {"deductions", t.deductions},
+          {"out_of_stock", t.out_of_stock},
+          {"stale", t.stale},
+          {"lost", t.lost},
+          {"errors", t.errors}};
 }
 
 int RunWorker(const demo::Flags& f) {
@@ -189,7 +196,8 @@ int RunWorker(const demo::Flags& f) {
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
   const Keys k{f.Str("run")};
   demo::StatsPublisher publisher(kProgram, target, k.Key("lockstats"),
-                                 absl::StrCat("worker-", worker), absl::Milliseconds(200));
+                                 absl::StrCat("worker-", worker),
+                                 absl::Milliseconds(200));
   std::vector<Tally> tallies(threads);
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
@@ -227,44 +235,48 @@ int RunStraggler(const demo::Flags& f) {
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
   const Keys k{f.Str("run")};
   auto data = demo::Data::Connect(kProgram, target);
-  demo::StatsPublisher publisher(kProgram, target, k.Key("lockstats"), "straggler",
-                                 absl::Milliseconds(200));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the others start
+  demo::StatsPublisher publisher(kProgram, target, k.Key("lockstats"),
+                                 "straggler", absl::Milliseconds(200));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(200));  // let the others start
   constexpr int kQty = 2;
   nlohmann::json report;
   bool wrote = false;
-  absl::Status s = lock::With(kPolicy, k.LockKey(kStallSku), [&](lock::Held& held) {
-    const int64_t stock = data->Int({"HGET", k.Stock(kStallSku), "value"});
-    report["fence"] = held.fencing_token();
-    report["stock_read"] = stock;
-    data->Cmd({"SET", k.Key("stall"), report.dump()});
-    // Frozen whole, renewal thread included, until the coordinator resumes it.
-    raise(SIGSTOP);
-    const Clock::time_point resumed = Clock::now();
-    // Back: the renewal manager finds the lease gone and signals. Wait for
-    // that a little; a holder that does not hear it finds out by Extend.
-    while (!held.lost() && demo::SecondsSince(resumed) < 3) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    report["lost_seen_after_ms"] = demo::SecondsSince(resumed) * 1000;
-    report["lost_seen_by"] = held.lost() ? "renewal" : "extend";
-    if (!held.lost()) (void)held.Extend(absl::Seconds(1));
-    report["lost"] = held.lost();
-    report["stop_requested"] = held.stop_token().stop_requested();
-    // A careful holder would stop here. It writes anyway, to show what
-    // happens to a late write.
-    absl::Status w;
-    if (unfenced) {
-      data->Cmd({"HSET", k.Stock(kStallSku), "value", absl::StrCat(stock - kQty)});
-    } else {
-      w = lock::FencedSet(kPolicy, k.Stock(kStallSku), absl::StrCat(stock - kQty),
-                          held.fencing_token());
-    }
-    wrote = w.ok();
-    report["write"] = w.ok() ? "accepted" : std::string(w.message());
-    report["write_stale_fence"] = lock::IsStaleFence(w);
-    return w;
-  });
+  absl::Status s =
+      lock::With(kPolicy, k.LockKey(kStallSku), [&](lock::Held& held) {
+        const int64_t stock = data->Int({"HGET", k.Stock(kStallSku), "value"});
+        report["fence"] = held.fencing_token();
+        report["stock_read"] = stock;
+        data->Cmd({"SET", k.Key("stall"), report.dump()});
+        // Frozen whole, renewal thread included, until the coordinator resumes
+        // it.
+        raise(SIGSTOP);
+        const Clock::time_point resumed = Clock::now();
+        // Back: the renewal manager finds the lease gone and signals. Wait for
+        // that a little; a holder that does not hear it finds out by Extend.
+        while (!held.lost() && demo::SecondsSince(resumed) < 3) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        report["lost_seen_after_ms"] = demo::SecondsSince(resumed) * 1000;
+        report["lost_seen_by"] = held.lost() ? "renewal" : "extend";
+        if (!held.lost()) (void)held.Extend(absl::Seconds(1));
+        report["lost"] = held.lost();
+        report["stop_requested"] = held.stop_token().stop_requested();
+        // A careful holder would stop here. It writes anyway, to show what
+        // happens to a late write.
+        absl::Status w;
+        if (unfenced) {
+          data->Cmd({"HSET", k.Stock(kStallSku), "value",
+                     absl::StrCat(stock - kQty)});
+        } else {
+          w = lock::FencedSet(kPolicy, k.Stock(kStallSku),
+                              absl::StrCat(stock - kQty), held.fencing_token());
+        }
+        wrote = w.ok();
+        report["write"] = w.ok() ? "accepted" : std::string(w.message());
+        report["write_stale_fence"] = lock::IsStaleFence(w);
+        return w;
+      });
   report["with"] = s.ok() ? "OK" : s.ToString();
   report["with_is_lost"] = lock::IsLost(s);
   report["with_is_stale_fence"] = lock::IsStaleFence(s);
@@ -287,8 +299,9 @@ int RunCoordinator(const demo::Flags& f) {
   const int threads = f.Int("threads", 3);
   const double seconds = f.Double("seconds", 2);
   const bool unfenced = f.Bool("unfenced");
-  auto env = demo::Environment::Prepare(kProgram, "examples/inventory/policies.json",
-                                        f.Str("config"), f.Str("redis"));
+  auto env =
+      demo::Environment::Prepare(kProgram, "examples/inventory/policies.json",
+                                 f.Str("config"), f.Str("redis"));
   auto registry = policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
     std::cerr << "inventory: " << registry.status() << "\n";
@@ -296,22 +309,27 @@ int RunCoordinator(const demo::Flags& f) {
   }
   const auto policy = (*registry)->FindPolicy(kPolicy);
   if (policy == nullptr) {
-    std::cerr << "inventory: the configuration has no policy \"" << kPolicy << "\"\n";
+    std::cerr << "inventory: the configuration has no policy \"" << kPolicy
+              << "\"\n";
     return 1;
   }
   const Keys k{demo::NewRunId()};
   auto data = demo::Data::Connect(kProgram, env->target());
   for (size_t i = 0; i < kSkus.size(); ++i) {
-    data->Cmd({"HSET", k.Stock(i), "value", absl::StrCat(kSkus[i].initial), "fence", "0"});
+    data->Cmd({"HSET", k.Stock(i), "value", absl::StrCat(kSkus[i].initial),
+               "fence", "0"});
   }
   std::cout << "inventory: " << workers << " worker processes x " << threads
-            << " threads + 1 straggler buying " << kSkus.size() << " SKUs on redis "
-            << env->Describe() << ", run " << k.run << "\n"
-            << "  policy " << kPolicy << ": ttl " << absl::FormatDuration(policy->ttl)
-            << ", renewal " << (policy->renewal.enabled ? "on" : "off") << " (at "
+            << " threads + 1 straggler buying " << kSkus.size()
+            << " SKUs on redis " << env->Describe() << ", run " << k.run << "\n"
+            << "  policy " << kPolicy << ": ttl "
+            << absl::FormatDuration(policy->ttl) << ", renewal "
+            << (policy->renewal.enabled ? "on" : "off") << " (at "
             << policy->renewal.threshold * 100 << "% of the ttl left), fencing "
             << (policy->fencing ? "on" : "off")
-            << (unfenced ? "; --unfenced: the straggler writes without its fence" : "")
+            << (unfenced
+                    ? "; --unfenced: the straggler writes without its fence"
+                    : "")
             << "\n";
 
   const Clock::time_point start = Clock::now();
@@ -344,13 +362,16 @@ int RunCoordinator(const demo::Flags& f) {
       if (r == straggler && WIFSTOPPED(status)) {
         stopped = true;
         stopped_at = Clock::now();
-        auto j = nlohmann::json::parse(data->Str({"GET", k.Key("stall")}), nullptr, false);
+        auto j = nlohmann::json::parse(data->Str({"GET", k.Key("stall")}),
+                                       nullptr, false);
         stall_fence = j.is_object() ? j.value("fence", int64_t{0}) : 0;
         std::cout << (tty ? "\r\033[K" : "")
-                  << absl::StrFormat("  %5.1fs  straggler frozen (SIGSTOP) holding %s with "
-                                     "fencing token %d, read stock %d\n",
-                                     demo::SecondsSince(start), kSkus[kStallSku].name,
-                                     stall_fence, j.is_object() ? j.value("stock_read", 0) : 0);
+                  << absl::StrFormat(
+                         "  %5.1fs  straggler frozen (SIGSTOP) holding %s with "
+                         "fencing token %d, read stock %d\n",
+                         demo::SecondsSince(start), kSkus[kStallSku].name,
+                         stall_fence,
+                         j.is_object() ? j.value("stock_read", 0) : 0);
       } else if (r == straggler) {
         straggler_failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
         straggler = -1;
@@ -360,17 +381,20 @@ int RunCoordinator(const demo::Flags& f) {
       // Resume once its lease has surely expired and a newer holder wrote.
       const int64_t fence = data->Int({"HGET", k.Stock(kStallSku), "fence"});
       const double frozen = demo::SecondsSince(stopped_at);
-      if ((fence > stall_fence && frozen > absl::ToDoubleSeconds(policy->ttl) * 1.2) ||
+      if ((fence > stall_fence &&
+           frozen > absl::ToDoubleSeconds(policy->ttl) * 1.2) ||
           frozen > 20) {
         overtaken_by = fence;
         frozen_s = frozen;
         kill(straggler, SIGCONT);
         resumed = true;
-        std::cout << (tty ? "\r\033[K" : "")
-                  << absl::StrFormat("  %5.1fs  straggler resumed (SIGCONT) after %.1fs "
-                                     "frozen; %s was written since under fencing token %d\n",
-                                     demo::SecondsSince(start), frozen,
-                                     kSkus[kStallSku].name, fence);
+        std::cout
+            << (tty ? "\r\033[K" : "")
+            << absl::StrFormat(
+                   "  %5.1fs  straggler resumed (SIGCONT) after %.1fs "
+                   "frozen; %s was written since under fencing token %d\n",
+                   demo::SecondsSince(start), frozen, kSkus[kStallSku].name,
+                   fence);
       }
     }
     // Trading goes on for --seconds after both special holders are done, so
@@ -384,18 +408,21 @@ int RunCoordinator(const demo::Flags& f) {
       if (straggler > 0) kill(straggler, SIGKILL);
       break;
     }
-    if (std::chrono::duration<double>(Clock::now() - last_print).count() >= (tty ? 0.25 : 1)) {
+    if (std::chrono::duration<double>(Clock::now() - last_print).count() >=
+        (tty ? 0.25 : 1)) {
       int64_t left = 0;
       for (size_t i = 0; i < kSkus.size(); ++i) {
         left += data->Int({"HGET", k.Stock(i), "value"});
       }
       int64_t total = 0;
       for (const Sku& s : kSkus) total += s.initial;
-      const double dt = std::chrono::duration<double>(Clock::now() - last_print).count();
+      const double dt =
+          std::chrono::duration<double>(Clock::now() - last_print).count();
       std::cout << (tty ? "\r\033[K" : "")
-                << absl::StrFormat("  %5.1fs  units sold %d (%.0f/s)  stock left %d",
-                                   demo::SecondsSince(start), total - left,
-                                   (total - left - last_sold) / dt, left)
+                << absl::StrFormat(
+                       "  %5.1fs  units sold %d (%.0f/s)  stock left %d",
+                       demo::SecondsSince(start), total - left,
+                       (total - left - last_sold) / dt, left)
                 << (tty ? "" : "\n") << std::flush;
       last_sold = total - left;
       last_print = Clock::now();
@@ -410,7 +437,8 @@ int RunCoordinator(const demo::Flags& f) {
   Tally all;
   lock::redis::ReplyPtr tallies = data->Cmd({"HGETALL", k.Key("tallies")});
   for (size_t i = 1; i < tallies->elements; i += 2) {
-    auto j = nlohmann::json::parse(lock::redis::ReplyText(*tallies->element[i]), nullptr, false);
+    auto j = nlohmann::json::parse(lock::redis::ReplyText(*tallies->element[i]),
+                                   nullptr, false);
     if (!j.is_object()) continue;
     for (size_t s = 0; s < kSkus.size(); ++s) {
       all.sold[s] += j["sold"][s].get<int64_t>();
@@ -421,13 +449,17 @@ int RunCoordinator(const demo::Flags& f) {
     all.lost += j["lost"].get<int64_t>();
     all.errors += j["errors"].get<int64_t>();
   }
-  auto stall = nlohmann::json::parse(data->Str({"GET", k.Key("stall")}), nullptr, false);
-  auto longd = nlohmann::json::parse(data->Str({"GET", k.Key("long")}), nullptr, false);
+  auto stall =
+      nlohmann::json::parse(data->Str({"GET", k.Key("stall")}), nullptr, false);
+  auto longd =
+      nlohmann::json::parse(data->Str({"GET", k.Key("long")}), nullptr, false);
   if (!stall.is_object()) stall = nlohmann::json::object();
   if (!longd.is_object()) longd = nlohmann::json::object();
-  const lockctl::StatsDump stats = demo::CollectStats(*data, k.Key("lockstats"));
-  const lock::PolicyStats lib =
-      stats.per_policy.count(kPolicy) ? stats.per_policy.at(kPolicy) : lock::PolicyStats{};
+  const lockctl::StatsDump stats =
+      demo::CollectStats(*data, k.Key("lockstats"));
+  const lock::PolicyStats lib = stats.per_policy.count(kPolicy)
+                                    ? stats.per_policy.at(kPolicy)
+                                    : lock::PolicyStats{};
   std::array<int64_t, kSkus.size()> final_stock{};
   for (size_t i = 0; i < kSkus.size(); ++i) {
     final_stock[i] = data->Int({"HGET", k.Stock(i), "value"});
@@ -438,26 +470,33 @@ int RunCoordinator(const demo::Flags& f) {
     data->Cmd({"DEL", k.Stock(i),
                absl::StrCat("{", policy->key_prefix, k.LockKey(i), "}:fence")});
   }
-  data->Cmd({"DEL", k.Key("stop"), k.Key("stall"), k.Key("long"), k.Key("tallies"),
-             k.Key("lockstats")});
+  data->Cmd({"DEL", k.Key("stop"), k.Key("stall"), k.Key("long"),
+             k.Key("tallies"), k.Key("lockstats")});
 
   // Report and verify.
   auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
-  std::cout << "\nthe long deduction (worker 0, " << kSkus[kLongSku].name << ")\n";
-  const bool long_ok = longd.value("status", "") == "OK" && !longd.value("lost", true) &&
-                       longd.value("held_s", 0.0) >= 2 * absl::ToDoubleSeconds(policy->ttl) &&
-                       lib.renewals > 0;
-  demo::Row("held the lock for", absl::StrFormat("%.2f s", longd.value("held_s", 0.0)));
+  std::cout << "\nthe long deduction (worker 0, " << kSkus[kLongSku].name
+            << ")\n";
+  const bool long_ok =
+      longd.value("status", "") == "OK" && !longd.value("lost", true) &&
+      longd.value("held_s", 0.0) >= 2 * absl::ToDoubleSeconds(policy->ttl) &&
+      lib.renewals > 0;
+  demo::Row("held the lock for",
+            absl::StrFormat("%.2f s", longd.value("held_s", 0.0)));
   demo::Row("lease (ttl)", absl::FormatDuration(policy->ttl));
   demo::Row("lost", yes(longd.value("lost", true)), !longd.value("lost", true));
-  demo::Row("lock::With returned", longd.value("status", "?"), longd.value("status", "") == "OK");
+  demo::Row("lock::With returned", longd.value("status", "?"),
+            longd.value("status", "") == "OK");
 
-  std::cout << "\nthe straggler (frozen while holding " << kSkus[kStallSku].name << ")\n";
+  std::cout << "\nthe straggler (frozen while holding " << kSkus[kStallSku].name
+            << ")\n";
   const bool stall_refused = stall.value("write_stale_fence", false);
-  demo::Row("its fencing token", absl::StrCat(stall.value("fence", int64_t{0})));
+  demo::Row("its fencing token",
+            absl::StrCat(stall.value("fence", int64_t{0})));
   demo::Row("frozen for", absl::StrFormat("%.2f s", frozen_s), resumed);
   demo::Row(absl::StrCat(kSkus[kStallSku].name, " written meanwhile by fence"),
-            absl::StrCat(overtaken_by), overtaken_by > stall.value("fence", int64_t{0}));
+            absl::StrCat(overtaken_by),
+            overtaken_by > stall.value("fence", int64_t{0}));
   demo::Row("Held::lost() after resuming",
             absl::StrFormat("%s (%s, %.0f ms)", yes(stall.value("lost", false)),
                             stall.value("lost_seen_by", "?"),
@@ -465,9 +504,10 @@ int RunCoordinator(const demo::Flags& f) {
             stall.value("lost", false));
   demo::Row("stop_token requested", yes(stall.value("stop_requested", false)),
             stall.value("stop_requested", false));
-  demo::Row("its late write", unfenced ? std::string("plain HSET: ") + stall.value("write", "?")
-                                       : stall_refused ? "refused: stale fence"
-                                                       : stall.value("write", "?"),
+  demo::Row("its late write",
+            unfenced ? std::string("plain HSET: ") + stall.value("write", "?")
+            : stall_refused ? "refused: stale fence"
+                            : stall.value("write", "?"),
             unfenced || stall_refused);
   std::cout << "    " << stall.value("with", "") << "\n";
 
@@ -479,7 +519,8 @@ int RunCoordinator(const demo::Flags& f) {
     oversold += final_stock[i] - expect;  // > 0: units sold twice
     negative |= final_stock[i] < 0;
     demo::Row(absl::StrCat(kSkus[i].name, ": initial - sold = final"),
-              absl::StrCat(kSkus[i].initial, " - ", all.sold[i], " = ", final_stock[i]),
+              absl::StrCat(kSkus[i].initial, " - ", all.sold[i], " = ",
+                           final_stock[i]),
               final_stock[i] == expect && final_stock[i] >= 0);
   }
   int64_t deductions = 0, out_of_stock = 0;
@@ -489,26 +530,36 @@ int RunCoordinator(const demo::Flags& f) {
   }
   demo::Row("units oversold", absl::StrCat(oversold), oversold == 0);
   demo::Row("negative stock", negative ? "yes" : "none", !negative);
-  demo::Row("holds lost (library stats)", absl::StrCat(lib.lost), lib.lost == 1);
-  demo::Row("the straggler's late write refused", yes(stall_refused), stall_refused);
+  demo::Row("holds lost (library stats)", absl::StrCat(lib.lost),
+            lib.lost == 1);
+  demo::Row("the straggler's late write refused", yes(stall_refused),
+            stall_refused);
   demo::Row("long deduction kept by renewal",
-            absl::StrCat(yes(long_ok), " (", lib.renewals, " renewals)"), long_ok);
-  demo::Row("worker processes failed", absl::StrCat(worker_failures), worker_failures == 0);
+            absl::StrCat(yes(long_ok), " (", lib.renewals, " renewals)"),
+            long_ok);
+  demo::Row("worker processes failed", absl::StrCat(worker_failures),
+            worker_failures == 0);
   demo::Row("errors", absl::StrCat(all.errors), all.errors == 0);
   std::cout << "\ndeductions\n";
   demo::Row("accepted", absl::StrCat(deductions));
-  demo::Row("out of stock (refused, nothing written)", absl::StrCat(out_of_stock));
-  demo::Row("throughput", absl::StrFormat("%.0f deductions/s", deductions / elapsed));
+  demo::Row("out of stock (refused, nothing written)",
+            absl::StrCat(out_of_stock));
+  demo::Row("throughput",
+            absl::StrFormat("%.0f deductions/s", deductions / elapsed));
   demo::Row("elapsed", absl::StrFormat("%.1f s", elapsed));
-  demo::PrintLockStats(stats, absl::StrCat("lock statistics per policy (lock::GetStats() of the ",
-                                           workers, " workers and the straggler, summed)"));
+  demo::PrintLockStats(
+      stats,
+      absl::StrCat("lock statistics per policy (lock::GetStats() of the ",
+                   workers, " workers and the straggler, summed)"));
 
-  const bool ok = oversold == 0 && !negative && lib.lost == 1 && stall_refused && long_ok &&
-                  resumed && worker_failures == 0 && all.errors == 0 &&
-                  stall.value("lost", false);
+  const bool ok = oversold == 0 && !negative && lib.lost == 1 &&
+                  stall_refused && long_ok && resumed && worker_failures == 0 &&
+                  all.errors == 0 && stall.value("lost", false);
   if (ok) {
-    std::cout << "\nPASS: no overselling: final stock = initial - accepted deductions on "
-                 "every SKU, never negative; the stalled holder's late write was refused "
+    std::cout << "\nPASS: no overselling: final stock = initial - accepted "
+                 "deductions on "
+                 "every SKU, never negative; the stalled holder's late write "
+                 "was refused "
                  "(stale fence)\n";
   } else {
     std::cout << "\nFAIL: "
@@ -522,7 +573,8 @@ int RunCoordinator(const demo::Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  demo::Flags f(kProgram, kUsage, argc, argv, {"workers", "threads", "seconds", "unfenced"});
+  demo::Flags f(kProgram, kUsage, argc, argv,
+                {"workers", "threads", "seconds", "unfenced"});
   if (f.Str("worker") == "straggler") return RunStraggler(f);
   if (f.Has("worker")) return RunWorker(f);
   return RunCoordinator(f);

@@ -51,13 +51,17 @@ constexpr char kUsage[] =
 
 struct Keys {
   std::string run;
-  std::string Order(int i) const { return absl::StrCat("demo:", run, ":order:", i); }
+  std::string Order(int i) const {
+    return absl::StrCat("demo:", run, ":order:", i);
+  }
   std::string Fences(int i) const { return Order(i) + ":fences"; }
   std::string Inside(int i) const { return Order(i) + ":inside"; }
   std::string Counter(absl::string_view name) const {
     return absl::StrCat("demo:", run, ":", name);
   }
-  std::string Worker(int w) const { return absl::StrCat("demo:", run, ":worker:", w); }
+  std::string Worker(int w) const {
+    return absl::StrCat("demo:", run, ":worker:", w);
+  }
   std::string Stats() const { return Counter("lockstats"); }
   std::string LockKey(int i) const { return absl::StrCat(run, ":", i); }
 };
@@ -80,7 +84,8 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
   for (int i = 0; i < orders; ++i) order[i] = i;
   std::mt19937 rng(worker * 1000 + thread_index);
   for (int i = 0; i < orders; i += 8) {
-    std::shuffle(order.begin() + i, order.begin() + std::min(i + 8, orders), rng);
+    std::shuffle(order.begin() + i, order.begin() + std::min(i + 8, orders),
+                 rng);
   }
   const std::string me = absl::StrCat("w", worker, "t", thread_index);
   for (int id : order) {
@@ -88,10 +93,13 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
     bool closed_now = false;
     absl::Status s = lock::With(kPolicy, k.LockKey(id), [&](lock::Held& held) {
       st.acquire_wait_us.push_back(
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                t0)
+              .count());
       demo::Data& c = *data;
       // Overlap detector: only one critical section per order may be inside.
-      if (c.Cmd({"SET", k.Inside(id), "1", "NX", "PX", "60000"})->type == REDIS_REPLY_NIL) {
+      if (c.Cmd({"SET", k.Inside(id), "1", "NX", "PX", "60000"})->type ==
+          REDIS_REPLY_NIL) {
         c.Cmd({"INCR", k.Counter("overlaps")});
       }
       const std::string fence = absl::StrCat(held.fencing_token());
@@ -102,8 +110,8 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
         const int64_t closes = c.Int({"HGET", k.Order(id), "closes"});
         std::this_thread::sleep_for(std::chrono::microseconds(100));
         const std::string next = absl::StrCat(closes + 1);
-        c.Cmd({"HSET", k.Order(id), "status", "closed", "closes", next, "closed_by", me,
-               "fence", fence});
+        c.Cmd({"HSET", k.Order(id), "status", "closed", "closes", next,
+               "closed_by", me, "fence", fence});
         c.Cmd({"INCR", k.Counter("closed")});
         closed_now = true;
       }
@@ -111,7 +119,8 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
       return absl::OkStatus();
     });
     st.latency_us.push_back(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0)
+            .count());
     ++st.calls;
     data->Cmd({"INCR", k.Counter("calls")});
     if (s.ok()) {
@@ -119,7 +128,8 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
     } else if (lock::IsBusy(s)) {
       ++st.busy;
     } else {
-      if (st.errors++ < 3) std::cerr << "order_close [" << me << "]: " << s << "\n";
+      if (st.errors++ < 3)
+        std::cerr << "order_close [" << me << "]: " << s << "\n";
     }
   }
   return st;
@@ -136,28 +146,36 @@ int RunWorker(const demo::Flags& f) {
   }
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
   Keys k{f.Str("run")};
-  demo::StatsPublisher publisher(kProgram, target, k.Stats(), absl::StrCat("worker-", worker),
+  demo::StatsPublisher publisher(kProgram, target, k.Stats(),
+                                 absl::StrCat("worker-", worker),
                                  absl::Milliseconds(200));
   std::vector<ThreadStats> stats(threads);
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] { stats[t] = RunThread(worker, orders, k, target, t); });
+    pool.emplace_back(
+        [&, t] { stats[t] = RunThread(worker, orders, k, target, t); });
   }
   for (auto& t : pool) t.join();
   publisher.Stop();  // final statistics, before Shutdown touches them
-  nlohmann::json out = {{"calls", 0}, {"closed", 0}, {"already_closed", 0}, {"busy", 0},
-                        {"errors", 0}, {"latency_us", nlohmann::json::array()},
+  nlohmann::json out = {{"calls", 0},
+                        {"closed", 0},
+                        {"already_closed", 0},
+                        {"busy", 0},
+                        {"errors", 0},
+                        {"latency_us", nlohmann::json::array()},
                         {"acquire_wait_us", nlohmann::json::array()}};
   for (const ThreadStats& s : stats) {
     out["calls"] = out["calls"].get<int64_t>() + s.calls;
     out["closed"] = out["closed"].get<int64_t>() + s.closed;
-    out["already_closed"] = out["already_closed"].get<int64_t>() + s.already_closed;
+    out["already_closed"] =
+        out["already_closed"].get<int64_t>() + s.already_closed;
     out["busy"] = out["busy"].get<int64_t>() + s.busy;
     out["errors"] = out["errors"].get<int64_t>() + s.errors;
     for (int64_t l : s.latency_us) out["latency_us"].push_back(l);
     for (int64_t l : s.acquire_wait_us) out["acquire_wait_us"].push_back(l);
   }
-  demo::Data::Connect(kProgram, target)->Cmd({"SET", k.Worker(worker), out.dump()});
+  demo::Data::Connect(kProgram, target)
+      ->Cmd({"SET", k.Worker(worker), out.dump()});
   lock::Shutdown();
   return 0;
 }
@@ -184,8 +202,9 @@ int RunCoordinator(const demo::Flags& f) {
   const int workers = f.Int("workers", 4);
   const int threads = f.Int("threads", 4);
   const int orders = f.Int("orders", 500);
-  auto env = demo::Environment::Prepare(kProgram, "examples/order_close/policies.json",
-                                        f.Str("config"), f.Str("redis"));
+  auto env =
+      demo::Environment::Prepare(kProgram, "examples/order_close/policies.json",
+                                 f.Str("config"), f.Str("redis"));
 
   // Seed the orders under a fresh run id, so a real Redis is never mixed up.
   Keys k{demo::NewRunId()};
@@ -194,16 +213,16 @@ int RunCoordinator(const demo::Flags& f) {
     data->Cmd({"HSET", k.Order(i), "status", "open", "closes", "0"});
   }
   std::cout << "order_close: " << workers << " worker processes x " << threads
-            << " threads closing " << orders << " orders on redis " << env->Describe()
-            << ", run " << k.run << "\n";
+            << " threads closing " << orders << " orders on redis "
+            << env->Describe() << ", run " << k.run << "\n";
 
   const Clock::time_point start = Clock::now();
   std::vector<pid_t> pids;
   for (int w = 0; w < workers; ++w) {
     pids.push_back(demo::SpawnSelf(
-        {kProgram, absl::StrCat("--worker=", w), absl::StrCat("--threads=", threads),
-         absl::StrCat("--orders=", orders), "--config=" + env->worker_config(),
-         "--run=" + k.run}));
+        {kProgram, absl::StrCat("--worker=", w),
+         absl::StrCat("--threads=", threads), absl::StrCat("--orders=", orders),
+         "--config=" + env->worker_config(), "--run=" + k.run}));
   }
   // Live progress: per second, from the counters and the workers' lock stats.
   const bool tty = isatty(STDOUT_FILENO);
@@ -228,26 +247,30 @@ int RunCoordinator(const demo::Flags& f) {
     const Rates r = Sample(*data, k);
     const double dt = std::chrono::duration<double>(now - last_at).count();
     const std::string line = absl::StrFormat(
-        "  %5.1fs  closed %d/%d (%.0f/s)  lock calls %.0f/s  busy waits %.0f/s  "
+        "  %5.1fs  closed %d/%d (%.0f/s)  lock calls %.0f/s  busy waits %.0f/s "
+        " "
         "retries %.0f/s",
         std::chrono::duration<double>(now - start).count(), r.closed, orders,
         (r.closed - last.closed) / dt, (r.calls - last.calls) / dt,
         (r.waits - last.waits) / dt, (r.retries - last.retries) / dt);
-    std::cout << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
+    std::cout << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n")
+              << std::flush;
     last = r;
     last_at = now;
   }
-  const double elapsed = std::chrono::duration<double>(finished - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(finished - start).count();
   {
     // The whole run's averages, so even a run shorter than one progress
     // interval shows its rates.
     const Rates r = Sample(*data, k);
     std::cout << (tty ? "\r\033[K" : "")
               << absl::StrFormat(
-                     "  %5.1fs  closed %d/%d (%.0f/s)  lock calls %.0f/s  busy waits %.0f/s  "
+                     "  %5.1fs  closed %d/%d (%.0f/s)  lock calls %.0f/s  busy "
+                     "waits %.0f/s  "
                      "retries %.0f/s  (whole run)\n",
-                     elapsed, r.closed, orders, r.closed / elapsed, r.calls / elapsed,
-                     r.waits / elapsed, r.retries / elapsed);
+                     elapsed, r.closed, orders, r.closed / elapsed,
+                     r.calls / elapsed, r.waits / elapsed, r.retries / elapsed);
   }
 
   // Verify.
@@ -279,34 +302,40 @@ int RunCoordinator(const demo::Flags& f) {
     for (const auto& l : j["acquire_wait_us"]) wait.push_back(l.get<int64_t>());
   }
   const lockctl::StatsDump stats = demo::CollectStats(*data, k.Stats());
-  const lock::PolicyStats lib =
-      stats.per_policy.count(kPolicy) ? stats.per_policy.at(kPolicy) : lock::PolicyStats{};
+  const lock::PolicyStats lib = stats.per_policy.count(kPolicy)
+                                    ? stats.per_policy.at(kPolicy)
+                                    : lock::PolicyStats{};
 
   // Clean up this run's keys (a real Redis keeps nothing of the demo).
   for (int i = 0; i < orders; ++i) {
-    const std::string lock_fence = absl::StrCat("{order:close:", k.LockKey(i), "}:fence");
+    const std::string lock_fence =
+        absl::StrCat("{order:close:", k.LockKey(i), "}:fence");
     data->Cmd({"DEL", k.Order(i), k.Fences(i), k.Inside(i), lock_fence});
   }
-  data->Cmd({"DEL", k.Counter("closed"), k.Counter("calls"), k.Counter("overlaps"),
-             k.Stats()});
+  data->Cmd({"DEL", k.Counter("closed"), k.Counter("calls"),
+             k.Counter("overlaps"), k.Stats()});
   for (int w = 0; w < workers; ++w) data->Cmd({"DEL", k.Worker(w)});
 
   // The library counted on its side what the workers saw on theirs.
-  const bool stats_agree = lib.acquired == calls - busy - errors && lib.busy == busy &&
-                           lib.released == lib.acquired && lib.lost == 0;
+  const bool stats_agree = lib.acquired == calls - busy - errors &&
+                           lib.busy == busy && lib.released == lib.acquired &&
+                           lib.lost == 0;
   const bool ok = not_closed == 0 && double_closed == 0 && overlaps == 0 &&
-                  fence_violations == 0 && closed == orders && worker_failures == 0 &&
-                  errors == 0 && stats_agree;
+                  fence_violations == 0 && closed == orders &&
+                  worker_failures == 0 && errors == 0 && stats_agree;
   auto ms = [](int64_t us) { return absl::StrFormat("%.2f ms", us / 1000.0); };
   std::cout << "\nverification\n";
   demo::Row("orders closed exactly once",
             absl::StrCat(orders - not_closed - double_closed, "/", orders),
             not_closed == 0 && double_closed == 0);
-  demo::Row("orders closed twice", absl::StrCat(double_closed), double_closed == 0);
-  demo::Row("overlapping critical sections", absl::StrCat(overlaps), overlaps == 0);
+  demo::Row("orders closed twice", absl::StrCat(double_closed),
+            double_closed == 0);
+  demo::Row("overlapping critical sections", absl::StrCat(overlaps),
+            overlaps == 0);
   demo::Row("fencing tokens out of order", absl::StrCat(fence_violations),
             fence_violations == 0);
-  demo::Row("worker processes failed", absl::StrCat(worker_failures), worker_failures == 0);
+  demo::Row("worker processes failed", absl::StrCat(worker_failures),
+            worker_failures == 0);
   demo::Row("lock stats agree with the calls",
             absl::StrCat(lib.acquired, " acquired"), stats_agree);
   std::cout << "\nlock calls (policy " << kPolicy << ")\n";
@@ -324,9 +353,12 @@ int RunCoordinator(const demo::Flags& f) {
   demo::Row("With latency p99", ms(demo::Percentile(lat, 0.99)));
   demo::Row("With latency max", ms(demo::Percentile(lat, 1.0)));
   demo::Row("elapsed", absl::StrFormat("%.1f s", elapsed));
-  demo::PrintLockStats(stats, absl::StrCat("lock statistics per policy (lock::GetStats() of the ",
-                                           workers, " workers, summed)"));
-  std::cout << "\n" << (ok ? "PASS" : "FAIL") << ": every order closed exactly once, "
+  demo::PrintLockStats(
+      stats,
+      absl::StrCat("lock statistics per policy (lock::GetStats() of the ",
+                   workers, " workers, summed)"));
+  std::cout << "\n"
+            << (ok ? "PASS" : "FAIL") << ": every order closed exactly once, "
             << "no overlapping holders, fences strictly increasing\n";
   return ok ? 0 : 1;
 }

@@ -86,7 +86,8 @@ struct Result {
   double Rate() const { return seconds > 0 ? pairs / seconds : 0; }
   double Quantile(double q) const {
     if (latency_s.empty()) return 0;
-    size_t i = std::min(latency_s.size() - 1, static_cast<size_t>(q * latency_s.size()));
+    size_t i = std::min(latency_s.size() - 1,
+                        static_cast<size_t>(q * latency_s.size()));
     return latency_s[i];
   }
 };
@@ -94,16 +95,19 @@ struct Result {
 void DrawProgress(const std::string& scenario, double elapsed, double total,
                   int64_t pairs) {
   constexpr int kWidth = 24;
-  const int filled = std::clamp(static_cast<int>(kWidth * elapsed / total), 0, kWidth);
-  std::cerr << absl::StrFormat("\r  %-12s [%s%s] %4.1fs/%.1fs  %d pairs ", scenario,
-                               std::string(filled, '#'), std::string(kWidth - filled, '.'),
+  const int filled =
+      std::clamp(static_cast<int>(kWidth * elapsed / total), 0, kWidth);
+  std::cerr << absl::StrFormat("\r  %-12s [%s%s] %4.1fs/%.1fs  %d pairs ",
+                               scenario, std::string(filled, '#'),
+                               std::string(kWidth - filled, '.'),
                                std::min(elapsed, total), total, pairs)
             << std::flush;
 }
 
 Result RunScenario(lock::Locker& locker, const std::string& policy,
-                   const std::string& scenario, const std::vector<std::string>& keys,
-                   int threads, double seconds, bool progress) {
+                   const std::string& scenario,
+                   const std::vector<std::string>& keys, int threads,
+                   double seconds, bool progress) {
   Result res;
   res.scenario = scenario;
   res.threads = threads;
@@ -130,7 +134,8 @@ Result RunScenario(lock::Locker& locker, const std::string& policy,
         absl::Status s = (*lk)->Acquire();
         if (s.ok()) s = (*lk)->Release();
         if (s.ok()) {
-          lat.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+          lat.push_back(
+              std::chrono::duration<double>(Clock::now() - t0).count());
           pairs.fetch_add(1, std::memory_order_relaxed);
         } else if (lock::IsBusy(s) || lock::IsSkipped(s)) {
           ++busy;
@@ -148,13 +153,15 @@ Result RunScenario(lock::Locker& locker, const std::string& policy,
       if (res.first_status.ok() && !first.ok()) res.first_status = first;
     });
   }
-  const Clock::time_point end = start + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(seconds));
+  const Clock::time_point end =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(seconds));
   while (Clock::now() < end) {
     std::this_thread::sleep_for(std::min<Clock::duration>(
         std::chrono::milliseconds(100), end - Clock::now()));
     if (progress) {
-      DrawProgress(scenario, std::chrono::duration<double>(Clock::now() - start).count(),
+      DrawProgress(scenario,
+                   std::chrono::duration<double>(Clock::now() - start).count(),
                    seconds, pairs.load());
     }
   }
@@ -173,25 +180,31 @@ Result RunScenario(lock::Locker& locker, const std::string& policy,
 }  // namespace
 
 int Bench(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(
-      argv, {.values = {"config", "policy", "seconds", "threads"}, .flags = {"json"}});
-  if (!args.ok()) return UsageError("bench", std::string(args.status().message()));
+  absl::StatusOr<Args> args =
+      ParseArgs(argv, {.values = {"config", "policy", "seconds", "threads"},
+                       .flags = {"json"}});
+  if (!args.ok())
+    return UsageError("bench", std::string(args.status().message()));
   if (args->help) {
     std::cout << kBenchHelp;
     return kExitOk;
   }
   if (!args->positional.empty()) {
-    return UsageError("bench", "unexpected argument \"" + args->positional[0] + "\"");
+    return UsageError("bench",
+                      "unexpected argument \"" + args->positional[0] + "\"");
   }
   double seconds = 3;
   int threads = 4;
   if (auto s = args->Value("seconds");
-      s && (!absl::SimpleAtod(*s, &seconds) || !(seconds > 0) || seconds > 3600)) {
-    return UsageError("bench", "--seconds needs a number in (0, 3600], got \"" + *s + "\"");
+      s &&
+      (!absl::SimpleAtod(*s, &seconds) || !(seconds > 0) || seconds > 3600)) {
+    return UsageError(
+        "bench", "--seconds needs a number in (0, 3600], got \"" + *s + "\"");
   }
   if (auto t = args->Value("threads");
       t && (!absl::SimpleAtoi(*t, &threads) || threads < 1 || threads > 1024)) {
-    return UsageError("bench", "--threads needs a number in 1..1024, got \"" + *t + "\"");
+    return UsageError(
+        "bench", "--threads needs a number in 1..1024, got \"" + *t + "\"");
   }
 
   // Where: the configured policy, or a throwaway server with a built-in one.
@@ -199,12 +212,15 @@ int Bench(const std::vector<std::string>& argv) {
   Args effective = *args;
   std::string policy_name;
   if (ConfigPath(*args).ok()) {
-    if (!args->Value("policy")) return UsageError("bench", "bench needs --policy P");
+    if (!args->Value("policy"))
+      return UsageError("bench", "bench needs --policy P");
     policy_name = *args->Value("policy");
   } else {
-    auto server = lock::harness::RedisServer::Start({.name = "lockctl-bench-redis"});
+    auto server =
+        lock::harness::RedisServer::Start({.name = "lockctl-bench-redis"});
     if (!server.ok()) {
-      std::cerr << "lockctl: no --config or LOCK_CONFIG, and no redis-server could be "
+      std::cerr << "lockctl: no --config or LOCK_CONFIG, and no redis-server "
+                   "could be "
                    "started: "
                 << server.status().message() << "\n";
       return kExitRedis;
@@ -218,7 +234,8 @@ int Bench(const std::vector<std::string>& argv) {
       std::perror("lockctl: mkstemps");
       return kExitRefused;
     }
-    if (write(fd, json.data(), json.size()) != static_cast<ssize_t>(json.size())) {
+    if (write(fd, json.data(), json.size()) !=
+        static_cast<ssize_t>(json.size())) {
       std::perror("lockctl: write");
       close(fd);
       return kExitRefused;
@@ -246,21 +263,23 @@ int Bench(const std::vector<std::string>& argv) {
   const bool json = args->Has("json");
   const bool progress = !json && StderrIsTty();
   if (!json) {
-    std::cout << "lockctl bench: policy " << policy_name << " on " << ctx->Where()
-              << (embedded ? " (throwaway redis-server)" : "") << ", " << threads
-              << " threads, " << seconds << "s per scenario\n"
+    std::cout << "lockctl bench: policy " << policy_name << " on "
+              << ctx->Where() << (embedded ? " (throwaway redis-server)" : "")
+              << ", " << threads << " threads, " << seconds
+              << "s per scenario\n"
               << std::flush;
   }
   std::vector<std::string> own_keys;
-  for (int t = 0; t < threads; ++t) own_keys.push_back(absl::StrCat(base, ":t", t));
+  for (int t = 0; t < threads; ++t)
+    own_keys.push_back(absl::StrCat(base, ":t", t));
   const std::vector<std::string> shared_key = {base + ":handoff"};
 
   std::vector<Result> results;
-  results.push_back(RunScenario(*ctx->locker, policy_name, "uncontended", own_keys,
-                                threads, seconds, progress));
+  results.push_back(RunScenario(*ctx->locker, policy_name, "uncontended",
+                                own_keys, threads, seconds, progress));
   const lock::PolicyStats middle = lock::GetStats().per_policy[policy_name];
-  results.push_back(RunScenario(*ctx->locker, policy_name, "handoff", shared_key,
-                                threads, seconds, progress));
+  results.push_back(RunScenario(*ctx->locker, policy_name, "handoff",
+                                shared_key, threads, seconds, progress));
   const lock::PolicyStats after = lock::GetStats().per_policy[policy_name];
 
   // Fencing counters never expire by design; the bench's own are removed.
@@ -269,15 +288,20 @@ int Bench(const std::vector<std::string>& argv) {
       conn.ok()) {
     std::vector<std::string> del = {"DEL"};
     for (const std::string& k : own_keys) {
-      del.push_back(lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
+      del.push_back(
+          lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
     }
-    del.push_back(lock::internal::LockKeys(ctx->policy->key_prefix, shared_key[0]).fence());
+    del.push_back(
+        lock::internal::LockKeys(ctx->policy->key_prefix, shared_key[0])
+            .fence());
     std::vector<absl::string_view> argv_view(del.begin(), del.end());
     (void)(*conn)->Command(argv_view, ctx->policy->script_timeout);
   }
 
-  const int64_t notify = after.waits_woken_by_notify - middle.waits_woken_by_notify;
-  const int64_t timer = after.waits_woken_by_timer - middle.waits_woken_by_timer;
+  const int64_t notify =
+      after.waits_woken_by_notify - middle.waits_woken_by_notify;
+  const int64_t timer =
+      after.waits_woken_by_timer - middle.waits_woken_by_timer;
   if (json) {
     for (const Result& r : results) {
       nlohmann::json line = {{"scenario", r.scenario},
@@ -298,17 +322,20 @@ int Bench(const std::vector<std::string>& argv) {
       std::cout << line.dump() << "\n";
     }
   } else {
-    std::vector<std::vector<std::string>> rows = {
-        {"SCENARIO", "THREADS", "PAIRS", "PAIRS/S", "P50", "P99", "BUSY", "ERRORS"}};
+    std::vector<std::vector<std::string>> rows = {{"SCENARIO", "THREADS",
+                                                   "PAIRS", "PAIRS/S", "P50",
+                                                   "P99", "BUSY", "ERRORS"}};
     for (const Result& r : results) {
-      rows.push_back({r.scenario, absl::StrCat(r.threads), absl::StrCat(r.pairs),
-                      absl::StrFormat("%.0f", r.Rate()), FormatSeconds(r.Quantile(0.5)),
+      rows.push_back({r.scenario, absl::StrCat(r.threads),
+                      absl::StrCat(r.pairs), absl::StrFormat("%.0f", r.Rate()),
+                      FormatSeconds(r.Quantile(0.5)),
                       FormatSeconds(r.Quantile(0.99)), absl::StrCat(r.busy),
                       absl::StrCat(r.errors)});
     }
     std::cout << "\n" << RenderTable(rows);
-    std::cout << "\nhandoff waits: " << notify << " woken by the release notification, "
-              << timer << " by the backoff timer\n";
+    std::cout << "\nhandoff waits: " << notify
+              << " woken by the release notification, " << timer
+              << " by the backoff timer\n";
   }
   int64_t pairs = 0;
   for (const Result& r : results) {
@@ -319,7 +346,8 @@ int Bench(const std::vector<std::string>& argv) {
     }
   }
   for (const Result& r : results) {
-    if (r.pairs == 0 && !r.first_status.ok()) return ExitCodeFor(r.first_status);
+    if (r.pairs == 0 && !r.first_status.ok())
+      return ExitCodeFor(r.first_status);
   }
   return pairs > 0 ? kExitOk : kExitRedis;
 }

@@ -53,15 +53,18 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
       } else if (i + 1 < argv.size()) {
         out.values[name] = argv[++i];
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value"));
       }
     } else if (spec.flags.count(name) > 0) {
       if (inline_value) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " takes no value"));
       }
       out.flags.insert(name);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option \"", a, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option \"", a, "\""));
     }
   }
   return out;
@@ -83,7 +86,8 @@ absl::StatusOr<std::string> ConfigPath(const Args& args) {
 
 absl::StatusOr<std::shared_ptr<policy::Registry>> LoadRegistry(
     const std::string& path) {
-  absl::StatusOr<std::unique_ptr<policy::Registry>> r = policy::Registry::Load(path);
+  absl::StatusOr<std::unique_ptr<policy::Registry>> r =
+      policy::Registry::Load(path);
   if (!r.ok()) {
     // Whatever went wrong (missing, unreadable, invalid), it is about the
     // configuration, never about Redis: exit 1, not 3.
@@ -104,7 +108,8 @@ absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
   absl::StatusOr<std::string> path = ConfigPath(args);
   if (!path.ok()) return path.status();
   ctx.config_path = *path;
-  absl::StatusOr<std::shared_ptr<policy::Registry>> registry = LoadRegistry(*path);
+  absl::StatusOr<std::shared_ptr<policy::Registry>> registry =
+      LoadRegistry(*path);
   if (!registry.ok()) return registry.status();
   ctx.registry = *registry;
   ctx.policy = ctx.registry->FindPolicy(policy_name);
@@ -177,11 +182,13 @@ OwnerParts SplitOwner(const std::string& token) {
   if (mid == std::string::npos || mid == 0) return p;
   const std::string pid = token.substr(mid + 1, last - mid - 1);
   const std::string random = token.substr(last + 1);
-  const bool pid_ok = !pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) {
-    return absl::ascii_isdigit(static_cast<unsigned char>(c));
-  });
+  const bool pid_ok =
+      !pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c));
+      });
   const bool random_ok =
-      random.size() == 32 && std::all_of(random.begin(), random.end(), [](char c) {
+      random.size() == 32 &&
+      std::all_of(random.begin(), random.end(), [](char c) {
         return absl::ascii_isxdigit(static_cast<unsigned char>(c));
       });
   if (!pid_ok || !random_ok) return p;
@@ -193,7 +200,8 @@ OwnerParts SplitOwner(const std::string& token) {
 
 std::string FormatTtl(absl::Duration d) {
   if (d <= absl::ZeroDuration()) return "0s";
-  if (d < absl::Seconds(1)) return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+  if (d < absl::Seconds(1))
+    return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(100)));
 }
 
@@ -205,12 +213,13 @@ std::string StateName(const lock::LockState& st) {
 
 nlohmann::json LockViewJson(const LockView& v) {
   const lock::LockState& st = v.state;
-  nlohmann::json j = {{"policy", v.policy},
-                      {"key", v.key},
-                      {"redis_key", v.redis_key},
-                      {"state", st.held ? (st.hold_count == 0 ? "kept" : "held") : "free"},
-                      {"held", st.held && st.hold_count > 0},
-                      {"last_fencing_token", st.last_fencing_token}};
+  nlohmann::json j = {
+      {"policy", v.policy},
+      {"key", v.key},
+      {"redis_key", v.redis_key},
+      {"state", st.held ? (st.hold_count == 0 ? "kept" : "held") : "free"},
+      {"held", st.held && st.hold_count > 0},
+      {"last_fencing_token", st.last_fencing_token}};
   if (st.held) {
     const OwnerParts o = SplitOwner(st.owner_token);
     j["owner"] = st.owner_token;
@@ -228,7 +237,8 @@ std::string RenderTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& r : rows) {
     if (width.size() < r.size()) width.resize(r.size(), 0);
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   std::string out;
   for (const auto& r : rows) {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -36,11 +36,13 @@ constexpr char kStatusHelp[] =
     "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
     "  --json             one JSON object instead of text\n"
     "\n"
-    "Exit codes: 0 shown (held or free), 1 bad configuration, unknown policy or\n"
+    "Exit codes: 0 shown (held or free), 1 bad configuration, unknown policy "
+    "or\n"
     "invalid key, 2 usage error, 3 Redis unreachable or failing.\n";
 
 constexpr char kListHelp[] =
-    "usage: lockctl list POLICY [--match PATTERN] [--limit N] [--config FILE|DIR]\n"
+    "usage: lockctl list POLICY [--match PATTERN] [--limit N] [--config "
+    "FILE|DIR]\n"
     "                    [--json]\n"
     "\n"
     "Lists the locks held under the policy's key prefix, with owner and lease\n"
@@ -49,7 +51,8 @@ constexpr char kListHelp[] =
     "Policies whose prefixes overlap (one starts with the other) on the same\n"
     "Redis see each other's locks.\n"
     "\n"
-    "  --match PATTERN    Redis glob over the key without prefix (default \"*\")\n"
+    "  --match PATTERN    Redis glob over the key without prefix (default "
+    "\"*\")\n"
     "  --limit N          show at most N locks (default 1000)\n"
     "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
     "  --json             one JSON object instead of a table\n"
@@ -58,8 +61,10 @@ constexpr char kListHelp[] =
     "unknown policy, 2 usage error, 3 Redis unreachable or failing.\n";
 
 constexpr char kReleaseHelp[] =
-    "usage: lockctl release POLICY KEY --owner TOKEN [--config FILE|DIR] [--json]\n"
-    "       lockctl release POLICY KEY --force [--yes] [--config FILE|DIR] [--json]\n"
+    "usage: lockctl release POLICY KEY --owner TOKEN [--config FILE|DIR] "
+    "[--json]\n"
+    "       lockctl release POLICY KEY --force [--yes] [--config FILE|DIR] "
+    "[--json]\n"
     "\n"
     "--owner TOKEN  releases the lock only if TOKEN holds it (every re-entry\n"
     "               level); otherwise nothing is touched and lockctl says who\n"
@@ -68,7 +73,8 @@ constexpr char kReleaseHelp[] =
     "               owner, asks for confirmation on the terminal (unless\n"
     "               --yes), then releases it owner-checked against what it\n"
     "               read, so a hold taken in between is never removed. Prints\n"
-    "               what it removed, and logs it (owner, fence) to stderr. The\n"
+    "               what it removed, and logs it (owner, fence) to stderr. "
+    "The\n"
     "               holder loses the lock while it may still be writing: its\n"
     "               fenced writes will be refused once a new holder wrote.\n"
     "--yes          do not ask (required when stdin is not a terminal)\n"
@@ -78,7 +84,8 @@ constexpr char kReleaseHelp[] =
     "\n"
     "Exit codes: 0 released, 1 not held by that owner / not held at all /\n"
     "changed hands meanwhile / declined, or bad configuration, 2 usage error\n"
-    "(including neither --owner nor --force), 3 Redis unreachable or failing.\n";
+    "(including neither --owner nor --force), 3 Redis unreachable or "
+    "failing.\n";
 
 absl::StatusOr<lock::LockState> InspectKey(const PolicyContext& ctx,
                                            const std::string& key) {
@@ -94,9 +101,10 @@ std::string RedisKey(const PolicyContext& ctx, const std::string& key) {
 
 std::string FenceText(const lock::LockState& st) {
   if (!st.held) return absl::StrCat("last issued ", st.last_fencing_token);
-  return absl::StrCat(st.fencing_token,
-                      st.hold_count == 0 ? " (the released hold)" : " (this hold)",
-                      "; last issued ", st.last_fencing_token);
+  return absl::StrCat(
+      st.fencing_token,
+      st.hold_count == 0 ? " (the released hold)" : " (this hold)",
+      "; last issued ", st.last_fencing_token);
 }
 
 void PrintLockText(const PolicyContext& ctx, const LockView& v) {
@@ -133,13 +141,16 @@ std::string EscapeGlob(const std::string& literal) {
 }  // namespace
 
 int Status(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {.values = {"config"}, .flags = {"json"}});
-  if (!args.ok()) return UsageError("status", std::string(args.status().message()));
+  absl::StatusOr<Args> args =
+      ParseArgs(argv, {.values = {"config"}, .flags = {"json"}});
+  if (!args.ok())
+    return UsageError("status", std::string(args.status().message()));
   if (args->help) {
     std::cout << kStatusHelp;
     return kExitOk;
   }
-  if (args->positional.size() != 2) return UsageError("status", "status needs POLICY and KEY");
+  if (args->positional.size() != 2)
+    return UsageError("status", "status needs POLICY and KEY");
   const std::string& key = args->positional[1];
   if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
     return UsageError("status", std::string(c.message()));
@@ -158,17 +169,21 @@ int Status(const std::vector<std::string>& argv) {
 }
 
 int List(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      ParseArgs(argv, {.values = {"config", "match", "limit"}, .flags = {"json"}});
-  if (!args.ok()) return UsageError("list", std::string(args.status().message()));
+  absl::StatusOr<Args> args = ParseArgs(
+      argv, {.values = {"config", "match", "limit"}, .flags = {"json"}});
+  if (!args.ok())
+    return UsageError("list", std::string(args.status().message()));
   if (args->help) {
     std::cout << kListHelp;
     return kExitOk;
   }
-  if (args->positional.size() != 1) return UsageError("list", "list needs one POLICY");
+  if (args->positional.size() != 1)
+    return UsageError("list", "list needs one POLICY");
   int limit = 1000;
-  if (auto l = args->Value("limit"); l && (!absl::SimpleAtoi(*l, &limit) || limit < 1)) {
-    return UsageError("list", "--limit needs a positive number, got \"" + *l + "\"");
+  if (auto l = args->Value("limit");
+      l && (!absl::SimpleAtoi(*l, &limit) || limit < 1)) {
+    return UsageError("list",
+                      "--limit needs a positive number, got \"" + *l + "\"");
   }
   const std::string match = args->Value("match").value_or("*");
   if (match.empty() || match.find_first_of("{}") != std::string::npos) {
@@ -184,7 +199,8 @@ int List(const std::vector<std::string>& argv) {
   absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
       lock::redis::Connection::Open(ConnectionOptionsFor(*ctx->target));
   if (!conn.ok()) return Fail(conn.status());
-  const absl::Duration timeout = std::max(ctx->policy->script_timeout, absl::Seconds(1));
+  const absl::Duration timeout =
+      std::max(ctx->policy->script_timeout, absl::Seconds(1));
   const std::string pattern = absl::StrCat("{", EscapeGlob(prefix), match, "}");
   std::vector<std::string> keys;
   std::string cursor = "0";
@@ -200,13 +216,16 @@ int List(const std::vector<std::string>& argv) {
     }
     cursor = std::string(lock::redis::ReplyText(*reply.element[0]));
     for (size_t i = 0; i < reply.element[1]->elements; ++i) {
-      absl::string_view name = lock::redis::ReplyText(*reply.element[1]->element[i]);
+      absl::string_view name =
+          lock::redis::ReplyText(*reply.element[1]->element[i]);
       // Only owner hashes {P K}: the pattern already ends in '}', and lock
       // keys cannot contain braces, so {P K}:fence and {P K}:cancel:<token>
       // never get here; checked anyway rather than trusted.
-      if (!absl::ConsumePrefix(&name, "{") || !absl::ConsumeSuffix(&name, "}") ||
+      if (!absl::ConsumePrefix(&name, "{") ||
+          !absl::ConsumeSuffix(&name, "}") ||
           !absl::ConsumePrefix(&name, prefix) ||
-          absl::StrContains(name, ":cancel:") || absl::EndsWith(name, "}:fence") ||
+          absl::StrContains(name, ":cancel:") ||
+          absl::EndsWith(name, "}:fence") ||
           !lock::internal::ValidateKey(name).ok()) {
         continue;
       }
@@ -214,7 +233,8 @@ int List(const std::vector<std::string>& argv) {
     }
   } while (cursor != "0");
   std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());  // SCAN may repeat
+  keys.erase(std::unique(keys.begin(), keys.end()),
+             keys.end());  // SCAN may repeat
 
   std::vector<LockView> locks;
   size_t not_shown = 0;
@@ -241,8 +261,9 @@ int List(const std::vector<std::string>& argv) {
     return kExitOk;
   }
   if (locks.empty()) {
-    std::cout << "no locks held under policy " << ctx->policy->name << " (prefix \""
-              << prefix << "\", match \"" << match << "\") on " << ctx->Where() << "\n";
+    std::cout << "no locks held under policy " << ctx->policy->name
+              << " (prefix \"" << prefix << "\", match \"" << match << "\") on "
+              << ctx->Where() << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -251,7 +272,8 @@ int List(const std::vector<std::string>& argv) {
     const OwnerParts o = SplitOwner(v.state.owner_token);
     rows.push_back({v.key, v.state.hold_count == 0 ? "kept" : "held",
                     o.host.empty() ? "-" : o.host, o.pid.empty() ? "-" : o.pid,
-                    FormatTtl(v.state.remaining), absl::StrCat(v.state.hold_count),
+                    FormatTtl(v.state.remaining),
+                    absl::StrCat(v.state.hold_count),
                     absl::StrCat(v.state.fencing_token), v.state.owner_token});
   }
   std::cout << RenderTable(rows);
@@ -267,7 +289,8 @@ int List(const std::vector<std::string>& argv) {
 int Release(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(
       argv, {.values = {"config", "owner"}, .flags = {"force", "yes", "json"}});
-  if (!args.ok()) return UsageError("release", std::string(args.status().message()));
+  if (!args.ok())
+    return UsageError("release", std::string(args.status().message()));
   if (args->help) {
     std::cout << kReleaseHelp;
     return kExitOk;
@@ -278,16 +301,20 @@ int Release(const std::vector<std::string>& argv) {
   const std::optional<std::string> owner = args->Value("owner");
   const bool force = args->Has("force");
   if (!owner && !force) {
-    return UsageError("release",
-                      "refusing to release without --owner TOKEN (release only if "
-                      "that owner holds it) or --force (whoever holds it)");
+    return UsageError(
+        "release",
+        "refusing to release without --owner TOKEN (release only if "
+        "that owner holds it) or --force (whoever holds it)");
   }
-  if (owner && force) return UsageError("release", "give --owner or --force, not both");
-  if (owner && owner->empty()) return UsageError("release", "--owner needs a token");
+  if (owner && force)
+    return UsageError("release", "give --owner or --force, not both");
+  if (owner && owner->empty())
+    return UsageError("release", "--owner needs a token");
   if (force && !args->Has("yes") && !StdinIsTty()) {
-    return UsageError("release",
-                      "--force asks for confirmation on a terminal; stdin is not "
-                      "one, so add --yes to confirm up front");
+    return UsageError(
+        "release",
+        "--force asks for confirmation on a terminal; stdin is not "
+        "one, so add --yes to confirm up front");
   }
   if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
     return UsageError("release", std::string(c.message()));
@@ -299,8 +326,8 @@ int Release(const std::vector<std::string>& argv) {
       ctx->locker->NewLock(ctx->policy->name, key);
   if (!lk.ok()) return Fail(lk.status());
   const std::string redis_key = RedisKey(*ctx, key);
-  const std::string what = absl::StrCat(ctx->policy->name, " / ", key, " (", redis_key,
-                                        " on ", ctx->Where(), ")");
+  const std::string what = absl::StrCat(ctx->policy->name, " / ", key, " (",
+                                        redis_key, " on ", ctx->Where(), ")");
 
   // --force releases exactly the owner it read here (and showed), so a hold
   // taken after this read is never removed.
@@ -318,10 +345,11 @@ int Release(const std::vector<std::string>& argv) {
     }
     if (!args->Has("yes")) {
       std::cerr << "about to force-release " << what << "\n"
-                << RenderTable({{"  owner", before.owner_token},
-                                {"  state", StateName(before)},
-                                {"  fencing token", absl::StrCat(before.fencing_token)},
-                                {"  ttl left", FormatTtl(before.remaining)}})
+                << RenderTable(
+                       {{"  owner", before.owner_token},
+                        {"  state", StateName(before)},
+                        {"  fencing token", absl::StrCat(before.fencing_token)},
+                        {"  ttl left", FormatTtl(before.remaining)}})
                 << "Its holder loses the lock even if it is still working. "
                    "Release it? [y/N] "
                 << std::flush;
@@ -342,8 +370,9 @@ int Release(const std::vector<std::string>& argv) {
       current = now->held ? absl::StrCat("held by ", now->owner_token) : "free";
     }
     if (force) {
-      std::cerr << "lockctl: " << what << " changed hands after it was inspected (owner "
-                << token << "); nothing was deleted; it is now " << current
+      std::cerr << "lockctl: " << what
+                << " changed hands after it was inspected (owner " << token
+                << "); nothing was deleted; it is now " << current
                 << "; run again to release the new holder\n";
     } else {
       std::cerr << "lockctl: " << what << " is not held by owner " << token
@@ -360,13 +389,15 @@ int Release(const std::vector<std::string>& argv) {
     const char* user = std::getenv("USER");
     char host[256] = {};
     (void)gethostname(host, sizeof(host) - 1);
-    std::cerr << "lockctl: " << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
-                                                  absl::UTCTimeZone())
+    std::cerr << "lockctl: "
+              << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
+                                  absl::UTCTimeZone())
               << " force-release policy=" << ctx->policy->name << " key=" << key
-              << " redis_key=" << redis_key << " redis=" << ctx->target->addrs[0]
-              << " db=" << ctx->target->db
+              << " redis_key=" << redis_key
+              << " redis=" << ctx->target->addrs[0] << " db=" << ctx->target->db
               << " owner=" << st.owner_token << " fence=" << st.fencing_token
-              << " count=" << st.hold_count << " ttl_left=" << FormatTtl(st.remaining)
+              << " count=" << st.hold_count
+              << " ttl_left=" << FormatTtl(st.remaining)
               << " by=" << (user != nullptr ? user : "?") << "@" << host
               << " pid=" << getpid() << "\n";
   }
@@ -384,9 +415,10 @@ int Release(const std::vector<std::string>& argv) {
     }
     std::cout << out.dump(2) << "\n";
   } else if (force) {
-    std::cout << "force-released " << what << ": removed owner " << st.owner_token
-              << " (fencing token " << st.fencing_token << ", reentry count "
-              << st.hold_count << ", " << FormatTtl(st.remaining) << " left)\n";
+    std::cout << "force-released " << what << ": removed owner "
+              << st.owner_token << " (fencing token " << st.fencing_token
+              << ", reentry count " << st.hold_count << ", "
+              << FormatTtl(st.remaining) << " left)\n";
   } else {
     std::cout << "released " << what << " held by " << token << "\n";
   }

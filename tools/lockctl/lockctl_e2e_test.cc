@@ -67,7 +67,7 @@ std::string TmpDir() {
 
 // Runs lockctl with `args`, stdin from /dev/null, extra environment `env`.
 CliRun Lockctl(const std::vector<std::string>& args,
-            const std::map<std::string, std::string>& env = {}) {
+               const std::map<std::string, std::string>& env = {}) {
   static int n = 0;
   const std::string out_path = absl::StrCat(TmpDir(), "/lockctl.", ++n, ".out");
   const std::string err_path = absl::StrCat(TmpDir(), "/lockctl.", n, ".err");
@@ -96,7 +96,8 @@ CliRun Lockctl(const std::vector<std::string>& args,
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
   CliRun r;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) {
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()) !=
+      0) {
     ADD_FAILURE() << "cannot run " << argv[0];
     posix_spawn_file_actions_destroy(&actions);
     return r;
@@ -111,13 +112,16 @@ CliRun Lockctl(const std::vector<std::string>& args,
 }
 
 std::ostream& operator<<(std::ostream& os, const CliRun& r) {
-  return os << "exit " << r.code << "\n--- stdout\n" << r.out << "--- stderr\n" << r.err;
+  return os << "exit " << r.code << "\n--- stdout\n"
+            << r.out << "--- stderr\n"
+            << r.err;
 }
 
 // Lease left changes from run to run; so do column widths that depend on it.
 std::string Normalize(std::string s) {
   s = std::regex_replace(s, std::regex(R"("ttl_ms": \d+)"), R"("ttl_ms": TTL)");
-  s = std::regex_replace(s, std::regex(R"((^|  )[0-9][0-9hms.]*[hms](?=  |\n))"), "$1TTL");
+  s = std::regex_replace(
+      s, std::regex(R"((^|  )[0-9][0-9hms.]*[hms](?=  |\n))"), "$1TTL");
   s = std::regex_replace(s, std::regex(R"(ttl left +\S+)"), "ttl left  TTL");
   s = std::regex_replace(s, std::regex(R"(  +)"), "  ");
   return s;
@@ -133,8 +137,8 @@ class LockctlTest : public lock::harness::RedisTest {
         kConfig, {{"ADDR", server().addr()}, {"PWENV", PasswordEnv()}});
     auto registry = policy::Registry::Load(config_);
     ASSERT_THAT(registry, IsOk());
-    auto locker =
-        lock::Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker = lock::Locker::Create(
+        std::shared_ptr<policy::Registry>(*std::move(registry)));
     ASSERT_THAT(locker, IsOk());
     locker_ = *std::move(locker);
   }
@@ -142,7 +146,8 @@ class LockctlTest : public lock::harness::RedisTest {
   virtual std::string PasswordEnv() { return ""; }
 
   // A lock held through the library, as an application would hold it.
-  std::unique_ptr<lock::RedisLock> Hold(const std::string& policy, const std::string& key,
+  std::unique_ptr<lock::RedisLock> Hold(const std::string& policy,
+                                        const std::string& key,
                                         int levels = 1) {
     auto lk = locker_->NewLock(policy, key);
     EXPECT_THAT(lk, IsOk());
@@ -163,19 +168,22 @@ class LockctlTest : public lock::harness::RedisTest {
                      const std::map<std::string, std::string>& vars = {}) {
     std::string g = ReadFile("tools/lockctl/testdata/" + name);
     EXPECT_FALSE(g.empty()) << name;
-    std::vector<std::pair<std::string, std::string>> subs = {{"${ADDR}", server().addr()}};
+    std::vector<std::pair<std::string, std::string>> subs = {
+        {"${ADDR}", server().addr()}};
     for (const auto& [k, v] : vars) subs.push_back({"${" + k + "}", v});
     return Normalize(absl::StrReplaceAll(g, subs));
   }
 
   // ${OWNER}, ${HOST}, ${PID} of a hold.
-  static std::map<std::string, std::string> OwnerVars(const lock::RedisLock& lk,
-                                                      const std::string& suffix = "") {
+  static std::map<std::string, std::string> OwnerVars(
+      const lock::RedisLock& lk, const std::string& suffix = "") {
     const std::string token = lk.owner_token();
     std::vector<std::string> parts = absl::StrSplit(token, ':');
     EXPECT_EQ(parts.size(), 3u) << token;
     if (parts.size() != 3) return {};
-    return {{"OWNER" + suffix, token}, {"HOST" + suffix, parts[0]}, {"PID" + suffix, parts[1]}};
+    return {{"OWNER" + suffix, token},
+            {"HOST" + suffix, parts[0]},
+            {"PID" + suffix, parts[1]}};
   }
 
   std::vector<std::string> WithConfig(std::vector<std::string> args) {
@@ -193,11 +201,13 @@ TEST_F(LockctlTest, StatusOfAHeldLockMatchesGolden) {
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig({"status", "orders", "order-1"}));
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_EQ(Normalize(r.out), Golden("status_held.golden", OwnerVars(*lk))) << r.out;
+  EXPECT_EQ(Normalize(r.out), Golden("status_held.golden", OwnerVars(*lk)))
+      << r.out;
 
   r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}));
   ASSERT_EQ(r.code, 0) << r;
-  EXPECT_EQ(Normalize(r.out), Golden("status_held.json.golden", OwnerVars(*lk))) << r.out;
+  EXPECT_EQ(Normalize(r.out), Golden("status_held.json.golden", OwnerVars(*lk)))
+      << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["ttl_ms"].get<int64_t>(), 3'500'000);
   EXPECT_LE(j["ttl_ms"].get<int64_t>(), 3'600'000);
@@ -225,12 +235,13 @@ TEST_F(LockctlTest, StatusOfARunOnceKeyKeptForHoldAtLeast) {
 TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
   auto a = Hold("orders", "order-1");
   auto b = Hold("orders", "order-2", /*levels=*/3);
-  auto other = Hold("other", "order-1");     // another prefix
-  auto gone = Hold("orders", "order-3");     // leaves only its fence counter
+  auto other = Hold("other", "order-1");  // another prefix
+  auto gone = Hold("orders", "order-3");  // leaves only its fence counter
   ASSERT_TRUE(a && b && other && gone);
   ASSERT_THAT(gone->Release(), IsOk());
   // A cancel marker of a lost acquire, as the library leaves it.
-  ASSERT_THAT(server().Exec({"SET", "{order:close:order-4}:cancel:x:1:ab", "1", "PX", "60000"}),
+  ASSERT_THAT(server().Exec({"SET", "{order:close:order-4}:cancel:x:1:ab", "1",
+                             "PX", "60000"}),
               IsOk());
 
   auto vars = OwnerVars(*a, "1");
@@ -260,8 +271,9 @@ TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
 TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
   auto lk = Hold("orders", "order-1");
   ASSERT_NE(lk, nullptr);
-  CliRun r = Lockctl(WithConfig({"release", "orders", "order-1", "--owner",
-                              "elsewhere:1:00000000000000000000000000000000"}));
+  CliRun r =
+      Lockctl(WithConfig({"release", "orders", "order-1", "--owner",
+                          "elsewhere:1:00000000000000000000000000000000"}));
   EXPECT_EQ(r.code, 1) << r;
   EXPECT_THAT(r.err, HasSubstr("is not held by owner elsewhere:1:"));
   EXPECT_THAT(r.err, HasSubstr("held by " + lk->owner_token()));
@@ -271,13 +283,15 @@ TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
 TEST_F(LockctlTest, ReleaseWithTheOwnersToken) {
   auto lk = Hold("orders", "order-1", /*levels=*/2);
   ASSERT_NE(lk, nullptr);
-  CliRun r = Lockctl(WithConfig({"release", "orders", "order-1", "--owner", lk->owner_token()}));
+  CliRun r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--owner", lk->owner_token()}));
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(r.out, HasSubstr("released orders / order-1"));
   EXPECT_THAT(Inspect("orders", "order-1"),
               IsOkAndHolds(::testing::Field(&lock::LockState::held, false)));
   // The same token again: nothing held by it any more.
-  r = Lockctl(WithConfig({"release", "orders", "order-1", "--owner", lk->owner_token()}));
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--owner", lk->owner_token()}));
   EXPECT_EQ(r.code, 1) << r;
   EXPECT_THAT(r.err, HasSubstr("it is free"));
 }
@@ -288,7 +302,8 @@ TEST_F(LockctlTest, ReleaseWithoutOwnerOrForceIsRefused) {
   CliRun r = Lockctl(WithConfig({"release", "orders", "order-1"}));
   EXPECT_EQ(r.code, 2) << r;
   EXPECT_THAT(r.err, HasSubstr("refusing to release without --owner TOKEN"));
-  r = Lockctl(WithConfig({"release", "orders", "order-1", "--force"}));  // no tty, no --yes
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--force"}));  // no tty, no --yes
   EXPECT_EQ(r.code, 2) << r;
   EXPECT_THAT(r.err, HasSubstr("add --yes"));
   EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(true));
@@ -298,7 +313,8 @@ TEST_F(LockctlTest, ForceReleaseWithYesRemovesAnyOwnerAndSaysWhom) {
   auto lk = Hold("orders", "order-1", /*levels=*/2);
   ASSERT_NE(lk, nullptr);
   const int64_t fence = lk->fencing_token();
-  CliRun r = Lockctl(WithConfig({"release", "orders", "order-1", "--force", "--yes"}));
+  CliRun r =
+      Lockctl(WithConfig({"release", "orders", "order-1", "--force", "--yes"}));
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(r.out, HasSubstr("removed owner " + lk->owner_token()));
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat("fencing token ", fence)));
@@ -310,7 +326,8 @@ TEST_F(LockctlTest, ForceReleaseWithYesRemovesAnyOwnerAndSaysWhom) {
   EXPECT_TRUE(lock::IsNotHeld(lk->Release()));
 
   // Nothing left to force.
-  r = Lockctl(WithConfig({"release", "orders", "order-1", "--force", "--yes", "--json"}));
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--force", "--yes", "--json"}));
   EXPECT_EQ(r.code, 1) << r;
   EXPECT_THAT(r.err, HasSubstr("is not held; nothing to release"));
 }
@@ -319,7 +336,8 @@ TEST_F(LockctlTest, ForceReleaseClearsAKeptRunOnceKey) {
   auto lk = Hold("jobs", "nightly");
   ASSERT_NE(lk, nullptr);
   ASSERT_THAT(lk->Release(), IsOk());
-  CliRun r = Lockctl(WithConfig({"release", "jobs", "nightly", "--force", "--yes", "--json"}));
+  CliRun r = Lockctl(
+      WithConfig({"release", "jobs", "nightly", "--force", "--yes", "--json"}));
   ASSERT_EQ(r.code, 0) << r;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["forced"], true);
@@ -352,10 +370,11 @@ TEST_F(LockctlTest, UnknownPolicyAndBadKeyExit1) {
 }
 
 TEST_F(LockctlTest, BenchReportsBothScenarios) {
-  CliRun r = Lockctl(
-      WithConfig({"bench", "--policy", "other", "--seconds", "0.3", "--threads", "2", "--json"}));
+  CliRun r = Lockctl(WithConfig({"bench", "--policy", "other", "--seconds",
+                                 "0.3", "--threads", "2", "--json"}));
   ASSERT_EQ(r.code, 0) << r;
-  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u) << r;
   for (size_t i = 0; i < 2; ++i) {
     const nlohmann::json j = nlohmann::json::parse(lines[i]);
@@ -384,7 +403,7 @@ TEST_F(LockctlAuthTest, UsesThePasswordFromPasswordEnv) {
   auto lk = Hold("orders", "order-1");
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}),
-                  {{"LOCKCTL_E2E_PW", "s3cret"}});
+                     {{"LOCKCTL_E2E_PW", "s3cret"}});
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(r.out, HasSubstr(lk->owner_token()));
 

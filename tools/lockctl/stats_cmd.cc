@@ -33,12 +33,14 @@ constexpr char kStatsHelp[] =
 
 int Stats(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(argv, {.flags = {"json"}});
-  if (!args.ok()) return UsageError("stats", std::string(args.status().message()));
+  if (!args.ok())
+    return UsageError("stats", std::string(args.status().message()));
   if (args->help) {
     std::cout << kStatsHelp;
     return kExitOk;
   }
-  if (args->positional.size() != 1) return UsageError("stats", "stats needs one FILE");
+  if (args->positional.size() != 1)
+    return UsageError("stats", "stats needs one FILE");
   const std::string& path = args->positional[0];
   std::stringstream text;
   if (path == "-") {

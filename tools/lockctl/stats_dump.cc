@@ -74,9 +74,11 @@ absl::Status BadJson(absl::string_view where, absl::string_view why) {
       absl::StrCat("stats JSON: ", where, ": ", why));
 }
 
-absl::StatusOr<int64_t> JsonInt(const nlohmann::json& v, absl::string_view where) {
+absl::StatusOr<int64_t> JsonInt(const nlohmann::json& v,
+                                absl::string_view where) {
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) return static_cast<int64_t>(std::llround(v.get<double>()));
+  if (v.is_number_float())
+    return static_cast<int64_t>(std::llround(v.get<double>()));
   return BadJson(where, "expected a number");
 }
 
@@ -115,9 +117,11 @@ absl::StatusOr<HistogramSnapshot> JsonHistogram(const nlohmann::json& j,
 }
 
 absl::StatusOr<StatsDump> ParseJson(std::string_view text) {
-  nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json root =
+      nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return BadJson("/", "not valid JSON");
-  if (!root.is_object() || !root.contains("policies") || !root["policies"].is_object()) {
+  if (!root.is_object() || !root.contains("policies") ||
+      !root["policies"].is_object()) {
     return BadJson("/policies", "missing: not a lock::StatsJson() dump");
   }
   StatsDump dump;
@@ -129,9 +133,10 @@ absl::StatusOr<StatsDump> ParseJson(std::string_view text) {
     *out = *v;
     return absl::OkStatus();
   };
-  for (auto [name, out] : {std::pair{"worker_queue_len", &dump.renewal_queue_len},
-                           std::pair{"worker_queue_cap", &dump.renewal_queue_cap},
-                           std::pair{"renewal_round_trips", &dump.renewal_round_trips}}) {
+  for (auto [name, out] :
+       {std::pair{"worker_queue_len", &dump.renewal_queue_len},
+        std::pair{"worker_queue_cap", &dump.renewal_queue_cap},
+        std::pair{"renewal_round_trips", &dump.renewal_round_trips}}) {
     if (absl::Status s = global(name, out); !s.ok()) return s;
   }
   for (const auto& [policy, j] : root["policies"].items()) {
@@ -140,12 +145,14 @@ absl::StatusOr<StatsDump> ParseJson(std::string_view text) {
     // What tells a stats dump from any other JSON with "policies" (such as
     // a policy configuration).
     if (!j.contains("lock_acquired_total")) {
-      return BadJson(where, "no lock_acquired_total: not a lock::StatsJson() dump");
+      return BadJson(where,
+                     "no lock_acquired_total: not a lock::StatsJson() dump");
     }
     PolicyStats& p = dump.per_policy[policy];
     for (const CounterField& c : kCounters) {
       if (!j.contains(c.name)) continue;
-      absl::StatusOr<int64_t> v = JsonInt(j[c.name], absl::StrCat(where, "/", c.name));
+      absl::StatusOr<int64_t> v =
+          JsonInt(j[c.name], absl::StrCat(where, "/", c.name));
       if (!v.ok()) return v.status();
       p.*(c.field) = *v;
     }
@@ -168,16 +175,18 @@ struct Sample {
   double value = 0;
 };
 
-absl::Status BadLine(size_t line_no, absl::string_view line, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "stats text line ", line_no, ": ", why, ": \"", line, "\""));
+absl::Status BadLine(size_t line_no, absl::string_view line,
+                     absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("stats text line ", line_no, ": ", why, ": \"", line, "\""));
 }
 
 // name{k="v",...} value   (timestamps, if any, are ignored)
 absl::StatusOr<Sample> ParseSample(absl::string_view line, size_t line_no) {
   Sample s;
   size_t i = 0;
-  while (i < line.size() && line[i] != '{' && line[i] != ' ' && line[i] != '\t') ++i;
+  while (i < line.size() && line[i] != '{' && line[i] != ' ' && line[i] != '\t')
+    ++i;
   s.name = std::string(line.substr(0, i));
   if (s.name.empty()) return BadLine(line_no, line, "no metric name");
   if (i < line.size() && line[i] == '{') {
@@ -189,7 +198,8 @@ absl::StatusOr<Sample> ParseSample(absl::string_view line, size_t line_no) {
         break;
       }
       const size_t eq = line.find('=', i);
-      if (eq == absl::string_view::npos || eq + 1 >= line.size() || line[eq + 1] != '"') {
+      if (eq == absl::string_view::npos || eq + 1 >= line.size() ||
+          line[eq + 1] != '"') {
         return BadLine(line_no, line, "malformed label");
       }
       std::string key(absl::StripAsciiWhitespace(line.substr(i, eq - i)));
@@ -212,7 +222,8 @@ absl::StatusOr<Sample> ParseSample(absl::string_view line, size_t line_no) {
       s.labels[key] = std::move(value);
     }
   }
-  absl::string_view rest = absl::StripAsciiWhitespace(line.substr(std::min(i, line.size())));
+  absl::string_view rest =
+      absl::StripAsciiWhitespace(line.substr(std::min(i, line.size())));
   absl::string_view value = rest.substr(0, rest.find_first_of(" \t"));
   if (value == "+Inf") {
     s.value = HUGE_VAL;
@@ -233,7 +244,8 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
            std::array<int64_t, kBuckets + 1>>
       cumulative;
   size_t line_no = 0;
-  for (absl::string_view line : absl::StrSplit(lock::internal::ToAbsl(text), '\n')) {
+  for (absl::string_view line :
+       absl::StrSplit(lock::internal::ToAbsl(text), '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
@@ -272,7 +284,8 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
         snap.count = AsInt(s->value);
       } else if (suffix == "_bucket") {
         auto le = s->labels.find("le");
-        if (le == s->labels.end()) return BadLine(line_no, line, "bucket without le");
+        if (le == s->labels.end())
+          return BadLine(line_no, line, "bucket without le");
         int index = -1;
         double bound = 0;
         if (le->second == "+Inf") {
@@ -280,14 +293,16 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
         } else if (absl::SimpleAtod(le->second, &bound)) {
           index = BucketIndex(bound);
         }
-        if (index < 0) return BadLine(line_no, line, "bucket bound unknown to this build");
+        if (index < 0)
+          return BadLine(line_no, line, "bucket bound unknown to this build");
         cumulative[{policy->second, &h}][index] = AsInt(s->value);
       }
       break;
     }
   }
   for (const auto& [where, cum] : cumulative) {
-    HistogramSnapshot& snap = dump.per_policy[where.first].*(where.second->field);
+    HistogramSnapshot& snap =
+        dump.per_policy[where.first].*(where.second->field);
     int64_t prev = 0;
     for (size_t i = 0; i <= kBuckets; ++i) {
       // A missing bucket line reads as "no new observations".
@@ -299,7 +314,8 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
   if (dump.per_policy.empty() && line_no > 0 &&
       text.find("lock_") == std::string_view::npos) {
     return absl::InvalidArgumentError(
-        "stats text: no lock_* metrics: not a lock::StatsPrometheusText() dump");
+        "stats text: no lock_* metrics: not a lock::StatsPrometheusText() "
+        "dump");
   }
   return dump;
 }
@@ -313,7 +329,8 @@ std::string Pad(absl::string_view s, size_t width) {
 }  // namespace
 
 absl::StatusOr<StatsDump> ParseStatsDump(std::string_view text) {
-  const absl::string_view t = absl::StripLeadingAsciiWhitespace(lock::internal::ToAbsl(text));
+  const absl::string_view t =
+      absl::StripLeadingAsciiWhitespace(lock::internal::ToAbsl(text));
   if (t.empty()) return absl::InvalidArgumentError("stats dump is empty");
   if (t[0] == '{') return ParseJson(text);
   if (t[0] == '#' || absl::StartsWith(t, "lock_")) return ParsePrometheus(text);
@@ -334,7 +351,8 @@ void AddPolicyStats(PolicyStats& into, const PolicyStats& from) {
 }
 
 void AddDump(StatsDump& into, const StatsDump& from) {
-  for (const auto& [name, p] : from.per_policy) AddPolicyStats(into.per_policy[name], p);
+  for (const auto& [name, p] : from.per_policy)
+    AddPolicyStats(into.per_policy[name], p);
   into.renewal_queue_len += from.renewal_queue_len;
   into.renewal_queue_cap += from.renewal_queue_cap;
   into.renewal_round_trips += from.renewal_round_trips;
@@ -362,7 +380,8 @@ double EstimateQuantile(const HistogramSnapshot& h, double q) {
 int64_t DerivedRetries(const PolicyStats& s) {
   const int64_t release_calls = s.acquired - s.active;
   const int64_t first_attempts = s.acquired + s.busy + s.skipped + s.errors;
-  return std::max<int64_t>(0, s.script_call.count - release_calls - first_attempts);
+  return std::max<int64_t>(
+      0, s.script_call.count - release_calls - first_attempts);
 }
 
 std::string FormatSeconds(double seconds) {
@@ -389,7 +408,8 @@ std::string RenderStatsTables(const StatsDump& dump) {
   auto row = [&](absl::string_view name, const std::string& value) {
     absl::StrAppend(&out, "  ", Pad(name, kName), " ", value, "\n");
   };
-  if (dump.per_policy.empty()) return "no lock statistics (no policy was used)\n";
+  if (dump.per_policy.empty())
+    return "no lock statistics (no policy was used)\n";
   bool first = true;
   for (const auto& [name, p] : dump.per_policy) {
     if (!first) out += "\n";
@@ -418,8 +438,9 @@ std::string RenderStatsTables(const StatsDump& dump) {
       row(absl::StrCat(h.label, " p50/p90/p99"),
           absl::StrCat(FormatSeconds(EstimateQuantile(s, 0.5)), " / ",
                        FormatSeconds(EstimateQuantile(s, 0.9)), " / ",
-                       FormatSeconds(EstimateQuantile(s, 0.99)), "  (n=", s.count,
-                       ", mean ", FormatSeconds(s.sum_seconds / s.count), ")"));
+                       FormatSeconds(EstimateQuantile(s, 0.99)),
+                       "  (n=", s.count, ", mean ",
+                       FormatSeconds(s.sum_seconds / s.count), ")"));
     }
   }
   if (dump.renewal_round_trips > 0 || dump.renewal_queue_cap > 0) {

@@ -21,7 +21,8 @@ void FillCounters() {
   static bool done = false;
   if (done) return;
   done = true;
-  lock::internal::PolicyCounters& a = lock::internal::CountersFor("order-close");
+  lock::internal::PolicyCounters& a =
+      lock::internal::CountersFor("order-close");
   a.acquired = 40;
   a.busy = 3;
   a.skipped = 0;
@@ -37,7 +38,8 @@ void FillCounters() {
   for (int i = 0; i < 10; ++i) a.acquire_wait.Observe(absl::Milliseconds(40));
   a.hold_time.Observe(absl::Seconds(3));
   a.script_call.Observe(absl::Microseconds(150));
-  lock::internal::PolicyCounters& b = lock::internal::CountersFor("nightly \"report\"");
+  lock::internal::PolicyCounters& b =
+      lock::internal::CountersFor("nightly \"report\"");
   b.skipped = 4;
   b.acquired = 1;
 }
@@ -61,7 +63,8 @@ void ExpectMatchesLibrary(const StatsDump& d) {
     EXPECT_EQ(got.renewal_errors, want.renewal_errors) << name;
     EXPECT_EQ(got.acquire_wait.buckets, want.acquire_wait.buckets) << name;
     EXPECT_EQ(got.acquire_wait.count, want.acquire_wait.count) << name;
-    EXPECT_NEAR(got.acquire_wait.sum_seconds, want.acquire_wait.sum_seconds, 1e-6);
+    EXPECT_NEAR(got.acquire_wait.sum_seconds, want.acquire_wait.sum_seconds,
+                1e-6);
     EXPECT_EQ(got.hold_time.buckets, want.hold_time.buckets) << name;
     EXPECT_EQ(got.script_call.buckets, want.script_call.buckets) << name;
   }
@@ -102,7 +105,8 @@ TEST(StatsDumpTest, MergesDumps) {
   AddDump(sum, *d);
   const lock::PolicyStats& p = sum.per_policy.at("order-close");
   EXPECT_EQ(p.acquired, 2 * d->per_policy.at("order-close").acquired);
-  EXPECT_EQ(p.acquire_wait.count, 2 * d->per_policy.at("order-close").acquire_wait.count);
+  EXPECT_EQ(p.acquire_wait.count,
+            2 * d->per_policy.at("order-close").acquire_wait.count);
 }
 
 TEST(StatsDumpTest, QuantilesInterpolateWithinBuckets) {
@@ -127,12 +131,15 @@ TEST(StatsDumpTest, DerivesRetriesFromScriptCalls) {
 
 TEST(StatsDumpTest, RejectsWhatIsNotADump) {
   EXPECT_THAT(ParseStatsDump(""), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParseStatsDump("hello"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("neither")));
-  EXPECT_THAT(ParseStatsDump("{\"x\": 1}"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/policies")));
-  EXPECT_THAT(ParseStatsDump("lock_acquired_total{policy=\"a\"} many\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 1")));
+  EXPECT_THAT(
+      ParseStatsDump("hello"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("neither")));
+  EXPECT_THAT(
+      ParseStatsDump("{\"x\": 1}"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/policies")));
+  EXPECT_THAT(
+      ParseStatsDump("lock_acquired_total{policy=\"a\"} many\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 1")));
 }
 
 TEST(StatsDumpTest, FormatsSeconds) {

@@ -33,7 +33,8 @@ constexpr char kExplainHelp[] =
     "Exit codes: 0 shown, 1 invalid configuration or unknown policy,\n"
     "2 usage error.\n";
 
-absl::StatusOr<std::shared_ptr<const policy::Snapshot>> Load(const std::string& path) {
+absl::StatusOr<std::shared_ptr<const policy::Snapshot>> Load(
+    const std::string& path) {
   auto sources = policy::ReadConfigSources(path);
   if (!sources.ok()) return sources.status();
   return policy::ParseConfig(*sources);
@@ -49,7 +50,8 @@ void PrintErrors(const absl::Status& s) {
 
 int Validate(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(argv, {});
-  if (!args.ok()) return UsageError("validate", std::string(args.status().message()));
+  if (!args.ok())
+    return UsageError("validate", std::string(args.status().message()));
   if (args->help) {
     std::cout << kValidateHelp;
     return kExitOk;
@@ -75,7 +77,8 @@ int Validate(const std::vector<std::string>& argv) {
 
 int Explain(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = ParseArgs(argv, {.values = {"config"}});
-  if (!args.ok()) return UsageError("explain", std::string(args.status().message()));
+  if (!args.ok())
+    return UsageError("explain", std::string(args.status().message()));
   if (args->help) {
     std::cout << kExplainHelp;
     return kExitOk;
@@ -85,7 +88,8 @@ int Explain(const std::vector<std::string>& argv) {
   }
   const std::string& name = args->positional[0];
   absl::StatusOr<std::string> config = ConfigPath(*args);
-  if (!config.ok()) return UsageError("explain", std::string(config.status().message()));
+  if (!config.ok())
+    return UsageError("explain", std::string(config.status().message()));
   auto snapshot = Load(*config);
   if (!snapshot.ok()) {
     std::cerr << "invalid: " << *config << "\n";
@@ -96,11 +100,13 @@ int Explain(const std::vector<std::string>& argv) {
   if (p == nullptr) {
     std::cerr << "lockctl: unknown policy \"" << name << "\" in " << *config
               << "; known:";
-    for (const std::string& n : (*snapshot)->PolicyNames()) std::cerr << " " << n;
+    for (const std::string& n : (*snapshot)->PolicyNames())
+      std::cerr << " " << n;
     std::cerr << "\n";
     return kExitRefused;
   }
-  nlohmann::json out = {{"policy", name}, {"resolved", policy::ExplainPolicy(*p)}};
+  nlohmann::json out = {{"policy", name},
+                        {"resolved", policy::ExplainPolicy(*p)}};
   if (const policy::RedisTarget* t = (*snapshot)->FindTarget(p->redis)) {
     out["redis_target"] = policy::ExplainTarget(*t);
   }
