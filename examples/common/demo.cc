@@ -202,8 +202,15 @@ std::unique_ptr<Environment> Environment::Prepare(
   const char* lock_config = std::getenv("LOCK_CONFIG");
   const bool user_config =
       !config_flag.empty() || (lock_config != nullptr && *lock_config != '\0');
-  const std::string path = !config_flag.empty() ? config_flag
-                           : user_config        ? std::string(lock_config)
+  // `bazel run` starts the program in its runfiles tree: a relative path
+  // the user typed is relative to where `bazel run` was called.
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  auto user_path = [wd](std::string p) {
+    if (p.empty() || p[0] == '/' || wd == nullptr || *wd == '\0') return p;
+    return absl::StrCat(wd, "/", p);
+  };
+  const std::string path = !config_flag.empty() ? user_path(config_flag)
+                           : user_config        ? user_path(lock_config)
                                          : FindShipped(program, shipped_config);
   const std::string text = ReadFile(path);
   // Every problem of the file at once, as the library reports them.

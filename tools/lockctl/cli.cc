@@ -77,10 +77,19 @@ int UsageError(const std::string& command, const std::string& why) {
   return kExitUsage;
 }
 
+std::string UserPath(const std::string& path) {
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path[0] == '/' || path == "-" || wd == nullptr ||
+      *wd == '\0') {
+    return path;
+  }
+  return absl::StrCat(wd, "/", path);
+}
+
 absl::StatusOr<std::string> ConfigPath(const Args& args) {
-  if (auto c = args.Value("config")) return *c;
+  if (auto c = args.Value("config")) return UserPath(*c);
   const char* env = std::getenv("LOCK_CONFIG");
-  if (env != nullptr && *env != '\0') return std::string(env);
+  if (env != nullptr && *env != '\0') return UserPath(env);
   return absl::InvalidArgumentError("needs --config FILE|DIR or LOCK_CONFIG");
 }
 

@@ -62,7 +62,13 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
 // stderr; returns kExitUsage.
 int UsageError(const std::string& command, const std::string& why);
 
-// --config, else $LOCK_CONFIG; kInvalidArgument when neither is set.
+// A path the user typed, as the shell meant it: `bazel run` starts the tool
+// in its runfiles tree, so a relative path is taken from the directory
+// `bazel run` was called in ($BUILD_WORKING_DIRECTORY) when that is set.
+std::string UserPath(const std::string& path);
+
+// --config, else $LOCK_CONFIG (through UserPath); kInvalidArgument when
+// neither is set.
 absl::StatusOr<std::string> ConfigPath(const Args& args);
 
 // Reads and validates the configuration (a file or a directory).

@@ -46,7 +46,7 @@ int Stats(const std::vector<std::string>& argv) {
   if (path == "-") {
     text << std::cin.rdbuf();
   } else {
-    std::ifstream in(path);
+    std::ifstream in(UserPath(path));
     if (!in) {
       std::cerr << "lockctl: cannot read " << path << "\n";
       return kExitRefused;

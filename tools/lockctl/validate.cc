@@ -61,7 +61,7 @@ int Validate(const std::vector<std::string>& argv) {
   }
   int failed = 0;
   for (const std::string& path : args->positional) {
-    auto snapshot = Load(path);
+    auto snapshot = Load(UserPath(path));
     if (!snapshot.ok()) {
       std::cerr << "invalid: " << path << "\n";
       PrintErrors(snapshot.status());
