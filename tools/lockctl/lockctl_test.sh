@@ -1,10 +1,13 @@
 #!/bin/sh
-# lockctl end to end: exit codes, the error format, and golden explain output.
+# lockctl offline: exit codes, the error format, golden explain and stats
+# output, usage errors and --help of every command. (Commands that talk to
+# Redis are tested end to end in lockctl_e2e_test.)
 set -u
 ctl=tools/lockctl/lockctl
 d=tools/lockctl/testdata
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export LOCKCTL_TEST_PW=the-secret-value
+unset LOCK_CONFIG
 
 out=$($ctl validate $d/good.json) || fail "validate good.json exited $?"
 echo "$out" | grep -q "^ok: $d/good.json (2 policies, 1 redis targets)$" || fail "validate output: $out"
@@ -17,11 +20,45 @@ echo "$err" | grep -q "bad.json: /policies/b/retry/max_attempts: must be >= 1, g
 
 $ctl validate >/dev/null 2>&1; [ $? -eq 2 ] || fail "validate without args must exit 2"
 $ctl frobnicate >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown command must exit 2"
-$ctl validate --help | grep -q "usage: lockctl validate" || fail "validate --help"
+$ctl >/dev/null 2>&1; [ $? -eq 2 ] || fail "no command must exit 2"
+$ctl --help | grep -q "^exit codes:" || fail "--help documents exit codes"
+
+for cmd in validate explain status list release stats bench; do
+  out=$($ctl $cmd --help) || fail "$cmd --help exited $?"
+  echo "$out" | grep -q "^usage: lockctl $cmd" || fail "$cmd --help: $out"
+  echo "$out" | grep -q "Exit codes" || fail "$cmd --help does not document exit codes"
+done
 
 out=$($ctl explain order-close --config $d/good.json) || fail "explain exited $?"
 [ "$out" = "$(cat $d/explain.golden)" ] || { echo "$out"; fail "explain differs from golden"; }
 echo "$out" | grep -q "the-secret-value" && fail "explain printed the password"
-
 LOCK_CONFIG=$d/good.json $ctl explain nope >/dev/null 2>&1; [ $? -eq 1 ] || fail "unknown policy must exit 1"
+$ctl explain order-close >/dev/null 2>&1; [ $? -eq 2 ] || fail "explain without config must exit 2"
+
+# Usage errors are caught before any Redis is contacted.
+$ctl status order-close >/dev/null 2>&1; [ $? -eq 2 ] || fail "status without KEY must exit 2"
+$ctl status order-close k >/dev/null 2>&1; [ $? -eq 2 ] || fail "status without config must exit 2"
+$ctl list --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "list without POLICY must exit 2"
+$ctl list order-close --limit 0 --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "list --limit 0 must exit 2"
+err=$($ctl release order-close k --config $d/good.json 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "release without --owner/--force exited $rc, want 2"
+echo "$err" | grep -q "refusing to release without --owner TOKEN" || fail "release refusal message: $err"
+$ctl release order-close k --owner t --force --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "--owner with --force must exit 2"
+err=$($ctl release order-close k --force --config $d/good.json 2>&1 </dev/null); rc=$?
+[ $rc -eq 2 ] || fail "--force without --yes off a terminal exited $rc, want 2"
+echo "$err" | grep -q "add --yes" || fail "--force refusal message: $err"
+$ctl status order-close k --frob --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown option must exit 2"
+$ctl bench --seconds 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench --seconds 0 must exit 2"
+$ctl bench --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench with a config but no --policy must exit 2"
+
+# stats: both dump formats give the same tables; the golden is the JSON one.
+out=$($ctl stats $d/stats.json) || fail "stats json exited $?"
+[ "$out" = "$(cat $d/stats.golden)" ] || { echo "$out"; fail "stats differs from golden"; }
+out=$($ctl stats $d/stats.prom) || fail "stats prom exited $?"
+echo "$out" | head -1 | grep -q "(Prometheus text)" || fail "prometheus format not detected: $out"
+[ "$(echo "$out" | tail -n +2)" = "$(tail -n +2 $d/stats.golden)" ] || { echo "$out"; fail "stats of the Prometheus text differs"; }
+out=$($ctl stats - --json < $d/stats.prom) || fail "stats - --json exited $?"
+echo "$out" | grep -q '"lock_acquired_total": 500' || fail "stats --json: $out"
+$ctl stats $d/good.json >/dev/null 2>&1; [ $? -eq 1 ] || fail "stats of a non-dump must exit 1"
+$ctl stats /nonexistent >/dev/null 2>&1; [ $? -eq 1 ] || fail "stats of a missing file must exit 1"
 echo PASS

@@ -1,0 +1,385 @@
+#include "examples/common/demo.h"
+
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lock/internal/token.h"
+#include "lock/stats.h"
+#include "nlohmann/json.hpp"
+#include "policy/config.h"
+#include "policy/registry.h"
+
+extern char** environ;
+
+namespace demo {
+namespace {
+
+[[noreturn]] void Die(const std::string& program, const std::string& what) {
+  std::cerr << program << ": " << what << "\n";
+  std::exit(1);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The example's shipped file: relative to the working directory (bazel
+// run/test start in the runfiles tree), in the workspace (bazel run sets
+// BUILD_WORKSPACE_DIRECTORY), or in the binary's runfiles.
+std::string FindShipped(const std::string& program, const std::string& rel) {
+  if (std::ifstream(rel).good()) return rel;
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    std::string p = absl::StrCat(ws, "/", rel);
+    if (std::ifstream(p).good()) return p;
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string p = absl::StrCat(self, ".runfiles/redis_lock/", rel);
+    if (std::ifstream(p).good()) return p;
+  }
+  std::cerr << program << ": cannot find " << rel << "; pass --config=PATH\n";
+  std::exit(2);
+}
+
+lock::redis::ConnectionOptions OptionsFor(const policy::RedisTarget& t) {
+  return {.addr = t.addrs.empty() ? std::string() : t.addrs[0],
+          .connect_timeout = t.connect_timeout,
+          .username = t.username,
+          .password = t.password,
+          .db = t.db};
+}
+
+}  // namespace
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ---- Flags ------------------------------------------------------------------
+
+Flags::Flags(std::string program, std::string usage, int argc, char** argv,
+             const std::set<std::string>& names)
+    : program_(std::move(program)), usage_(std::move(usage)) {
+  std::set<std::string> known = names;
+  known.insert({"worker", "run", "config", "redis"});
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: " << usage_ << "\n";
+      std::exit(0);
+    }
+    if (a.rfind("--", 0) != 0) Usage("unexpected argument \"" + a + "\"");
+    std::string name = a.substr(2), value;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
+      value = argv[++i];
+    } else {
+      value = "true";  // a bare boolean flag
+    }
+    if (known.count(name) == 0) Usage("unknown flag \"--" + name + "\"");
+    values_[name] = value;
+  }
+}
+
+void Flags::Usage(const std::string& error) const {
+  std::cerr << program_ << ": " << error << "\nusage: " << usage_ << "\n";
+  std::exit(2);
+}
+
+std::string Flags::Str(const std::string& name,
+                       const std::string& fallback) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? fallback : it->second;
+}
+
+int Flags::Int(const std::string& name, int fallback, int min) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  int v = 0;
+  if (!absl::SimpleAtoi(it->second, &v) || v < min) {
+    Usage(absl::StrCat("--", name, " needs a whole number >= ", min, ", got \"",
+                       it->second, "\""));
+  }
+  return v;
+}
+
+double Flags::Double(const std::string& name, double fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  double v = 0;
+  if (!absl::SimpleAtod(it->second, &v) || v < 0) {
+    Usage(absl::StrCat("--", name, " needs a number >= 0, got \"", it->second,
+                       "\""));
+  }
+  return v;
+}
+
+bool Flags::Bool(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end() || it->second == "false" || it->second == "0")
+    return false;
+  if (it->second == "true" || it->second == "1") return true;
+  Usage("--" + name + " takes no value (or true/false)");
+}
+
+// ---- Data -------------------------------------------------------------------
+
+std::unique_ptr<Data> Data::Connect(const std::string& program,
+                                    const policy::RedisTarget& target) {
+  auto c = lock::redis::Connection::Open(OptionsFor(target));
+  if (!c.ok()) Die(program, std::string(c.status().message()));
+  return std::unique_ptr<Data>(new Data(program, *std::move(c)));
+}
+
+lock::redis::ReplyPtr Data::Cmd(std::initializer_list<absl::string_view> argv) {
+  auto r = conn_->Command(argv, absl::Seconds(10));
+  if (!r.ok()) Die(program_, std::string(r.status().message()));
+  return *std::move(r);
+}
+
+lock::redis::ReplyPtr Data::Cmd(const std::vector<std::string>& argv) {
+  std::vector<absl::string_view> v(argv.begin(), argv.end());
+  auto r = conn_->Command(v, absl::Seconds(10));
+  if (!r.ok()) Die(program_, std::string(r.status().message()));
+  return *std::move(r);
+}
+
+int64_t IntOf(const redisReply& r) {
+  if (r.type == REDIS_REPLY_INTEGER) return r.integer;
+  int64_t v = 0;
+  if (r.type == REDIS_REPLY_STRING)
+    (void)absl::SimpleAtoi(lock::redis::ReplyText(r), &v);
+  return v;
+}
+
+int64_t Data::Int(std::initializer_list<absl::string_view> argv) {
+  return IntOf(*Cmd(argv));
+}
+
+std::string Data::Str(std::initializer_list<absl::string_view> argv) {
+  lock::redis::ReplyPtr r = Cmd(argv);
+  if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) return "";
+  return std::string(lock::redis::ReplyText(*r));
+}
+
+// ---- Environment
+// --------------------------------------------------------------
+
+policy::RedisTarget LoadTarget(const std::string& program,
+                               const std::string& config) {
+  auto registry = policy::Registry::Load(config);
+  if (!registry.ok()) Die(program, std::string(registry.status().message()));
+  auto target = (*registry)->FindTarget("default");
+  if (target == nullptr)
+    Die(program, config + " has no \"default\" redis target");
+  return *target;
+}
+
+std::unique_ptr<Environment> Environment::Prepare(
+    const std::string& program, const std::string& shipped_config,
+    const std::string& config_flag, const std::string& redis_flag) {
+  std::unique_ptr<Environment> env(new Environment);
+  const char* lock_config = std::getenv("LOCK_CONFIG");
+  const bool user_config =
+      !config_flag.empty() || (lock_config != nullptr && *lock_config != '\0');
+  // `bazel run` starts the program in its runfiles tree: a relative path
+  // the user typed is relative to where `bazel run` was called.
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  auto user_path = [wd](std::string p) {
+    if (p.empty() || p[0] == '/' || wd == nullptr || *wd == '\0') return p;
+    return absl::StrCat(wd, "/", p);
+  };
+  const std::string path = !config_flag.empty() ? user_path(config_flag)
+                           : user_config        ? user_path(lock_config)
+                                         : FindShipped(program, shipped_config);
+  const std::string text = ReadFile(path);
+  // Every problem of the file at once, as the library reports them.
+  if (auto parsed = policy::ParseConfig(text, path); !parsed.ok()) {
+    Die(program,
+        absl::StrCat("invalid policy file:\n", parsed.status().message()));
+  }
+  nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
+  if (!config.contains("redis") || !config["redis"].contains("default")) {
+    Die(program, path + " has no \"default\" redis target");
+  }
+  if (!redis_flag.empty()) {
+    config["redis"]["default"]["addrs"] = {redis_flag};
+  } else if (!user_config) {
+    auto server =
+        lock::harness::RedisServer::Start({.name = program + "-redis"});
+    if (!server.ok()) {
+      Die(program,
+          absl::StrCat("cannot start an embedded redis-server: ",
+                       server.status().message(),
+                       "\n(install redis-server, or pass --redis=host:port)"));
+    }
+    env->embedded_ = *std::move(server);
+    config["redis"]["default"]["addrs"] = {env->embedded_->addr()};
+  }
+  char tmpl[] = "/tmp/lock-example.XXXXXX.json";
+  const int fd = mkstemps(tmpl, 5);
+  if (fd < 0) Die(program, "cannot create a temporary file");
+  close(fd);
+  env->worker_config_ = tmpl;
+  std::ofstream(env->worker_config_) << config.dump(2);
+  env->target_ =
+      std::make_shared<policy::RedisTarget>(LoadTarget(program, tmpl));
+  return env;
+}
+
+Environment::~Environment() {
+  if (!worker_config_.empty()) std::remove(worker_config_.c_str());
+}
+
+std::string Environment::Describe() const {
+  return absl::StrCat(addr(), embedded() ? " (embedded redis-server)" : "");
+}
+
+// ---- processes
+// ----------------------------------------------------------------
+
+pid_t SpawnSelf(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(),
+                  environ) != 0) {
+    std::perror("posix_spawn");
+    std::exit(1);
+  }
+  return pid;
+}
+
+int WaitAll(std::vector<pid_t>& pids) {
+  int failed = 0;
+  for (pid_t& pid : pids) {
+    if (pid <= 0) continue;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+    pid = -1;
+  }
+  return failed;
+}
+
+std::string NewRunId() {
+  const std::string token = lock::internal::NewOwnerToken();
+  return token.substr(token.size() - 8);
+}
+
+int64_t Percentile(std::vector<int64_t>& v, double q) {
+  if (v.empty()) return 0;
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  return v[i];
+}
+
+// ---- statistics
+// ----------------------------------------------------------------
+
+StatsPublisher::StatsPublisher(const std::string& program,
+                               const policy::RedisTarget& target,
+                               std::string key, std::string field,
+                               absl::Duration interval)
+    : key_(std::move(key)),
+      field_(std::move(field)),
+      data_(Data::Connect(program, target)) {
+  thread_ = std::thread([this, program, target, interval] {
+    // Its own connection: Data is not thread-safe.
+    std::unique_ptr<Data> data = Data::Connect(program, target);
+    const auto step = std::chrono::milliseconds(10);
+    Clock::time_point next = Clock::now();
+    while (!stop_.load()) {
+      if (Clock::now() >= next) {
+        PublishOnce(*data);
+        next = Clock::now() + absl::ToChronoMilliseconds(interval);
+      }
+      std::this_thread::sleep_for(step);
+    }
+  });
+}
+
+StatsPublisher::~StatsPublisher() { Stop(); }
+
+void StatsPublisher::Stop() {
+  if (stop_.exchange(true)) return;
+  thread_.join();
+  PublishOnce(*data_);  // the final figures
+}
+
+void StatsPublisher::PublishOnce(Data& data) {
+  data.Cmd({"HSET", key_, field_, lock::StatsJson()});
+}
+
+lockctl::StatsDump CollectStats(Data& data, const std::string& key) {
+  lockctl::StatsDump all;
+  lock::redis::ReplyPtr r = data.Cmd({"HGETALL", key});
+  for (size_t i = 1; r->type == REDIS_REPLY_ARRAY && i < r->elements; i += 2) {
+    const absl::string_view text = lock::redis::ReplyText(*r->element[i]);
+    absl::StatusOr<lockctl::StatsDump> d =
+        lockctl::ParseStatsDump(std::string_view(text.data(), text.size()));
+    if (d.ok()) lockctl::AddDump(all, *d);
+  }
+  return all;
+}
+
+void Row(absl::string_view name, const std::string& value, bool good) {
+  std::cout << absl::StrFormat("  %-40s %18s  %s\n", name, value,
+                               good ? "" : "FAIL");
+}
+
+void PrintLockStats(const lockctl::StatsDump& dump, const std::string& title) {
+  std::cout << "\n" << title << "\n";
+  if (dump.per_policy.empty()) {
+    std::cout << "  (none published)\n";
+    return;
+  }
+  for (const auto& [name, p] : dump.per_policy) {
+    std::cout << " policy " << name << "\n";
+    Row("acquired", absl::StrCat(p.acquired));
+    Row("busy (gave up waiting)", absl::StrCat(p.busy));
+    if (p.skipped > 0) Row("skipped (on_busy=skip)", absl::StrCat(p.skipped));
+    if (p.errors > 0) Row("errors", absl::StrCat(p.errors));
+    Row("waited (woken by notify + by timer)",
+        absl::StrCat(p.waits_woken_by_notify + p.waits_woken_by_timer));
+    Row("  woken by notify", absl::StrCat(p.waits_woken_by_notify));
+    Row("retries (attempts after the first)",
+        absl::StrCat(lockctl::DerivedRetries(p)));
+    Row("renewals", absl::StrCat(p.renewals));
+    Row("lost while held", absl::StrCat(p.lost));
+    const lock::HistogramSnapshot& w = p.acquire_wait;
+    Row("acquire wait p50 / p90 / p99",
+        w.count == 0
+            ? "-"
+            : absl::StrCat(
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.5)),
+                  " / ",
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.9)),
+                  " / ",
+                  lockctl::FormatSeconds(lockctl::EstimateQuantile(w, 0.99))));
+  }
+}
+
+}  // namespace demo

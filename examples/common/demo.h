@@ -1,0 +1,169 @@
+// What the example programs share: where they run (policy file, Redis,
+// embedded redis-server), worker processes, their own data in Redis, and
+// collecting each worker's lock statistics for the summary.
+//
+//   demo::Flags flags("inventory", argc, argv, {"skus", "workers"});
+//   auto env = demo::Environment::Prepare("inventory",
+//                                         "examples/inventory/policies.json",
+//                                         flags.Str("config"),
+//                                         flags.Str("redis"));
+//   pid_t w = demo::SpawnSelf({"inventory", "--worker=0", "--config=" +
+//   env->worker_config()});
+//   ...
+//   lockctl::StatsDump all = demo::CollectStats(*data, stats_key);
+//   demo::PrintLockStats(all);
+//
+// Examples are programs, not libraries: on an unexpected Redis error they
+// print it and exit 1 rather than propagate it.
+#ifndef EXAMPLES_COMMON_DEMO_H_
+#define EXAMPLES_COMMON_DEMO_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "integration/harness/redis_server.h"
+#include "lock/redis/connection.h"
+#include "lock/redis/reply.h"
+#include "policy/policy.h"
+#include "tools/lockctl/stats_dump.h"
+
+namespace demo {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t);
+
+// --name=value or --name value; only the names given are accepted, plus the
+// internal ones every example uses (--worker, --run, --config, --redis).
+// A bad or unknown flag prints the usage line and exits 2.
+class Flags {
+ public:
+  Flags(std::string program, std::string usage, int argc, char** argv,
+        const std::set<std::string>& names);
+  // The value, or `fallback` when not given. Int() exits 2 when it is not a
+  // whole number >= `min`.
+  std::string Str(const std::string& name,
+                  const std::string& fallback = "") const;
+  int Int(const std::string& name, int fallback, int min = 1) const;
+  double Double(const std::string& name, double fallback) const;
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  bool Bool(const std::string& name) const;  // --name, --name=true/false
+  [[noreturn]] void Usage(const std::string& error) const;
+
+ private:
+  std::string program_, usage_;
+  std::map<std::string, std::string> values_;
+};
+
+// A connection for the example's own data (orders, stock, job runs), not for
+// locks. Exits 1 on any error.
+class Data {
+ public:
+  static std::unique_ptr<Data> Connect(const std::string& program,
+                                       const policy::RedisTarget& target);
+  lock::redis::ReplyPtr Cmd(std::initializer_list<absl::string_view> argv);
+  lock::redis::ReplyPtr Cmd(const std::vector<std::string>& argv);
+  // An integer reply, or a string reply holding one; 0 for nil.
+  int64_t Int(std::initializer_list<absl::string_view> argv);
+  // A string reply; "" for nil.
+  std::string Str(std::initializer_list<absl::string_view> argv);
+
+ private:
+  Data(std::string program, std::unique_ptr<lock::redis::Connection> conn)
+      : program_(std::move(program)), conn_(std::move(conn)) {}
+  std::string program_;
+  std::unique_ptr<lock::redis::Connection> conn_;
+};
+
+int64_t IntOf(const redisReply& r);
+
+// Where an example runs. The policy file is --config, else $LOCK_CONFIG,
+// else the one shipped with the example. Redis is --redis, else (with a
+// user-given file) the file's "default" target, else an embedded
+// redis-server started for the run. Workers read worker_config(): a private
+// copy of the file pointing at the Redis in use, deleted with this object.
+class Environment {
+ public:
+  static std::unique_ptr<Environment> Prepare(const std::string& program,
+                                              const std::string& shipped_config,
+                                              const std::string& config_flag,
+                                              const std::string& redis_flag);
+  ~Environment();
+
+  const std::string& worker_config() const { return worker_config_; }
+  const policy::RedisTarget& target() const { return *target_; }
+  const std::string& addr() const { return target_->addrs[0]; }
+  bool embedded() const { return embedded_ != nullptr; }
+  // "127.0.0.1:4242 (embedded)" for the banner.
+  std::string Describe() const;
+
+ private:
+  Environment() = default;
+  std::string worker_config_;
+  std::shared_ptr<const policy::RedisTarget> target_;
+  std::unique_ptr<lock::harness::RedisServer> embedded_;
+};
+
+// The target "default" of a policy file (for workers, which get the file
+// from the coordinator). Exits 1 if the file is not valid.
+policy::RedisTarget LoadTarget(const std::string& program,
+                               const std::string& config);
+
+// Starts this same program with `args` (args[0] is its name). Exits 1 if it
+// cannot.
+pid_t SpawnSelf(const std::vector<std::string>& args);
+
+// Waits for every pid; returns how many did not exit 0.
+int WaitAll(std::vector<pid_t>& pids);
+
+// 8 hex digits, fresh per run: namespaces a run's keys in a shared Redis.
+std::string NewRunId();
+
+// Exact percentile of `v` (reorders it); 0 when empty.
+int64_t Percentile(std::vector<int64_t>& v, double q);
+
+// Publishes this process's lock statistics (lock::StatsJson()) to the hash
+// `key`, field `field`, every `interval` and once more on Stop(), so the
+// coordinator sees live and final figures of every worker.
+class StatsPublisher {
+ public:
+  StatsPublisher(const std::string& program, const policy::RedisTarget& target,
+                 std::string key, std::string field, absl::Duration interval);
+  ~StatsPublisher();  // Stop()
+  void Stop();
+
+ private:
+  void PublishOnce(Data& data);
+  std::string key_, field_;
+  std::unique_ptr<Data> data_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Every worker's published statistics, summed.
+lockctl::StatsDump CollectStats(Data& data, const std::string& key);
+
+// The summary table: per policy, the counters the examples discuss and the
+// acquire-wait quantiles of the library's histogram.
+void PrintLockStats(const lockctl::StatsDump& dump, const std::string& title);
+
+// One aligned "name  value  [FAIL]" line of a summary.
+void Row(absl::string_view name, const std::string& value, bool good = true);
+
+}  // namespace demo
+
+#endif  // EXAMPLES_COMMON_DEMO_H_

@@ -1,0 +1,355 @@
+// lockctl bench: how fast the configured Redis and a policy hand locks out.
+//
+// Two scenarios, each for --seconds with --threads threads, each thread
+// reusing one RedisLock instance:
+//   uncontended  every thread locks and unlocks its own key: the round-trip
+//                floor of acquire + release under the policy
+//   handoff      all threads take turns on one key: waiting, wake-up on
+//                release (wait.notify) and retry under the policy
+// This is an operator's smoke test of a deployment, not the library's
+// benchmark: //tools/bench measures against a raw hiredis baseline.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "integration/harness/redis_server.h"
+#include "lock/internal/keys.h"
+#include "lock/internal/token.h"
+#include "lock/lock.h"
+#include "lock/redis/connection.h"
+#include "tools/lockctl/cli.h"
+#include "tools/lockctl/commands.h"
+#include "tools/lockctl/stats_dump.h"
+
+namespace lockctl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kBenchHelp[] =
+    "usage: lockctl bench [--policy P] [--seconds S] [--threads N]\n"
+    "                     [--config FILE|DIR] [--json]\n"
+    "\n"
+    "Runs two scenarios against the policy's Redis, S seconds each:\n"
+    "  uncontended  each thread acquires and releases its own key in a loop\n"
+    "  handoff      all threads contend for one key, handing it over\n"
+    "and prints pairs (acquire + release) per second and the p50/p99 latency\n"
+    "of a pair (for handoff: including the wait). A progress bar shows on a\n"
+    "terminal. Keys are \"lockctl-bench:<random>:...\" under the policy's\n"
+    "prefix; their fencing counters are deleted afterwards.\n"
+    "\n"
+    "Without --config and LOCK_CONFIG, starts a throwaway redis-server and a\n"
+    "built-in policy \"bench\" (ttl 10s, wait with notify).\n"
+    "\n"
+    "  --policy P         policy to use (required with a configuration)\n"
+    "  --seconds S        per scenario (default 3)\n"
+    "  --threads N        (default 4)\n"
+    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
+    "  --json             one JSON object per scenario, one per line\n"
+    "\n"
+    "Exit codes: 0 done, 1 bad configuration or unknown policy, 2 usage\n"
+    "error, 3 Redis unreachable or failing (also when every pair failed).\n";
+
+constexpr char kEmbeddedConfig[] = R"json({
+  "redis": { "default": { "addrs": ["ADDR"], "pool_size": 64 } },
+  "policies": {
+    "bench": { "key_prefix": "", "ttl": "10s",
+               "wait": { "timeout": "10s", "notify": true },
+               "retry": { "initial_delay": "1ms", "max_delay": "20ms" } }
+  }
+})json";
+
+struct Result {
+  std::string scenario;
+  int threads = 0;
+  double seconds = 0;
+  int64_t pairs = 0;
+  int64_t busy = 0;  // IsBusy / IsSkipped outcomes (on_busy fail / skip)
+  int64_t errors = 0;
+  absl::Status first_status;
+  std::vector<double> latency_s;  // per pair, sorted
+
+  double Rate() const { return seconds > 0 ? pairs / seconds : 0; }
+  double Quantile(double q) const {
+    if (latency_s.empty()) return 0;
+    size_t i = std::min(latency_s.size() - 1,
+                        static_cast<size_t>(q * latency_s.size()));
+    return latency_s[i];
+  }
+};
+
+void DrawProgress(const std::string& scenario, double elapsed, double total,
+                  int64_t pairs) {
+  constexpr int kWidth = 24;
+  const int filled =
+      std::clamp(static_cast<int>(kWidth * elapsed / total), 0, kWidth);
+  std::cerr << absl::StrFormat("\r  %-12s [%s%s] %4.1fs/%.1fs  %d pairs ",
+                               scenario, std::string(filled, '#'),
+                               std::string(kWidth - filled, '.'),
+                               std::min(elapsed, total), total, pairs)
+            << std::flush;
+}
+
+Result RunScenario(lock::Locker& locker, const std::string& policy,
+                   const std::string& scenario,
+                   const std::vector<std::string>& keys, int threads,
+                   double seconds, bool progress) {
+  Result res;
+  res.scenario = scenario;
+  res.threads = threads;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> pairs{0};
+  std::mutex mu;
+  std::vector<std::thread> pool;
+  const Clock::time_point start = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<double> lat;
+      int64_t busy = 0, errors = 0;
+      absl::Status first;
+      absl::StatusOr<std::unique_ptr<lock::RedisLock>> lk =
+          locker.NewLock(policy, keys[t % keys.size()]);
+      if (!lk.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        ++res.errors;
+        if (res.first_status.ok()) res.first_status = lk.status();
+        return;
+      }
+      while (!stop.load(std::memory_order_relaxed)) {
+        const Clock::time_point t0 = Clock::now();
+        absl::Status s = (*lk)->Acquire();
+        if (s.ok()) s = (*lk)->Release();
+        if (s.ok()) {
+          lat.push_back(
+              std::chrono::duration<double>(Clock::now() - t0).count());
+          pairs.fetch_add(1, std::memory_order_relaxed);
+        } else if (lock::IsBusy(s) || lock::IsSkipped(s)) {
+          ++busy;
+        } else {
+          ++errors;
+          if (first.ok()) first = s;
+          // Redis down: don't spin; the error is reported once at the end.
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+      std::lock_guard<std::mutex> l(mu);
+      res.latency_s.insert(res.latency_s.end(), lat.begin(), lat.end());
+      res.busy += busy;
+      res.errors += errors;
+      if (res.first_status.ok() && !first.ok()) res.first_status = first;
+    });
+  }
+  const Clock::time_point end =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(seconds));
+  while (Clock::now() < end) {
+    std::this_thread::sleep_for(std::min<Clock::duration>(
+        std::chrono::milliseconds(100), end - Clock::now()));
+    if (progress) {
+      DrawProgress(scenario,
+                   std::chrono::duration<double>(Clock::now() - start).count(),
+                   seconds, pairs.load());
+    }
+  }
+  stop = true;
+  for (auto& th : pool) th.join();
+  res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  res.pairs = pairs.load();
+  std::sort(res.latency_s.begin(), res.latency_s.end());
+  if (progress) {
+    DrawProgress(scenario, seconds, seconds, res.pairs);
+    std::cerr << "\n";
+  }
+  return res;
+}
+
+}  // namespace
+
+int Bench(const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args =
+      ParseArgs(argv, {.values = {"config", "policy", "seconds", "threads"},
+                       .flags = {"json"}});
+  if (!args.ok())
+    return UsageError("bench", std::string(args.status().message()));
+  if (args->help) {
+    std::cout << kBenchHelp;
+    return kExitOk;
+  }
+  if (!args->positional.empty()) {
+    return UsageError("bench",
+                      "unexpected argument \"" + args->positional[0] + "\"");
+  }
+  double seconds = 3;
+  int threads = 4;
+  if (auto s = args->Value("seconds");
+      s &&
+      (!absl::SimpleAtod(*s, &seconds) || !(seconds > 0) || seconds > 3600)) {
+    return UsageError(
+        "bench", "--seconds needs a number in (0, 3600], got \"" + *s + "\"");
+  }
+  if (auto t = args->Value("threads");
+      t && (!absl::SimpleAtoi(*t, &threads) || threads < 1 || threads > 1024)) {
+    return UsageError(
+        "bench", "--threads needs a number in 1..1024, got \"" + *t + "\"");
+  }
+
+  // Where: the configured policy, or a throwaway server with a built-in one.
+  std::unique_ptr<lock::harness::RedisServer> embedded;
+  Args effective = *args;
+  std::string policy_name;
+  if (ConfigPath(*args).ok()) {
+    if (!args->Value("policy"))
+      return UsageError("bench", "bench needs --policy P");
+    policy_name = *args->Value("policy");
+  } else {
+    auto server =
+        lock::harness::RedisServer::Start({.name = "lockctl-bench-redis"});
+    if (!server.ok()) {
+      std::cerr << "lockctl: no --config or LOCK_CONFIG, and no redis-server "
+                   "could be "
+                   "started: "
+                << server.status().message() << "\n";
+      return kExitRedis;
+    }
+    embedded = *std::move(server);
+    std::string json = kEmbeddedConfig;
+    json.replace(json.find("ADDR"), 4, embedded->addr());
+    char tmpl[] = "/tmp/lockctl-bench.XXXXXX.json";
+    const int fd = mkstemps(tmpl, 5);
+    if (fd < 0) {
+      std::perror("lockctl: mkstemps");
+      return kExitRefused;
+    }
+    if (write(fd, json.data(), json.size()) !=
+        static_cast<ssize_t>(json.size())) {
+      std::perror("lockctl: write");
+      close(fd);
+      return kExitRefused;
+    }
+    close(fd);
+    effective.values["config"] = tmpl;
+    policy_name = args->Value("policy").value_or("bench");
+  }
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(effective, policy_name);
+  if (embedded) std::remove(effective.values["config"].c_str());
+  if (!ctx.ok()) return Fail(ctx.status());
+
+  // One round trip first: a Redis that is down is an exit 3 up front, not a
+  // table of errors.
+  const std::string token = lock::internal::NewOwnerToken();
+  const std::string run = token.substr(token.size() - 8);
+  const std::string base = absl::StrCat("lockctl-bench:", run);
+  {
+    absl::StatusOr<std::unique_ptr<lock::RedisLock>> probe =
+        ctx->locker->NewLock(policy_name, base + ":probe");
+    if (!probe.ok()) return Fail(probe.status());
+    if (absl::Status s = (*probe)->Inspect().status(); !s.ok()) return Fail(s);
+  }
+
+  const bool json = args->Has("json");
+  const bool progress = !json && StderrIsTty();
+  if (!json) {
+    std::cout << "lockctl bench: policy " << policy_name << " on "
+              << ctx->Where() << (embedded ? " (throwaway redis-server)" : "")
+              << ", " << threads << " threads, " << seconds
+              << "s per scenario\n"
+              << std::flush;
+  }
+  std::vector<std::string> own_keys;
+  for (int t = 0; t < threads; ++t)
+    own_keys.push_back(absl::StrCat(base, ":t", t));
+  const std::vector<std::string> shared_key = {base + ":handoff"};
+
+  std::vector<Result> results;
+  results.push_back(RunScenario(*ctx->locker, policy_name, "uncontended",
+                                own_keys, threads, seconds, progress));
+  const lock::PolicyStats middle = lock::GetStats().per_policy[policy_name];
+  results.push_back(RunScenario(*ctx->locker, policy_name, "handoff",
+                                shared_key, threads, seconds, progress));
+  const lock::PolicyStats after = lock::GetStats().per_policy[policy_name];
+
+  // Fencing counters never expire by design; the bench's own are removed.
+  if (absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
+          lock::redis::Connection::Open(ConnectionOptionsFor(*ctx->target));
+      conn.ok()) {
+    std::vector<std::string> del = {"DEL"};
+    for (const std::string& k : own_keys) {
+      del.push_back(
+          lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
+    }
+    del.push_back(
+        lock::internal::LockKeys(ctx->policy->key_prefix, shared_key[0])
+            .fence());
+    std::vector<absl::string_view> argv_view(del.begin(), del.end());
+    (void)(*conn)->Command(argv_view, ctx->policy->script_timeout);
+  }
+
+  const int64_t notify =
+      after.waits_woken_by_notify - middle.waits_woken_by_notify;
+  const int64_t timer =
+      after.waits_woken_by_timer - middle.waits_woken_by_timer;
+  if (json) {
+    for (const Result& r : results) {
+      nlohmann::json line = {{"scenario", r.scenario},
+                             {"policy", policy_name},
+                             {"redis", ctx->Where()},
+                             {"threads", r.threads},
+                             {"seconds", r.seconds},
+                             {"pairs", r.pairs},
+                             {"pairs_per_s", std::round(r.Rate() * 10) / 10},
+                             {"p50_ms", r.Quantile(0.50) * 1e3},
+                             {"p99_ms", r.Quantile(0.99) * 1e3},
+                             {"busy", r.busy},
+                             {"errors", r.errors}};
+      if (r.scenario == "handoff") {
+        line["waits_woken_by_notify"] = notify;
+        line["waits_woken_by_timer"] = timer;
+      }
+      std::cout << line.dump() << "\n";
+    }
+  } else {
+    std::vector<std::vector<std::string>> rows = {{"SCENARIO", "THREADS",
+                                                   "PAIRS", "PAIRS/S", "P50",
+                                                   "P99", "BUSY", "ERRORS"}};
+    for (const Result& r : results) {
+      rows.push_back({r.scenario, absl::StrCat(r.threads),
+                      absl::StrCat(r.pairs), absl::StrFormat("%.0f", r.Rate()),
+                      FormatSeconds(r.Quantile(0.5)),
+                      FormatSeconds(r.Quantile(0.99)), absl::StrCat(r.busy),
+                      absl::StrCat(r.errors)});
+    }
+    std::cout << "\n" << RenderTable(rows);
+    std::cout << "\nhandoff waits: " << notify
+              << " woken by the release notification, " << timer
+              << " by the backoff timer\n";
+  }
+  int64_t pairs = 0;
+  for (const Result& r : results) {
+    pairs += r.pairs;
+    if (!r.first_status.ok()) {
+      std::cerr << "lockctl: " << r.scenario << ": " << r.errors
+                << " failed pairs; first: " << r.first_status.message() << "\n";
+    }
+  }
+  for (const Result& r : results) {
+    if (r.pairs == 0 && !r.first_status.ok())
+      return ExitCodeFor(r.first_status);
+  }
+  return pairs > 0 ? kExitOk : kExitRedis;
+}
+
+}  // namespace lockctl

@@ -1,0 +1,417 @@
+// lockctl end to end: the real binary, run as a subprocess, against a real
+// redis-server holding locks taken through the library itself.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_test.h"
+#include "lock/internal/status_matchers.h"
+#include "lock/lock.h"
+#include "nlohmann/json.hpp"
+#include "policy/registry.h"
+
+extern char** environ;
+
+namespace lockctl {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::IsOkAndHolds;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kConfig[] = R"json({
+  "redis": { "default": { "addrs": ["ADDR"], "password_env": "PWENV",
+                          "connect_timeout": "300ms" } },
+  "defaults": { "script_timeout": "500ms" },
+  "policies": {
+    "orders": { "key_prefix": "order:close:", "ttl": "1h", "on_busy": "fail" },
+    "other": { "key_prefix": "other:", "ttl": "1h" },
+    "jobs": { "key_prefix": "job:", "ttl": "1h", "on_busy": "skip",
+              "hold_at_least": "1h" }
+  }
+})json";
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string TmpDir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t != nullptr ? t : "/tmp";
+}
+
+// Runs lockctl with `args`, stdin from /dev/null, extra environment `env`.
+CliRun Lockctl(const std::vector<std::string>& args,
+               const std::map<std::string, std::string>& env = {}) {
+  static int n = 0;
+  const std::string out_path = absl::StrCat(TmpDir(), "/lockctl.", ++n, ".out");
+  const std::string err_path = absl::StrCat(TmpDir(), "/lockctl.", n, ".err");
+  std::vector<std::string> argv_s = {"tools/lockctl/lockctl"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const std::string name = kv.substr(0, kv.find('='));
+    if (name != "LOCK_CONFIG" && env.count(name) == 0) env_s.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (std::string& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  CliRun r;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()) !=
+      0) {
+    ADD_FAILURE() << "cannot run " << argv[0];
+    posix_spawn_file_actions_destroy(&actions);
+    return r;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  return r;
+}
+
+std::ostream& operator<<(std::ostream& os, const CliRun& r) {
+  return os << "exit " << r.code << "\n--- stdout\n"
+            << r.out << "--- stderr\n"
+            << r.err;
+}
+
+// Lease left changes from run to run; so do column widths that depend on it.
+std::string Normalize(std::string s) {
+  s = std::regex_replace(s, std::regex(R"("ttl_ms": \d+)"), R"("ttl_ms": TTL)");
+  s = std::regex_replace(
+      s, std::regex(R"((^|  )[0-9][0-9hms.]*[hms](?=  |\n))"), "$1TTL");
+  s = std::regex_replace(s, std::regex(R"(ttl left +\S+)"), "ttl left  TTL");
+  s = std::regex_replace(s, std::regex(R"(  +)"), "  ");
+  return s;
+}
+
+class LockctlTest : public lock::harness::RedisTest {
+ protected:
+  void SetUp() override {
+    lock::harness::RedisTest::SetUp();
+    if (HasFatalFailure()) return;
+    config_ = absl::StrCat(TmpDir(), "/policies.json");
+    std::ofstream(config_) << absl::StrReplaceAll(
+        kConfig, {{"ADDR", server().addr()}, {"PWENV", PasswordEnv()}});
+    auto registry = policy::Registry::Load(config_);
+    ASSERT_THAT(registry, IsOk());
+    auto locker = lock::Locker::Create(
+        std::shared_ptr<policy::Registry>(*std::move(registry)));
+    ASSERT_THAT(locker, IsOk());
+    locker_ = *std::move(locker);
+  }
+
+  virtual std::string PasswordEnv() { return ""; }
+
+  // A lock held through the library, as an application would hold it.
+  std::unique_ptr<lock::RedisLock> Hold(const std::string& policy,
+                                        const std::string& key,
+                                        int levels = 1) {
+    auto lk = locker_->NewLock(policy, key);
+    EXPECT_THAT(lk, IsOk());
+    if (!lk.ok()) return nullptr;
+    for (int i = 0; i < levels; ++i) EXPECT_THAT((*lk)->Acquire(), IsOk());
+    return *std::move(lk);
+  }
+
+  absl::StatusOr<lock::LockState> Inspect(const std::string& policy,
+                                          const std::string& key) {
+    auto lk = locker_->NewLock(policy, key);
+    if (!lk.ok()) return lk.status();
+    return (*lk)->Inspect();
+  }
+
+  // The golden file with placeholders filled in, normalized like the output.
+  std::string Golden(const std::string& name,
+                     const std::map<std::string, std::string>& vars = {}) {
+    std::string g = ReadFile("tools/lockctl/testdata/" + name);
+    EXPECT_FALSE(g.empty()) << name;
+    std::vector<std::pair<std::string, std::string>> subs = {
+        {"${ADDR}", server().addr()}};
+    for (const auto& [k, v] : vars) subs.push_back({"${" + k + "}", v});
+    return Normalize(absl::StrReplaceAll(g, subs));
+  }
+
+  // ${OWNER}, ${HOST}, ${PID} of a hold.
+  static std::map<std::string, std::string> OwnerVars(
+      const lock::RedisLock& lk, const std::string& suffix = "") {
+    const std::string token = lk.owner_token();
+    std::vector<std::string> parts = absl::StrSplit(token, ':');
+    EXPECT_EQ(parts.size(), 3u) << token;
+    if (parts.size() != 3) return {};
+    return {{"OWNER" + suffix, token},
+            {"HOST" + suffix, parts[0]},
+            {"PID" + suffix, parts[1]}};
+  }
+
+  std::vector<std::string> WithConfig(std::vector<std::string> args) {
+    args.push_back("--config");
+    args.push_back(config_);
+    return args;
+  }
+
+  std::string config_;
+  std::unique_ptr<lock::Locker> locker_;
+};
+
+TEST_F(LockctlTest, StatusOfAHeldLockMatchesGolden) {
+  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Lockctl(WithConfig({"status", "orders", "order-1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("status_held.golden", OwnerVars(*lk)))
+      << r.out;
+
+  r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("status_held.json.golden", OwnerVars(*lk)))
+      << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["ttl_ms"].get<int64_t>(), 3'500'000);
+  EXPECT_LE(j["ttl_ms"].get<int64_t>(), 3'600'000);
+}
+
+TEST_F(LockctlTest, StatusOfAFreeLockShowsTheLastFence) {
+  auto lk = Hold("orders", "order-1");
+  ASSERT_NE(lk, nullptr);
+  ASSERT_THAT(lk->Release(), IsOk());
+  CliRun r = Lockctl(WithConfig({"status", "orders", "order-1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("status_free.golden")) << r.out;
+}
+
+TEST_F(LockctlTest, StatusOfARunOnceKeyKeptForHoldAtLeast) {
+  auto lk = Hold("jobs", "nightly");
+  ASSERT_NE(lk, nullptr);
+  const auto vars = OwnerVars(*lk);
+  ASSERT_THAT(lk->Release(), IsOk());
+  CliRun r = Lockctl(WithConfig({"status", "jobs", "nightly"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("status_kept.golden", vars)) << r.out;
+}
+
+TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
+  auto a = Hold("orders", "order-1");
+  auto b = Hold("orders", "order-2", /*levels=*/3);
+  auto other = Hold("other", "order-1");  // another prefix
+  auto gone = Hold("orders", "order-3");  // leaves only its fence counter
+  ASSERT_TRUE(a && b && other && gone);
+  ASSERT_THAT(gone->Release(), IsOk());
+  // A cancel marker of a lost acquire, as the library leaves it.
+  ASSERT_THAT(server().Exec({"SET", "{order:close:order-4}:cancel:x:1:ab", "1",
+                             "PX", "60000"}),
+              IsOk());
+
+  auto vars = OwnerVars(*a, "1");
+  vars.merge(OwnerVars(*b, "2"));
+  CliRun r = Lockctl(WithConfig({"list", "orders"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("list.golden", vars)) << r.out;
+
+  r = Lockctl(WithConfig({"list", "orders", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out), Golden("list.json.golden", vars)) << r.out;
+
+  r = Lockctl(WithConfig({"list", "orders", "--match", "*-2"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("order-2"));
+  EXPECT_THAT(r.out, Not(HasSubstr("order-1")));
+
+  r = Lockctl(WithConfig({"list", "orders", "--limit", "1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("1 more not shown (--limit 1)"));
+
+  r = Lockctl(WithConfig({"list", "orders", "--match", "nothing*"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("no locks held under policy orders"));
+}
+
+TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
+  auto lk = Hold("orders", "order-1");
+  ASSERT_NE(lk, nullptr);
+  CliRun r =
+      Lockctl(WithConfig({"release", "orders", "order-1", "--owner",
+                          "elsewhere:1:00000000000000000000000000000000"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("is not held by owner elsewhere:1:"));
+  EXPECT_THAT(r.err, HasSubstr("held by " + lk->owner_token()));
+  EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(true));
+}
+
+TEST_F(LockctlTest, ReleaseWithTheOwnersToken) {
+  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--owner", lk->owner_token()}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("released orders / order-1"));
+  EXPECT_THAT(Inspect("orders", "order-1"),
+              IsOkAndHolds(::testing::Field(&lock::LockState::held, false)));
+  // The same token again: nothing held by it any more.
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--owner", lk->owner_token()}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("it is free"));
+}
+
+TEST_F(LockctlTest, ReleaseWithoutOwnerOrForceIsRefused) {
+  auto lk = Hold("orders", "order-1");
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Lockctl(WithConfig({"release", "orders", "order-1"}));
+  EXPECT_EQ(r.code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("refusing to release without --owner TOKEN"));
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--force"}));  // no tty, no --yes
+  EXPECT_EQ(r.code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("add --yes"));
+  EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(true));
+}
+
+TEST_F(LockctlTest, ForceReleaseWithYesRemovesAnyOwnerAndSaysWhom) {
+  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  ASSERT_NE(lk, nullptr);
+  const int64_t fence = lk->fencing_token();
+  CliRun r =
+      Lockctl(WithConfig({"release", "orders", "order-1", "--force", "--yes"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("removed owner " + lk->owner_token()));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("fencing token ", fence)));
+  EXPECT_THAT(r.err, HasSubstr("force-release policy=orders key=order-1"));
+  EXPECT_THAT(r.err, HasSubstr("owner=" + lk->owner_token()));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("fence=", fence)));
+  EXPECT_THAT(lk->IsLocked(), IsOkAndHolds(false));
+  // The holder finds out at its next release, and nothing else is deleted.
+  EXPECT_TRUE(lock::IsNotHeld(lk->Release()));
+
+  // Nothing left to force.
+  r = Lockctl(WithConfig(
+      {"release", "orders", "order-1", "--force", "--yes", "--json"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("is not held; nothing to release"));
+}
+
+TEST_F(LockctlTest, ForceReleaseClearsAKeptRunOnceKey) {
+  auto lk = Hold("jobs", "nightly");
+  ASSERT_NE(lk, nullptr);
+  ASSERT_THAT(lk->Release(), IsOk());
+  CliRun r = Lockctl(
+      WithConfig({"release", "jobs", "nightly", "--force", "--yes", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["forced"], true);
+  EXPECT_EQ(j["hold_count"], 0);
+  EXPECT_THAT(Inspect("jobs", "nightly"),
+              IsOkAndHolds(::testing::Field(&lock::LockState::held, false)));
+}
+
+TEST_F(LockctlTest, RedisDownExits3) {
+  ASSERT_THAT(server().Kill(), IsOk());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"status", "orders", "k"},
+           {"list", "orders"},
+           {"release", "orders", "k", "--owner", "t"},
+           {"release", "orders", "k", "--force", "--yes"},
+           {"bench", "--policy", "orders", "--seconds", "0.2"}}) {
+    CliRun r = Lockctl(WithConfig(args));
+    EXPECT_EQ(r.code, 3) << args[0] << ": " << r;
+    EXPECT_THAT(r.err, HasSubstr(server().addr())) << r;
+    EXPECT_THAT(r.err, HasSubstr("could not talk to Redis")) << r;
+  }
+}
+
+TEST_F(LockctlTest, UnknownPolicyAndBadKeyExit1) {
+  CliRun r = Lockctl(WithConfig({"status", "nope", "k"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("unknown policy \"nope\""));
+  r = Lockctl(WithConfig({"status", "orders", "bad{key}"}));
+  EXPECT_EQ(r.code, 1) << r;
+}
+
+TEST_F(LockctlTest, BenchReportsBothScenarios) {
+  CliRun r = Lockctl(WithConfig({"bench", "--policy", "other", "--seconds",
+                                 "0.3", "--threads", "2", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << r;
+  for (size_t i = 0; i < 2; ++i) {
+    const nlohmann::json j = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(j["scenario"], i == 0 ? "uncontended" : "handoff");
+    EXPECT_GT(j["pairs"].get<int64_t>(), 0) << lines[i];
+    EXPECT_EQ(j["errors"].get<int64_t>(), 0) << lines[i];
+    EXPECT_GT(j["p99_ms"].get<double>(), 0) << lines[i];
+  }
+  // The bench cleans up after itself: no lock, no fencing counter left.
+  EXPECT_THAT(server().Exec({"KEYS", "*lockctl-bench*"}), IsOkAndHolds(""));
+}
+
+// The policy's redis target decides how to authenticate.
+class LockctlAuthTest : public LockctlTest {
+ protected:
+  lock::harness::RedisServerOptions ServerOptions() override {
+    return {.name = "redis-auth", .password = "s3cret"};
+  }
+  std::string PasswordEnv() override {
+    setenv("LOCKCTL_E2E_PW", "s3cret", 1);  // for the test's own Locker
+    return "LOCKCTL_E2E_PW";
+  }
+};
+
+TEST_F(LockctlAuthTest, UsesThePasswordFromPasswordEnv) {
+  auto lk = Hold("orders", "order-1");
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}),
+                     {{"LOCKCTL_E2E_PW", "s3cret"}});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr(lk->owner_token()));
+
+  r = Lockctl(WithConfig({"status", "orders", "order-1"}),
+              {{"LOCKCTL_E2E_PW", "not-the-s3cret-zz"}});
+  EXPECT_EQ(r.code, 3) << r;
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("not-the-s3cret-zz")));
+}
+
+}  // namespace
+}  // namespace lockctl
