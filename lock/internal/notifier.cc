@@ -198,7 +198,9 @@ void ReleaseNotifier::Run() {
       down_ = false;
     }
     bool ok = true;
-    for (auto* list : {&subscribe, &unsubscribe}) {
+    // Unsubscribes first: a channel dropped and wanted again in the same
+    // round must end up subscribed.
+    for (auto* list : {&unsubscribe, &subscribe}) {
       if (list->empty() || !ok) continue;
       std::vector<absl::string_view> argv = {
           list == &subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"};

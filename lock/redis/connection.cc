@@ -55,16 +55,6 @@ void* BoundedCreateArray(const redisReadTask* task, int elements) {
   return g_hiredis_functions->createArray(task, elements);
 }
 
-void BoundArrays(redisContext* ctx) {
-  static redisReplyObjectFunctions* bounded = [ctx] {
-    g_hiredis_functions = ctx->reader->fn;  // hiredis' defaults, shared by all
-    auto* f = new redisReplyObjectFunctions(*ctx->reader->fn);
-    f->createArray = BoundedCreateArray;
-    return f;
-  }();
-  ctx->reader->fn = bounded;
-}
-
 timeval TimeoutTimeval(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return timeval{0, 0};  // no timeout
   timeval tv = absl::ToTimeval(d);
@@ -73,6 +63,16 @@ timeval TimeoutTimeval(absl::Duration d) {
 }
 
 }  // namespace
+
+void BoundArrayReplies(redisReader* reader) {
+  static redisReplyObjectFunctions* bounded = [reader] {
+    g_hiredis_functions = reader->fn;  // hiredis' defaults, shared by all
+    auto* f = new redisReplyObjectFunctions(*reader->fn);
+    f->createArray = BoundedCreateArray;
+    return f;
+  }();
+  reader->fn = bounded;
+}
 
 absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
                             absl::string_view doing) {
@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     return TransportError(ctx.get(), options.addr, "connect");
   }
   if (!ep.unix_socket) redisEnableKeepAlive(ctx.get());
-  BoundArrays(ctx.get());
+  BoundArrayReplies(ctx->reader);
   std::unique_ptr<Connection> conn(
       new Connection(std::move(ctx), options.addr));
   if (!options.password.empty()) {

@@ -41,6 +41,11 @@ struct ConnectionOptions {
   int db = 0;
 };
 
+// Makes `reader` refuse array replies announcing more elements than any
+// legitimate reply here has (hiredis would reserve the whole table up front:
+// 13 hostile bytes could reserve gigabytes). Every Connection's reader has it.
+void BoundArrayReplies(redisReader* reader);
+
 // Maps a failed hiredis call on `ctx` to a status naming `addr` and what was
 // being done. The one place that knows hiredis' error codes.
 absl::Status TransportError(const redisContext* ctx, absl::string_view addr,

@@ -114,10 +114,12 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
       }
       if (absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ") ||
           absl::StartsWith(text, "READONLY")) {
-        const std::string next = Invalidate(key, &r);
-        ask = absl::StartsWith(text, "ASK ") ? next : "";
-        ++hop;
-        continue;
+        Retry next = Invalidate(key, &r);
+        if (next.retry) {
+          ask = std::move(next.ask);
+          ++hop;
+          continue;
+        }
       }
       return last;
     }
@@ -224,15 +226,16 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::PoolAt(
   return PoolFor("", options_.data.connection.connect_timeout);
 }
 
-std::string SentinelTopology::Invalidate(absl::string_view,
-                                         const redisReply* error_reply) {
+Topology::Retry SentinelTopology::Invalidate(absl::string_view,
+                                             const redisReply* error_reply) {
   // A dead connection or READONLY both hint at a failover: ask again.
   if (error_reply == nullptr ||
       absl::StartsWith(ReplyText(*error_reply), "READONLY")) {
     std::lock_guard<std::mutex> lock(mu_);
     master_ = nullptr;
+    return {.retry = error_reply != nullptr};
   }
-  return "";
+  return {};
 }
 
 absl::StatusOr<ConnectionOptions> SentinelTopology::SubscriberOptions(
@@ -324,18 +327,21 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> ClusterTopology::PoolAt(
   return PoolAtLocked(addr);
 }
 
-std::string ClusterTopology::Invalidate(absl::string_view,
-                                        const redisReply* error_reply) {
+Topology::Retry ClusterTopology::Invalidate(absl::string_view,
+                                            const redisReply* error_reply) {
   std::lock_guard<std::mutex> lock(mu_);
+  stale_ = true;  // refresh the whole map on the next call
+  if (error_reply == nullptr) return {};
   int slot = 0;
   std::string addr;
-  if (error_reply != nullptr && ParseRedirect(ReplyText(*error_reply), &slot, &addr) &&
-      slot >= 0 && slot < kSlots) {
-    if (absl::StartsWith(ReplyText(*error_reply), "ASK ")) return addr;  // one-off
-    slot_owner_[slot] = addr;  // MOVED: permanent; refresh the rest lazily
+  if (ParseRedirect(ReplyText(*error_reply), &slot, &addr) && slot >= 0 &&
+      slot < kSlots) {
+    if (absl::StartsWith(ReplyText(*error_reply), "ASK ")) {
+      return {.retry = true, .ask = addr};  // one-off, the map stays
+    }
+    slot_owner_[slot] = addr;  // MOVED: permanent
   }
-  stale_ = true;
-  return "";
+  return {.retry = true};  // MOVED, or READONLY from a demoted node
 }
 
 absl::StatusOr<ConnectionOptions> ClusterTopology::SubscriberOptions(

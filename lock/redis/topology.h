@@ -70,9 +70,14 @@ class Topology {
       absl::string_view key, absl::Duration timeout) = 0;
 
   // A call for `key` failed: a transport error, or an error reply (MOVED,
-  // ASK, READONLY, ...). Returns the address to retry on once with ASKING
-  // for ASK, "" otherwise. The topology refreshes what it knows as needed.
-  virtual std::string Invalidate(absl::string_view key, const redisReply* error_reply) = 0;
+  // ASK, READONLY, ...). The topology refreshes what it knows as needed and
+  // says whether the call should be retried, and where for an ASK (to be
+  // sent once after ASKING; empty otherwise).
+  struct Retry {
+    bool retry = false;
+    std::string ask;
+  };
+  virtual Retry Invalidate(absl::string_view key, const redisReply* error_reply) = 0;
 
   // Where to subscribe to release channels (messages published by scripts
   // on the masters reach this connection).
@@ -94,7 +99,9 @@ class StandaloneTopology : public Topology {
                                                           absl::Duration) override {
     return pool_;
   }
-  std::string Invalidate(absl::string_view, const redisReply*) override { return ""; }
+  // One server: nowhere else to go (a READONLY here means the configured
+  // address is a replica, which retrying cannot fix).
+  Retry Invalidate(absl::string_view, const redisReply*) override { return {}; }
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration) override {
     return pool_->options().connection;
   }
@@ -120,7 +127,7 @@ class SentinelTopology : public Topology {
   explicit SentinelTopology(SentinelOptions options);
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolFor(absl::string_view key,
                                                           absl::Duration timeout) override;
-  std::string Invalidate(absl::string_view key, const redisReply* error_reply) override;
+  Retry Invalidate(absl::string_view key, const redisReply* error_reply) override;
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;
 
@@ -149,7 +156,7 @@ class ClusterTopology : public Topology {
   explicit ClusterTopology(ClusterOptions options);
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolFor(absl::string_view key,
                                                           absl::Duration timeout) override;
-  std::string Invalidate(absl::string_view key, const redisReply* error_reply) override;
+  Retry Invalidate(absl::string_view key, const redisReply* error_reply) override;
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;
 

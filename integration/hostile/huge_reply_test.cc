@@ -1,8 +1,6 @@
-// Regression tests for library problems found by this suite that are not
-// fixed yet. They FAIL until the fix lands (tagged "manual" so that
-// `bazel test //...` stays green meanwhile); tools/reliability runs them and
-// records each result in RELIABILITY.md as a known bug. When one passes,
-// drop the "manual" tag and move it into the suite it belongs to.
+// Regression test for a bug found by integration/fuzz/reply_fuzzer.cc: a
+// hostile or corrupt reply announcing a huge array made hiredis reserve
+// gigabytes before a single element arrived.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -84,20 +82,19 @@ class HostileServer {
   std::thread thread_;
 };
 
-// Found by integration/fuzz/reply_fuzzer.cc. hiredis 0.14 allocates an array
-// reply's element table from the announced count before any element
-// arrives: 13 bytes reserve 5.6 GB. Fix (lock/redis/connection.cc): reply
-// functions on each reader whose createArray refuses counts above a small
-// bound, so the reply is a reader error and the connection is discarded.
-TEST(KnownBugTest, HugeArrayAnnouncementReservesGigabytes) {
+// hiredis 0.14 allocates an array reply's element table from the announced
+// count: 13 bytes reserved 5.6 GB. lock/redis/connection.cc bounds array
+// replies, so the reply is a reader error and the connection is discarded.
+TEST(HugeReplyTest, HugeArrayAnnouncementIsRefusedWithoutReservingMemory) {
   const int64_t before = VmPeakMiB();
   {
     HostileServer server("*700000000\r\n");
     auto conn = redis::Connection::Open({.addr = server.addr()});
     ASSERT_THAT(conn, IsOk());
-    // The call itself fails cleanly either way.
     EXPECT_THAT((*conn)->Command({"PING"}, absl::Milliseconds(300)),
-                StatusIs(absl::StatusCode::kUnavailable));
+                StatusIs(absl::StatusCode::kUnavailable,
+                         ::testing::HasSubstr("reply rejected")));
+    EXPECT_TRUE((*conn)->broken());
   }
   const int64_t grown = VmPeakMiB() - before;
   std::cout << "peak virtual memory grew by " << grown << " MiB\n";
