@@ -168,8 +168,8 @@ int RunCoordinator(const demo::Flags& f) {
   const double hold_s = absl::ToDoubleSeconds(policy->hold_at_least);
   std::cout << "nightly_job: " << sched.nodes << " nodes fire \"" << kJob
             << "\" every " << sched.period_s << "s for " << sched.periods
-            << " periods, up to " << sched.skew_s << "s apart, on redis "
-            << env->Describe() << "\n"
+            << (sched.periods == 1 ? " period" : " periods") << ", up to "
+            << sched.skew_s << "s apart, on redis " << env->Describe() << "\n"
             << "  policy " << policy_name << ": on_busy "
             << policy::OnBusyName(policy->on_busy) << ", hold_at_least "
             << absl::FormatDuration(policy->hold_at_least) << ", ttl "

@@ -218,14 +218,13 @@ int List(const std::vector<std::string>& argv) {
     for (size_t i = 0; i < reply.element[1]->elements; ++i) {
       absl::string_view name =
           lock::redis::ReplyText(*reply.element[1]->element[i]);
-      // Only owner hashes {P K}: the pattern already ends in '}', and lock
-      // keys cannot contain braces, so {P K}:fence and {P K}:cancel:<token>
-      // never get here; checked anyway rather than trusted.
+      // Only owner hashes {P K}. The fencing counter {P K}:fence and cancel
+      // markers {P K}:cancel:<token> do not end in '}' (the pattern already
+      // excludes them; checked anyway rather than trusted), while a lock key
+      // such as "order:cancel:7" or "x:fence" is a lock like any other.
       if (!absl::ConsumePrefix(&name, "{") ||
           !absl::ConsumeSuffix(&name, "}") ||
           !absl::ConsumePrefix(&name, prefix) ||
-          absl::StrContains(name, ":cancel:") ||
-          absl::EndsWith(name, "}:fence") ||
           !lock::internal::ValidateKey(name).ok()) {
         continue;
       }

@@ -42,6 +42,7 @@ constexpr char kConfig[] = R"json({
   "policies": {
     "orders": { "key_prefix": "order:close:", "ttl": "1h", "on_busy": "fail" },
     "other": { "key_prefix": "other:", "ttl": "1h" },
+    "starry": { "key_prefix": "*", "ttl": "1h" },
     "jobs": { "key_prefix": "job:", "ttl": "1h", "on_busy": "skip",
               "hold_at_least": "1h" }
   }
@@ -266,6 +267,31 @@ TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
   r = Lockctl(WithConfig({"list", "orders", "--match", "nothing*"}));
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(r.out, HasSubstr("no locks held under policy orders"));
+}
+
+TEST_F(LockctlTest, ListKeepsKeysThatOnlyLookLikeMarkers) {
+  auto a = Hold("orders", "order:cancel:7");
+  auto b = Hold("orders", "x:fence");
+  ASSERT_TRUE(a && b);
+  CliRun r = Lockctl(WithConfig({"list", "orders", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["locks"].size(), 2u) << r.out;
+  EXPECT_EQ(j["locks"][0]["key"], "order:cancel:7");
+  EXPECT_EQ(j["locks"][1]["key"], "x:fence");
+}
+
+TEST_F(LockctlTest, ListWithAGlobCharacterInThePrefix) {
+  // The prefix is escaped in MATCH and checked again on every key found.
+  auto a = Hold("starry", "k1");
+  auto b =
+      Hold("orders", "k2");  // {order:close:k2}: would match {*...} unescaped
+  ASSERT_TRUE(a && b);
+  CliRun r = Lockctl(WithConfig({"list", "starry", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["locks"].size(), 1u) << r.out;
+  EXPECT_EQ(j["locks"][0]["redis_key"], "{*k1}");
 }
 
 TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
