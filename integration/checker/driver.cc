@@ -18,6 +18,10 @@
 // was refused, the fence counter survived the restart...), and prints one
 // JSON line per scenario to --summary (tools/reliability renders those).
 //
+// sentinel_failover and cluster_migration run on a RedisFleet (integration/
+// harness/redis_fleet.h) instead of one server; the workers route their
+// data reads with the library's Topology (see DataConnection).
+//
 // Exit codes: 0 pass (or skipped, with the reason printed), 1 a violation
 // or a failed scenario check, 2 usage or setup error.
 #include <fcntl.h>
@@ -56,10 +60,12 @@
 #include "absl/strings/str_split.h"
 #include "integration/checker/checker.h"
 #include "integration/checker/history.h"
+#include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
 #include "lock/internal/keys.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
+#include "lock/redis/topology.h"
 #include "nlohmann/json.hpp"
 
 extern char** environ;
@@ -168,11 +174,14 @@ std::string HistoryPath(const std::string& dir, int process) {
   return absl::StrCat(dir, "/history-", process, ".jsonl");
 }
 
-std::string PolicyJson(const std::string& addr, const std::string& run,
+// `target`: the policy-config redis target, {"addrs": [...]} for one
+// server or a fleet's PolicyTargetJson() (sentinel, cluster).
+std::string PolicyJson(nlohmann::json target, const std::string& run,
                        int ttl_ms, int script_timeout_ms) {
+  target["connect_timeout"] = "300ms";
+  target["pool_size"] = 8;
   nlohmann::json j = {
-      {"redis", {{"default", {{"addrs", {addr}}, {"connect_timeout", "300ms"},
-                              {"pool_size", 8}}}}},
+      {"redis", {{"default", target}}},
       {"policies",
        {{kPolicy,
          {{"key_prefix", KeyPrefix(run)},
@@ -190,20 +199,89 @@ std::string PolicyJson(const std::string& addr, const std::string& run,
 
 // ---- worker -------------------------------------------------------------------
 
-// A data connection of one worker thread: reconnects after any failure.
+// The data connection of one worker thread, to the server that holds a key
+// in the policy's redis target: the one server (standalone), the master the
+// sentinels name (sentinel: rediscovered after a transport error or
+// READONLY), or the slot's master (cluster: MOVED refreshes the slot map,
+// ASK is followed once after ASKING, TRYAGAIN retried). Reconnects after any
+// failure. The routing is the library's own Topology, used only to find
+// addresses; the commands go over this thread's own connections.
 class DataConnection {
  public:
-  DataConnection(std::string addr, absl::Duration timeout)
-      : addr_(std::move(addr)), timeout_(timeout) {}
-
-  absl::StatusOr<ReplyPtr> Cmd(std::initializer_list<absl::string_view> argv) {
-    if (conn_ == nullptr || conn_->broken()) {
-      conn_.reset();
-      auto c = Connection::Open({.addr = addr_, .connect_timeout = timeout_});
-      if (!c.ok()) return c.status();
-      conn_ = *std::move(c);
+  DataConnection(const nlohmann::json& target, absl::Duration timeout)
+      : timeout_(timeout) {
+    redis::PoolOptions data;
+    data.connection.connect_timeout = timeout;
+    data.max_size = 1;
+    const std::string mode = target.value("mode", "standalone");
+    if (mode == "sentinel") {
+      redis::SentinelOptions o;
+      o.sentinels = target["sentinels"].get<std::vector<std::string>>();
+      o.master_name = target["master_name"].get<std::string>();
+      o.data = data;
+      topology_ = std::make_unique<redis::SentinelTopology>(std::move(o));
+    } else if (mode == "cluster") {
+      redis::ClusterOptions o;
+      o.seeds = target["addrs"].get<std::vector<std::string>>();
+      o.data = data;
+      topology_ = std::make_unique<redis::ClusterTopology>(std::move(o));
+    } else {
+      fixed_addr_ = target["addrs"][0].get<std::string>();
     }
-    return conn_->Command(argv, timeout_);
+  }
+
+  // argv[1], if any, is the key that routes the command.
+  absl::StatusOr<ReplyPtr> Cmd(std::initializer_list<absl::string_view> argv) {
+    const absl::string_view key = argv.size() > 1 ? *(argv.begin() + 1) : "";
+    std::string ask;
+    absl::Status last;
+    for (int hop = 0; hop < 6; ++hop) {
+      std::string addr = ask;
+      if (addr.empty()) {
+        if (topology_ == nullptr) {
+          addr = fixed_addr_;
+        } else {
+          auto pool = topology_->PoolFor(key, timeout_);
+          if (!pool.ok()) return pool.status();
+          addr = (*pool)->addr();
+        }
+      }
+      absl::StatusOr<Connection*> conn = Conn(addr);
+      if (!conn.ok()) {
+        if (topology_ != nullptr) topology_->Invalidate(key, nullptr);
+        return conn.status();
+      }
+      if (!ask.empty()) {
+        absl::StatusOr<ReplyPtr> a = (*conn)->Command({"ASKING"}, timeout_);
+        if (!a.ok()) return a.status();
+      }
+      ask.clear();
+      absl::StatusOr<ReplyPtr> r = (*conn)->RawCommand(
+          absl::MakeConstSpan(argv.begin(), argv.size()), timeout_);
+      if (!r.ok()) {
+        if (topology_ != nullptr) topology_->Invalidate(key, nullptr);
+        return r.status();
+      }
+      if ((*r)->type != REDIS_REPLY_ERROR) return r;
+      const absl::string_view text = redis::ReplyText(**r);
+      last = redis::ServerError(text, addr, *argv.begin());
+      if (topology_ == nullptr) return last;
+      if (absl::StartsWith(text, "TRYAGAIN")) {
+        SleepMs(10);
+        continue;
+      }
+      if (absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ") ||
+          absl::StartsWith(text, "READONLY")) {
+        redis::Topology::Retry next = topology_->Invalidate(key, r->get());
+        if (next.retry) {
+          ask = next.ask;
+          continue;
+        }
+      }
+      return last;
+    }
+    return absl::UnavailableError(
+        absl::StrCat("gave up after 6 redirects: ", last.message()));
   }
 
   // Redis TIME in microseconds, -1 when the server cannot be asked.
@@ -219,9 +297,21 @@ class DataConnection {
   }
 
  private:
-  const std::string addr_;
+  absl::StatusOr<Connection*> Conn(const std::string& addr) {
+    std::unique_ptr<Connection>& c = conns_[addr];
+    if (c == nullptr || c->broken()) {
+      c.reset();
+      auto opened = Connection::Open({.addr = addr, .connect_timeout = timeout_});
+      if (!opened.ok()) return opened.status();
+      c = *std::move(opened);
+    }
+    return c.get();
+  }
+
   const absl::Duration timeout_;
-  std::unique_ptr<Connection> conn_;
+  std::string fixed_addr_;
+  std::unique_ptr<redis::Topology> topology_;
+  std::map<std::string, std::unique_ptr<Connection>> conns_;
 };
 
 void EnterNetns(const std::string& name) {
@@ -258,7 +348,7 @@ int RunWorker(const Flags& f) {
     std::cerr << "driver worker " << f.worker << ": " << s << "\n";
     return 2;
   }
-  const std::string addr = config["redis"]["default"]["addrs"][0].get<std::string>();
+  const nlohmann::json target = config["redis"]["default"];
   auto writer = HistoryWriter::Open(HistoryPath(f.out, f.worker));
   if (!writer.ok()) {
     std::cerr << "driver worker " << f.worker << ": " << writer.status() << "\n";
@@ -275,7 +365,7 @@ int RunWorker(const Flags& f) {
   std::vector<std::thread> threads;
   for (int t = 0; t < f.threads; ++t) {
     threads.emplace_back([&, t] {
-      DataConnection data(addr, absl::Milliseconds(300));
+      DataConnection data(target, absl::Milliseconds(300));
       std::mt19937_64 rng(std::random_device{}());
       const bool victim = f.worker == 0 && t == 0 && f.victim_after_ms >= 0;
       bool victim_done = false;
@@ -378,6 +468,11 @@ struct Scenario {
   // not a failure (see RELIABILITY.md for why).
   std::set<ViolationKind> expected;
   int victim_hold_ms = 0;  // 0: no victim
+  // Where Redis runs: "standalone" (one RedisServer), "sentinel" (1 master,
+  // 1 replica, 3 sentinels; acquires and renewals WAIT for the replica) or
+  // "cluster" (3 masters, no replicas), the latter two from RedisFleet.
+  std::string topology = "standalone";
+  int min_seconds = 0;  // the run lasts at least this long
 };
 
 std::vector<Scenario> Scenarios(int ttl_ms) {
@@ -407,16 +502,14 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
        false, false, "", {}, 100},
       {"oom", "maxmemory 1 with noeviction for 1.5s while a lock is held",
        false, false, "", {}, 300},
-      // Hooks for topologies that need integration/harness RedisFleet, which
-      // is not on main yet. They report "todo" and never a result.
-      {"sentinel_failover", "master killed, sentinel promotes a replica",
-       false, false,
-       "TODO(RedisFleet): needs a master+replicas+sentinels fleet from "
-       "integration/harness; not run", {}, 0},
-      {"cluster_migration", "slot of a held lock migrated between masters",
-       false, false,
-       "TODO(RedisFleet): needs a 3-master cluster fleet from "
-       "integration/harness; not run", {}, 0},
+      {"sentinel_failover",
+       "SENTINEL FAILOVER while a lock is held (1 master, 1 replica, 3 "
+       "sentinels; acquires and renewals wait for 1 replica)",
+       false, false, "", {}, 2000, "sentinel", 20},
+      {"cluster_migration",
+       "hash slots of a held lock and of its resource migrated to another "
+       "master (3-master cluster; ASK while moving, MOVED after)",
+       false, false, "", {}, 2500, "cluster", 0},
   };
 }
 
@@ -568,16 +661,35 @@ class Coordinator {
       netns = *std::move(n);
       EnterNetns(netns->redis_ns);  // Redis and this coordinator live there
     }
-    harness::RedisServerOptions options;
-    options.name = "redis-" + sc_.name;
-    options.appendonly = sc_.appendonly;
-    if (netns) options.extra_config.push_back({"bind", "127.0.0.1 10.213.0.1"});
-    auto server = harness::RedisServer::Start(options);
-    if (!server.ok()) {
-      std::cerr << "driver: " << server.status() << "\n";
-      return 2;
+    nlohmann::json target;
+    if (sc_.topology == "standalone") {
+      harness::RedisServerOptions options;
+      options.name = "redis-" + sc_.name;
+      options.appendonly = sc_.appendonly;
+      if (netns) options.extra_config.push_back({"bind", "127.0.0.1 10.213.0.1"});
+      auto server = harness::RedisServer::Start(options);
+      if (!server.ok()) {
+        std::cerr << "driver: " << server.status() << "\n";
+        return 2;
+      }
+      redis_ = *std::move(server);
+      target = {{"addrs", {redis_->addr()}}};
+    } else {
+      auto fleet = sc_.topology == "sentinel"
+                       ? harness::RedisFleet::Sentinel(/*replicas=*/1, /*sentinels=*/3)
+                       : harness::RedisFleet::Cluster(/*masters=*/3,
+                                                      /*replicas_per_master=*/0);
+      if (!fleet.ok()) {
+        std::cerr << "driver: " << fleet.status() << "\n";
+        return 2;
+      }
+      fleet_ = *std::move(fleet);
+      target = nlohmann::json::parse(fleet_->PolicyTargetJson());
+      if (sc_.topology == "sentinel") {
+        target["min_replicas_ack"] = 1;
+        target["replica_ack_timeout"] = "500ms";
+      }
     }
-    redis_ = *std::move(server);
     run_ = absl::StrCat(sc_.name, "-", getpid());
     if (f_.out.empty()) {
       const char* base = std::getenv("TEST_TMPDIR");
@@ -586,12 +698,11 @@ class Coordinator {
     std::filesystem::create_directories(f_.out);
     const std::string local_cfg = absl::StrCat(f_.out, "/policies.json");
     const std::string remote_cfg = absl::StrCat(f_.out, "/policies-netns.json");
-    WriteFile(local_cfg, PolicyJson(redis_->addr(), run_, f_.ttl_ms,
-                                    f_.script_timeout_ms));
+    WriteFile(local_cfg, PolicyJson(target, run_, f_.ttl_ms, f_.script_timeout_ms));
     if (netns) {
       WriteFile(remote_cfg,
-                PolicyJson(absl::StrCat("10.213.0.1:", redis_->port()), run_,
-                           f_.ttl_ms, f_.script_timeout_ms));
+                PolicyJson({{"addrs", {absl::StrCat("10.213.0.1:", redis_->port())}}},
+                           run_, f_.ttl_ms, f_.script_timeout_ms));
     }
 
     int pipefd[2];
@@ -678,8 +789,9 @@ class Coordinator {
     nlohmann::json final_json = nlohmann::json::object();
     for (int k = 0; k < f_.keys; ++k) {
       const std::string key = KeyName(k);
+      const std::string resource = ResourceKey(run_, key);
       absl::StatusOr<std::string> v =
-          redis_->Exec({"HMGET", ResourceKey(run_, key), "value", "fence"});
+          Exec(resource, {"HMGET", resource, "value", "fence"});
       FinalState s;
       std::vector<std::string> parts =
           v.ok() ? absl::StrSplit(*v, '\n') : std::vector<std::string>{};
@@ -801,6 +913,51 @@ class Coordinator {
       locks_during_oom_ = LockKeysNow();
       r = redis_->Exec({"CONFIG", "SET", "maxmemory", "0"});
       if (!r.ok()) checks_.push_back({"maxmemory off", false, std::string(r.status().message())});
+    } else if (sc_.name == "sentinel_failover") {
+      absl::StatusOr<int> before = fleet_->MasterIndex();
+      absl::Status s = fleet_->Failover(absl::Seconds(30));
+      absl::StatusOr<int> after = fleet_->MasterIndex();
+      const bool ok = s.ok() && before.ok() && after.ok() && *before != *after;
+      checks_.push_back({"sentinels promote the replica", ok,
+                         ok ? absl::StrCat("master node ", *before, " -> ", *after)
+                            : absl::StrCat("Failover: ", s.message())});
+    } else if (sc_.name == "cluster_migration") {
+      // The lock's slot first (while the victim holds it and renews it),
+      // then the resource's, each step by step: ASK while keys are half
+      // moved, MOVED after.
+      const internal::LockKeys keys(KeyPrefix(run_), victim_key_);
+      std::vector<std::string> detail;
+      bool ok = true;
+      for (const std::string& key : {keys.owner(), ResourceKey(run_, victim_key_)}) {
+        const int slot = harness::RedisFleet::KeySlot(key);
+        absl::StatusOr<int> from = fleet_->NodeIndexForSlot(slot);
+        if (!from.ok()) {
+          ok = false;
+          detail.push_back(absl::StrCat(key, ": ", from.status().message()));
+          continue;
+        }
+        const int to = (fleet_->ShardOf(*from) + 1) % fleet_->shard_count();
+        absl::Status s = fleet_->BeginMoveSlot(slot, to);
+        SleepMs(300);
+        int moved = 0;
+        while (s.ok()) {
+          absl::StatusOr<int> n = fleet_->MigrateSlotKeys(slot, 100);
+          if (!n.ok()) s = n.status();
+          if (!n.ok() || *n == 0) break;
+          moved += *n;
+        }
+        SleepMs(300);
+        if (s.ok()) s = fleet_->FinishMoveSlot(slot);
+        absl::StatusOr<int> now = fleet_->NodeIndexForSlot(slot);
+        const bool moved_ok = s.ok() && now.ok() && fleet_->ShardOf(*now) == to;
+        ok &= moved_ok;
+        detail.push_back(absl::StrCat(key, " slot ", slot, " shard ",
+                                      fleet_->ShardOf(*from), " -> ", to, " (",
+                                      moved, " keys): ",
+                                      moved_ok ? "done" : std::string(s.message())));
+      }
+      measures_["slots_moved"] = absl::StrJoin(detail, "; ");
+      checks_.push_back({"slots migrate to another master", ok, absl::StrJoin(detail, "; ")});
     }
     fault_end_ns_ = SteadyNs();
     measures_["fault_ms"] = (fault_end_ns_ - fault_start_ns_) / 1'000'000;
@@ -809,17 +966,50 @@ class Coordinator {
   // Owner hashes of this run: {rel:<run>:<key>} (fence counters and cancel
   // markers have a suffix after the brace).
   std::vector<std::string> LockKeysNow() {
-    absl::StatusOr<std::string> keys =
-        redis_->Exec({"KEYS", absl::StrCat("{", KeyPrefix(run_), "*}")});
-    if (!keys.ok() || keys->empty()) return {};
-    return absl::StrSplit(*keys, '\n');
+    std::vector<std::string> out;
+    for (harness::RedisServer* server : Masters()) {
+      absl::StatusOr<std::string> keys =
+          server->Exec({"KEYS", absl::StrCat("{", KeyPrefix(run_), "*}")});
+      if (!keys.ok() || keys->empty()) continue;
+      for (absl::string_view k : absl::StrSplit(*keys, '\n')) out.emplace_back(k);
+    }
+    return out;
+  }
+
+  // The server holding `key` now: the one server, the sentinel master, or
+  // the cluster master of its slot.
+  harness::RedisServer* ServerFor(const std::string& key) {
+    if (fleet_ == nullptr) return redis_.get();
+    absl::StatusOr<int> i = sc_.topology == "sentinel"
+                                ? fleet_->MasterIndex()
+                                : fleet_->NodeIndexForSlot(harness::RedisFleet::KeySlot(key));
+    return i.ok() ? &fleet_->node(*i) : nullptr;
+  }
+  absl::StatusOr<std::string> Exec(const std::string& key,
+                                   const std::vector<std::string>& argv) {
+    harness::RedisServer* server = ServerFor(key);
+    if (server == nullptr) return absl::UnavailableError("no server for " + key);
+    return server->Exec(argv);
+  }
+  std::vector<harness::RedisServer*> Masters() {
+    if (fleet_ == nullptr) return {redis_.get()};
+    std::vector<harness::RedisServer*> out;
+    if (sc_.topology == "sentinel") {
+      if (harness::RedisServer* m = ServerFor(""); m != nullptr) out.push_back(m);
+      return out;
+    }
+    for (int shard = 0; shard < fleet_->shard_count(); ++shard) {
+      absl::StatusOr<int> i = fleet_->MasterOf(shard);
+      if (i.ok()) out.push_back(&fleet_->node(*i));
+    }
+    return out;
   }
 
   std::map<std::string, int64_t> FenceCounters() {
     std::map<std::string, int64_t> out;
     for (int k = 0; k < f_.keys; ++k) {
       const internal::LockKeys keys(KeyPrefix(run_), KeyName(k));
-      absl::StatusOr<std::string> v = redis_->Exec({"GET", keys.fence()});
+      absl::StatusOr<std::string> v = Exec(keys.fence(), {"GET", keys.fence()});
       int64_t n = 0;
       if (v.ok() && absl::SimpleAtoi(*v, &n)) out[KeyName(k)] = n;
     }
@@ -828,9 +1018,11 @@ class Coordinator {
 
   void LeftLocked() {
     std::vector<std::string> left = LockKeysNow();
-    if (sc_.name == "kill9" && !left.empty()) {
+    if ((sc_.name == "kill9" || sc_.name == "sentinel_failover") && !left.empty()) {
       // The killed holder's lease (and any acquire of its other threads whose
-      // reply was lost) runs out after the ttl.
+      // reply was lost) runs out after the ttl. After a failover, a release
+      // that reached the demoted master was lost with it: the lease on the
+      // new master runs out the same way.
       SleepMs(f_.ttl_ms + 500);
       left = LockKeysNow();
     }
@@ -934,6 +1126,61 @@ class Coordinator {
                            absl::StrJoin(detail, ", ")});
       }
     }
+    if (s == "sentinel_failover" || s == "cluster_migration") {
+      // What callers saw, by status code; ABORTED (busy: wait timed out
+      // under contention) happens in the baseline too.
+      std::map<std::string, int64_t> results;
+      std::map<std::string, std::string> example;
+      int64_t errors = 0;
+      for (const Op& op : h.ops) {
+        ++results[op.result];
+        if (op.result != "OK" && op.result != "ABORTED" && op.result != "DIED") {
+          ++errors;
+          example.emplace(op.result, op.message);
+        }
+      }
+      int64_t write_errors = 0, read_errors = 0;
+      for (const Op& op : h.ops) {
+        if (op.write == WriteOutcome::kFailed || op.write == WriteOutcome::kUnknown) {
+          ++write_errors;
+          example.emplace("write", op.message);
+        }
+        if (op.entered && op.write == WriteOutcome::kNone && !op.message.empty()) {
+          ++read_errors;
+          example.emplace("read", op.message);
+        }
+      }
+      measures_["with_results"] = results;
+      measures_["with_errors"] = errors;
+      measures_["fenced_write_errors"] = write_errors;
+      measures_["data_read_errors"] = read_errors;
+      measures_["error_examples"] = example;
+      const int64_t later = entered_after(fault_end_ns_, false, victim_key_);
+      const int64_t later_any = entered_after(fault_end_ns_, false, "");
+      measures_["sections_after_fault"] = later_any;
+      checks_.push_back({"locks work after the fault", later > 0,
+                         absl::StrCat(later, " sections on ", victim_key_, ", ",
+                                      later_any, " in all, after the fault ended")});
+      if (s == "cluster_migration") {
+        checks_.push_back(
+            {"migration is invisible to callers", errors + write_errors + read_errors == 0,
+             absl::StrCat(errors, " With errors (other than busy), ", write_errors,
+                          " fenced-write errors, ", read_errors, " data-read errors")});
+        checks_.push_back(
+            {"the holder keeps its lock across the migration",
+             victim != nullptr && !victim->lost && victim->write == WriteOutcome::kAccepted,
+             victim ? absl::StrCat("lost=", victim->lost, ", write ",
+                                   WriteOutcomeName(victim->write), ", With returned ",
+                                   victim->result)
+                    : "victim op missing"});
+      } else {
+        measures_["victim"] =
+            victim ? absl::StrCat("lost=", victim->lost, ", write ",
+                                  WriteOutcomeName(victim->write), ", With returned ",
+                                  victim->result, " ", victim->message)
+                   : "victim op missing";
+      }
+    }
     if (s == "slow") {
       const int64_t timeouts = result_with("UNAVAILABLE", "timed out");
       measures_["calls_timed_out"] = timeouts;
@@ -985,6 +1232,7 @@ class Coordinator {
   Flags f_;
   const Scenario sc_;
   std::unique_ptr<harness::RedisServer> redis_;
+  std::unique_ptr<harness::RedisFleet> fleet_;
   std::string run_;
   std::vector<ScenarioCheck> checks_;
   nlohmann::json measures_ = nlohmann::json::object();
@@ -1015,7 +1263,10 @@ int Main(int argc, char** argv) {
     Usage("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
   }
   for (const Scenario& s : Scenarios(f.ttl_ms)) {
-    if (s.name == f.scenario) return Coordinator(f, s).Run();
+    if (s.name == f.scenario) {
+      f.seconds = std::max(f.seconds, s.min_seconds);
+      return Coordinator(f, s).Run();
+    }
   }
   Usage("unknown scenario \"" + f.scenario + "\" (see --list)");
 }
