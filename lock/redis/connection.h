@@ -104,6 +104,7 @@ class Connection {
   std::string addr_;
   absl::Duration current_timeout_ = absl::InfiniteDuration();
   bool broken_ = false;
+  std::string request_;  // formatting buffer of Append, reused
 };
 
 }  // namespace lock::redis
