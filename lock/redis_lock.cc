@@ -185,15 +185,9 @@ std::vector<absl::StatusOr<redis::ReplyPtr>> RedisLock::CallAll(
     const scripts::EmbeddedScript& script,
     absl::Span<const absl::string_view> keys,
     absl::Span<const absl::string_view> args) {
-  const int n = static_cast<int>(backend_->homes.size());
-  std::vector<absl::StatusOr<redis::ReplyPtr>> out(n);
   const int64_t start = SteadyNowNs();
-  internal::ParallelFor(n, [&](int i) {
-    absl::StatusOr<redis::Topology::RunResult> r = backend_->homes[i]->Run(
-        script, keys, args, {.timeout = policy_->script_timeout});
-    out[i] = r.ok() ? absl::StatusOr<redis::ReplyPtr>(std::move(r->reply))
-                    : absl::StatusOr<redis::ReplyPtr>(r.status());
-  });
+  std::vector<absl::StatusOr<redis::ReplyPtr>> out = redis::RunOnEach(
+      backend_->homes, script, keys, args, policy_->script_timeout);
   counters_.script_call.Observe(Since(start));
   return out;
 }

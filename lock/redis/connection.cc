@@ -198,6 +198,11 @@ absl::Status Connection::Flush() {
   return absl::OkStatus();
 }
 
+absl::Status Connection::Send(absl::Duration timeout) {
+  RETURN_IF_ERROR(SetTimeout(timeout));
+  return Flush();
+}
+
 absl::Status Connection::ReadAvailable() {
   if (redisBufferRead(ctx_.get()) != REDIS_OK) return Fail("read");
   return absl::OkStatus();
