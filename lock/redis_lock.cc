@@ -351,8 +351,8 @@ void RedisLock::StartHoldLocked(const std::string& token, int64_t fence,
   h->replica_ack_timeout = backend_->replica_ack_timeout;
   h->policy = policy_;
   h->key = key_;
-  h->owner_key = keys_.owner();
-  h->channel = keys_.channel();
+  h->owner_key = std::string(keys_.owner());
+  h->channel = std::string(keys_.channel());
   h->token = token;
   h->fence = fence;
   h->acquired_at_ns = sent_at_ns;
@@ -456,7 +456,7 @@ absl::Status RedisLock::AcquireLocked() {
     if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
       // Subscribe first, then try again before waiting: a release landing
       // between that try and the wait still moves the generation.
-      watch = backend_->notifier->Subscribe(keys_.channel(), p.script_timeout);
+      watch = backend_->notifier->Subscribe(std::string(keys_.channel()), p.script_timeout);
       --retry;  // this re-try is not a backoff step
       continue;
     }
