@@ -39,6 +39,7 @@ constexpr char kUsage[] =
     "overhead,pairs]\n"
     "  [--seconds=6] [--phase-ms=100] [--threads=1,4,16,64] [--waiters=2,8,32]\n"
     "  [--hold-ms=0,1] [--renewal-locks=10000,100000] [--renewal-seconds=60]\n"
+    "  [--renewal-ttl-s=5]\n"
     "  [--redlock-masters=3,5] [--cluster-threads=1,16] [--iterations=2000]\n"
     "  [--redis=host:port]\n";
 
@@ -65,6 +66,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.renewal_locks = IntList("--renewal-locks", a);
     } else if (absl::ConsumePrefix(&a, "--renewal-seconds=")) {
       ok = absl::SimpleAtod(a, &f.renewal_seconds);
+    } else if (absl::ConsumePrefix(&a, "--renewal-ttl-s=")) {
+      ok = absl::SimpleAtoi(a, &f.renewal_ttl_s) && f.renewal_ttl_s > 0;
     } else if (absl::ConsumePrefix(&a, "--redlock-masters=")) {
       f.redlock_masters = IntList("--redlock-masters", a);
     } else if (absl::ConsumePrefix(&a, "--cluster-threads=")) {
@@ -134,6 +137,18 @@ lock::redis::ReplyPtr RawCommand::Send(redisContext* c) const {
       lens_.data())));
 }
 
+bool RawCommand::Write(redisContext* c) const {
+  if (redisAppendCommandArgv(c, static_cast<int>(argv_.size()),
+                             const_cast<const char**>(argv_.data()), lens_.data()) != REDIS_OK) {
+    return false;
+  }
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(c, &done) != REDIS_OK) return false;
+  }
+  return true;
+}
+
 std::vector<double> PingRttUs(const std::string& addr, int n) {
   auto c = RawConnect(addr);
   const RawCommand ping({"PING"});
@@ -156,6 +171,13 @@ std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix) {
 double CpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double ThreadCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
          (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }

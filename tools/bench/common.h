@@ -31,6 +31,9 @@ struct Flags {
   std::vector<int> hold_ms = {0, 1};
   std::vector<int> renewal_locks = {10000, 100000};
   double renewal_seconds = 60;
+  // Lease of the renewal scenario's locks: each is renewed when 30% is left
+  // (default policy threshold), i.e. every 0.7 * ttl.
+  int renewal_ttl_s = 5;
   std::vector<int> redlock_masters = {3, 5};
   std::vector<int> cluster_threads = {1, 16};
   int iterations = 2000;  // --scenario=pairs (for callgrind)
@@ -52,6 +55,8 @@ class RawCommand {
  public:
   explicit RawCommand(std::vector<std::string> args);
   lock::redis::ReplyPtr Send(redisContext* c) const;
+  // Queues the command and writes it out without reading the reply.
+  bool Write(redisContext* c) const;
 
  private:
   std::vector<std::string> args_;
@@ -66,6 +71,8 @@ std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix);
 
 // Process CPU time (user + system) in seconds.
 double CpuSeconds();
+// CPU time of the calling thread in seconds.
+double ThreadCpuSeconds();
 // CPU time of another process (e.g. a redis-server) in seconds; 0 if unknown.
 double ProcessCpuSeconds(int pid);
 int64_t RssBytes();

@@ -11,7 +11,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "lock/redis/pool.h"
-#include "lock/redis/topology.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "tools/bench/common.h"
@@ -37,20 +36,21 @@ void ParallelRange(int n, int threads, Fn fn) {
 void Renewal(const Flags& f, const std::string& addr, int server_pid) {
   constexpr int kThreads = 16;  // to take and free the locks; not timed
   for (int n : f.renewal_locks) {
-    // One backend for all locks, as a Locker builds per Redis target: the
-    // renewal manager pipelines the holds of one topology together.
-    auto backend = std::make_shared<lock::Backend>();
-    backend->homes.push_back(std::make_shared<lock::redis::StandaloneTopology>(
-        lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = kThreads}));
+    // Locks made on one pool share one backend (as a Locker's do per Redis
+    // target), so the renewal manager pipelines their renewals together.
+    // Room beyond the acquiring threads for the renewal workers, so that
+    // taking 100,000 locks does not starve the renewals of the first ones.
+    auto pool = std::make_shared<lock::redis::ConnectionPool>(
+        lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = kThreads + 4});
     auto policy = BenchPolicy(absl::StrCat("bench:renew:", n, ":"));
-    policy->ttl = absl::Seconds(3);  // renewed every 2.1s at threshold 0.3
+    policy->ttl = absl::Seconds(f.renewal_ttl_s);  // renewed at 70% of it
     const double period = absl::ToDoubleSeconds(policy->ttl) * (1 - policy->renewal.threshold);
     const int64_t heap_before = HeapBytes();
     const int64_t rss_before = RssBytes();
     std::vector<std::unique_ptr<lock::RedisLock>> locks(n);
     std::atomic<int> failed{0};
     ParallelRange(n, kThreads, [&](int i) {
-      auto lk = lock::RedisLock::Create(backend, policy, absl::StrCat("k", i));
+      auto lk = lock::RedisLock::Create(pool, policy, absl::StrCat("k", i));
       if (!lk.ok() || !(*lk)->Acquire().ok() || !(*lk)->EnableAutoRenew().ok()) {
         ++failed;
         return;

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
+#include "lock/internal/token.h"
 #include "lock/redis/pool.h"
+#include "lock/scripts/embedded.h"
 #include "lock/redis/topology.h"
 #include "lock/redis_lock.h"
 #include "tools/bench/common.h"
@@ -34,6 +36,45 @@ T OrDie(absl::StatusOr<T> v, const char* what) {
   return *std::move(v);
 }
 
+// The floor of a quorum round: bare hiredis writing the same acquire (then
+// release) to every master before reading any reply, on one thread.
+class RawFanOut {
+ public:
+  RawFanOut(const std::vector<std::string>& addrs, const std::string& owner,
+            const std::string& token)
+      : acquire_({"EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
+                  owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1"}),
+        release_({"EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token,
+                  "0", owner + ":released", "0"}) {
+    for (const std::string& a : addrs) {
+      ctxs_.push_back(RawConnect(a));
+      for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
+        RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(ctxs_.back().get());
+      }
+    }
+  }
+  bool Run() { return Round(acquire_, true) && Round(release_, false); }
+
+ private:
+  bool Round(const RawCommand& cmd, bool acquire) {
+    for (auto& c : ctxs_) {
+      if (!cmd.Write(c.get())) return false;
+    }
+    bool ok = true;
+    for (auto& c : ctxs_) {
+      void* raw = nullptr;
+      if (redisGetReply(c.get(), &raw) != REDIS_OK) return false;
+      lock::redis::ReplyPtr r(static_cast<redisReply*>(raw));
+      ok &= acquire ? r->type == REDIS_REPLY_ARRAY && r->element[0]->integer == 1
+                    : r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    }
+    return ok;
+  }
+
+  RawCommand acquire_, release_;
+  std::vector<lock::redis::ContextPtr> ctxs_;
+};
+
 }  // namespace
 
 void Redlock(const Flags& f) {
@@ -53,8 +94,17 @@ void Redlock(const Flags& f) {
         1, f.seconds, f.phase_ms,
         [&](int) { return single_lock->Acquire().ok() && single_lock->Release().ok(); },
         [&](int) { return quorum_lock->Acquire().ok() && quorum_lock->Release().ok(); });
+    std::vector<std::string> addrs;
+    for (int i = 0; i < n; ++i) addrs.push_back(fleet->node(i).addr());
+    RawFanOut floor(addrs, absl::StrCat("{bench:redlock:raw", n, "}"),
+                    lock::internal::NewOwnerToken());
+    const AbResult fl = Interleave(
+        1, f.seconds, f.phase_ms, [&](int) { return floor.Run(); },
+        [&](int) { return quorum_lock->Acquire().ok() && quorum_lock->Release().ok(); });
     const double ratio = r.b.p50_us / r.a.p50_us;
     Emit({{"scenario", "redlock"},
+          {"raw_fanout_p50_us", Round3(fl.a.p50_us)},
+          {"redlock_vs_raw_fanout_p50", Round3(fl.b.p50_us / fl.a.p50_us)},
           {"masters", n},
           {"quorum", quorum->quorum()},
           {"redlock_p50_us", Round3(r.b.p50_us)},
