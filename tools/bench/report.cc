@@ -261,10 +261,25 @@ int main(int argc, char** argv) {
           << Int(Num(r, "heap_bytes_per_lock")) << " | " << Int(Num(r, "rss_bytes_per_lock"))
           << " | " << Int(Num(r, "lost")) << " |\n";
       if (Num(r, "held_locks") >= 100000) {
+        // CPU saved by renewing late is no saving: a lost hold fails it.
         const double cpu = Num(r, "cpu_fraction_of_one_core");
-        targets.push_back({"renewal CPU, 100k locks", "< 25% of one core",
-                           Fmt(cpu * 100, 1) + "%", cpu < 0.25,
-                           cpu < 0.25 ? "" : "see the renewal section"});
+        const double lost = Num(r, "lost");
+        const bool ok = cpu < 0.25 && lost == 0;
+        std::string why;
+        if (lost > 0) {
+          why = Int(lost) + " of " + Int(Num(r, "held_locks")) +
+                " holds were lost (renewals per lock per period: " +
+                Fmt(Num(r, "renewals_per_lock_per_period"), 3) +
+                "): the renewal manager's two worker threads fell behind while "
+                "16 threads were taking the 100,000 locks on the same 2 cores as "
+                "the server and other builds, and a renewal later than the "
+                "margin (30% of the ttl) loses the hold. The CPU spent was " +
+                Fmt(cpu * 100, 1) + "% of a core.";
+        } else if (cpu >= 0.25) {
+          why = "see the renewal section";
+        }
+        targets.push_back({"renewal CPU, 100k locks, none lost", "< 25% of one core",
+                           Fmt(cpu * 100, 1) + "%, " + Int(lost) + " lost", ok, why});
       }
       const double mem = std::max(Num(r, "heap_bytes_per_lock"), Num(r, "rss_bytes_per_lock"));
       targets.push_back({"memory per held lock, " + Int(Num(r, "held_locks")) + " locks",
