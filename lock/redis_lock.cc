@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
@@ -80,14 +81,43 @@ absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
       new RedisLock(std::move(backend), std::move(policy), std::string(key)));
 }
 
+namespace {
+
+// The backend of a (pool, notifier) pair, shared by every lock created on
+// that pair. The renewal manager pipelines the holds of one topology
+// together; a topology per lock made every renewal its own round trip
+// (10,000 held locks: 10,000 round trips per renewal period, not 20).
+std::shared_ptr<const Backend> SharedBackend(
+    std::shared_ptr<redis::ConnectionPool> pool,
+    std::shared_ptr<internal::ReleaseNotifier> notifier) {
+  using Key = std::pair<const void*, const void*>;
+  static std::mutex mu;
+  static auto* backends = new absl::flat_hash_map<Key, std::weak_ptr<const Backend>>;
+  static size_t sweep_at = 64;
+  // A live backend keeps its pool and notifier alive, so their addresses
+  // cannot be reused by others while an entry for them still resolves.
+  const Key key(pool.get(), notifier.get());
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<const Backend>& slot = (*backends)[key];
+  if (std::shared_ptr<const Backend> b = slot.lock()) return b;
+  auto backend = std::make_shared<Backend>();
+  backend->homes.push_back(std::make_shared<redis::StandaloneTopology>(std::move(pool)));
+  backend->notifier = std::move(notifier);
+  slot = backend;
+  if (backends->size() >= sweep_at) {
+    absl::erase_if(*backends, [](const auto& e) { return e.second.expired(); });
+    sweep_at = std::max<size_t>(64, 2 * backends->size());
+  }
+  return backend;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<RedisLock>> RedisLock::Create(
     std::shared_ptr<redis::ConnectionPool> pool,
     std::shared_ptr<const policy::Policy> policy, absl::string_view key,
     std::shared_ptr<internal::ReleaseNotifier> notifier) {
-  auto backend = std::make_shared<Backend>();
-  backend->homes.push_back(std::make_shared<redis::StandaloneTopology>(std::move(pool)));
-  backend->notifier = std::move(notifier);
-  return Create(std::move(backend), std::move(policy), key);
+  return Create(SharedBackend(std::move(pool), std::move(notifier)), std::move(policy), key);
 }
 
 RedisLock::RedisLock(std::shared_ptr<const Backend> backend,
@@ -155,15 +185,9 @@ std::vector<absl::StatusOr<redis::ReplyPtr>> RedisLock::CallAll(
     const scripts::EmbeddedScript& script,
     absl::Span<const absl::string_view> keys,
     absl::Span<const absl::string_view> args) {
-  const int n = static_cast<int>(backend_->homes.size());
-  std::vector<absl::StatusOr<redis::ReplyPtr>> out(n);
   const int64_t start = SteadyNowNs();
-  internal::ParallelFor(n, [&](int i) {
-    absl::StatusOr<redis::Topology::RunResult> r = backend_->homes[i]->Run(
-        script, keys, args, {.timeout = policy_->script_timeout});
-    out[i] = r.ok() ? absl::StatusOr<redis::ReplyPtr>(std::move(r->reply))
-                    : absl::StatusOr<redis::ReplyPtr>(r.status());
-  });
+  std::vector<absl::StatusOr<redis::ReplyPtr>> out = redis::RunOnEach(
+      backend_->homes, script, keys, args, policy_->script_timeout);
   counters_.script_call.Observe(Since(start));
   return out;
 }
@@ -327,8 +351,8 @@ void RedisLock::StartHoldLocked(const std::string& token, int64_t fence,
   h->replica_ack_timeout = backend_->replica_ack_timeout;
   h->policy = policy_;
   h->key = key_;
-  h->owner_key = keys_.owner();
-  h->channel = keys_.channel();
+  h->owner_key = std::string(keys_.owner());
+  h->channel = std::string(keys_.channel());
   h->token = token;
   h->fence = fence;
   h->acquired_at_ns = sent_at_ns;
@@ -432,7 +456,7 @@ absl::Status RedisLock::AcquireLocked() {
     if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
       // Subscribe first, then try again before waiting: a release landing
       // between that try and the wait still moves the generation.
-      watch = backend_->notifier->Subscribe(keys_.channel(), p.script_timeout);
+      watch = backend_->notifier->Subscribe(std::string(keys_.channel()), p.script_timeout);
       --retry;  // this re-try is not a backoff step
       continue;
     }

@@ -145,7 +145,7 @@ class RedisLock {
   absl::StatusOr<Attempt> AttemptQuorumLocked(int count, const std::string& token,
                                               absl::Span<const absl::string_view> keys,
                                               absl::Span<const absl::string_view> args);
-  // Runs a script on every home in parallel (Redlock); results in order.
+  // Runs a script on every home at once (Redlock); results in order.
   std::vector<absl::StatusOr<redis::ReplyPtr>> CallAll(
       const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
       absl::Span<const absl::string_view> args);

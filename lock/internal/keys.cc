@@ -30,12 +30,12 @@ absl::Status ValidateKey(absl::string_view key, absl::string_view what) {
 }
 
 LockKeys::LockKeys(absl::string_view prefix, absl::string_view key)
-    : owner_(absl::StrCat("{", prefix, key, "}")),
-      fence_(absl::StrCat(owner_, ":fence")),
-      channel_(absl::StrCat(owner_, ":released")) {}
+    : keys_(absl::StrCat("{", prefix, key, "}:fence{", prefix, key, "}:released")),
+      owner_len_(static_cast<uint32_t>(prefix.size() + key.size() + 2)),
+      fence_len_(owner_len_ + 6) {}
 
 std::string LockKeys::CancelMarker(absl::string_view token) const {
-  return absl::StrCat(owner_, ":cancel:", token);
+  return absl::StrCat(owner(), ":cancel:", token);
 }
 
 }  // namespace lock::internal

@@ -9,6 +9,7 @@
 #ifndef LOCK_INTERNAL_KEYS_H_
 #define LOCK_INTERNAL_KEYS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,15 +30,18 @@ class LockKeys {
   // `prefix` and `key` must be valid; the caller validated them.
   LockKeys(absl::string_view prefix, absl::string_view key);
 
-  const std::string& owner() const { return owner_; }
-  const std::string& fence() const { return fence_; }
-  const std::string& channel() const { return channel_; }
+  absl::string_view owner() const { return absl::string_view(keys_.data(), owner_len_); }
+  absl::string_view fence() const { return absl::string_view(keys_.data(), fence_len_); }
+  absl::string_view channel() const { return absl::string_view(keys_).substr(fence_len_); }
   std::string CancelMarker(absl::string_view token) const;
 
  private:
-  std::string owner_;
-  std::string fence_;
-  std::string channel_;
+  // "{P K}:fence{P K}:released", one allocation: the owner key and the fence
+  // key are its prefixes, the channel its tail. A lock keeps its LockKeys
+  // while held, and 100,000 held locks are a use case (memory per lock).
+  std::string keys_;
+  uint32_t owner_len_;
+  uint32_t fence_len_;
 };
 
 }  // namespace lock::internal

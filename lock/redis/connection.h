@@ -81,6 +81,9 @@ class Connection {
   // caller inspects each); transport failures break the connection.
   absl::Status Append(absl::Span<const absl::string_view> argv);
   absl::StatusOr<ReplyPtr> ReadReply(absl::Duration timeout);
+  // Writes what Append queued now, waiting at most `timeout`, so that
+  // requests on several connections can be in flight at once.
+  absl::Status Send(absl::Duration timeout);
 
   // Non-blocking use, for a subscriber connection driven by poll(): send
   // what Append queued, read what the socket has, and take complete replies
@@ -109,6 +112,7 @@ class Connection {
   std::string addr_;
   absl::Duration current_timeout_ = absl::InfiniteDuration();
   bool broken_ = false;
+  std::string request_;  // formatting buffer of Append, reused
 };
 
 }  // namespace lock::redis

@@ -21,25 +21,33 @@ absl::StatusOr<PooledConnection> ConnectionPool::Borrow(
     absl::Duration timeout) {
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!returned_.wait_until(lock, deadline, [&] {
-          return !idle_.empty() || open_ < options_.max_size;
-        })) {
-      return absl::UnavailableError(absl::StrCat(
-          "redis ", addr(), ": all ", options_.max_size,
-          " pooled connections stayed busy for ", absl::FormatDuration(timeout),
-          " (raise the target's pool_size or shorten critical sections)"));
-    }
-    while (!idle_.empty()) {
+  while (true) {
+    std::unique_ptr<Connection> conn;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!returned_.wait_until(lock, deadline, [&] {
+            return !idle_.empty() || open_ < options_.max_size;
+          })) {
+        return absl::UnavailableError(absl::StrCat(
+            "redis ", addr(), ": all ", options_.max_size,
+            " pooled connections stayed busy for ", absl::FormatDuration(timeout),
+            " (raise the target's pool_size or shorten critical sections)"));
+      }
+      if (idle_.empty()) {
+        ++open_;  // reserve the slot before connecting outside the lock
+        ++opened_total_;
+        break;
+      }
       // LIFO: the most recently used connection is the warmest.
-      std::unique_ptr<Connection> conn = std::move(idle_.back());
+      conn = std::move(idle_.back());
       idle_.pop_back();
-      if (conn->LooksAlive()) return PooledConnection(this, std::move(conn));
-      --open_;  // closed by the server while idle: replace it below
     }
-    ++open_;  // reserve the slot before connecting outside the lock
-    ++opened_total_;
+    // The liveness check is a poll() syscall: made under the mutex, it had
+    // every other borrower of a busy pool queue behind it.
+    if (conn->LooksAlive()) return PooledConnection(this, std::move(conn));
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;  // closed by the server while idle: replace it
+    returned_.notify_one();
   }
   ConnectionOptions opts = options_.connection;
   opts.connect_timeout = std::min(

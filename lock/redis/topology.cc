@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -139,6 +140,82 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
   return absl::UnavailableError(absl::StrCat(
       Describe(), ": gave up after ", kMaxRedirects,
       " redirects for key \"", key, "\": ", last.message()));
+}
+
+std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
+    absl::Span<const std::shared_ptr<Topology>> homes,
+    const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args, absl::Duration timeout) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
+  // What is left of the call's budget; a reply already waiting in the
+  // socket is still read when the budget ran out behind a slower home.
+  const auto left = [&deadline] {
+    return std::max(absl::FromChrono(deadline - Clock::now()), absl::Milliseconds(1));
+  };
+  const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
+  const auto in_script = [&script](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (script ", script.name, ")"));
+  };
+  char numkeys[24];
+  char* numkeys_end = absl::numbers_internal::FastIntToBuffer(
+      static_cast<int64_t>(keys.size()), numkeys);
+  std::vector<absl::string_view> argv = {
+      "EVALSHA", script.sha1, absl::string_view(numkeys, numkeys_end - numkeys)};
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+
+  std::vector<absl::StatusOr<ReplyPtr>> out(homes.size());
+  struct InFlight {
+    std::shared_ptr<ConnectionPool> pool;
+    std::optional<PooledConnection> conn;
+  };
+  std::vector<InFlight> flight(homes.size());
+  for (size_t i = 0; i < homes.size(); ++i) {
+    absl::StatusOr<std::shared_ptr<ConnectionPool>> pool = homes[i]->PoolFor(key, left());
+    absl::StatusOr<PooledConnection> conn =
+        pool.ok() ? (*pool)->Borrow(left()) : absl::StatusOr<PooledConnection>(pool.status());
+    if (!conn.ok()) {
+      out[i] = conn.status();
+      continue;
+    }
+    absl::Status sent = (*conn)->Append(argv);
+    if (sent.ok()) sent = (*conn)->Send(left());
+    if (!sent.ok()) {
+      homes[i]->Invalidate(key, nullptr);
+      out[i] = in_script(sent);
+      continue;
+    }
+    flight[i].pool = *std::move(pool);
+    flight[i].conn.emplace(*std::move(conn));
+  }
+  for (size_t i = 0; i < homes.size(); ++i) {
+    if (!flight[i].conn.has_value()) continue;
+    absl::StatusOr<ReplyPtr> reply = (*flight[i].conn)->ReadReply(left());
+    if (!reply.ok()) {
+      homes[i]->Invalidate(key, nullptr);
+      out[i] = in_script(reply.status());
+      continue;
+    }
+    if ((*reply)->type != REDIS_REPLY_ERROR) {
+      out[i] = *std::move(reply);
+      continue;
+    }
+    const absl::string_view text = ReplyText(**reply);
+    if (absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "MOVED ") ||
+        absl::StartsWith(text, "ASK ") || absl::StartsWith(text, "READONLY") ||
+        absl::StartsWith(text, "TRYAGAIN")) {
+      // Not executed: the full path (EVAL, redirects, waits) takes it from here.
+      flight[i].conn.reset();
+      absl::StatusOr<Topology::RunResult> r =
+          homes[i]->Run(script, keys, args, {.timeout = left()});
+      out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
+                      : absl::StatusOr<ReplyPtr>(r.status());
+      continue;
+    }
+    out[i] = ServerError(text, flight[i].pool->addr(), absl::StrCat("script ", script.name));
+  }
+  return out;
 }
 
 // ---- standalone -------------------------------------------------------------

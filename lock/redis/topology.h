@@ -91,6 +91,18 @@ class Topology {
   virtual absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolAt(const std::string& addr) = 0;
 };
 
+// Runs `script` once on each of `homes` (a Redlock target's independent
+// masters) from the calling thread: every request is written before any
+// reply is read, so N masters cost about one round trip rather than N, and
+// no other thread has to be woken. `timeout` bounds the whole call. Results
+// come in the order of `homes`, each as Topology::Run would give it: error
+// replies mapped by ServerError; a redirect, TRYAGAIN or NOSCRIPT answer
+// (nothing was executed) is retried through Run.
+std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
+    absl::Span<const std::shared_ptr<Topology>> homes,
+    const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args, absl::Duration timeout);
+
 class StandaloneTopology : public Topology {
  public:
   explicit StandaloneTopology(PoolOptions options);

@@ -1,0 +1,270 @@
+#include "tools/bench/common.h"
+
+#include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <latch>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace bench {
+namespace {
+
+std::vector<int> IntList(absl::string_view flag, absl::string_view v) {
+  std::vector<int> out;
+  for (absl::string_view t : absl::StrSplit(v, ',')) {
+    int n = 0;
+    if (!absl::SimpleAtoi(t, &n) || n < 0) {
+      std::cerr << "bench: bad " << flag << " value \"" << t << "\"\n";
+      std::exit(2);
+    }
+    out.push_back(n);
+  }
+  return out;
+}
+
+constexpr char kUsage[] =
+    "usage: bench [--scenario=all|uncontended,handoff,renewal,redlock,cluster,"
+    "overhead,pairs]\n"
+    "  [--seconds=6] [--phase-ms=100] [--threads=1,4,16,64] [--waiters=2,8,32]\n"
+    "  [--hold-ms=0,1] [--renewal-locks=10000,100000] [--renewal-seconds=60]\n"
+    "  [--renewal-ttl-s=5]\n"
+    "  [--redlock-masters=3,5] [--cluster-threads=1,16] [--iterations=2000]\n"
+    "  [--redis=host:port]\n";
+
+}  // namespace
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    bool ok = true;
+    if (absl::ConsumePrefix(&a, "--scenario=")) {
+      f.scenarios = absl::StrSplit(a, ',');
+    } else if (absl::ConsumePrefix(&a, "--seconds=")) {
+      ok = absl::SimpleAtod(a, &f.seconds);
+    } else if (absl::ConsumePrefix(&a, "--phase-ms=")) {
+      ok = absl::SimpleAtod(a, &f.phase_ms) && f.phase_ms > 0;
+    } else if (absl::ConsumePrefix(&a, "--threads=")) {
+      f.threads = IntList("--threads", a);
+    } else if (absl::ConsumePrefix(&a, "--waiters=")) {
+      f.waiters = IntList("--waiters", a);
+    } else if (absl::ConsumePrefix(&a, "--hold-ms=")) {
+      f.hold_ms = IntList("--hold-ms", a);
+    } else if (absl::ConsumePrefix(&a, "--renewal-locks=")) {
+      f.renewal_locks = IntList("--renewal-locks", a);
+    } else if (absl::ConsumePrefix(&a, "--renewal-seconds=")) {
+      ok = absl::SimpleAtod(a, &f.renewal_seconds);
+    } else if (absl::ConsumePrefix(&a, "--renewal-ttl-s=")) {
+      ok = absl::SimpleAtoi(a, &f.renewal_ttl_s) && f.renewal_ttl_s > 0;
+    } else if (absl::ConsumePrefix(&a, "--redlock-masters=")) {
+      f.redlock_masters = IntList("--redlock-masters", a);
+    } else if (absl::ConsumePrefix(&a, "--cluster-threads=")) {
+      f.cluster_threads = IntList("--cluster-threads", a);
+    } else if (absl::ConsumePrefix(&a, "--iterations=")) {
+      ok = absl::SimpleAtoi(a, &f.iterations) && f.iterations > 0;
+    } else if (absl::ConsumePrefix(&a, "--redis=")) {
+      f.redis = std::string(a);
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      std::cerr << "bench: bad argument \"" << argv[i] << "\"\n" << kUsage;
+      std::exit(2);
+    }
+  }
+  return f;
+}
+
+bool Wants(const Flags& f, const std::string& scenario) {
+  for (const std::string& s : f.scenarios) {
+    // "pairs" is a tool for callgrind, not part of "all".
+    if (s == scenario || (s == "all" && scenario != "pairs")) return true;
+  }
+  return false;
+}
+
+void Emit(const nlohmann::json& line) { std::cout << line.dump() << std::endl; }
+
+double Round3(double v) { return std::round(v * 1000) / 1000; }
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  return v[i];
+}
+
+double Mean(const std::vector<double>& v) {
+  if (v.empty()) return 0;
+  double sum = 0;
+  for (double x : v) sum += x;
+  return sum / v.size();
+}
+
+lock::redis::ContextPtr RawConnect(const std::string& addr) {
+  const size_t colon = addr.rfind(':');
+  lock::redis::ContextPtr c(
+      redisConnect(addr.substr(0, colon).c_str(), std::atoi(addr.c_str() + colon + 1)));
+  if (c == nullptr || c->err) {
+    std::cerr << "bench: cannot connect to " << addr << "\n";
+    std::exit(1);
+  }
+  return c;
+}
+
+RawCommand::RawCommand(std::vector<std::string> args) : args_(std::move(args)) {
+  for (const std::string& a : args_) {
+    argv_.push_back(a.data());
+    lens_.push_back(a.size());
+  }
+}
+
+lock::redis::ReplyPtr RawCommand::Send(redisContext* c) const {
+  return lock::redis::ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
+      c, static_cast<int>(argv_.size()), const_cast<const char**>(argv_.data()),
+      lens_.data())));
+}
+
+bool RawCommand::Write(redisContext* c) const {
+  if (redisAppendCommandArgv(c, static_cast<int>(argv_.size()),
+                             const_cast<const char**>(argv_.data()), lens_.data()) != REDIS_OK) {
+    return false;
+  }
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(c, &done) != REDIS_OK) return false;
+  }
+  return true;
+}
+
+std::vector<double> PingRttUs(const std::string& addr, int n) {
+  auto c = RawConnect(addr);
+  const RawCommand ping({"PING"});
+  std::vector<double> us;
+  for (int i = 0; i < n; ++i) {
+    const Clock::time_point t = Clock::now();
+    ping.Send(c.get());
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+  }
+  return us;
+}
+
+std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix) {
+  auto p = std::make_shared<policy::Policy>();
+  p->name = "bench";
+  p->key_prefix = prefix;
+  return p;
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double ThreadCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double ProcessCpuSeconds(int pid) {
+  if (pid <= 0) return 0;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return 0;
+  // Fields after the ")" of the command name; utime and stime are 14 and 15.
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) ticks += std::atof(field.c_str());
+  }
+  return ticks / sysconf(_SC_CLK_TCK);
+}
+
+int64_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+int64_t HeapBytes() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<int64_t>(m.uordblks + m.hblkhd);
+}
+
+AbResult Interleave(int threads, double seconds, double phase_ms, const Op& a,
+                    const Op& b) {
+  std::atomic<int> phase{-1};  // -1: warming up; even: a; odd: b
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<double>> lat[2];
+  lat[0].resize(threads);
+  lat[1].resize(threads);
+  std::latch warm(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      // Connections are opened lazily: open them before anything is timed.
+      for (int i = 0; i < 3; ++i) {
+        if (!a(t) || !b(t)) {
+          std::cerr << "bench: operation failed while warming up\n";
+          std::abort();
+        }
+      }
+      warm.count_down();
+      while (phase.load() < 0) std::this_thread::yield();
+      while (!stop.load(std::memory_order_relaxed)) {
+        const int p = phase.load(std::memory_order_acquire);
+        const int side = p & 1;
+        const Clock::time_point t0 = Clock::now();
+        const bool ok = side == 0 ? a(t) : b(t);
+        const Clock::time_point t1 = Clock::now();
+        if (!ok) {
+          std::cerr << "bench: operation failed\n";
+          std::abort();
+        }
+        // An op that straddles a switch belongs to neither side.
+        if (phase.load(std::memory_order_acquire) == p && !stop.load()) {
+          lat[side][t].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        }
+      }
+    });
+  }
+  warm.wait();
+  const int phases = std::max(2, 2 * static_cast<int>(std::lround(seconds * 1000 / phase_ms / 2)));
+  for (int p = 0; p < phases; ++p) {
+    phase.store(p, std::memory_order_release);
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(phase_ms));
+  }
+  stop = true;
+  for (auto& th : pool) th.join();
+  AbResult out;
+  out.phases = phases;
+  for (int side = 0; side < 2; ++side) {
+    Side& s = side == 0 ? out.a : out.b;
+    for (auto& v : lat[side]) s.latency_us.insert(s.latency_us.end(), v.begin(), v.end());
+    s.mean_us = Mean(s.latency_us);
+    s.p50_us = Percentile(s.latency_us, 0.5);
+    s.p99_us = Percentile(s.latency_us, 0.99);
+    s.per_s = s.mean_us > 0 ? threads * 1e6 / s.mean_us : 0;
+  }
+  return out;
+}
+
+}  // namespace bench

@@ -1,0 +1,114 @@
+// Shared pieces of the benchmark scenarios: flags, JSON output, raw hiredis
+// helpers and the interleaved A/B runner that every same-run comparison uses.
+#ifndef TOOLS_BENCH_COMMON_H_
+#define TOOLS_BENCH_COMMON_H_
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lock/redis/reply.h"
+#include "nlohmann/json.hpp"
+#include "policy/policy.h"
+
+namespace bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct Flags {
+  std::vector<std::string> scenarios = {"all"};
+  // Measured time of one point (one thread count, one K, ...).
+  double seconds = 6;
+  // Length of one A or B phase of an interleaved comparison.
+  double phase_ms = 100;
+  std::vector<int> threads = {1, 4, 16, 64};
+  std::vector<int> waiters = {2, 8, 32};
+  std::vector<int> hold_ms = {0, 1};
+  std::vector<int> renewal_locks = {10000, 100000};
+  double renewal_seconds = 60;
+  // Lease of the renewal scenario's locks: each is renewed when 30% is left
+  // (default policy threshold), i.e. every 0.7 * ttl.
+  int renewal_ttl_s = 5;
+  std::vector<int> redlock_masters = {3, 5};
+  std::vector<int> cluster_threads = {1, 16};
+  int iterations = 2000;  // --scenario=pairs (for callgrind)
+  std::string redis;      // empty: start an embedded server
+};
+
+Flags ParseFlags(int argc, char** argv);
+bool Wants(const Flags& f, const std::string& scenario);
+
+void Emit(const nlohmann::json& line);
+double Round3(double v);
+double Percentile(std::vector<double> v, double q);
+double Mean(const std::vector<double>& v);
+
+// Bare hiredis: the floor the library is compared with.
+lock::redis::ContextPtr RawConnect(const std::string& addr);
+// A prepared command: argv pointers and lengths built once, sent many times.
+class RawCommand {
+ public:
+  explicit RawCommand(std::vector<std::string> args);
+  lock::redis::ReplyPtr Send(redisContext* c) const;
+  // Queues the command and writes it out without reading the reply.
+  bool Write(redisContext* c) const;
+
+ private:
+  std::vector<std::string> args_;
+  std::vector<const char*> argv_;
+  std::vector<size_t> lens_;
+};
+
+// Round trip of PING on its own connection, in microseconds.
+std::vector<double> PingRttUs(const std::string& addr, int n);
+
+std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix);
+
+// Process CPU time (user + system) in seconds.
+double CpuSeconds();
+// CPU time of the calling thread in seconds.
+double ThreadCpuSeconds();
+// CPU time of another process (e.g. a redis-server) in seconds; 0 if unknown.
+double ProcessCpuSeconds(int pid);
+int64_t RssBytes();
+// Bytes the allocator has handed out and not got back (all arenas).
+int64_t HeapBytes();
+
+// One side of an interleaved comparison: latencies (us) of the operations
+// that started and ended inside one of that side's phases.
+struct Side {
+  std::vector<double> latency_us;
+  // Closed-loop throughput by Little's law: threads / mean latency.
+  double per_s = 0;
+  double p50_us = 0, p99_us = 0, mean_us = 0;
+};
+struct AbResult {
+  Side a, b;
+  int phases = 0;
+};
+
+// Runs `threads` threads for about `seconds`, all of them switching together
+// between op `a` and op `b` every `phase_ms`, so that a burst of noise on a
+// shared machine lands on both sides alike. An op returns false on failure,
+// which aborts the benchmark (a wrong result is no result).
+using Op = std::function<bool(int thread)>;
+AbResult Interleave(int threads, double seconds, double phase_ms, const Op& a,
+                    const Op& b);
+
+// The scenarios.
+void Uncontended(const Flags& f, const std::string& addr);
+void Handoff(const Flags& f, const std::string& addr);
+void Renewal(const Flags& f, const std::string& addr, int server_pid);
+void Redlock(const Flags& f);
+void Cluster(const Flags& f);
+void Overhead(const Flags& f);
+void Pairs(const Flags& f, const std::string& addr);
+
+}  // namespace bench
+
+#endif  // TOOLS_BENCH_COMMON_H_

@@ -1,0 +1,142 @@
+// Uncontended acquire+release pairs: every thread locks its own key through
+// RedisLock, against bare hiredis sending the very same two EVALSHA round
+// trips per pair on as many connections as there are threads.
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lock/internal/token.h"
+#include "lock/redis/pool.h"
+#include "lock/redis_lock.h"
+#include "lock/scripts/embedded.h"
+#include "tools/bench/common.h"
+
+namespace bench {
+namespace {
+
+// One thread's raw acquire and release, with the arguments the library
+// sends (same key length, same token length, ttl, count and fencing flag).
+struct RawPair {
+  lock::redis::ContextPtr ctx;
+  std::unique_ptr<RawCommand> acquire, release;
+
+  RawPair(const std::string& addr, const std::string& owner, const std::string& token) {
+    ctx = RawConnect(addr);
+    for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
+      RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(ctx.get());
+    }
+    acquire = std::make_unique<RawCommand>(std::vector<std::string>{
+        "EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
+        owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1"});
+    release = std::make_unique<RawCommand>(std::vector<std::string>{
+        "EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token, "0",
+        owner + ":released", "0"});
+  }
+
+  bool Run() const {
+    lock::redis::ReplyPtr a = acquire->Send(ctx.get());
+    lock::redis::ReplyPtr r = release->Send(ctx.get());
+    return a != nullptr && r != nullptr && a->type == REDIS_REPLY_ARRAY &&
+           a->elements == 3 && a->element[0]->integer == 1 &&
+           r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  }
+};
+
+// Separate functions so that callgrind can count each side on its own
+// (--toggle-collect=bench::RawPairs / bench::LibPairs).
+[[gnu::noinline]] bool RawPairs(const RawPair& raw, int n) {
+  bool ok = true;
+  for (int i = 0; i < n; ++i) ok &= raw.Run();
+  return ok;
+}
+
+[[gnu::noinline]] bool LibPairs(lock::RedisLock& lk, int n) {
+  bool ok = true;
+  for (int i = 0; i < n; ++i) ok &= lk.Acquire().ok() && lk.Release().ok();
+  return ok;
+}
+
+}  // namespace
+
+void Uncontended(const Flags& f, const std::string& addr) {
+  // A token of the library's own length, so both sides send the same bytes.
+  const std::string token = lock::internal::NewOwnerToken();
+  for (int threads : f.threads) {
+    std::vector<std::unique_ptr<RawPair>> raw;
+    for (int t = 0; t < threads; ++t) {
+      raw.push_back(std::make_unique<RawPair>(addr, absl::StrCat("{bench:raw:k", t, "}"), token));
+    }
+    auto pool = std::make_shared<lock::redis::ConnectionPool>(
+        lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = threads});
+    auto policy = BenchPolicy("bench:lib:");
+    std::vector<std::unique_ptr<lock::RedisLock>> locks;
+    for (int t = 0; t < threads; ++t) {
+      locks.push_back(*lock::RedisLock::Create(pool, policy, absl::StrCat("k", t)));
+    }
+    const AbResult r = Interleave(
+        threads, f.seconds, f.phase_ms, [&](int t) { return raw[t]->Run(); },
+        [&](int t) { return locks[t]->Acquire().ok() && locks[t]->Release().ok(); });
+    const double ratio = r.b.per_s / r.a.per_s;
+    nlohmann::json line = {{"scenario", "uncontended"},
+                           {"threads", threads},
+                           {"connections", threads},
+                           {"lib_pairs_per_s", static_cast<int64_t>(r.b.per_s)},
+                           {"raw_pairs_per_s", static_cast<int64_t>(r.a.per_s)},
+                           {"ratio", Round3(ratio)},
+                           {"lib_p50_us", Round3(r.b.p50_us)},
+                           {"raw_p50_us", Round3(r.a.p50_us)},
+                           {"lib_p99_us", Round3(r.b.p99_us)},
+                           {"raw_p99_us", Round3(r.a.p99_us)},
+                           {"lib_pairs", r.b.latency_us.size()},
+                           {"raw_pairs", r.a.latency_us.size()},
+                           {"phases", r.phases}};
+    if (threads == 1 || threads == 16) {
+      const double target = threads == 1 ? 0.95 : 0.9;
+      line["target_ratio"] = target;
+      line["target_met"] = ratio >= target;
+    }
+    Emit(line);
+  }
+}
+
+// A fixed number of single-threaded pairs on each side: client CPU time per
+// pair (this thread only), and a fixed workload for instruction counts under
+// callgrind (whose timing means nothing).
+void Pairs(const Flags& f, const std::string& addr) {
+  const std::string token = lock::internal::NewOwnerToken();
+  RawPair raw(addr, "{bench:raw:k0}", token);
+  auto pool = std::make_shared<lock::redis::ConnectionPool>(
+      lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = 1});
+  auto lk = *lock::RedisLock::Create(pool, BenchPolicy("bench:lib:"), "k0");
+  // Warm up both (connections, script cache, thread-locals) outside the count.
+  if (!RawPairs(raw, 10) || !LibPairs(*lk, 10)) std::abort();
+  double raw_cpu = 0, lib_cpu = 0, raw_wall = 0, lib_wall = 0;
+  bool ok = true;
+  // Alternating blocks, so that both sides see the same machine.
+  constexpr int kBlocks = 10;
+  for (int b = 0; b < kBlocks; ++b) {
+    const int n = f.iterations / kBlocks + (b < f.iterations % kBlocks ? 1 : 0);
+    double c0 = ThreadCpuSeconds();
+    Clock::time_point t0 = Clock::now();
+    ok &= RawPairs(raw, n);
+    raw_cpu += ThreadCpuSeconds() - c0;
+    raw_wall += std::chrono::duration<double>(Clock::now() - t0).count();
+    c0 = ThreadCpuSeconds();
+    t0 = Clock::now();
+    ok &= LibPairs(*lk, n);
+    lib_cpu += ThreadCpuSeconds() - c0;
+    lib_wall += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  const double n = f.iterations;
+  Emit({{"scenario", "pairs"},
+        {"iterations", f.iterations},
+        {"ok", ok},
+        {"lib_cpu_us_per_pair", Round3(lib_cpu / n * 1e6)},
+        {"raw_cpu_us_per_pair", Round3(raw_cpu / n * 1e6)},
+        {"lib_wall_us_per_pair", Round3(lib_wall / n * 1e6)},
+        {"raw_wall_us_per_pair", Round3(raw_wall / n * 1e6)}});
+}
+
+}  // namespace bench
