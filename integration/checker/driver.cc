@@ -928,7 +928,7 @@ class Coordinator {
       const internal::LockKeys keys(KeyPrefix(run_), victim_key_);
       std::vector<std::string> detail;
       bool ok = true;
-      for (const std::string& key : {keys.owner(), ResourceKey(run_, victim_key_)}) {
+      for (const std::string& key : {std::string(keys.owner()), ResourceKey(run_, victim_key_)}) {
         const int slot = harness::RedisFleet::KeySlot(key);
         absl::StatusOr<int> from = fleet_->NodeIndexForSlot(slot);
         if (!from.ok()) {
@@ -1009,7 +1009,7 @@ class Coordinator {
     std::map<std::string, int64_t> out;
     for (int k = 0; k < f_.keys; ++k) {
       const internal::LockKeys keys(KeyPrefix(run_), KeyName(k));
-      absl::StatusOr<std::string> v = Exec(keys.fence(), {"GET", keys.fence()});
+      absl::StatusOr<std::string> v = Exec(std::string(keys.fence()), {"GET", std::string(keys.fence())});
       int64_t n = 0;
       if (v.ok() && absl::SimpleAtoi(*v, &n)) out[KeyName(k)] = n;
     }

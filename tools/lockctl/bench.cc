@@ -288,10 +288,10 @@ int Bench(const std::vector<std::string>& argv) {
       conn.ok()) {
     std::vector<std::string> del = {"DEL"};
     for (const std::string& k : own_keys) {
-      del.push_back(
+      del.emplace_back(
           lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
     }
-    del.push_back(
+    del.emplace_back(
         lock::internal::LockKeys(ctx->policy->key_prefix, shared_key[0])
             .fence());
     std::vector<absl::string_view> argv_view(del.begin(), del.end());

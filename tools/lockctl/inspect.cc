@@ -96,7 +96,7 @@ absl::StatusOr<lock::LockState> InspectKey(const PolicyContext& ctx,
 }
 
 std::string RedisKey(const PolicyContext& ctx, const std::string& key) {
-  return lock::internal::LockKeys(ctx.policy->key_prefix, key).owner();
+  return std::string(lock::internal::LockKeys(ctx.policy->key_prefix, key).owner());
 }
 
 std::string FenceText(const lock::LockState& st) {
