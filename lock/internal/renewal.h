@@ -46,7 +46,7 @@ class RenewalManager {
   void Shutdown(absl::Duration deadline);
 
   // Pipelines renew at most this many holds each.
-  static constexpr size_t kMaxBatch = 512;
+  static constexpr size_t kMaxBatch = 4096;
   static constexpr size_t kQueueCapacity = 1024;
   static constexpr int kWorkers = 2;
 
