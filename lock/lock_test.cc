@@ -53,17 +53,6 @@ class WithTest : public harness::RedisTest {
     harness::RedisTest::TearDown();
   }
 
-  std::string Redis(const std::vector<std::string>& argv) {
-    absl::StatusOr<std::string> r = server().Exec(argv);
-    EXPECT_THAT(r, IsOk());
-    return r.value_or("");
-  }
-  int64_t RedisInt(const std::vector<std::string>& argv) {
-    int64_t v = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(Redis(argv), &v));
-    return v;
-  }
-
   // Holds `key` under policy "wait" with another instance for the test body.
   std::unique_ptr<RedisLock> HoldElsewhere(absl::string_view key) {
     auto other = locker_->NewLock("wait", std::string(key));

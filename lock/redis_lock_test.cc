@@ -59,18 +59,6 @@ class RedisLockTest : public harness::RedisTest {
     return *std::move(lk);
   }
 
-  std::string Redis(const std::vector<std::string>& argv) {
-    absl::StatusOr<std::string> r = server().Exec(argv);
-    EXPECT_THAT(r, IsOk());
-    return r.value_or("");
-  }
-
-  int64_t RedisInt(const std::vector<std::string>& argv) {
-    int64_t v = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(Redis(argv), &v));
-    return v;
-  }
-
   // Blocks the server in DEBUG SLEEP on another thread and returns once it
   // has stopped answering, so the next command is sure to wait.
   std::thread SleepServer(double seconds) {

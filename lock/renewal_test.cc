@@ -57,16 +57,6 @@ class RenewalTest : public harness::RedisTest {
     harness::RedisTest::TearDown();
   }
 
-  std::string Redis(const std::vector<std::string>& argv) {
-    absl::StatusOr<std::string> r = server().Exec(argv);
-    EXPECT_THAT(r, IsOk());
-    return r.value_or("");
-  }
-  int64_t RedisInt(const std::vector<std::string>& argv) {
-    int64_t v = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(Redis(argv), &v)) << Redis(argv);
-    return v;
-  }
   // Polls `cond` until it holds or `limit` passes; true if it held.
   static bool Eventually(const std::function<bool()>& cond,
                          std::chrono::milliseconds limit = std::chrono::seconds(5)) {

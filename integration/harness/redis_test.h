@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
@@ -56,6 +57,20 @@ class RedisTest : public ::testing::Test {
   }
 
   RedisServer& server() { return *server_; }
+
+  // Runs a command on the server; a failure fails the test and yields "".
+  std::string Redis(const std::vector<std::string>& argv) {
+    absl::StatusOr<std::string> r = server_->Exec(argv);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.value_or("");
+  }
+  // Same, for a command answering an integer.
+  int64_t RedisInt(const std::vector<std::string>& argv) {
+    const std::string text = Redis(argv);
+    int64_t v = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(text, &v)) << "not an integer: " << text;
+    return v;
+  }
 
  private:
   std::string name_;
