@@ -743,6 +743,17 @@ void CheckTargetMode(const json& object, const RedisTarget& t, const Where& at,
       require(t.addrs.size() >= 2, "addrs",
               "at least 2 independent masters (an odd number >= 3 is "
               "recommended: quorum is n/2+1)");
+      // The engine never sends WAIT to Redlock masters: accepting these
+      // would promise replica durability that nothing provides.
+      for (std::string_view field : {"min_replicas_ack", "replica_ack_timeout"}) {
+        if (object.contains(field)) {
+          errors.Add(at / field,
+                     "is not used with mode \"redlock\": its masters are "
+                     "independent and not waited on for replicas; the quorum "
+                     "of masters is what makes a grant survive a lost node",
+                     object[std::string(field)]);
+        }
+      }
       break;
   }
   only_in(RedisMode::kSentinel, "sentinels");
@@ -1237,10 +1248,12 @@ nlohmann::json ExplainTarget(const RedisTarget& t) {
       {"password_env", t.password_env},
       {"connect_timeout", FormatConfigDuration(t.connect_timeout)},
       {"pool_size", t.pool_size},
-      {"min_replicas_ack", t.min_replicas_ack},
-      {"replica_ack_timeout", FormatConfigDuration(t.replica_ack_timeout)},
   };
   // Mode-specific fields only where the parser accepts them.
+  if (t.mode != RedisMode::kRedlock) {
+    out["min_replicas_ack"] = t.min_replicas_ack;
+    out["replica_ack_timeout"] = FormatConfigDuration(t.replica_ack_timeout);
+  }
   if (t.mode == RedisMode::kSentinel) {
     out["sentinels"] = t.sentinels;
     out["master_name"] = t.master_name;
