@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/token.h"
@@ -133,8 +134,23 @@ RedisLock::RedisLock(std::shared_ptr<const Backend> backend,
       counters_(internal::CountersFor(policy_->name)) {}
 
 RedisLock::~RedisLock() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   if (count_.load() > 0) ReleaseLocked(0).IgnoreError();
+}
+
+RedisLock::OpScope::OpScope(RedisLock* lock) : lock_(lock) { lock_->op_mu_.lock(); }
+
+RedisLock::OpScope::~OpScope() {
+  std::vector<std::function<void()>> deferred = std::move(lock_->deferred_);
+  lock_->deferred_.clear();
+  lock_->op_mu_.unlock();
+  for (auto& fn : deferred) fn();
+}
+
+void RedisLock::LoseLocked(const std::string& why) {
+  std::shared_ptr<internal::Hold> h = hold_;
+  if (!h->SetLost()) return;
+  DeferLocked([h, status = LostError(why)] { h->AnnounceLost(status); });
 }
 
 absl::Status RedisLock::Annotate(const absl::Status& s,
@@ -218,7 +234,7 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
       scripts::k_acquire, keys, args,
       {.timeout = policy_->script_timeout,
-       .wait_replicas = fresh ? backend_->min_replicas_ack : 0,
+       .wait_replicas = backend_->min_replicas_ack,
        .wait_timeout = backend_->replica_ack_timeout},
       &unknown);
   counters_.script_call.Observe(Since(call_start));
@@ -249,6 +265,16 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
         absl::FormatDuration(backend_->replica_ack_timeout),
         "; released again to avoid a double grant after a failover"));
   }
+  if (r[0] == 1 && !fresh && run->replicas_acked < backend_->min_replicas_ack) {
+    // The re-entry refreshed the lease on a master that could not show it
+    // on its replicas: keep the hold and its validity as they were.
+    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    return absl::UnavailableError(absl::StrCat(
+        "re-entry of lock \"", key_, "\": only ", run->replicas_acked, " of the required ",
+        backend_->min_replicas_ack, " replicas acknowledged it within ",
+        absl::FormatDuration(backend_->replica_ack_timeout),
+        "; the hold stays at ", count, count == 1 ? " level" : " levels"));
+  }
   if (r[0] == 1) {
     if (fresh) {
       StartHoldLocked(token, r[1], sent_at, sent_at + r[2] * 1'000'000);
@@ -263,7 +289,7 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
     return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1]))};
   }
   if (r[0] == -2) {
-    hold_->MarkLost(LostError("re-entry found the hold gone"));
+    LoseLocked("re-entry found the hold gone");
     ForgetHoldLocked();
     return LostError(absl::StrCat(
         "cannot re-enter: this instance's hold expired or passed to another "
@@ -283,13 +309,14 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
   const int64_t sent_at = SteadyNowNs();
   std::vector<absl::StatusOr<redis::ReplyPtr>> replies =
       CallAll(scripts::k_acquire, keys, args);
-  int granted = 0, busy = 0;
+  int granted = 0, busy = 0, failed = 0;
   int64_t other_left_ms = std::numeric_limits<int64_t>::max();
   absl::Status error;
   for (auto& reply : replies) {
     absl::StatusOr<std::array<int64_t, 3>> r =
         reply.ok() ? TripleReply(**reply, "acquire") : reply.status();
     if (!r.ok()) {
+      ++failed;
       error = r.status();
     } else if ((*r)[0] == 1) {
       ++granted;
@@ -298,23 +325,29 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
       other_left_ms = std::min(other_left_ms, std::max<int64_t>(0, (*r)[1]));
     }
   }
-  const int64_t ttl_ns = absl::ToInt64Nanoseconds(policy_->ttl);
-  const int64_t drift_ns =
-      static_cast<int64_t>(ttl_ns * backend_->drift_factor) + 2'000'000;
-  const int64_t validity_ns = ttl_ns - (SteadyNowNs() - sent_at) - drift_ns;
+  // Validity is measured from the round's send, less the drift allowance;
+  // a grant whose round took longer than that is no grant.
+  const int64_t valid_until = internal::RedlockValidUntilNs(
+      sent_at, Millis(policy_->ttl) * 1'000'000, backend_->drift_factor);
   const int n = static_cast<int>(replies.size());
-  if (granted >= backend_->quorum() && validity_ns > 0) {
+  if (granted >= backend_->quorum() && valid_until > SteadyNowNs()) {
     if (count == 0) {
       // No fencing token is monotonic across independent masters.
-      StartHoldLocked(token, /*fence=*/0, sent_at, sent_at + validity_ns);
+      StartHoldLocked(token, /*fence=*/0, sent_at, valid_until);
     } else {
-      hold_->valid_until_ns.store(sent_at + validity_ns);
+      hold_->valid_until_ns.store(valid_until);
     }
     count_.store(count + 1);
     return Attempt{Outcome::kHeld, absl::ZeroDuration()};
   }
   if (count > 0) {
-    hold_->MarkLost(LostError("re-entry found no quorum"));
+    if (internal::Tally(n, backend_->quorum(), granted, n - granted - failed) ==
+        internal::QuorumVerdict::kUnknown) {
+      return absl::UnavailableError(absl::StrCat(
+          "re-entry: only ", granted, " of ", n, " masters answered yes (quorum ",
+          backend_->quorum(), "), ", failed, " did not answer; last: ", error.message()));
+    }
+    LoseLocked("re-entry found no quorum");
     ForgetHoldLocked();
     return LostError(absl::StrCat("cannot re-enter: only ", granted, " of ", n,
                                   " masters still grant this hold (quorum ",
@@ -361,6 +394,7 @@ void RedisLock::StartHoldLocked(const std::string& token, int64_t fence,
   h->acquired_at_ns = sent_at_ns;
   h->counters = &counters_;
   h->valid_until_ns.store(valid_until_ns);
+  h->lease_ms.store(Millis(policy_->ttl));
   {
     std::lock_guard<std::mutex> lock(hold_mu_);
     hold_ = h;
@@ -400,7 +434,7 @@ void RedisLock::CancelLostAcquire(const std::string& token,
 }
 
 absl::StatusOr<bool> RedisLock::TryAcquire() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   absl::StatusOr<Attempt> a = AttemptLocked();
   if (!a.ok()) {
     Count(counters_.errors);
@@ -415,12 +449,18 @@ absl::StatusOr<bool> RedisLock::TryAcquire() {
 }
 
 absl::Status RedisLock::Acquire() {
-  std::lock_guard<std::mutex> lock(op_mu_);
   const int64_t start = SteadyNowNs();
-  absl::Status s = AcquireLocked();
+  absl::Status s;
+  bool fresh = false;
+  {
+    OpScope scope(this);
+    s = AcquireLocked();
+    fresh = s.ok() && count_.load() == 1;
+  }
+  // Callbacks run with no lock of ours held: they may use this lock.
   const std::shared_ptr<LockCallback> cb = internal::Callback();
   if (s.ok()) {
-    if (count_.load() == 1) {
+    if (fresh) {
       Count(counters_.acquired);
       counters_.acquire_wait.Observe(Since(start));
       if (cb) cb->OnAcquired(policy_->name, key_, Since(start));
@@ -496,20 +536,30 @@ absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
                                     keys_.channel(), Decimal(keep_ms, keep_buf)};
   if (backend_->redlock()) {
     // Released everywhere it was held; it counts as held until now only if
-    // a quorum still had it.
-    int released = 0;
+    // a quorum still had it — read by the same rule as a renewal's replies.
+    int released = 0, refused = 0;
     absl::Status error;
-    for (auto& reply : CallAll(scripts::k_release, keys, args)) {
+    std::vector<absl::StatusOr<redis::ReplyPtr>> replies = CallAll(scripts::k_release, keys, args);
+    for (auto& reply : replies) {
       absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
       if (!r.ok()) {
         error = r.status();
       } else if (*r == 1) {
         ++released;
+      } else {
+        ++refused;
       }
     }
-    if (released >= backend_->quorum()) return true;
-    if (!error.ok() && released + 1 >= backend_->quorum()) return error;
-    return false;
+    switch (internal::Tally(static_cast<int>(replies.size()), backend_->quorum(), released,
+                            refused)) {
+      case internal::QuorumVerdict::kYes:
+        return true;
+      case internal::QuorumVerdict::kNo:
+        return false;
+      case internal::QuorumVerdict::kUnknown:
+        break;
+    }
+    return error;
   }
   ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_release, keys, args));
   ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
@@ -522,20 +572,22 @@ absl::Status RedisLock::ReleaseLocked(int count_after) {
   if (count_after == 0) {
     // Renewal stops before the release is sent, so it can never run after.
     h->released.store(true);
-    if (policy_->hold_at_least > absl::ZeroDuration()) {
-      int64_t until =
-          h->acquired_at_ns + absl::ToInt64Nanoseconds(policy_->hold_at_least);
-      keep_ms = std::max<int64_t>(0, (until - SteadyNowNs() + 999'999) / 1'000'000);
-    }
+    keep_ms = h->KeepAfterReleaseMs();
   }
   absl::StatusOr<bool> released = RunRelease(h->token, count_after, keep_ms);
   if (!released.ok()) {
     // The hold stays in place locally, so the caller may retry the release;
-    // if it never succeeds, the lease expires after its TTL.
+    // until then it is renewed (and checked) as before — the release may
+    // not have reached Redis. If it did, the next renewal finds the key
+    // gone and announces the loss.
+    if (count_after == 0) {
+      h->released.store(false);
+      internal::RenewalManager::Global().Reschedule(h, /*sent_ns=*/0);
+    }
     return released.status();
   }
   if (!*released) {
-    h->MarkLost(LostError("release found the hold gone"));
+    LoseLocked("release found the hold gone");
     ForgetHoldLocked();
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was no longer held by this owner (its lease "
@@ -548,7 +600,11 @@ absl::Status RedisLock::ReleaseLocked(int count_after) {
     Count(counters_.released);
     const absl::Duration held = Since(h->acquired_at_ns);
     counters_.hold_time.Observe(held);
-    if (auto cb = internal::Callback()) cb->OnReleased(policy_->name, key_, held);
+    if (auto cb = internal::Callback()) {
+      DeferLocked([cb, policy = policy_, key = key_, held] {
+        cb->OnReleased(policy->name, key, held);
+      });
+    }
   }
   return absl::OkStatus();
 }
@@ -565,7 +621,7 @@ absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
 }
 
 absl::Status RedisLock::Release() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   const int count = count_.load();
   if (count == 0) {
     return NotHeldError(
@@ -581,7 +637,7 @@ absl::Status RedisLock::Renew(absl::Duration ttl) {
         "renew of lock \"", key_, "\": ttl must be > 0, got ",
         absl::FormatDuration(ttl)));
   }
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   if (count_.load() == 0) {
     return NotHeldError(
         absl::StrCat("lock \"", key_, "\" is not held by this instance"));
@@ -591,53 +647,90 @@ absl::Status RedisLock::Renew(absl::Duration ttl) {
 }
 
 absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
+  // Validity is kept in the unit Redis gets (whole ms), never more.
+  const int64_t ttl_ms = Millis(ttl);
   char ttl_buf[24];
   const absl::string_view keys[] = {keys_.owner()};
-  const absl::string_view args[] = {hold_->token, Decimal(Millis(ttl), ttl_buf)};
-  const int64_t sent_at = SteadyNowNs();
-  int extended = 0;
-  if (backend_->redlock()) {
-    absl::Status error;
-    for (auto& reply : CallAll(scripts::k_extend, keys, args)) {
-      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "extend") : reply.status();
-      if (!r.ok()) error = r.status();
-      if (r.ok() && *r == 1) ++extended;
-    }
-    if (extended < backend_->quorum() && !error.ok()) return error;
-    extended = extended >= backend_->quorum() ? 1 : 0;
-  } else {
-    ASSIGN_OR_RETURN(redis::Topology::RunResult run,
-                     backend_->homes[0]->Run(scripts::k_extend, keys, args,
-                                             {.timeout = policy_->script_timeout,
-                                              .wait_replicas = backend_->min_replicas_ack,
-                                              .wait_timeout = backend_->replica_ack_timeout}));
-    ASSIGN_OR_RETURN(int64_t r, IntReply(*run.reply, "extend"));
-    if (r == 1 && run.replicas_acked < backend_->min_replicas_ack) {
-      backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
-      return absl::UnavailableError(absl::StrCat(
-          "lock \"", key_, "\": the extension reached only ", run.replicas_acked,
-          " of the required ", backend_->min_replicas_ack, " replicas"));
-    }
-    extended = static_cast<int>(r);
+  const absl::string_view args[] = {hold_->token, Decimal(ttl_ms, ttl_buf)};
+  // From here on this is the hold's lease: renewals already planned or in
+  // flight for the old one no longer move its validity (their replies may
+  // arrive after this call's), and renewal follows the new length.
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(hold_->lease_mu);
+    hold_->lease_ms.store(ttl_ms);
+    epoch = hold_->lease_epoch.fetch_add(1) + 1;
   }
-  if (extended == 0) {
-    hold_->MarkLost(LostError("renew found the hold gone"));
+  const int64_t sent_at = SteadyNowNs();
+  absl::Status s = ExtendCallLocked(keys, args);
+  if (IsNotHeld(s)) {
+    LoseLocked("renew found the hold gone");
     ForgetHoldLocked();
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was lost before it could be renewed (its lease "
         "expired or another owner took it)"));
   }
-  const int64_t drift_ns =
+  const int64_t until =
       backend_->redlock()
-          ? static_cast<int64_t>(absl::ToInt64Nanoseconds(ttl) * backend_->drift_factor) +
-                2'000'000
-          : 0;
-  hold_->valid_until_ns.store(sent_at + absl::ToInt64Nanoseconds(ttl) - drift_ns);
+          ? internal::RedlockValidUntilNs(sent_at, ttl_ms * 1'000'000, backend_->drift_factor)
+          : sent_at + ttl_ms * 1'000'000;
+  if (s.ok()) {
+    hold_->SetValidUntil(epoch, until);
+  } else {
+    // Maybe applied, maybe not: the lease in Redis is the old one or the
+    // new one, so only the shorter of the two is sure.
+    std::lock_guard<std::mutex> lock(hold_->lease_mu);
+    hold_->valid_until_ns.store(std::min(hold_->valid_until_ns.load(), until));
+  }
+  internal::RenewalManager::Global().Reschedule(hold_, s.ok() ? sent_at : 0);
+  return s;
+}
+
+absl::Status RedisLock::ExtendCallLocked(absl::Span<const absl::string_view> keys,
+                                         absl::Span<const absl::string_view> args) {
+  if (backend_->redlock()) {
+    int extended = 0, refused = 0;
+    absl::Status error;
+    std::vector<absl::StatusOr<redis::ReplyPtr>> replies = CallAll(scripts::k_extend, keys, args);
+    for (auto& reply : replies) {
+      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "extend") : reply.status();
+      if (!r.ok()) {
+        error = r.status();
+      } else if (*r == 1) {
+        ++extended;
+      } else {
+        ++refused;
+      }
+    }
+    switch (internal::Tally(static_cast<int>(replies.size()), backend_->quorum(), extended,
+                            refused)) {
+      case internal::QuorumVerdict::kYes:
+        return absl::OkStatus();
+      case internal::QuorumVerdict::kNo:
+        return NotHeldError("extend: no quorum holds it");
+      case internal::QuorumVerdict::kUnknown:
+        break;
+    }
+    return error;
+  }
+  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                   backend_->homes[0]->Run(scripts::k_extend, keys, args,
+                                           {.timeout = policy_->script_timeout,
+                                            .wait_replicas = backend_->min_replicas_ack,
+                                            .wait_timeout = backend_->replica_ack_timeout}));
+  ASSIGN_OR_RETURN(int64_t r, IntReply(*run.reply, "extend"));
+  if (r != 1) return NotHeldError("extend: not held");
+  if (run.replicas_acked < backend_->min_replicas_ack) {
+    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    return absl::UnavailableError(absl::StrCat(
+        "lock \"", key_, "\": the extension reached only ", run.replicas_acked,
+        " of the required ", backend_->min_replicas_ack, " replicas"));
+  }
   return absl::OkStatus();
 }
 
 absl::Status RedisLock::EnableAutoRenew() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   if (count_.load() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "auto-renew of lock \"", key_, "\": not held by this instance"));
@@ -674,7 +767,7 @@ absl::StatusOr<LockState> RedisLock::Inspect() {
 }
 
 absl::StatusOr<bool> RedisLock::IsLocked() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  OpScope scope(this);
   if (count_.load() == 0) return false;
   ASSIGN_OR_RETURN(LockState st, Inspect());
   return st.owner_token == hold_->token;

@@ -18,9 +18,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -149,8 +151,12 @@ class RedisLock {
   std::vector<absl::StatusOr<redis::ReplyPtr>> CallAll(
       const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
       absl::Span<const absl::string_view> args);
-  // Extend on the homes; OK when held (quorum), NotHeld when lost.
+  // Sets the hold's lease to `ttl` on the homes and plans renewal by it.
+  // OK when held (quorum), NotHeld when lost.
   absl::Status ExtendLocked(absl::Duration ttl);
+  // The extend call itself: OK, NotHeld (refused), or why it is unknown.
+  absl::Status ExtendCallLocked(absl::Span<const absl::string_view> keys,
+                                absl::Span<const absl::string_view> args);
   absl::Status AcquireLocked();
   // Runs a script on a pooled connection, timing it for the statistics.
   // `outcome_unknown` (optional) is set when the request may have been
@@ -178,7 +184,26 @@ class RedisLock {
   const internal::LockKeys keys_;
   internal::PolicyCounters& counters_;
 
+  // Holds op_mu_ for one operation. On leaving it lets go of op_mu_ first
+  // and then runs what the operation deferred — loss announcements (stop
+  // callbacks, OnLost) and the other callbacks — which may call back into
+  // this very lock (Held::Extend from a std::stop_callback).
+  class OpScope {
+   public:
+    explicit OpScope(RedisLock* lock);
+    OpScope(const OpScope&) = delete;
+    OpScope& operator=(const OpScope&) = delete;
+    ~OpScope();
+
+   private:
+    RedisLock* const lock_;
+  };
+  void DeferLocked(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  // Marks the current hold lost and defers its announcement (op_mu_ held).
+  void LoseLocked(const std::string& why);
+
   std::mutex op_mu_;  // serializes operations; held across Redis calls
+  std::vector<std::function<void()>> deferred_;  // guarded by op_mu_
   mutable std::mutex hold_mu_;
   std::shared_ptr<internal::Hold> hold_;  // guarded by hold_mu_; set under op_mu_
   std::atomic<int> count_{0};             // written under op_mu_

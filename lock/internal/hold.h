@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <algorithm>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 
@@ -51,15 +53,57 @@ struct Hold {
   std::atomic<bool> lost{false};
   std::stop_source stop;
 
-  // Marks the hold lost exactly once: counts it, tells the callback, and
-  // requests the stop token unless the policy says to ignore failures.
-  void MarkLost(const absl::Status& why) {
-    if (lost.exchange(true)) return;
+  // The lease the holder asked for last, in the milliseconds Redis gets:
+  // the policy's ttl until an Extend sets another. Renewal sends this one
+  // and schedules by it, so an Extend shorter than the policy's ttl is not
+  // left to expire between two renewals planned for the longer lease.
+  std::atomic<int64_t> lease_ms{0};
+  // Bumped whenever the lease changes hands between the owner and the
+  // renewal manager (Extend, a release that failed): a renewal sent under
+  // an older epoch neither moves valid_until_ns nor reschedules itself.
+  std::atomic<uint64_t> lease_epoch{0};
+  // Orders valid_until_ns updates against lease changes.
+  std::mutex lease_mu;
+
+  int64_t lease_ns() const { return lease_ms.load() * 1'000'000; }
+
+  // Stores a validity earned by a call sent under `epoch`; false (nothing
+  // stored) when the lease changed since.
+  bool SetValidUntil(uint64_t epoch, int64_t until_ns) {
+    std::lock_guard<std::mutex> lock(lease_mu);
+    if (lease_epoch.load() != epoch) return false;
+    valid_until_ns.store(until_ns);
+    return true;
+  }
+
+  // How long the key must outlive a release sent now (hold_at_least, for
+  // run-once jobs), in ms rounded up; 0 = delete it.
+  int64_t KeepAfterReleaseMs() const {
+    if (policy->hold_at_least <= absl::ZeroDuration()) return 0;
+    const int64_t until = acquired_at_ns + absl::ToInt64Nanoseconds(policy->hold_at_least);
+    return std::max<int64_t>(0, (until - SteadyNowNs() + 999'999) / 1'000'000);
+  }
+
+  // Marks the hold lost; true the first time. Counts it, and nothing else:
+  // a caller holding an internal lock announces it after letting go (see
+  // AnnounceLost), because the stop callbacks and OnLost may call back
+  // into the library.
+  bool SetLost() {
+    if (lost.exchange(true)) return false;
     counters->lost.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Requests the stop token unless the policy says to ignore failures, and
+  // tells the callback. Call with no internal lock held.
+  void AnnounceLost(const absl::Status& why) {
     if (policy->renewal.on_failure == policy::OnRenewalFailure::kSignal) {
       stop.request_stop();
     }
     if (auto cb = Callback()) cb->OnLost(policy->name, key, why);
+  }
+  // Both, for callers that hold no internal lock.
+  void MarkLost(const absl::Status& why) {
+    if (SetLost()) AnnounceLost(why);
   }
 };
 

@@ -7,25 +7,37 @@
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/quorum.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 
 namespace lock::internal {
 namespace {
 
-int64_t TtlNs(const Hold& h) { return absl::ToInt64Nanoseconds(h.policy->ttl); }
-
-// When the next renewal of a hold renewed at `from_ns` falls due.
-int64_t NextDueNs(const Hold& h, int64_t from_ns) {
-  return from_ns + static_cast<int64_t>(TtlNs(h) * (1 - h.policy->renewal.threshold));
+// When the next renewal of a hold with `lease_ns`, renewed at `from_ns`,
+// falls due.
+int64_t NextDueNs(const Hold& h, int64_t from_ns, int64_t lease_ns) {
+  return from_ns + static_cast<int64_t>(lease_ns * (1 - h.policy->renewal.threshold));
 }
 
 // A due hold may be renewed this much early so that it joins a pipeline
 // with its neighbours: a quarter of its safety margin, at most 50ms.
 int64_t CoalesceNs(const Hold& h) {
   return std::min<int64_t>(
-      50'000'000, static_cast<int64_t>(TtlNs(h) * h.policy->renewal.threshold / 4));
+      50'000'000, static_cast<int64_t>(h.lease_ns() * h.policy->renewal.threshold / 4));
 }
+
+// Error replies that mean "not executed here": the call may go elsewhere
+// (a redirect, a failover) or again (NOSCRIPT, TRYAGAIN) without effect.
+bool NotExecuted(absl::string_view text) {
+  return absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "ASK ") ||
+         absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "TRYAGAIN") ||
+         absl::StartsWith(text, "READONLY");
+}
+
+// extend.lua's mode for renewals: never shorten a lease the owner set longer
+// while this renewal was on its way.
+constexpr absl::string_view kRenewMode = "renew";
 
 }  // namespace
 
@@ -50,35 +62,56 @@ void RenewalManager::StartLocked() {
   if (running_) return;
   running_ = true;
   stop_ = false;
-  scheduler_ = std::thread([this] { SchedulerLoop(); });
+  const uint64_t generation = ++generation_;
+  scheduler_ = std::thread([this, generation] { SchedulerLoop(generation); });
   for (int i = 0; i < kWorkers; ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+    workers_.emplace_back([this, generation] { WorkerLoop(generation); });
   }
   SetRenewalQueue(0, kQueueCapacity);
 }
 
 void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
-  const int64_t due = NextDueNs(*hold, hold->acquired_at_ns);
+  const uint64_t epoch = hold->lease_epoch.load();
+  const int64_t due = NextDueNs(*hold, hold->acquired_at_ns, hold->lease_ns());
+  const int64_t expiry = hold->valid_until_ns.load();
   std::lock_guard<std::mutex> lock(mu_);
   StartLocked();
-  ScheduleLocked(std::move(hold), due);
+  ScheduleLocked(hold, expiry, epoch, Kind::kExpiry);
+  ScheduleLocked(std::move(hold), due, epoch);
 }
 
-void RenewalManager::ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns) {
+void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, int64_t sent_ns) {
+  if (!hold->renewing.load()) return;
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(hold->lease_mu);
+    epoch = hold->lease_epoch.fetch_add(1) + 1;
+  }
+  const int64_t due = sent_ns == 0 ? SteadyNowNs() : NextDueNs(*hold, sent_ns, hold->lease_ns());
+  const int64_t expiry = hold->valid_until_ns.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return;
+  StartLocked();
+  ScheduleLocked(hold, expiry, epoch, Kind::kExpiry);
+  ScheduleLocked(hold, due, epoch);
+}
+
+void RenewalManager::ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns,
+                                    uint64_t epoch, Kind kind) {
   const bool earliest = heap_.empty() || at_ns < heap_.top().at_ns;
-  heap_.push(Due{at_ns, std::move(hold)});
+  heap_.push(Due{at_ns, std::move(hold), epoch, kind});
   if (earliest) due_changed_.notify_one();
 }
 
-void RenewalManager::Schedule(std::shared_ptr<Hold> hold, int64_t at_ns) {
+void RenewalManager::Schedule(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_) return;
-  ScheduleLocked(std::move(hold), at_ns);
+  ScheduleLocked(std::move(hold), at_ns, epoch);
 }
 
-void RenewalManager::SchedulerLoop() {
+void RenewalManager::SchedulerLoop(uint64_t generation) {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
+  while (!stop_ && generation_ == generation) {
     if (heap_.empty()) {
       due_changed_.wait(lock);
       continue;
@@ -91,15 +124,29 @@ void RenewalManager::SchedulerLoop() {
     // Everything due now (or nearly), grouped per Redis target (a Redlock
     // hold is renewed on its own: it needs a quorum of separate replies).
     absl::flat_hash_map<const void*, Batch> by_pool;
-    while (!heap_.empty() &&
-           heap_.top().at_ns <= now + CoalesceNs(*heap_.top().hold)) {
-      std::shared_ptr<Hold> h = heap_.top().hold;
+    std::vector<std::shared_ptr<Hold>> expired;
+    std::vector<Due> later;  // pushed back after the loop, which they would re-enter
+    while (!heap_.empty() && heap_.top().at_ns <= now + CoalesceNs(*heap_.top().hold)) {
+      Due due = heap_.top();
       heap_.pop();
-      if (h->released.load() || h->lost.load()) continue;
+      const std::shared_ptr<Hold>& h = due.hold;
+      if (h->released.load() || h->lost.load() || h->lease_epoch.load() != due.epoch) {
+        continue;  // done with, or planned anew by a lease change
+      }
+      if (due.kind == Kind::kExpiry) {
+        const int64_t until = h->valid_until_ns.load();
+        if (until <= now) {
+          expired.push_back(h);
+        } else {
+          later.push_back(Due{until, h, due.epoch, Kind::kExpiry});  // renewed meanwhile
+        }
+        continue;
+      }
       const void* group = h->homes.size() > 1 ? static_cast<const void*>(h.get())
                                               : static_cast<const void*>(h->homes[0].get());
-      by_pool[group].push_back(std::move(h));
+      by_pool[group].push_back(std::move(due.hold));
     }
+    for (Due& due : later) heap_.push(std::move(due));
     for (auto& [pool, holds] : by_pool) {
       for (size_t i = 0; i < holds.size(); i += kMaxBatch) {
         Batch batch(holds.begin() + i,
@@ -109,7 +156,7 @@ void RenewalManager::SchedulerLoop() {
           // without bound.
           for (auto& h : batch) {
             h->counters->skipped_renewals.fetch_add(1, std::memory_order_relaxed);
-            ScheduleLocked(h, now + 10'000'000);
+            ScheduleLocked(h, now + 10'000'000, h->lease_epoch.load());
           }
           continue;
         }
@@ -118,26 +165,37 @@ void RenewalManager::SchedulerLoop() {
       }
     }
     SetRenewalQueue(static_cast<int64_t>(queue_.size()), kQueueCapacity);
+    if (!expired.empty()) {
+      // Announced without mu_: OnLost may call back into the library.
+      lock.unlock();
+      for (const auto& h : expired) {
+        if (h->released.load()) continue;
+        h->MarkLost(LostError(absl::StrCat(
+            "lock \"", h->key, "\" (policy ", h->policy->name,
+            ") ran out of lease before any renewal was answered")));
+      }
+      lock.lock();
+    }
   }
 }
 
-void RenewalManager::WorkerLoop() {
+void RenewalManager::WorkerLoop(uint64_t generation) {
   while (true) {
     Batch batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
+      work_.wait(lock, [&] { return stop_ || generation_ != generation || !queue_.empty(); });
+      if (stop_ || generation_ != generation) return;
       batch = std::move(queue_.front());
       queue_.pop_front();
       SetRenewalQueue(static_cast<int64_t>(queue_.size()), kQueueCapacity);
     }
-    RenewBatch(batch);
+    RenewBatch(std::move(batch));
   }
 }
 
-void RenewalManager::Failed(const std::shared_ptr<Hold>& hold,
-                            const absl::Status& why) {
+void RenewalManager::Failed(const Sent& s, const absl::Status& why) {
+  const std::shared_ptr<Hold>& hold = s.hold;
   if (hold->released.load()) return;
   hold->counters->renewal_errors.fetch_add(1, std::memory_order_relaxed);
   if (auto cb = Callback()) cb->OnRenewalFailed(hold->policy->name, hold->key, why);
@@ -150,113 +208,185 @@ void RenewalManager::Failed(const std::shared_ptr<Hold>& hold,
     return;
   }
   // Retry while the lease lasts: soon, but leave room for a few tries.
-  Schedule(hold, now + std::clamp<int64_t>(left / 4, 1'000'000, 100'000'000));
+  Schedule(hold, now + std::clamp<int64_t>(left / 4, 1'000'000, 100'000'000), s.epoch);
+}
+
+void RenewalManager::Gone(const Sent& s) {
+  if (s.hold->released.load()) return;
+  s.hold->MarkLost(LostError(absl::StrCat(
+      "lock \"", s.hold->key, "\" (policy ", s.hold->policy->name,
+      ") was gone or held by another owner when its renewal ran")));
 }
 
 void RenewalManager::RenewBatch(Batch batch) {
-  if (batch.front()->homes.size() > 1) {
-    for (const auto& h : batch) RenewQuorum(h);
+  std::vector<Sent> sent;
+  sent.reserve(batch.size());
+  for (auto& h : batch) {
+    // Epoch before length: a lease changed in between fails the epoch check.
+    const uint64_t epoch = h->lease_epoch.load();
+    const int64_t lease_ms = h->lease_ms.load();
+    sent.push_back(Sent{std::move(h), epoch, lease_ms});
+  }
+  if (sent.front().hold->homes.size() > 1) {
+    for (const Sent& s : sent) RenewQuorum(s);
     return;
   }
   // One home, but in a cluster its keys may live on several nodes: one
-  // pipeline per node.
-  redis::Topology& home = *batch.front()->homes[0];
-  absl::flat_hash_map<redis::ConnectionPool*, std::pair<std::shared_ptr<redis::ConnectionPool>, Batch>>
+  // pipeline per node. The route is resolved once per node and slot, and
+  // a failure to resolve it (sentinels or cluster unreachable) fails the
+  // rest of the batch at once: asking again per hold tied a worker up for
+  // minutes while critical sections ran past their leases.
+  redis::Topology& home = *sent.front().hold->homes[0];
+  absl::Duration timeout = absl::InfiniteDuration();
+  for (const Sent& s : sent) timeout = std::min(timeout, s.hold->policy->script_timeout);
+  absl::flat_hash_map<int, std::shared_ptr<redis::ConnectionPool>> by_slot;
+  absl::flat_hash_map<redis::ConnectionPool*,
+                      std::pair<std::shared_ptr<redis::ConnectionPool>, std::vector<Sent>>>
       by_node;
-  for (auto& h : batch) {
-    absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> pool =
-        home.PoolFor(h->owner_key, h->policy->script_timeout);
-    if (!pool.ok()) {
-      Failed(h, pool.status());
+  absl::Status unroutable;
+  for (Sent& s : sent) {
+    if (!unroutable.ok()) {
+      Failed(s, unroutable);
       continue;
     }
-    auto& slot = by_node[pool->get()];
-    slot.first = *pool;
-    slot.second.push_back(std::move(h));
+    const int slot = redis::KeySlot(s.hold->owner_key);
+    auto it = by_slot.find(slot);
+    if (it == by_slot.end()) {
+      absl::StatusOr<std::shared_ptr<redis::ConnectionPool>> pool =
+          home.PoolFor(s.hold->owner_key, timeout);
+      if (!pool.ok()) {
+        unroutable = pool.status();
+        Failed(s, unroutable);
+        continue;
+      }
+      it = by_slot.emplace(slot, *std::move(pool)).first;
+    }
+    auto& node = by_node[it->second.get()];
+    node.first = it->second;
+    node.second.push_back(std::move(s));
   }
   for (auto& [ptr, node] : by_node) RenewPipeline(home, *node.first, std::move(node.second));
 }
 
-void RenewalManager::RenewQuorum(const std::shared_ptr<Hold>& h) {
-  const std::string ttl = absl::StrCat(absl::ToInt64Milliseconds(h->policy->ttl));
+void RenewalManager::RenewQuorum(const Sent& s) {
+  const std::shared_ptr<Hold>& h = s.hold;
+  const std::string ttl = absl::StrCat(s.lease_ms);
   const absl::string_view keys[] = {h->owner_key};
-  const absl::string_view args[] = {h->token, ttl};
+  const absl::string_view args[] = {h->token, ttl, kRenewMode};
   const int n = static_cast<int>(h->homes.size());
-  std::vector<absl::StatusOr<redis::Topology::RunResult>> results(n);
   const int64_t sent = SteadyNowNs();
-  ParallelFor(n, [&](int i) {
-    results[i] = h->homes[i]->Run(scripts::k_extend, keys, args,
-                                  {.timeout = h->policy->script_timeout});
-  });
+  std::vector<absl::StatusOr<redis::ReplyPtr>> results = redis::RunOnEach(
+      h->homes, scripts::k_extend, keys, args, h->policy->script_timeout);
   AddRenewalRoundTrip();
   int extended = 0, refused = 0;
   absl::Status error;
   for (auto& r : results) {
     if (!r.ok()) {
       error = r.status();
-    } else if (r->reply->type == REDIS_REPLY_INTEGER && r->reply->integer == 1) {
+    } else if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) {
       ++extended;
     } else {
       ++refused;
     }
   }
-  if (extended >= h->quorum) {
-    const int64_t drift = static_cast<int64_t>(TtlNs(*h) * h->drift_factor) + 2'000'000;
-    Renewed(h, sent, sent + TtlNs(*h) - drift);
-  } else if (n - refused < h->quorum) {
-    if (!h->released.load()) {
-      h->MarkLost(LostError(absl::StrCat(
-          "lock \"", h->key, "\" (policy ", h->policy->name, ") is held on only ",
-          extended, " of ", n, " redlock masters, below the quorum of ", h->quorum)));
-    }
-  } else {
-    Failed(h, error);
+  switch (Tally(n, h->quorum, extended, refused)) {
+    case QuorumVerdict::kYes:
+      Renewed(s, sent, RedlockValidUntilNs(sent, s.lease_ms * 1'000'000, h->drift_factor));
+      break;
+    case QuorumVerdict::kNo:
+      if (!h->released.load()) {
+        h->MarkLost(LostError(absl::StrCat(
+            "lock \"", h->key, "\" (policy ", h->policy->name, ") is held on only ",
+            extended, " of ", n, " redlock masters, below the quorum of ", h->quorum)));
+      }
+      break;
+    case QuorumVerdict::kUnknown:
+      Failed(s, error);
+      break;
   }
 }
 
-void RenewalManager::Renewed(const std::shared_ptr<Hold>& h, int64_t sent_ns,
-                             int64_t valid_until_ns) {
-  h->valid_until_ns.store(valid_until_ns);
+void RenewalManager::Renewed(const Sent& s, int64_t sent_ns, int64_t valid_until_ns) {
+  const std::shared_ptr<Hold>& h = s.hold;
   h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
   h->counters->renewal_latency.Observe(absl::Nanoseconds(SteadyNowNs() - sent_ns));
-  if (auto cb = Callback()) cb->OnRenewed(h->policy->name, h->key, h->policy->ttl);
-  Schedule(h, NextDueNs(*h, sent_ns));
+  // Sent before an Extend and answered after it: Redis kept the longer of
+  // the two leases, but the owner's lease is what validity and the next
+  // renewal follow (the Extend planned that one).
+  if (!h->SetValidUntil(s.epoch, valid_until_ns)) return;
+  if (auto cb = Callback()) {
+    cb->OnRenewed(h->policy->name, h->key, absl::Milliseconds(s.lease_ms));
+  }
+  Schedule(h, NextDueNs(*h, sent_ns, s.lease_ms * 1'000'000), s.epoch);
+}
+
+bool RenewalManager::RenewOne(redis::Topology& home, const Sent& s, absl::Duration timeout) {
+  const std::shared_ptr<Hold>& h = s.hold;
+  const std::string ttl = absl::StrCat(s.lease_ms);
+  const absl::string_view keys[] = {h->owner_key};
+  const absl::string_view args[] = {h->token, ttl, kRenewMode};
+  const int64_t sent = SteadyNowNs();
+  absl::StatusOr<redis::Topology::RunResult> run =
+      home.Run(scripts::k_extend, keys, args,
+               {.timeout = timeout,
+                .wait_replicas = h->min_replicas_ack,
+                .wait_timeout = h->replica_ack_timeout});
+  if (!run.ok()) {
+    Failed(s, run.status());
+    return run.status().code() != absl::StatusCode::kUnavailable &&
+           run.status().code() != absl::StatusCode::kDeadlineExceeded;
+  }
+  const redisReply& r = *run->reply;
+  if (r.type != REDIS_REPLY_INTEGER) {
+    Failed(s, absl::InternalError("renew: unexpected reply type"));
+  } else if (r.integer != 1) {
+    Gone(s);
+  } else if (run->replicas_acked < h->min_replicas_ack) {
+    home.Invalidate(h->owner_key, nullptr);  // maybe a demoted master
+    Failed(s, absl::UnavailableError(absl::StrCat(
+                  "renewal reached ", run->replicas_acked, " of the required ",
+                  h->min_replicas_ack, " replicas")));
+  } else {
+    Renewed(s, sent, sent + s.lease_ms * 1'000'000);
+  }
+  return true;
 }
 
 void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool& pool,
-                                   Batch batch) {
+                                   std::vector<Sent> batch) {
   absl::Duration timeout = absl::InfiniteDuration();
-  for (const auto& h : batch) timeout = std::min(timeout, h->policy->script_timeout);
+  for (const Sent& s : batch) timeout = std::min(timeout, s.hold->policy->script_timeout);
   const int64_t sent = SteadyNowNs();
   absl::StatusOr<redis::PooledConnection> conn = pool.Borrow(timeout);
   if (!conn.ok()) {
-    for (const auto& h : batch) Failed(h, conn.status());
+    home.Invalidate(batch.front().hold->owner_key, nullptr);
+    for (const Sent& s : batch) Failed(s, conn.status());
     return;
   }
   // One pipeline: every EVALSHA is written before any reply is read.
   std::vector<std::string> ttls(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
-    const Hold& h = *batch[i];
-    ttls[i] = absl::StrCat(absl::ToInt64Milliseconds(h.policy->ttl));
+    const Hold& h = *batch[i].hold;
+    ttls[i] = absl::StrCat(batch[i].lease_ms);
     const absl::string_view argv[] = {"EVALSHA", scripts::k_extend.sha1, "1",
-                                      h.owner_key, h.token, ttls[i]};
+                                      h.owner_key, h.token, ttls[i], kRenewMode};
     absl::Status s = (*conn)->Append(argv);
     if (!s.ok()) {
-      for (const auto& f : batch) Failed(f, s);
+      for (const Sent& f : batch) Failed(f, s);
       return;
     }
   }
   // The batch's holds share one target, hence one replica requirement.
-  const int want_acks = batch.front()->min_replicas_ack;
+  const int want_acks = batch.front().hold->min_replicas_ack;
+  const absl::Duration ack_timeout = batch.front().hold->replica_ack_timeout;
   std::string acks_arg, ack_ms_arg;
   if (want_acks > 0) {
     acks_arg = absl::StrCat(want_acks);
-    ack_ms_arg = absl::StrCat(
-        std::max<int64_t>(1, absl::ToInt64Milliseconds(batch.front()->replica_ack_timeout)));
+    ack_ms_arg = absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(ack_timeout)));
     const absl::string_view wait[] = {"WAIT", acks_arg, ack_ms_arg};
     absl::Status s = (*conn)->Append(wait);
     if (!s.ok()) {
-      for (const auto& f : batch) Failed(f, s);
+      for (const Sent& f : batch) Failed(f, s);
       return;
     }
   }
@@ -265,7 +395,7 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   for (size_t i = 0; i < batch.size(); ++i) {
     absl::StatusOr<redis::ReplyPtr> reply = (*conn)->ReadReply(timeout);
     if (!reply.ok()) {
-      home.Invalidate(batch[i]->owner_key, nullptr);
+      home.Invalidate(batch[i].hold->owner_key, nullptr);
       for (size_t j = i; j < batch.size(); ++j) Failed(batch[j], reply.status());
       batch.resize(i);
       break;
@@ -273,50 +403,50 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
     replies[i] = *std::move(reply);
   }
   if (want_acks > 0 && replies.size() == batch.size()) {
-    absl::StatusOr<redis::ReplyPtr> acked =
-        (*conn)->ReadReply(timeout + batch.front()->replica_ack_timeout);
+    absl::StatusOr<redis::ReplyPtr> acked = (*conn)->ReadReply(timeout + ack_timeout);
     const int64_t n = acked.ok() && (*acked)->type == REDIS_REPLY_INTEGER ? (*acked)->integer : -1;
     if (n < want_acks) {
       // A master without its replicas may be one that was just demoted and
       // does not know it yet: its extensions must not count.
-      home.Invalidate(batch.front()->owner_key, nullptr);
+      home.Invalidate(batch.front().hold->owner_key, nullptr);
       const absl::Status why = absl::UnavailableError(absl::StrCat(
           "renewal reached ", std::max<int64_t>(n, 0), " of the required ", want_acks,
           " replicas"));
-      for (const auto& h : batch) Failed(h, why);
+      for (const Sent& s : batch) Failed(s, why);
       return;
     }
   }
+  // Back to the pool now: the one-by-one renewals below borrow from it.
+  conn = absl::CancelledError("returned to the pool");
+  std::vector<const Sent*> again;  // not executed here: renewed one by one
   for (size_t i = 0; i < batch.size(); ++i) {
-    const std::shared_ptr<Hold>& h = batch[i];
-    if (replies[i]->type == REDIS_REPLY_ERROR &&
-        absl::StartsWith(redis::ReplyText(*replies[i]), "NOSCRIPT")) {
-      // Script cache flushed (restart, failover): this call goes by EVAL,
-      // which also re-caches the script for the next pipeline.
-      const absl::string_view keys[] = {h->owner_key};
-      const absl::string_view args[] = {h->token, ttls[i]};
-      absl::StatusOr<redis::ReplyPtr> again =
-          redis::EvalScript(**conn, scripts::k_extend, keys, args, timeout);
-      if (!again.ok()) {
-        Failed(h, again.status());
-        continue;
-      }
-      replies[i] = *std::move(again);
-    }
+    const Sent& s = batch[i];
     const redisReply& r = *replies[i];
-    if (r.type == REDIS_REPLY_ERROR) {
-      // MOVED, READONLY (failover) and the like: learn, then retry soon.
-      home.Invalidate(h->owner_key, &r);
-      Failed(h, redis::ServerError(redis::ReplyText(r), pool.addr(), "renew"));
+    if (r.type == REDIS_REPLY_ERROR && NotExecuted(redis::ReplyText(r))) {
+      again.push_back(&s);
+    } else if (r.type == REDIS_REPLY_ERROR) {
+      home.Invalidate(s.hold->owner_key, &r);
+      Failed(s, redis::ServerError(redis::ReplyText(r), pool.addr(), "renew"));
     } else if (r.type != REDIS_REPLY_INTEGER) {
-      Failed(h, absl::InternalError("renew: unexpected reply type"));
+      Failed(s, absl::InternalError("renew: unexpected reply type"));
     } else if (r.integer == 1) {
-      Renewed(h, sent, sent + TtlNs(*h));
-    } else if (!h->released.load()) {
-      h->MarkLost(LostError(absl::StrCat(
-          "lock \"", h->key, "\" (policy ", h->policy->name,
-          ") was gone or held by another owner when its renewal ran")));
+      Renewed(s, sent, sent + s.lease_ms * 1'000'000);
+    } else {
+      Gone(s);
     }
+  }
+  // A flushed script cache (restart, failover: what a freshly promoted
+  // master answers), a slot being migrated (ASK) or moved (MOVED), a demoted
+  // node (READONLY): each of these renewals goes through Topology::Run,
+  // which follows the redirect, re-sends the script text, and WAITs for the
+  // replicas again, so none of them counts without the acknowledgement a
+  // pipelined renewal needs. One unreachable node fails the rest at once.
+  for (size_t i = 0; i < again.size(); ++i) {
+    if (RenewOne(home, *again[i], timeout)) continue;
+    const absl::Status why = absl::UnavailableError(absl::StrCat(
+        "renew: ", home.Describe(), " did not answer a redirected renewal"));
+    for (size_t j = i + 1; j < again.size(); ++j) Failed(*again[j], why);
+    break;
   }
 }
 
@@ -329,8 +459,18 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
     due_changed_.notify_all();
     work_.notify_all();
   }
-  if (scheduler_.joinable()) scheduler_.join();
-  for (auto& w : workers_) w.join();
+  // Called from OnLost on one of our own threads: that one cannot be
+  // joined by itself; it is let go and leaves its loop (stop_, generation).
+  const auto join = [](std::thread& t) {
+    if (!t.joinable()) return;
+    if (t.get_id() == std::this_thread::get_id()) {
+      t.detach();
+    } else {
+      t.join();
+    }
+  };
+  join(scheduler_);
+  for (auto& w : workers_) join(w);
   {
     std::lock_guard<std::mutex> lock(mu_);
     workers_.clear();
@@ -353,8 +493,10 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
     const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
     if (left <= absl::ZeroDuration()) continue;  // expires after its ttl
     const absl::Duration timeout = std::min(left, h->policy->script_timeout);
+    // A run-once job cut short must not run again elsewhere in its period.
+    const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
     const absl::string_view keys[] = {h->owner_key};
-    const absl::string_view args[] = {h->token, "0", h->channel, "0"};
+    const absl::string_view args[] = {h->token, "0", h->channel, keep};
     ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
       (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
     });

@@ -39,10 +39,19 @@ class RenewalManager {
   void Untrack(const Hold* hold);
   // Starts renewing `hold` until it is released or lost.
   void Renew(std::shared_ptr<Hold> hold);
+  // The owner changed the lease of a renewing hold (Extend; a final release
+  // that failed and left the hold in place): bumps its epoch, so renewals
+  // planned or in flight for the old lease are dropped, and plans the next
+  // renewal `sent_ns + lease × (1 − threshold)`, or at once when
+  // `sent_ns` is 0. No-op for a hold that is not renewing.
+  void Reschedule(const std::shared_ptr<Hold>& hold, int64_t sent_ns);
 
   // Stops renewing, marks every tracked hold lost (their critical sections
-  // must stop) and releases each, giving up when `deadline` passes.
-  // The manager starts again on the next Renew.
+  // must stop) and releases each — keeping the key for what is left of
+  // hold_at_least — giving up when `deadline` passes. The manager starts
+  // again on the next Renew. Safe to call from a callback that runs on one
+  // of the manager's own threads (OnLost): that thread is let go, not
+  // joined, and ends after its current step.
   void Shutdown(absl::Duration deadline);
 
   // Pipelines renew at most this many holds each.
@@ -51,23 +60,43 @@ class RenewalManager {
   static constexpr int kWorkers = 2;
 
  private:
+  // What falls due: a renewal, or the check that marks a hold lost when
+  // its local validity ran out while no renewal answered (a worker stuck
+  // on an unreachable node must not keep a loss unannounced).
+  enum class Kind { kRenew, kExpiry };
   struct Due {
     int64_t at_ns;
     std::shared_ptr<Hold> hold;
+    uint64_t epoch;  // the hold's lease_epoch when planned
+    Kind kind = Kind::kRenew;
     bool operator>(const Due& o) const { return at_ns > o.at_ns; }
   };
   using Batch = std::vector<std::shared_ptr<Hold>>;
 
+  // A hold with the lease epoch and length its renewal was sent under.
+  struct Sent {
+    std::shared_ptr<Hold> hold;
+    uint64_t epoch;
+    int64_t lease_ms;
+  };
+
   void StartLocked();
-  void ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns);
-  void Schedule(std::shared_ptr<Hold> hold, int64_t at_ns);
-  void SchedulerLoop();
-  void WorkerLoop();
+  void ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch,
+                      Kind kind = Kind::kRenew);
+  void Schedule(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch);
+  void SchedulerLoop(uint64_t generation);
+  void WorkerLoop(uint64_t generation);
   void RenewBatch(Batch batch);
-  void RenewPipeline(redis::Topology& home, redis::ConnectionPool& pool, Batch batch);
-  void RenewQuorum(const std::shared_ptr<Hold>& hold);
-  void Renewed(const std::shared_ptr<Hold>& hold, int64_t sent_ns, int64_t valid_until_ns);
-  void Failed(const std::shared_ptr<Hold>& hold, const absl::Status& why);
+  void RenewPipeline(redis::Topology& home, redis::ConnectionPool& pool,
+                     std::vector<Sent> batch);
+  // Renews one hold through Topology::Run, which follows ASK/MOVED, TRYAGAIN,
+  // READONLY and NOSCRIPT and WAITs for replicas; false on a transport
+  // failure (the node is unreachable: the caller stops trying others).
+  bool RenewOne(redis::Topology& home, const Sent& s, absl::Duration timeout);
+  void RenewQuorum(const Sent& s);
+  void Renewed(const Sent& s, int64_t sent_ns, int64_t valid_until_ns);
+  void Failed(const Sent& s, const absl::Status& why);
+  void Gone(const Sent& s);
 
   std::mutex mu_;
   std::condition_variable due_changed_;
@@ -76,6 +105,9 @@ class RenewalManager {
   std::deque<Batch> queue_;
   bool running_ = false;
   bool stop_ = false;
+  // Bumped by every start: a thread let go by a Shutdown that ran on it
+  // exits instead of joining the threads of the next start.
+  uint64_t generation_ = 0;
   std::thread scheduler_;
   std::vector<std::thread> workers_;
   // Every acquisition and release passes here: sharded so that threads

@@ -1,0 +1,225 @@
+// Edge paths of the engine on one real redis-server: leases the holder
+// changes, a final release that fails, Shutdown of run-once jobs, and
+// callbacks that call back into the library. Each test is named after the
+// hole it pins; each failed before its fix.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_test.h"
+#include "lock/internal/status_matchers.h"
+#include "lock/lock.h"
+
+namespace lock {
+namespace {
+
+using ::lock::testing::IsOk;
+using ::lock::testing::StatusIs;
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr char kConfig[] = R"json({
+  "redis": { "default": { "addrs": ["ADDR"], "connect_timeout": "200ms" } },
+  "policies": {
+    "long": { "key_prefix": "l:", "ttl": "4s", "script_timeout": "200ms",
+              "renewal": { "threshold": 0.5 } },
+    "short": { "key_prefix": "s:", "ttl": "300ms", "script_timeout": "100ms",
+               "renewal": { "threshold": 0.5 } },
+    "slow": { "key_prefix": "w:", "ttl": "2s", "script_timeout": "200ms",
+              "renewal": { "threshold": 0.5 } },
+    "once": { "key_prefix": "o:", "ttl": "2s", "hold_at_least": "10s", "script_timeout": "200ms",
+              "on_busy": "fail" }
+  }
+})json";
+
+class EdgeTest : public harness::RedisTest {
+ protected:
+  harness::RedisServerOptions ServerOptions() override {
+    harness::RedisServerOptions o;
+    o.appendonly = true;  // the failed-release test restarts with its data
+    return o;
+  }
+  void SetUp() override {
+    harness::RedisTest::SetUp();
+    auto registry = policy::Registry::FromJson(
+        absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}), "edge.json");
+    ASSERT_THAT(registry, IsOk());
+    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    ASSERT_THAT(locker, IsOk());
+    locker_ = *std::move(locker);
+  }
+  void TearDown() override {
+    SetCallback(nullptr);
+    harness::RedisTest::TearDown();
+  }
+
+  static bool Eventually(const std::function<bool()>& cond,
+                         milliseconds limit = std::chrono::seconds(5)) {
+    const auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+      if (cond()) return true;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return cond();
+  }
+  int64_t Pttl(const std::string& key) { return RedisInt({"PTTL", key}); }
+
+  // Runs `body` on its own thread; a body that does not return within
+  // `limit` is a deadlock, which no assertion can unwind: report and exit.
+  static void WithoutDeadlock(const std::function<void()>& body,
+                              std::chrono::seconds limit = std::chrono::seconds(10)) {
+    std::packaged_task<void()> task(body);
+    std::future<void> done = task.get_future();
+    std::thread t(std::move(task));
+    if (done.wait_for(limit) != std::future_status::ready) {
+      std::cerr << "DEADLOCK: the test body did not return within " << limit.count()
+                << "s\n";
+      std::_Exit(1);
+    }
+    t.join();
+  }
+
+  std::unique_ptr<Locker> locker_;
+};
+
+// Item 1: Extend(500ms) under a 4s policy left renewal on the policy's
+// schedule (due at 2s): the key expired at 0.5s and lost() stayed false.
+TEST_F(EdgeTest, ExtendShorterThanThePolicyIsRenewedOnTheNewLease) {
+  ASSERT_THAT(locker_->With("long", "shorter", [&](Held& held) {
+    EXPECT_THAT(held.Extend(absl::Milliseconds(500)), IsOk());
+    EXPECT_LE(Pttl("{l:shorter}"), 500);
+    const auto end = Clock::now() + milliseconds(1500);  // 3 of the new leases
+    while (Clock::now() < end) {
+      const std::string owner = Redis({"HGET", "{l:shorter}", "owner"});
+      EXPECT_EQ(owner, held.owner_token());
+      if (owner != held.owner_token()) break;
+      std::this_thread::sleep_for(milliseconds(25));
+    }
+    EXPECT_FALSE(held.lost());
+    return absl::OkStatus();
+  }), IsOk());
+}
+
+// Item 1: a renewal on the policy's ttl (300ms) undid Extend(10s).
+TEST_F(EdgeTest, RenewalDoesNotUndoALongerExtend) {
+  ASSERT_THAT(locker_->With("short", "longer", [&](Held& held) {
+    EXPECT_THAT(held.Extend(absl::Seconds(10)), IsOk());
+    std::this_thread::sleep_for(milliseconds(900));  // 3 policy ttls
+    EXPECT_GT(Pttl("{s:longer}"), 8000);
+    EXPECT_FALSE(held.lost());
+    return absl::OkStatus();
+  }), IsOk());
+}
+
+// Item 1: remaining() follows the lease the holder set, never the policy's.
+TEST_F(EdgeTest, RemainingFollowsAShorterExtend) {
+  auto l = *locker_->NewLock("long", "remaining");
+  ASSERT_THAT(l->Acquire(), IsOk());
+  ASSERT_THAT(l->EnableAutoRenew(), IsOk());
+  ASSERT_THAT(l->Renew(absl::Milliseconds(600)), IsOk());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_LE(l->remaining(), absl::Milliseconds(600));
+    EXPECT_LE(absl::ToInt64Milliseconds(l->remaining()), Pttl("{l:remaining}") + 5);
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_THAT(l->Release(), IsOk());
+}
+
+// Item 8: Shutdown sent keep=0 and freed a run-once job's key early.
+TEST_F(EdgeTest, ShutdownHonoursHoldAtLeast) {
+  auto l = *locker_->NewLock("once", "job");
+  ASSERT_THAT(l->Acquire(), IsOk());
+  Shutdown(absl::Seconds(2));
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:job}"}), 1);
+  EXPECT_GT(Pttl("{o:job}"), 8000);
+  // Nobody can run the job again in the same period.
+  EXPECT_TRUE(IsBusy(locker_->With("once", "job", [] { return absl::OkStatus(); })));
+}
+
+// Item 9: a final release that failed set released=true for good: the hold
+// was never renewed again and expired silently, and a later release said
+// "not held".
+TEST_F(EdgeTest, FailedFinalReleaseKeepsTheHoldRenewed) {
+  auto l = *locker_->NewLock("slow", "rel");
+  ASSERT_THAT(l->Acquire(), IsOk());
+  ASSERT_THAT(l->EnableAutoRenew(), IsOk());
+  const std::string token = l->owner_token();
+  ASSERT_THAT(server().Kill(), IsOk());
+  EXPECT_THAT(l->Release(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(l->hold_count(), 1);
+  ASSERT_THAT(server().Restart(/*keep_data=*/true), IsOk());
+  std::this_thread::sleep_for(milliseconds(3000));  // 1.5 ttl
+  EXPECT_EQ(Redis({"HGET", "{w:rel}", "owner"}), token);
+  ASSERT_NE(l->hold(), nullptr);
+  EXPECT_FALSE(l->hold()->lost.load());
+  EXPECT_THAT(l->Release(), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{w:rel}"}), 0);
+}
+
+// Item 10: a stop_callback that calls back into the lock ran under the
+// lock's operation mutex and deadlocked.
+TEST_F(EdgeTest, StopCallbackMayCallBackIntoTheLock) {
+  WithoutDeadlock([&] {
+    absl::Status s = locker_->With("long", "cb", [&](Held& held) {
+      std::atomic<int> called{0};
+      absl::Status inner;
+      std::stop_callback on_stop(held.stop_token(), [&] {
+        inner = held.Extend(absl::Seconds(1));  // re-enters the same lock
+        ++called;
+      });
+      Redis({"DEL", "{l:cb}"});
+      EXPECT_TRUE(IsNotHeld(held.Extend(absl::Seconds(5))));
+      EXPECT_EQ(called.load(), 1);
+      EXPECT_TRUE(IsNotHeld(inner)) << inner;
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(IsLost(s)) << s;
+  });
+}
+
+// Item 10: lock::Shutdown from OnLost, which runs on a renewal thread,
+// joined that very thread: std::terminate.
+TEST_F(EdgeTest, ShutdownFromOnLostDoesNotTerminate) {
+  struct ShutdownOnLost : LockCallback {
+    std::atomic<int> lost{0};
+    void OnLost(std::string_view, std::string_view, const absl::Status&) override {
+      ++lost;
+      Shutdown(absl::Seconds(1));
+    }
+  };
+  auto cb = std::make_shared<ShutdownOnLost>();
+  SetCallback(cb);
+  WithoutDeadlock([&] {
+    absl::Status s = locker_->With("short", "shut", [&](Held& held) {
+      Redis({"DEL", "{s:shut}"});
+      EXPECT_TRUE(Eventually([&] { return held.stop_token().stop_requested(); }));
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(IsLost(s)) << s;
+  });
+  EXPECT_EQ(cb->lost.load(), 1);
+  SetCallback(nullptr);
+  // Renewal starts again for the next lock.
+  ASSERT_THAT(locker_->With("short", "after", [&](Held& held) {
+    std::this_thread::sleep_for(milliseconds(700));
+    EXPECT_FALSE(held.lost());
+    return absl::OkStatus();
+  }), IsOk());
+}
+
+}  // namespace
+}  // namespace lock
