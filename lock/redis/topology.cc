@@ -92,8 +92,12 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
       absl::StatusOr<ReplyPtr> asking = conn->Command({"ASKING"}, options.timeout);
       if (!asking.ok()) return asking.status();
     }
-    absl::StatusOr<ReplyPtr> reply =
-        RunScriptReply(*conn, script, keys, args, options.timeout, options.always_eval);
+    // ASKING covers the one command after it: an EVALSHA answered NOSCRIPT
+    // by the importing node (which may never have seen the script) would
+    // leave the EVAL fallback without it, and the pair would bounce between
+    // ASK and NOSCRIPT. After ASKING the script text goes at once.
+    absl::StatusOr<ReplyPtr> reply = RunScriptReply(*conn, script, keys, args, options.timeout,
+                                                    options.always_eval || !ask.empty());
     if (!reply.ok()) {
       // A transport failure: the node may be gone (failover, slot moved).
       Invalidate(key, nullptr);
