@@ -64,6 +64,22 @@ absl::StatusOr<PooledConnection> ConnectionPool::Borrow(
   return PooledConnection(this, *std::move(conn));
 }
 
+std::optional<PooledConnection> ConnectionPool::TryBorrowIdle() {
+  while (true) {
+    std::unique_ptr<Connection> conn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_.empty()) return std::nullopt;
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+    }
+    if (conn->LooksAlive()) return PooledConnection(this, std::move(conn));
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;  // closed by the server while idle
+    returned_.notify_one();
+  }
+}
+
 void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn->broken()) {

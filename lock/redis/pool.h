@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -65,6 +66,10 @@ class ConnectionPool {
   // slot and for connecting). kUnavailable when Redis cannot be reached or
   // every connection stays busy until the deadline.
   absl::StatusOr<PooledConnection> Borrow(absl::Duration timeout);
+  // An idle connection that looks alive, at once; nullopt when there is none
+  // (nothing is opened and nothing waited for). Lets a caller talking to
+  // several servers send on the ready ones before it connects to the rest.
+  std::optional<PooledConnection> TryBorrowIdle();
 
   const std::string& addr() const { return options_.connection.addr; }
   const PoolOptions& options() const { return options_; }

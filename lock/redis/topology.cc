@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lock/internal/parallel.h"
 #include "lock/internal/status_macros.h"
 #include "lock/redis/script.h"
 
@@ -175,50 +176,82 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
     std::optional<PooledConnection> conn;
   };
   std::vector<InFlight> flight(homes.size());
-  for (size_t i = 0; i < homes.size(); ++i) {
-    absl::StatusOr<std::shared_ptr<ConnectionPool>> pool = homes[i]->PoolFor(key, left());
-    absl::StatusOr<PooledConnection> conn =
-        pool.ok() ? (*pool)->Borrow(left()) : absl::StatusOr<PooledConnection>(pool.status());
-    if (!conn.ok()) {
-      out[i] = conn.status();
-      continue;
-    }
-    absl::Status sent = (*conn)->Append(argv);
-    if (sent.ok()) sent = (*conn)->Send(left());
+  const auto send = [&](size_t i, PooledConnection conn) {
+    absl::Status sent = conn->Append(argv);
+    if (sent.ok()) sent = conn->Send(left());
     if (!sent.ok()) {
       homes[i]->Invalidate(key, nullptr);
       out[i] = in_script(sent);
+      return;
+    }
+    flight[i].conn.emplace(std::move(conn));
+  };
+  // Requests go first to the masters with a ready connection; the others
+  // are connected to in parallel, each bounded by the whole budget: one
+  // master that swallows connections (a blackholed host) must not use up
+  // the time of the others, or a live quorum is refused.
+  std::vector<size_t> unconnected;
+  for (size_t i = 0; i < homes.size(); ++i) {
+    absl::StatusOr<std::shared_ptr<ConnectionPool>> pool = homes[i]->PoolFor(key, left());
+    if (!pool.ok()) {
+      out[i] = pool.status();
       continue;
     }
     flight[i].pool = *std::move(pool);
-    flight[i].conn.emplace(*std::move(conn));
+    std::optional<PooledConnection> idle = flight[i].pool->TryBorrowIdle();
+    if (idle.has_value()) {
+      send(i, *std::move(idle));
+    } else {
+      unconnected.push_back(i);
+    }
   }
-  for (size_t i = 0; i < homes.size(); ++i) {
-    if (!flight[i].conn.has_value()) continue;
-    absl::StatusOr<ReplyPtr> reply = (*flight[i].conn)->ReadReply(left());
-    if (!reply.ok()) {
-      homes[i]->Invalidate(key, nullptr);
-      out[i] = in_script(reply.status());
-      continue;
+  const auto read_in_flight = [&] {
+    for (size_t i = 0; i < homes.size(); ++i) {
+      if (!flight[i].conn.has_value()) continue;
+      absl::StatusOr<ReplyPtr> reply = (*flight[i].conn)->ReadReply(left());
+      if (!reply.ok()) {
+        homes[i]->Invalidate(key, nullptr);
+        out[i] = in_script(reply.status());
+        continue;
+      }
+      if ((*reply)->type != REDIS_REPLY_ERROR) {
+        out[i] = *std::move(reply);
+        continue;
+      }
+      const absl::string_view text = ReplyText(**reply);
+      if (absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "MOVED ") ||
+          absl::StartsWith(text, "ASK ") || absl::StartsWith(text, "READONLY") ||
+          absl::StartsWith(text, "TRYAGAIN")) {
+        // Not executed: the full path (EVAL, redirects, waits) takes it from here.
+        flight[i].conn.reset();
+        absl::StatusOr<Topology::RunResult> r =
+            homes[i]->Run(script, keys, args, {.timeout = left()});
+        out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
+                        : absl::StatusOr<ReplyPtr>(r.status());
+        continue;
+      }
+      out[i] = ServerError(text, flight[i].pool->addr(), absl::StrCat("script ", script.name));
     }
-    if ((*reply)->type != REDIS_REPLY_ERROR) {
-      out[i] = *std::move(reply);
-      continue;
-    }
-    const absl::string_view text = ReplyText(**reply);
-    if (absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "MOVED ") ||
-        absl::StartsWith(text, "ASK ") || absl::StartsWith(text, "READONLY") ||
-        absl::StartsWith(text, "TRYAGAIN")) {
-      // Not executed: the full path (EVAL, redirects, waits) takes it from here.
-      flight[i].conn.reset();
-      absl::StatusOr<Topology::RunResult> r =
-          homes[i]->Run(script, keys, args, {.timeout = left()});
-      out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
-                      : absl::StatusOr<ReplyPtr>(r.status());
-      continue;
-    }
-    out[i] = ServerError(text, flight[i].pool->addr(), absl::StrCat("script ", script.name));
+  };
+  if (unconnected.empty()) {
+    read_in_flight();
+    return out;
   }
+  // The masters without a ready connection are each run on their own
+  // thread, within the whole budget, while this thread reads the replies of
+  // the others: a master that swallows connections delays only itself.
+  // Each task writes only its own masters' slots of `out`.
+  const absl::Duration budget = left();
+  lock::internal::ParallelFor(static_cast<int>(unconnected.size()) + 1, [&](int j) {
+    if (j == 0) {
+      read_in_flight();
+      return;
+    }
+    const size_t i = unconnected[j - 1];
+    absl::StatusOr<Topology::RunResult> r = homes[i]->Run(script, keys, args, {.timeout = budget});
+    out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
+                    : absl::StatusOr<ReplyPtr>(r.status());
+  });
   return out;
 }
 

@@ -92,9 +92,12 @@ class Topology {
 };
 
 // Runs `script` once on each of `homes` (a Redlock target's independent
-// masters) from the calling thread: every request is written before any
-// reply is read, so N masters cost about one round trip rather than N, and
-// no other thread has to be woken. `timeout` bounds the whole call. Results
+// masters). On masters with a ready pooled connection every request is
+// written before any reply is read, from the calling thread, so N masters
+// cost about one round trip rather than N and no other thread is woken.
+// Masters that need a new connection are run on threads of their own, each
+// within the whole `timeout`, while the calling thread reads the others'
+// replies: one unreachable master delays only its own answer. Results
 // come in the order of `homes`, each as Topology::Run would give it: error
 // replies mapped by ServerError; a redirect, TRYAGAIN or NOSCRIPT answer
 // (nothing was executed) is retried through Run.
