@@ -106,6 +106,8 @@ struct Flags {
   int notify_fd = -1;
   int victim_after_ms = -1;
   int victim_hold_ms = 0;
+  // The victim sets its lease to this (Held::Extend) before holding on.
+  int victim_extend_ms = 0;
   std::string netns;
 };
 
@@ -152,6 +154,7 @@ Flags ParseFlags(int argc, char** argv) {
                int_flag("--notify_fd=", &f.notify_fd) ||
                int_flag("--victim_after_ms=", &f.victim_after_ms) ||
                int_flag("--victim_hold_ms=", &f.victim_hold_ms) ||
+               int_flag("--victim_extend_ms=", &f.victim_extend_ms) ||
                str_flag("--netns=", &f.netns)) {
       continue;
     } else {
@@ -409,6 +412,12 @@ int RunWorker(const Flags& f) {
             victim_done = true;
             const std::string line =
                 absl::StrCat("inside ", op.key, " ", op.fence, " ", op.id, "\n");
+            if (f.victim_extend_ms > 0) {
+              // A lease shorter than the policy's, held for several of it:
+              // renewal must follow the lease the holder set.
+              absl::Status e = held.Extend(absl::Milliseconds(f.victim_extend_ms));
+              if (!e.ok()) op.message = std::string(e.message());
+            }
             (void)!write(f.notify_fd, line.data(), line.size());
             SleepMs(f.victim_hold_ms);
           } else {
@@ -473,6 +482,7 @@ struct Scenario {
   // "cluster" (3 masters, no replicas), the latter two from RedisFleet.
   std::string topology = "standalone";
   int min_seconds = 0;  // the run lasts at least this long
+  int victim_extend_ms = 0;  // see Flags
 };
 
 std::vector<Scenario> Scenarios(int ttl_ms) {
@@ -510,6 +520,15 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
        "hash slots of a held lock and of its resource migrated to another "
        "master (3-master cluster; ASK while moving, MOVED after)",
        false, false, "", {}, 2500, "cluster", 0},
+      {"cluster_long_migration",
+       absl::StrCat("hash slot of a held lock left half-migrated (its keys on the "
+                    "importing master, ASK from the old one) for ", 3 * ttl_ms,
+                    "ms (3 ttl) while the holder renews it"),
+       false, false, "", {}, 3 * ttl_ms + 2500, "cluster", 0},
+      {"extend_shorter",
+       absl::StrCat("holder sets its lease to ", ttl_ms / 2, "ms (Extend, half the "
+                    "policy's ttl) and holds on for ", 3 * ttl_ms, "ms"),
+       false, false, "", {}, 3 * ttl_ms, "standalone", 0, ttl_ms / 2},
   };
 }
 
@@ -716,6 +735,9 @@ class Coordinator {
           absl::StrCat("--run=", run_), absl::StrCat("--out=", f_.out),
           absl::StrCat("--seconds=", f_.seconds),
           absl::StrCat("--threads=", f_.threads), absl::StrCat("--keys=", f_.keys)};
+      if (p == 0 && sc_.victim_extend_ms > 0) {
+        args.push_back(absl::StrCat("--victim_extend_ms=", sc_.victim_extend_ms));
+      }
       if (p == 0 && sc_.victim_hold_ms > 0) {
         args.push_back("--notify_fd=3");
         args.push_back(absl::StrCat("--victim_after_ms=", victim_after_ms));
@@ -921,6 +943,32 @@ class Coordinator {
       checks_.push_back({"sentinels promote the replica", ok,
                          ok ? absl::StrCat("master node ", *before, " -> ", *after)
                             : absl::StrCat("Failover: ", s.message())});
+    } else if (sc_.name == "cluster_long_migration") {
+      // Only the lock's slot, and it stays half-moved for 3 ttl: every
+      // renewal meanwhile is answered ASK by the old master.
+      const internal::LockKeys keys(KeyPrefix(run_), victim_key_);
+      const int slot = harness::RedisFleet::KeySlot(std::string(keys.owner()));
+      absl::StatusOr<int> from = fleet_->NodeIndexForSlot(slot);
+      absl::Status s = from.status();
+      int to = -1, moved = 0;
+      if (s.ok()) {
+        to = (fleet_->ShardOf(*from) + 1) % fleet_->shard_count();
+        s = fleet_->BeginMoveSlot(slot, to);
+      }
+      while (s.ok()) {
+        absl::StatusOr<int> n = fleet_->MigrateSlotKeys(slot, 100);
+        if (!n.ok()) s = n.status();
+        if (!n.ok() || *n == 0) break;
+        moved += *n;
+      }
+      SleepMs(3 * ttl);
+      if (s.ok()) s = fleet_->FinishMoveSlot(slot);
+      const std::string detail =
+          absl::StrCat(keys.owner(), " slot ", slot, " to shard ", to, " (", moved,
+                       " keys), half-moved for ", 3 * ttl, "ms: ",
+                       s.ok() ? "done" : std::string(s.message()));
+      measures_["slot_moved"] = detail;
+      checks_.push_back({"slot migrates to another master", s.ok(), detail});
     } else if (sc_.name == "cluster_migration") {
       // The lock's slot first (while the victim holds it and renews it),
       // then the resource's, each step by step: ASK while keys are half
@@ -1125,6 +1173,34 @@ class Coordinator {
         checks_.push_back({"fence counter survives the restart", regressions == 0,
                            absl::StrJoin(detail, ", ")});
       }
+    }
+    if (s == "cluster_long_migration" || s == "extend_shorter") {
+      // The victim's lease outlives several renewal margins with nothing
+      // going wrong but the migration / its own shorter lease: it must keep
+      // the lock, and nobody else may have entered meanwhile (the checker's
+      // overlap rule proves that; this makes it visible).
+      checks_.push_back(
+          {"the holder keeps its lock", victim != nullptr && !victim->lost &&
+                                            victim->result == "OK" &&
+                                            victim->write == WriteOutcome::kAccepted,
+           victim ? absl::StrCat("lost=", victim->lost, ", write ",
+                                 WriteOutcomeName(victim->write), ", With returned ",
+                                 victim->result, victim->message.empty() ? "" : " ",
+                                 victim->message)
+                  : "victim op missing"});
+      int64_t inside = 0;
+      if (victim != nullptr) {
+        for (const Op& op : h.ops) {
+          if (op.entered && op.key == victim_key_ && op.id != victim->id &&
+              op.enter_steady_ns > victim->enter_steady_ns &&
+              op.enter_steady_ns < victim->exit_steady_ns) {
+            ++inside;
+          }
+        }
+      }
+      checks_.push_back({"nobody else entered during the hold", victim != nullptr && inside == 0,
+                         absl::StrCat(inside, " sections on ", victim_key_,
+                                      " began while the victim held it")});
     }
     if (s == "sentinel_failover" || s == "cluster_migration") {
       // What callers saw, by status code; ABORTED (busy: wait timed out
