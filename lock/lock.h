@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "lock/errors.h"
 #include "lock/internal/notifier.h"
+#include "lock/internal/process.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
@@ -143,8 +144,11 @@ class Locker {
       const policy::Snapshot& snapshot, const policy::Policy& policy);
   absl::Status RunHeld(RedisLock& lock,
                        const std::function<absl::Status(Held&)>& fn);
+  // kFailedPrecondition in a fork() child of the process that built it.
+  absl::Status CheckProcess() const;
 
   const std::shared_ptr<policy::Registry> registry_;
+  const pid_t built_by_ = internal::ProcessId();
   struct TargetBackend {
     policy::RedisTarget target;
     std::shared_ptr<const Backend> backend;

@@ -637,6 +637,10 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
 }
 
 absl::Status RedisLock::EnableAutoRenew() {
+  // A fork() child must not renew (nor think it renews) its parent's hold.
+  if (absl::Status s = backend_->homes[0]->CheckProcess(); !s.ok()) {
+    return Annotate(s, "auto-renew");
+  }
   std::lock_guard<std::mutex> lock(op_mu_);
   if (count_.load() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -76,6 +76,7 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     absl::Span<const absl::string_view> args, const RunOptions& options,
     bool* outcome_unknown) {
   if (outcome_unknown != nullptr) *outcome_unknown = false;
+  if (absl::Status s = CheckProcess(); !s.ok()) return s;
   const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
   std::string ask;
   absl::Status last;
@@ -172,6 +173,10 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   };
   std::vector<InFlight> flight(homes.size());
   for (size_t i = 0; i < homes.size(); ++i) {
+    if (absl::Status s = homes[i]->CheckProcess(); !s.ok()) {
+      out[i] = s;
+      continue;
+    }
     absl::StatusOr<std::shared_ptr<ConnectionPool>> pool = homes[i]->PoolFor(key, left());
     absl::StatusOr<PooledConnection> conn =
         pool.ok() ? (*pool)->Borrow(left()) : absl::StatusOr<PooledConnection>(pool.status());
