@@ -27,13 +27,21 @@
 #include "lock/lock.h"
 #include "policy/registry.h"
 
-// Under ThreadSanitizer a child of a multi-threaded process may start
-// threads only with die_after_fork=0 (the child's renewal threads are the
-// point of these tests); everything else stays checked.
-extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
-
 namespace lock {
 namespace {
+
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer cannot follow a thread started in the child of a
+// multi-threaded process: it dies by default, and with die_after_fork=0 it
+// still counts the parent's threads while glibc hands their stacks (hence
+// their thread ids) to the child's new ones ("dup thread with used id").
+// Under TSan the children stop before their first thread (the renewal
+// thread of their first lock after Init); the parent's side, the handlers
+// and everything the children do up to there stay checked.
+constexpr bool kChildMayStartThreads = false;
+#else
+constexpr bool kChildMayStartThreads = true;
+#endif
 
 using ::lock::testing::IsOk;
 using Clock = std::chrono::steady_clock;
@@ -135,6 +143,7 @@ class ForkTest : public harness::RedisTest {
     if (!IsForkError(s)) return Fail(kOldLockerNotRefused, s);
     s = InitFromJson(config_);
     if (!s.ok()) return Fail(kInitAgainFailed, s);
+    if (!kChildMayStartThreads) return kOk;
     s = With("renew", key, [](Held& held) {
       std::this_thread::sleep_for(std::chrono::milliseconds(750));
       if (held.lost()) return absl::InternalError("lost while renewing");
