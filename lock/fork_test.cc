@@ -51,6 +51,8 @@ constexpr char kConfig[] = R"json({
   "policies": {
     "renew": { "key_prefix": "r:", "ttl": "300ms", "script_timeout": "100ms",
                "renewal": { "threshold": 0.5 } },
+    "child": { "key_prefix": "c:", "ttl": "600ms", "script_timeout": "200ms",
+               "renewal": { "threshold": 0.5 } },
     "plain": { "key_prefix": "p:", "ttl": "20s", "on_busy": "fail" },
     "waiter": { "key_prefix": "p:", "ttl": "20s",
                 "wait": { "timeout": "20s", "notify": true },
@@ -137,18 +139,18 @@ class ForkTest : public harness::RedisTest {
 
   // In a child: the process-wide layer refuses the parent's Locker, and
   // after lock::InitFromJson works on its own, with auto-renewal: held for
-  // more than twice its 300ms ttl, not lost, and still owned at the end.
+  // more than twice its 600ms ttl, not lost, and still owned at the end.
   int ChildInitsAgainAndLocks(const std::string& key) {
     absl::Status s = With("renew", key, [] { return absl::OkStatus(); });
     if (!IsForkError(s)) return Fail(kOldLockerNotRefused, s);
     s = InitFromJson(config_);
     if (!s.ok()) return Fail(kInitAgainFailed, s);
     if (!kChildMayStartThreads) return kOk;
-    s = With("renew", key, [](Held& held) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(750));
+    s = With("child", key, [](Held& held) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1300));
       if (held.lost()) return absl::InternalError("lost while renewing");
       // Owner-checked: fails unless this child still holds the key.
-      return held.Extend(absl::Milliseconds(300));
+      return held.Extend(absl::Milliseconds(600));
     });
     if (!s.ok()) return Fail(kNewLockerFailed, s);
     Shutdown();
@@ -182,7 +184,7 @@ TEST_F(ForkTest, ChildGetsAClearErrorThenAWorkingLibraryAfterInitAgain) {
     return absl::OkStatus();
   }), IsOk());
   EXPECT_EQ(RedisInt({"EXISTS", "{r:parent}"}), 0);
-  EXPECT_EQ(RedisInt({"EXISTS", "{r:child}"}), 0);
+  EXPECT_EQ(RedisInt({"EXISTS", "{c:child}"}), 0);
 }
 
 // Other threads of the parent are inside Redis calls (an acquire and a
@@ -208,6 +210,7 @@ TEST_F(ForkTest, ForkDuringRedisCallsAndRenewalsDoesNotDeadlockTheChild) {
   threads.emplace_back([&] {  // always somewhere in a Redis call
     for (int i = 0; !stop; ++i) {
       (void)With("renew", absl::StrCat("loop-", i % 4), [] { return absl::OkStatus(); });
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // leave CPU to the child
     }
   });
   while (!slow_held) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -218,7 +221,7 @@ TEST_F(ForkTest, ForkDuringRedisCallsAndRenewalsDoesNotDeadlockTheChild) {
   // The slow hold's renewal falls due 400ms after its acquire: in flight now.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
 
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(InChild([&]() -> int { return ChildInitsAgainAndLocks(absl::StrCat("child-", i)); }),
               kOk)
         << "fork #" << i;
