@@ -32,16 +32,16 @@ void InstallForkHandlers();
 void ProcessLayerForkPrepare();  // lock.cc: the process-wide Locker
 void ProcessLayerForkParent();
 void ProcessLayerForkChild();
-void StatsForkPrepare();         // stats.cc: counters and callback
+void StatsForkPrepare();  // stats.cc: counters and callback
 void StatsForkParent();
 void StatsForkChild();
-void NotifierForkPrepare();      // notifier.cc: every live ReleaseNotifier
+void NotifierForkPrepare();  // notifier.cc: every live ReleaseNotifier
 void NotifierForkParent();
 void NotifierForkChild();
-void RenewalForkPrepare();       // renewal.cc: the RenewalManager
+void RenewalForkPrepare();  // renewal.cc: the RenewalManager
 void RenewalForkParent();
 void RenewalForkChild();
-void ParallelForkPrepare();      // parallel.cc: the Redlock thread pool
+void ParallelForkPrepare();  // parallel.cc: the Redlock thread pool
 void ParallelForkParent();
 void ParallelForkChild();
 

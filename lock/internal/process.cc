@@ -53,9 +53,10 @@ void Abandon(std::shared_ptr<void> object) {
 
 absl::Status ForkedError(absl::string_view what, pid_t built_by) {
   return absl::FailedPreconditionError(absl::StrCat(
-      what, " was built by process ", built_by, " and is used in its fork() child ",
-      ProcessId(), ", where the parent's Redis connections and threads must not be "
-      "used (locks the parent holds stay the parent's): call lock::Init again after "
+      what, " was built by process ", built_by,
+      " and is used in its fork() child ", ProcessId(),
+      ", where the parent's Redis connections and threads must not be used "
+      "(locks the parent holds stay the parent's): call lock::Init again after "
       "fork (or build a new lock::Locker) in the child"));
 }
 
