@@ -75,10 +75,10 @@ ReleaseNotifier::~ReleaseNotifier() {
     live.notifiers.erase(this);
   }
   if (ForkedSince(built_by_)) {
-    // In a fork() child: mu_ may be held by a thread that is not there, and
-    // waiters of the parent are still counted in each channel's condition
-    // variable (destroying it would wait for them forever). The eventfd is
-    // shared with the parent, whose subscriber must not be woken by us.
+    // In a fork() child: the subscriber thread is not there (joining it
+    // would wait forever), and waiters of the parent are still counted in
+    // each channel's condition variable (destroying it would, too). The
+    // eventfd is shared with the parent, whose subscriber we must not wake.
     Abandon(std::make_shared<std::thread>(std::move(thread_)));  // never joined
     for (auto& [name, ch] : channels_) new (&ch->changed) std::condition_variable();
     if (wake_fd_ >= 0) close(wake_fd_);  // our copy only
