@@ -21,6 +21,7 @@
 #include "integration/harness/redis_test.h"
 #include "lock/internal/status_matchers.h"
 #include "lock/lock.h"
+#include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
 
 namespace lock {
@@ -105,10 +106,19 @@ class EdgeFleetTest : public harness::RedisFleetTest {
       if (!absl::StrContains(*info, "state=online")) {
         return absl::UnavailableError("replica not online yet");
       }
-      // Online is not yet acknowledging: wait until a write is.
-      absl::StatusOr<std::string> acked = fleet->node(0).Exec({"WAIT", "1", "200"});
+      // Online is not yet acknowledging: wait until a write is (WAIT
+      // counts the writes of its own connection).
+      auto conn = redis::Connection::Open({.addr = master});
+      if (!conn.ok()) return conn.status();
+      absl::StatusOr<redis::ReplyPtr> set =
+          (*conn)->Command({"SET", "replica-probe", "1"}, absl::Seconds(1));
+      if (!set.ok()) return set.status();
+      absl::StatusOr<redis::ReplyPtr> acked =
+          (*conn)->Command({"WAIT", "1", "200"}, absl::Seconds(1));
       if (!acked.ok()) return acked.status();
-      if (*acked != "1") return absl::UnavailableError("replica does not acknowledge yet");
+      if ((*acked)->type != REDIS_REPLY_INTEGER || (*acked)->integer < 1) {
+        return absl::UnavailableError("replica does not acknowledge writes yet");
+      }
       return absl::OkStatus();
     }), IsOk());
     return fleet;

@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lock/internal/fork.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/status_macros.h"
 #include "lock/internal/strings.h"
@@ -33,6 +35,7 @@ Locker::~Locker() = default;
 
 absl::StatusOr<std::unique_ptr<Locker>> Locker::Create(
     std::shared_ptr<policy::Registry> registry) {
+  internal::InstallForkHandlers();
   return std::unique_ptr<Locker>(new Locker(std::move(registry)));
 }
 
@@ -111,8 +114,14 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
   return RedisLock::Create(std::move(backend), std::move(policy), ToAbsl(key));
 }
 
+absl::Status Locker::CheckProcess() const {
+  if (!internal::ForkedSince(built_by_)) return absl::OkStatus();
+  return internal::ForkedError("this lock::Locker", built_by_);
+}
+
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view policy, std::string_view key) {
+  RETURN_IF_ERROR(CheckProcess());
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
   return MakeLock(std::move(p), *snapshot, key);
@@ -134,6 +143,7 @@ absl::Status ValidateOptions(const LockOptions& options,
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view key, const LockOptions& options) {
+  RETURN_IF_ERROR(CheckProcess());
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
   RETURN_IF_ERROR(ValidateOptions(options, *snapshot));
   auto p = std::make_shared<policy::Policy>(options);
@@ -201,6 +211,7 @@ absl::Status Locker::UnlockByValue(std::string_view policy,
 absl::Status Locker::FencedSet(std::string_view policy,
                                std::string_view resource_key,
                                std::string_view value, int64_t fencing_token) {
+  RETURN_IF_ERROR(CheckProcess());
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
   ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(*snapshot, *p));
@@ -236,6 +247,8 @@ absl::Status Locker::FencedSet(std::string_view policy,
 
 namespace {
 
+// Held only to read or swap the pointer (never while a Locker is built or
+// destroyed), so the fork handlers may take it.
 std::mutex g_mu;
 std::shared_ptr<Locker> g_locker;  // guarded by g_mu
 
@@ -259,9 +272,21 @@ absl::Status InitFromJson(std::string_view json) {
 }
 
 void InitWith(std::shared_ptr<Locker> locker) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  g_locker = std::move(locker);
+  std::shared_ptr<Locker> old;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    old = std::exchange(g_locker, std::move(locker));
+  }
+  // Destroyed outside g_mu: it may close connections and join a thread.
 }
+
+namespace internal {
+// A child keeps the parent's Locker installed, so that the process-wide
+// calls answer "lock::Init again after fork" until it does.
+void ProcessLayerForkPrepare() { g_mu.lock(); }
+void ProcessLayerForkParent() { g_mu.unlock(); }
+void ProcessLayerForkChild() { g_mu.unlock(); }
+}  // namespace internal
 
 void Shutdown(absl::Duration deadline) {
   internal::RenewalManager::Global().Shutdown(deadline);

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "lock/errors.h"
 #include "lock/internal/notifier.h"
+#include "lock/internal/process.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
@@ -80,7 +81,10 @@ class Held {
 };
 
 // Locks built from a policy registry and the Redis targets it names.
-// Thread-safe; share one per process (or per configuration).
+// Thread-safe; share one per process (or per configuration). In a fork()
+// child of the process that built it, every entry point returns
+// kFailedPrecondition ("... lock::Init again after fork"): build a new one
+// there.
 class Locker {
  public:
   // Connections are opened lazily, at the first lock on each target.
@@ -143,8 +147,11 @@ class Locker {
       const policy::Snapshot& snapshot, const policy::Policy& policy);
   absl::Status RunHeld(RedisLock& lock,
                        const std::function<absl::Status(Held&)>& fn);
+  // kFailedPrecondition in a fork() child of the process that built it.
+  absl::Status CheckProcess() const;
 
   const std::shared_ptr<policy::Registry> registry_;
+  const pid_t built_by_ = internal::ProcessId();
   struct TargetBackend {
     policy::RedisTarget target;
     std::shared_ptr<const Backend> backend;
@@ -154,8 +161,20 @@ class Locker {
 };
 
 // ---- Process-wide layer over one Locker ------------------------------------
+//
+// fork(): everything built before a fork belongs to the parent. In the child,
+// a Locker built by the parent (so the process-wide one, until the child
+// calls Init again) and every RedisLock made in the parent answer
+// kFailedPrecondition, "... lock::Init again after fork", without touching
+// the parent's connections; locks the parent holds are neither renewed nor
+// released by the child, which sees them as lost (Held::lost()). After Init
+// (or InitFromJson, or a new Locker) in the child, the library works there
+// with its own connections and renewal threads. Forking while other threads
+// are in Redis calls is safe (pthread_atfork handlers). See README "fork()".
 
-// Loads policies from a file or a directory of *.json files.
+// Loads policies from a file or a directory of *.json files. In a fork()
+// child, replaces the parent's Locker (see above): call it there before
+// taking locks.
 absl::Status Init(const std::string& config_path);
 absl::Status InitFromJson(std::string_view json);
 // Installs a Locker built elsewhere (tests, dependency injection).
@@ -163,7 +182,8 @@ void InitWith(std::shared_ptr<Locker> locker);
 // Stops auto-renewal, marks every lock still held in the process lost
 // (requesting their stop tokens) and releases it, giving up on Redis calls
 // after `deadline`; then drops the process-wide Locker. Locks can be taken
-// again after a new Init.
+// again after a new Init. In a fork() child it releases only the locks the
+// child took after its own Init, never those inherited from the parent.
 void Shutdown(absl::Duration deadline = absl::Seconds(5));
 // The process-wide Locker; on first use without Init it loads $LOCK_CONFIG.
 absl::StatusOr<std::shared_ptr<Locker>> Default();

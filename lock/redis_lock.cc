@@ -730,6 +730,10 @@ absl::Status RedisLock::ExtendCallLocked(absl::Span<const absl::string_view> key
 }
 
 absl::Status RedisLock::EnableAutoRenew() {
+  // A fork() child must not renew (nor think it renews) its parent's hold.
+  if (absl::Status s = backend_->homes[0]->CheckProcess(); !s.ok()) {
+    return Annotate(s, "auto-renew");
+  }
   OpScope scope(this);
   if (count_.load() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -6,6 +6,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lock/internal/fork.h"
 #include "nlohmann/json.hpp"
 
 namespace lock {
@@ -69,6 +70,11 @@ void SetRenewalQueue(int64_t len, int64_t cap) {
 void AddRenewalRoundTrip() {
   Global().round_trips.fetch_add(1, std::memory_order_relaxed);
 }
+
+// Held only briefly, never across a Redis call.
+void StatsForkPrepare() { Global().mu.lock(); }
+void StatsForkParent() { Global().mu.unlock(); }
+void StatsForkChild() { Global().mu.unlock(); }
 
 }  // namespace internal
 

@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
+#include "lock/internal/fork.h"
 
 namespace lock::internal {
 namespace {
@@ -18,11 +21,47 @@ absl::string_view Text(const redisReply& r) {
              : absl::string_view();
 }
 
+// Every live notifier, for the fork handlers: they take each one's mu_ so
+// that a child inherits its channel table consistent.
+struct Live {
+  std::mutex mu;
+  absl::flat_hash_set<ReleaseNotifier*> notifiers;  // guarded by mu
+};
+
+Live& LiveNotifiers() {
+  static Live* live = new Live;
+  return *live;
+}
+
 }  // namespace
 
 ReleaseNotifier::ReleaseNotifier(Endpoint endpoint)
     : endpoint_(std::move(endpoint)),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  InstallForkHandlers();
+  Live& live = LiveNotifiers();
+  std::lock_guard<std::mutex> lock(live.mu);
+  live.notifiers.insert(this);
+}
+
+void NotifierForkPrepare() { ReleaseNotifier::ForkPrepare(); }
+void NotifierForkParent() { ReleaseNotifier::ForkDone(); }
+void NotifierForkChild() { ReleaseNotifier::ForkDone(); }
+
+void ReleaseNotifier::ForkPrepare() {
+  Live& live = LiveNotifiers();
+  live.mu.lock();
+  for (ReleaseNotifier* n : live.notifiers) n->mu_.lock();
+}
+
+// In the child the notifiers stay unusable anyway (their subscriber thread
+// is gone): only their destructor runs there, and it needs a consistent
+// channel table, not the thread.
+void ReleaseNotifier::ForkDone() {
+  Live& live = LiveNotifiers();
+  for (ReleaseNotifier* n : live.notifiers) n->mu_.unlock();
+  live.mu.unlock();
+}
 
 ReleaseNotifier::ReleaseNotifier(redis::ConnectionOptions options)
     : ReleaseNotifier([options]() -> absl::StatusOr<redis::ConnectionOptions> {
@@ -30,6 +69,21 @@ ReleaseNotifier::ReleaseNotifier(redis::ConnectionOptions options)
       }) {}
 
 ReleaseNotifier::~ReleaseNotifier() {
+  {
+    Live& live = LiveNotifiers();
+    std::lock_guard<std::mutex> lock(live.mu);
+    live.notifiers.erase(this);
+  }
+  if (ForkedSince(built_by_)) {
+    // In a fork() child: the subscriber thread is not there (joining it
+    // would wait forever), and waiters of the parent are still counted in
+    // each channel's condition variable (destroying it would, too). The
+    // eventfd is shared with the parent, whose subscriber we must not wake.
+    Abandon(std::make_shared<std::thread>(std::move(thread_)));  // never joined
+    for (auto& [name, ch] : channels_) new (&ch->changed) std::condition_variable();
+    if (wake_fd_ >= 0) close(wake_fd_);  // our copy only
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;

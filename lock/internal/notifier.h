@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lock/internal/process.h"
 #include "lock/redis/connection.h"
 
 namespace lock::internal {
@@ -38,7 +39,9 @@ class ReleaseNotifier {
   explicit ReleaseNotifier(redis::ConnectionOptions options);
   ReleaseNotifier(const ReleaseNotifier&) = delete;
   ReleaseNotifier& operator=(const ReleaseNotifier&) = delete;
-  // All Watches must be gone.
+  // All Watches must be gone — except in a fork() child destroying its
+  // parent's notifier: the subscriber thread does not exist there, so it is
+  // neither woken nor joined, and its connection is left alone.
   ~ReleaseNotifier();
 
   // Registers interest in `channel` and waits up to `timeout` for Redis to
@@ -48,6 +51,11 @@ class ReleaseNotifier {
 
   // Subscriber connections opened so far (tests).
   int64_t connections_opened() const;
+
+  // For the fork handlers (lock/internal/fork.h): lock / unlock every live
+  // notifier's mutex.
+  static void ForkPrepare();
+  static void ForkDone();
 
  private:
   struct Channel {
@@ -72,6 +80,7 @@ class ReleaseNotifier {
   void Unsubscribe(const std::string& channel);
 
   const Endpoint endpoint_;
+  const pid_t built_by_ = ProcessId();
   int wake_fd_ = -1;
 
   mutable std::mutex mu_;

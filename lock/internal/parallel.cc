@@ -2,9 +2,14 @@
 
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
+
+#include "lock/internal/fork.h"
+#include "lock/internal/process.h"
 
 namespace lock::internal {
 namespace {
@@ -20,6 +25,18 @@ class Pool {
       ++idle_;
     }
     ready_.notify_one();
+  }
+
+  void ForkPrepare() { mu_.lock(); }
+  void ForkParent() { mu_.unlock(); }
+  // The child has none of the pool's threads: it starts new ones on demand.
+  // Queued tasks point into the stacks of callers that are not there.
+  void ForkChild() {
+    Abandon(std::make_shared<std::deque<std::function<void()>>>(std::move(tasks_)));
+    tasks_.clear();
+    idle_ = 0;
+    new (&ready_) std::condition_variable();  // the dead workers waited on it
+    mu_.unlock();
   }
 
  private:
@@ -44,11 +61,18 @@ class Pool {
 };
 
 Pool& Shared() {
-  static Pool* pool = new Pool;  // never destroyed: its threads are detached
+  static Pool* pool = [] {
+    InstallForkHandlers();
+    return new Pool;  // never destroyed: its threads are detached
+  }();
   return *pool;
 }
 
 }  // namespace
+
+void ParallelForkPrepare() { Shared().ForkPrepare(); }
+void ParallelForkParent() { Shared().ForkParent(); }
+void ParallelForkChild() { Shared().ForkChild(); }
 
 void ParallelFor(int n, const std::function<void(int)>& fn) {
   if (n <= 0) return;

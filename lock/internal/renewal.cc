@@ -1,12 +1,15 @@
 #include "lock/internal/renewal.h"
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
+#include "lock/internal/fork.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/process.h"
 #include "lock/internal/quorum.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
@@ -42,7 +45,10 @@ constexpr absl::string_view kRenewMode = "renew";
 }  // namespace
 
 RenewalManager& RenewalManager::Global() {
-  static RenewalManager* m = new RenewalManager;  // never destroyed: threads
+  static RenewalManager* m = [] {
+    InstallForkHandlers();
+    return new RenewalManager;  // never destroyed: threads
+  }();
   return *m;
 }
 
@@ -502,5 +508,57 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
     });
   }
 }
+
+// ---- fork() ------------------------------------------------------------------
+// mu_ and the track shards are held only briefly, never across a Redis call,
+// so taking them cannot stall a fork behind a slow server.
+
+void RenewalManager::ForkPrepare() {
+  mu_.lock();
+  for (TrackShard& shard : tracked_) shard.mu.lock();
+}
+
+void RenewalManager::ForkParent() {
+  for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->mu.unlock();
+  mu_.unlock();
+}
+
+void RenewalManager::ForkChild() {
+  // The threads are not in the child: a joinable std::thread must be
+  // neither joined nor destroyed. What they were working on (batches, the
+  // schedule) is left untouched rather than destroyed here.
+  if (scheduler_.joinable()) Abandon(std::make_shared<std::thread>(std::move(scheduler_)));
+  for (std::thread& w : workers_) Abandon(std::make_shared<std::thread>(std::move(w)));
+  workers_.clear();
+  Abandon(std::make_shared<decltype(heap_)>(std::move(heap_)));
+  heap_ = {};
+  Abandon(std::make_shared<std::deque<Batch>>(std::move(queue_)));
+  queue_.clear();
+  // The dead threads were waiting on these; glibc would wait for them.
+  new (&due_changed_) std::condition_variable();
+  new (&work_) std::condition_variable();
+  running_ = false;
+  stop_ = false;
+  // The parent's holds: the parent keeps renewing and releasing them. Here
+  // they are lost (only atomics are touched: no callback, no stop request,
+  // which could wait for a lock a dead thread held) and forgotten, so that
+  // nothing in the child renews or releases them.
+  for (TrackShard& shard : tracked_) {
+    for (auto& [ptr, weak] : shard.holds) {
+      std::shared_ptr<Hold> h = weak.lock();
+      if (h == nullptr || h->released.exchange(true)) continue;
+      if (!h->lost.exchange(true)) h->counters->lost.fetch_add(1, std::memory_order_relaxed);
+      h->counters->active.fetch_sub(1, std::memory_order_relaxed);
+    }
+    shard.holds.clear();
+  }
+  SetRenewalQueue(0, kQueueCapacity);
+  for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->mu.unlock();
+  mu_.unlock();
+}
+
+void RenewalForkPrepare() { RenewalManager::Global().ForkPrepare(); }
+void RenewalForkParent() { RenewalManager::Global().ForkParent(); }
+void RenewalForkChild() { RenewalManager::Global().ForkChild(); }
 
 }  // namespace lock::internal

@@ -54,6 +54,15 @@ class RenewalManager {
   // joined, and ends after its current step.
   void Shutdown(absl::Duration deadline);
 
+  // For the fork handlers (lock/internal/fork.h). In the child the manager
+  // has no threads, nothing scheduled and no tracked holds: the holds of the
+  // parent are marked released (never renewed, never released by the
+  // child's Shutdown) and lost (the child does not hold them); it starts
+  // again on the child's first Renew.
+  void ForkPrepare();
+  void ForkParent();
+  void ForkChild();
+
   // Pipelines renew at most this many holds each.
   static constexpr size_t kMaxBatch = 4096;
   static constexpr size_t kQueueCapacity = 1024;

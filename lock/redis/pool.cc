@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,10 +16,21 @@ PooledConnection::~PooledConnection() {
 ConnectionPool::ConnectionPool(PoolOptions options)
     : options_(std::move(options)) {}
 
-ConnectionPool::~ConnectionPool() = default;
+ConnectionPool::~ConnectionPool() {
+  if (internal::ForkedSince(built_by_)) {
+    // Threads of the parent that waited in Borrow at fork time left their
+    // count in the condition variable; destroying it would wait for them
+    // forever. A fresh one has no waiters.
+    new (&returned_) std::condition_variable();
+  }
+}
 
 absl::StatusOr<PooledConnection> ConnectionPool::Borrow(
     absl::Duration timeout) {
+  if (internal::ForkedSince(built_by_)) {
+    return internal::ForkedError(absl::StrCat("the connection pool of redis ", addr()),
+                                 built_by_);
+  }
   const auto deadline =
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   while (true) {

@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lock/internal/process.h"
 #include "lock/redis/connection.h"
 
 namespace lock::redis {
@@ -59,12 +60,16 @@ class ConnectionPool {
   explicit ConnectionPool(PoolOptions options);
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
-  // All borrowed connections must have been returned.
+  // All borrowed connections must have been returned — except in a fork()
+  // child destroying its parent's pool: it only closes its copies of the
+  // idle sockets (sending nothing) and leaves the borrowed ones alone.
   ~ConnectionPool();
 
   // A connection ready for commands, waiting at most `timeout` (for a free
   // slot and for connecting). kUnavailable when Redis cannot be reached or
-  // every connection stays busy until the deadline.
+  // every connection stays busy until the deadline. kFailedPrecondition in
+  // a fork() child of the process that built the pool: its sockets are the
+  // parent's (either process could read the other's replies).
   absl::StatusOr<PooledConnection> Borrow(absl::Duration timeout);
   // An idle connection that looks alive, at once; nullopt when there is none
   // (nothing is opened and nothing waited for). Lets a caller talking to
@@ -83,6 +88,7 @@ class ConnectionPool {
   void Return(std::unique_ptr<Connection> conn);
 
   const PoolOptions options_;
+  const pid_t built_by_ = internal::ProcessId();
   mutable std::mutex mu_;
   std::condition_variable returned_;
   std::vector<std::unique_ptr<Connection>> idle_;

@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "lock/internal/parallel.h"
 #include "lock/internal/status_macros.h"
 #include "lock/redis/script.h"
 
@@ -77,6 +76,7 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     absl::Span<const absl::string_view> args, const RunOptions& options,
     bool* outcome_unknown) {
   if (outcome_unknown != nullptr) *outcome_unknown = false;
+  if (absl::Status s = CheckProcess(); !s.ok()) return s;
   const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
   std::string ask;
   absl::Status last;
@@ -192,6 +192,10 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   // the time of the others, or a live quorum is refused.
   std::vector<size_t> unconnected;
   for (size_t i = 0; i < homes.size(); ++i) {
+    if (absl::Status s = homes[i]->CheckProcess(); !s.ok()) {
+      out[i] = s;
+      continue;
+    }
     absl::StatusOr<std::shared_ptr<ConnectionPool>> pool = homes[i]->PoolFor(key, left());
     if (!pool.ok()) {
       out[i] = pool.status();
@@ -241,17 +245,22 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   // thread, within the whole budget, while this thread reads the replies of
   // the others: a master that swallows connections delays only itself.
   // Each task writes only its own masters' slots of `out`.
+  // Short-lived threads, joined before returning: this path is taken only
+  // when a master has no pooled connection yet (the first calls, or after
+  // a failure), so their cost does not matter and nothing outlives a fork.
   const absl::Duration budget = left();
-  lock::internal::ParallelFor(static_cast<int>(unconnected.size()) + 1, [&](int j) {
-    if (j == 0) {
-      read_in_flight();
-      return;
-    }
-    const size_t i = unconnected[j - 1];
-    absl::StatusOr<Topology::RunResult> r = homes[i]->Run(script, keys, args, {.timeout = budget});
-    out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
-                    : absl::StatusOr<ReplyPtr>(r.status());
-  });
+  std::vector<std::thread> connecting;
+  connecting.reserve(unconnected.size());
+  for (size_t i : unconnected) {
+    connecting.emplace_back([&, i] {
+      absl::StatusOr<Topology::RunResult> r =
+          homes[i]->Run(script, keys, args, {.timeout = budget});
+      out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
+                      : absl::StatusOr<ReplyPtr>(r.status());
+    });
+  }
+  read_in_flight();
+  for (std::thread& t : connecting) t.join();
   return out;
 }
 

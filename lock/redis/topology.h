@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "lock/internal/process.h"
 #include "lock/redis/connection.h"
 #include "lock/redis/pool.h"
 #include "lock/scripts/embedded.h"
@@ -86,9 +87,20 @@ class Topology {
   // "standalone 127.0.0.1:6379", for messages.
   virtual std::string Describe() const = 0;
 
+  // kFailedPrecondition in a fork() child of the process that built this
+  // topology (Run and RunOnEach refuse to work there, before touching any
+  // pool, socket or mutex of the parent); OK otherwise.
+  absl::Status CheckProcess() const {
+    if (!internal::ForkedSince(built_by_)) return absl::OkStatus();
+    return internal::ForkedError("Redis " + Describe(), built_by_);
+  }
+
  protected:
   // The pool for an explicit address (cluster ASK targets).
   virtual absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolAt(const std::string& addr) = 0;
+
+ private:
+  const pid_t built_by_ = internal::ProcessId();
 };
 
 // Runs `script` once on each of `homes` (a Redlock target's independent

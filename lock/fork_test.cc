@@ -1,0 +1,289 @@
+// The fork() contract (README "fork()"), against real redis-servers: a child
+// gets a clear error from everything built by its parent, a working library
+// after lock::Init again, never a deadlock, and never touches the locks the
+// parent holds.
+//
+// Children run plain code (no gtest assertions) and _exit with a code that
+// names the step that failed; their stderr explains it.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/redis_test.h"
+#include "lock/internal/status_matchers.h"
+#include "lock/lock.h"
+#include "policy/registry.h"
+
+namespace lock {
+namespace {
+
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer cannot follow a thread started in the child of a
+// multi-threaded process: it dies by default, and with die_after_fork=0 it
+// still counts the parent's threads while glibc hands their stacks (hence
+// their thread ids) to the child's new ones ("dup thread with used id").
+// Under TSan the children stop before their first thread (the renewal
+// thread of their first lock after Init); the parent's side, the handlers
+// and everything the children do up to there stay checked.
+constexpr bool kChildMayStartThreads = false;
+#else
+constexpr bool kChildMayStartThreads = true;
+#endif
+
+using ::lock::testing::IsOk;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kConfig[] = R"json({
+  "redis": { "default": { "addrs": ["ADDR"] }, "slow": { "addrs": ["SLOW"] } },
+  "policies": {
+    "renew": { "key_prefix": "r:", "ttl": "300ms", "script_timeout": "100ms",
+               "renewal": { "threshold": 0.5 } },
+    "child": { "key_prefix": "c:", "ttl": "600ms", "script_timeout": "200ms",
+               "renewal": { "threshold": 0.5 } },
+    "plain": { "key_prefix": "p:", "ttl": "20s", "on_busy": "fail" },
+    "waiter": { "key_prefix": "p:", "ttl": "20s",
+                "wait": { "timeout": "20s", "notify": true },
+                "retry": { "max_attempts": 1000, "initial_delay": "5s", "max_delay": "5s" } },
+    "slow": { "redis": "slow", "key_prefix": "s:", "ttl": "2s",
+              "script_timeout": "1500ms", "renewal": { "threshold": 0.8 } }
+  }
+})json";
+
+constexpr char kInitAgain[] = "lock::Init again after fork";
+
+// Exit codes of the children: which step failed.
+enum Step : int {
+  kOk = 0,
+  kOldLockerNotRefused = 10,
+  kInheritedHoldNotLost = 11,
+  kInitAgainFailed = 12,
+  kNewLockerFailed = 13,
+  kOldLockNotRefused = 14,
+  kChildThrew = 98,
+};
+
+// In a child: reports `s` on stderr and returns `step`.
+int Fail(Step step, const absl::Status& s) {
+  std::fprintf(stderr, "fork child %d: step %d failed: %s\n", getpid(), step,
+               s.ToString().c_str());
+  return step;
+}
+
+// In a child: `s` is the clear fork() error.
+bool IsForkError(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kFailedPrecondition &&
+         absl::StrContains(s.message(), kInitAgain);
+}
+
+class ForkTest : public harness::RedisTest {
+ protected:
+  void SetUp() override {
+    harness::RedisTest::SetUp();
+    auto slow = harness::RedisServer::Start({.name = "slow"});
+    ASSERT_TRUE(slow.ok()) << slow.status();
+    slow_ = *std::move(slow);
+    config_ = absl::StrReplaceAll(
+        kConfig, {{"ADDR", server().addr()}, {"SLOW", slow_->addr()}});
+    ASSERT_THAT(InitFromJson(config_), IsOk());
+  }
+  void TearDown() override {
+    if (slow_ != nullptr) (void)slow_->Resume();
+    Shutdown();
+    harness::RedisTest::TearDown();
+  }
+
+  // Runs `child` in a fork() child and returns its exit code; fails the test
+  // and returns -1 when the child does not exit within `limit` (it is then
+  // killed: a hang is a deadlock in the child).
+  int InChild(const std::function<int()>& child,
+              std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      int code = kChildThrew;
+      try {
+        code = child();
+      } catch (...) {
+      }
+      _exit(code);
+    }
+    EXPECT_GT(pid, 0) << "fork failed";
+    if (pid <= 0) return -1;
+    const auto end = Clock::now() + limit;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (Clock::now() > end) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ADD_FAILURE() << "the fork() child hung for " << limit.count()
+                      << "ms and was killed";
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(WIFEXITED(status)) << "child died by signal " << WTERMSIG(status);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  // In a child: the process-wide layer refuses the parent's Locker, and
+  // after lock::InitFromJson works on its own, with auto-renewal: held for
+  // more than twice its 600ms ttl, not lost, and still owned at the end.
+  int ChildInitsAgainAndLocks(const std::string& key) {
+    absl::Status s = With("renew", key, [] { return absl::OkStatus(); });
+    if (!IsForkError(s)) return Fail(kOldLockerNotRefused, s);
+    s = InitFromJson(config_);
+    if (!s.ok()) return Fail(kInitAgainFailed, s);
+    if (!kChildMayStartThreads) return kOk;
+    s = With("child", key, [](Held& held) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+      if (held.lost()) return absl::InternalError("lost while renewing");
+      // Owner-checked: fails unless this child still holds the key.
+      return held.Extend(absl::Milliseconds(600));
+    });
+    if (!s.ok()) return Fail(kNewLockerFailed, s);
+    Shutdown();
+    return kOk;
+  }
+
+  std::string config_;
+  std::unique_ptr<harness::RedisServer> slow_;
+};
+
+// Issue 11 item 2: a child used the parent's pooled sockets and a renewal
+// manager whose threads it did not have.
+TEST_F(ForkTest, ChildGetsAClearErrorThenAWorkingLibraryAfterInitAgain) {
+  ASSERT_THAT(With("renew", "parent", [&](Held& held) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // > ttl: renewed
+    EXPECT_FALSE(held.lost());
+    const std::string owner = held.owner_token();
+    EXPECT_EQ(InChild([&]() -> int {
+      absl::Status s = With("renew", "child", [] { return absl::OkStatus(); });
+      if (!IsForkError(s)) return Fail(kOldLockerNotRefused, s);
+      // The parent's hold is not the child's: seen lost, never renewed here.
+      if (!held.lost()) return Fail(kInheritedHoldNotLost, absl::OkStatus());
+      return ChildInitsAgainAndLocks("child");
+    }), kOk);
+    // The parent kept renewing meanwhile, and keeps doing so after the
+    // child is gone; nothing the child did released its lock.
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    EXPECT_FALSE(held.lost());
+    EXPECT_EQ(Redis({"HGET", "{r:parent}", "owner"}), owner);
+    EXPECT_GT(RedisInt({"PTTL", "{r:parent}"}), 0);
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{r:parent}"}), 0);
+  EXPECT_EQ(RedisInt({"EXISTS", "{c:child}"}), 0);
+}
+
+// Other threads of the parent are inside Redis calls (an acquire and a
+// renewal pipeline stuck on a paused server, a waiter subscribed for a
+// release, a loop taking and releasing locks) when fork() runs.
+TEST_F(ForkTest, ForkDuringRedisCallsAndRenewalsDoesNotDeadlockTheChild) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  std::atomic<bool> slow_held{false};
+  threads.emplace_back([&] {  // renewals of this hold will hang
+    (void)With("slow", "renewed", [&](Held& held) {
+      slow_held = true;
+      while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return absl::OkStatus();
+    });
+  });
+  auto holder = Default().value()->NewLock("plain", "busy");
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  threads.emplace_back([&] {  // waits on the release channel
+    (void)With("waiter", "busy", [] { return absl::OkStatus(); });
+  });
+  threads.emplace_back([&] {  // always somewhere in a Redis call
+    for (int i = 0; !stop; ++i) {
+      (void)With("renew", absl::StrCat("loop-", i % 4), [] { return absl::OkStatus(); });
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // leave CPU to the child
+    }
+  });
+  while (!slow_held) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_THAT(slow_->Pause(), IsOk());
+  threads.emplace_back([&] {  // an acquire that hangs in its Redis call
+    (void)With("slow", "acquired", [] { return absl::OkStatus(); });
+  });
+  // The slow hold's renewal falls due 400ms after its acquire: in flight now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(InChild([&]() -> int { return ChildInitsAgainAndLocks(absl::StrCat("child-", i)); }),
+              kOk)
+        << "fork #" << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  ASSERT_THAT(slow_->Resume(), IsOk());
+  EXPECT_THAT((*holder)->Release(), IsOk());
+  stop = true;
+  for (auto& t : threads) t.join();
+}
+
+// The child must never run release.lua with the parent's token: that would
+// free the parent's lock.
+TEST_F(ForkTest, LockHeldInTheParentAndDestroyedInTheChildStaysHeld) {
+  auto locker = Default();
+  ASSERT_THAT(locker, IsOk());
+  auto lock = (*locker)->NewLock("plain", "k");
+  ASSERT_THAT(lock, IsOk());
+  ASSERT_THAT((*lock)->Acquire(), IsOk());
+  const std::string owner = (*lock)->owner_token();
+  EXPECT_EQ(InChild([&]() -> int {
+    absl::Status s = (*lock)->Release();
+    if (!IsForkError(s)) return Fail(kOldLockNotRefused, s);
+    s = (*lock)->Renew(absl::Seconds(1));
+    if (!IsForkError(s)) return Fail(kOldLockNotRefused, s);
+    lock->reset();  // its destructor's best-effort release
+    return kOk;
+  }), kOk);
+  EXPECT_EQ(Redis({"HGET", "{p:k}", "owner"}), owner);
+  EXPECT_THAT((*lock)->IsLocked(), ::lock::testing::IsOkAndHolds(true));
+  EXPECT_THAT((*lock)->Release(), IsOk());
+}
+
+// A child that drops the parent's Locker destroys its pools and its
+// subscriber: without sending anything, without joining threads it does not
+// have, without waiting for the parent's waiters.
+TEST_F(ForkTest, ChildDestroysTheParentsLockerWithoutHangingOrReleasing) {
+  auto registry = policy::Registry::FromJson(config_, "test.json");
+  ASSERT_THAT(registry, IsOk());
+  auto created = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+  ASSERT_THAT(created, IsOk());
+  std::unique_ptr<Locker> locker = *std::move(created);
+  auto holder = locker->NewLock("plain", "held");
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  const std::string owner = (*holder)->owner_token();
+  std::thread waiter([&] {  // starts the subscriber thread, waits on a channel
+    (void)locker->With("waiter", "held", [] { return absl::OkStatus(); });
+  });
+  while (Redis({"PUBSUB", "NUMSUB", "{p:held}:released"}) != "{p:held}:released\n1") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(InChild([&]() -> int {
+    holder->reset();  // the child's copy of the parent's lock
+    locker.reset();
+    return ChildInitsAgainAndLocks("fresh");
+  }), kOk);
+  EXPECT_EQ(Redis({"HGET", "{p:held}", "owner"}), owner);
+  EXPECT_THAT((*holder)->Release(), IsOk());
+  waiter.join();
+}
+
+}  // namespace
+}  // namespace lock

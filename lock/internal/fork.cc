@@ -1,0 +1,45 @@
+#include "lock/internal/fork.h"
+
+#include <pthread.h>
+
+#include "lock/internal/process.h"
+
+namespace lock::internal {
+namespace {
+
+void Prepare() {
+  ProcessLayerForkPrepare();
+  StatsForkPrepare();
+  NotifierForkPrepare();
+  RenewalForkPrepare();
+  ParallelForkPrepare();
+}
+
+void Parent() {
+  ParallelForkParent();
+  RenewalForkParent();
+  NotifierForkParent();
+  StatsForkParent();
+  ProcessLayerForkParent();
+}
+
+void Child() {
+  ParallelForkChild();
+  RenewalForkChild();
+  NotifierForkChild();
+  StatsForkChild();
+  ProcessLayerForkChild();
+}
+
+}  // namespace
+
+void InstallForkHandlers() {
+  static const bool installed = [] {
+    ProcessId();  // its own child handler runs first: ours see the new pid
+    pthread_atfork(Prepare, Parent, Child);
+    return true;
+  }();
+  (void)installed;
+}
+
+}  // namespace lock::internal
