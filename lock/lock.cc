@@ -22,8 +22,8 @@ using internal::ToAbsl;
 // ---- Locker ----------------------------------------------------------------
 
 namespace {
-absl::Status ValidateOptions(const LockOptions& options,
-                             const policy::Snapshot& snapshot);
+absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
+                                              const policy::Snapshot& snapshot);
 }  // namespace
 
 Locker::Locker(std::shared_ptr<policy::Registry> registry)
@@ -119,26 +119,35 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 }
 
 namespace {
-absl::Status ValidateOptions(const LockOptions& options,
-                             const policy::Snapshot& snapshot) {
+absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
+                                              const policy::Snapshot& snapshot) {
   // Options given in code pass through the very checks a policy file gets:
-  // rendered as one, parsed and validated.
-  nlohmann::json config = {
-      {"policies", {{"options", policy::ExplainPolicy(options)}}}};
+  // rendered as one, parsed, validated and resolved.
+  nlohmann::json rendered = policy::ExplainPolicy(options);
+  // A struct cannot tell "left at the default" from "set": script_timeout
+  // still at its default counts as not set, so that the parser fits it to a
+  // short lease (lock::Lock(key, absl::Seconds(1), fn) works, as in Go).
+  if (options.script_timeout == LockOptions().script_timeout) {
+    rendered.erase("script_timeout");
+  }
+  nlohmann::json config = {{"policies", {{"options", std::move(rendered)}}}};
   if (const policy::RedisTarget* t = snapshot.FindTarget(options.redis)) {
     config["redis"][options.redis] = policy::ExplainTarget(*t);
   }
-  return policy::ParseConfig(config.dump(), "LockOptions").status();
+  ASSIGN_OR_RETURN(std::shared_ptr<const policy::Snapshot> parsed,
+                   policy::ParseConfig(config.dump(), "LockOptions"));
+  policy::Policy resolved = *parsed->FindPolicy("options");
+  resolved.name = options.name.empty() ? "(options)" : options.name;
+  return resolved;
 }
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view key, const LockOptions& options) {
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
-  RETURN_IF_ERROR(ValidateOptions(options, *snapshot));
-  auto p = std::make_shared<policy::Policy>(options);
-  if (p->name.empty()) p->name = "(options)";
-  return MakeLock(std::move(p), *snapshot, key);
+  ASSIGN_OR_RETURN(policy::Policy resolved, ResolveOptions(options, *snapshot));
+  return MakeLock(std::make_shared<policy::Policy>(std::move(resolved)),
+                  *snapshot, key);
 }
 
 absl::Status Locker::RunHeld(RedisLock& lock,

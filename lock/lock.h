@@ -40,6 +40,9 @@ namespace lock {
 
 // Options for the Go-parity helpers: a policy without a name. Its `redis`
 // field names the Redis target of the loaded configuration ("default").
+// They are validated like a policy file; a script_timeout left at its
+// default (600ms) counts as not set and is fitted to a short ttl (see the
+// README's policy fields), so Lock(key, absl::Seconds(1), fn) works.
 using LockOptions = policy::Policy;
 
 // Retry settings of LockWithRetry: `max_attempts` counts attempts (1 = try

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,7 @@ constexpr char kConfig[] = R"json({
     "base": { "key_prefix": "base:", "ttl": "7s" },
     "wait": { "key_prefix": "o:", "ttl": "20s", "wait": { "timeout": "2s" } },
     "wait3": { "key_prefix": "o:", "retry": { "max_attempts": 3 } },
+    "short": { "key_prefix": "o:", "wait": { "timeout": "50ms" } },
     "fail": { "key_prefix": "o:", "on_busy": "fail" },
     "skip": { "key_prefix": "o:", "on_busy": "skip" },
     "child": { "extends": "base", "on_busy": "fail" }
@@ -238,6 +240,24 @@ TEST_F(WithTest, FencedSetRefusesAStaleHoldersWrite) {
   EXPECT_TRUE(IsStaleFence(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("refused"));
   EXPECT_EQ(Redis({"HGET", "stock:sku-1", "value"}), "7");
+}
+
+// Issue 12(a): lynx-redis-lock accepts a 1s lease with default options.
+TEST_F(WithTest, OneSecondLeaseWithDefaultOptionsIsAcceptedAndRenewed) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  EXPECT_THAT(Lock("short-lease", absl::Seconds(1), [&] {
+    // Longer than the lease: only renewal keeps it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    EXPECT_EQ(RedisInt({"EXISTS", "{short-lease}"}), 1);
+    return absl::OkStatus();
+  }), IsOk());
+  // A script_timeout set in code that contradicts the lease stays an error.
+  LockOptions explicit_timeout;
+  explicit_timeout.ttl = absl::Seconds(1);
+  explicit_timeout.script_timeout = absl::Milliseconds(700);
+  EXPECT_THAT(LockWithOptions("k", explicit_timeout, [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("script_timeout 700ms"), HasSubstr("ttl 1s"))));
 }
 
 }  // namespace
