@@ -69,7 +69,9 @@ class Held {
   // std::stop_callback, and stop writing.
   std::stop_token stop_token() const { return hold_->stop.get_token(); }
   // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
-  // when the lock was already lost.
+  // when the lock was already lost. kInvalidArgument for a ttl under 1ms
+  // (Redis keeps leases in whole milliseconds; a sub-millisecond remainder
+  // is dropped, and lost() / remaining time count only what Redis got).
   absl::Status Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
 
   Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)

@@ -260,5 +260,17 @@ TEST_F(WithTest, OneSecondLeaseWithDefaultOptionsIsAcceptedAndRenewed) {
                        AllOf(HasSubstr("script_timeout 700ms"), HasSubstr("ttl 1s"))));
 }
 
+// Issue 10(e): a lease under 1ms would be sent as PEXPIRE 0 or 1.
+TEST_F(WithTest, ExtendBelowOneMillisecondIsInvalidArgument) {
+  ASSERT_THAT(locker_->With("wait", "sub-ms", [&](Held& held) {
+    EXPECT_THAT(held.Extend(absl::Microseconds(500)),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("1ms"), HasSubstr("500us"))));
+    EXPECT_GT(RedisInt({"PTTL", "{o:sub-ms}"}), 19000);  // untouched
+    EXPECT_FALSE(held.lost());
+    return absl::OkStatus();
+  }), IsOk());
+}
+
 }  // namespace
 }  // namespace lock

@@ -298,7 +298,7 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptQuorumLocked(
       other_left_ms = std::min(other_left_ms, std::max<int64_t>(0, (*r)[1]));
     }
   }
-  const int64_t ttl_ns = absl::ToInt64Nanoseconds(policy_->ttl);
+  const int64_t ttl_ns = Millis(policy_->ttl) * 1'000'000;  // as Redis got it
   const int64_t drift_ns =
       static_cast<int64_t>(ttl_ns * backend_->drift_factor) + 2'000'000;
   const int64_t validity_ns = ttl_ns - (SteadyNowNs() - sent_at) - drift_ns;
@@ -576,10 +576,12 @@ absl::Status RedisLock::Release() {
 }
 
 absl::Status RedisLock::Renew(absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration()) {
+  // Redis takes whole milliseconds: under 1ms the lease would be 0 (PEXPIRE
+  // 0 deletes the key) or silently rounded up.
+  if (ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "renew of lock \"", key_, "\": ttl must be > 0, got ",
-        absl::FormatDuration(ttl)));
+        "renew of lock \"", key_, "\": ttl must be at least 1ms (Redis keeps "
+        "leases in whole milliseconds), got ", absl::FormatDuration(ttl)));
   }
   std::lock_guard<std::mutex> lock(op_mu_);
   if (count_.load() == 0) {
@@ -627,12 +629,13 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
         "lock \"", key_, "\" was lost before it could be renewed (its lease "
         "expired or another owner took it)"));
   }
+  // Validity counts only the whole milliseconds Redis was given.
+  const int64_t ttl_ns = Millis(ttl) * 1'000'000;
   const int64_t drift_ns =
       backend_->redlock()
-          ? static_cast<int64_t>(absl::ToInt64Nanoseconds(ttl) * backend_->drift_factor) +
-                2'000'000
+          ? static_cast<int64_t>(ttl_ns * backend_->drift_factor) + 2'000'000
           : 0;
-  hold_->valid_until_ns.store(sent_at + absl::ToInt64Nanoseconds(ttl) - drift_ns);
+  hold_->valid_until_ns.store(sent_at + ttl_ns - drift_ns);
   return absl::OkStatus();
 }
 

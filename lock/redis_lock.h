@@ -101,7 +101,9 @@ class RedisLock {
   // deleted then). After the last level the key is deleted (or kept until
   // hold_at_least has passed) and waiters are notified.
   absl::Status Release();
-  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost.
+  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost;
+  // kInvalidArgument when ttl < 1ms. Redis gets whole milliseconds, and so
+  // does remaining().
   absl::Status Renew(absl::Duration ttl);
   // Renews the current hold in the background, per the policy's renewal
   // settings (its TTL, threshold, script_timeout), until it is released or

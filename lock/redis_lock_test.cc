@@ -196,6 +196,21 @@ TEST_F(RedisLockTest, RenewExtendsTheLease) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Issue 10(e): Redis gets whole milliseconds (PEXPIRE), so the local
+// validity must not count the sub-millisecond remainder Redis never got, and
+// a ttl under 1ms (PEXPIRE 0 deletes the key) is refused.
+TEST_F(RedisLockTest, RenewKeepsLocalValidityInTheMillisecondsRedisGot) {
+  auto a = Lock("ms");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Renew(absl::Seconds(10) + absl::Microseconds(999)), IsOk());
+  EXPECT_LE(a->remaining(), absl::Seconds(10));
+  EXPECT_THAT(a->Renew(absl::Microseconds(999)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("at least 1ms")));
+  EXPECT_GT(RedisInt({"PTTL", "{t:ms}"}), 9000);  // untouched
+  EXPECT_THAT(a->IsLocked(), IsOkAndHolds(true));
+}
+
 TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
   auto a = Lock("f", [](policy::Policy& p) { p.ttl = absl::Milliseconds(30); });
   int64_t last = 0;
