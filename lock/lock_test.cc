@@ -272,5 +272,32 @@ TEST_F(WithTest, ExtendBelowOneMillisecondIsInvalidArgument) {
   }), IsOk());
 }
 
+// Issue 12(d): "gave up after max attempts" and "wait timed out" are both
+// IsBusy (kAborted) but tell apart by their own predicates.
+TEST_F(WithTest, AttemptsExhaustedAndWaitTimedOutAreDistinctBusyOutcomes) {
+  auto holder = HoldElsewhere("d");
+  auto fn = [] { return absl::OkStatus(); };
+  absl::Status attempts = locker_->With("wait3", "d", fn);
+  EXPECT_THAT(attempts, StatusIs(absl::StatusCode::kAborted, HasSubstr("after 3 attempts")));
+  EXPECT_TRUE(IsBusy(attempts));
+  EXPECT_TRUE(IsAttemptsExhausted(attempts));
+  EXPECT_FALSE(IsWaitTimedOut(attempts));
+
+  absl::Status timed_out = locker_->With("short", "d", fn);  // 50ms wait
+  EXPECT_THAT(timed_out, StatusIs(absl::StatusCode::kAborted, HasSubstr("50ms")));
+  EXPECT_TRUE(IsBusy(timed_out));
+  EXPECT_TRUE(IsWaitTimedOut(timed_out));
+  EXPECT_FALSE(IsAttemptsExhausted(timed_out));
+
+  // on_busy "fail" neither waited nor retried.
+  absl::Status failed = locker_->With("fail", "d", fn);
+  EXPECT_TRUE(IsBusy(failed));
+  EXPECT_FALSE(IsAttemptsExhausted(failed));
+  EXPECT_FALSE(IsWaitTimedOut(failed));
+  // A kAborted of the caller's own is none of them.
+  EXPECT_FALSE(IsAttemptsExhausted(absl::AbortedError("x")));
+  EXPECT_FALSE(IsWaitTimedOut(absl::AbortedError("x")));
+}
+
 }  // namespace
 }  // namespace lock

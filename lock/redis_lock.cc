@@ -446,6 +446,7 @@ absl::Status RedisLock::AcquireLocked() {
   std::unique_ptr<internal::ReleaseNotifier::Watch> watch;
   absl::Duration other_left;
   int attempt = 0;
+  bool timed_out = false;
   for (int retry = 0;; ++retry) {
     const uint64_t seen = watch ? watch->generation() : 0;
     absl::StatusOr<Attempt> a = AttemptLocked();
@@ -455,7 +456,10 @@ absl::Status RedisLock::AcquireLocked() {
     other_left = a->busy_remaining;
     if (attempt >= max_attempts) break;
     const Clock::time_point now = Clock::now();
-    if (now >= deadline) break;
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
     if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
       // Subscribe first, then try again before waiting: a release landing
       // between that try and the wait still moves the generation.
@@ -478,14 +482,21 @@ absl::Status RedisLock::AcquireLocked() {
       Count(counters_.waits_woken_by_timer);
     }
   }
-  const std::string msg = absl::StrCat(
+  std::string msg = absl::StrCat(
       "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
       absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
       " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
       " in ",
       absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
                                        absl::Milliseconds(1))));
-  return p.on_busy == policy::OnBusy::kSkip ? SkippedError(msg) : BusyError(msg);
+  if (p.on_busy == policy::OnBusy::kSkip) return SkippedError(msg);
+  if (!wait) return BusyError(msg);
+  if (timed_out) {
+    return WaitTimedOutError(absl::StrCat(
+        msg, " (wait.timeout ", absl::FormatDuration(p.wait.timeout), " passed)"));
+  }
+  return AttemptsExhaustedError(
+      absl::StrCat(msg, " (retry.max_attempts ", max_attempts, " reached)"));
 }
 
 absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
