@@ -46,7 +46,9 @@ namespace lock {
 using LockOptions = policy::Policy;
 
 // Retry settings of LockWithRetry: `max_attempts` counts attempts (1 = try
-// once), `delay` is the fixed pause between them (with ±50% jitter).
+// once), `delay` is the fixed pause between them (with ±50% jitter): N
+// attempts make N-1 pauses, as in the Go library, the first of which may end
+// early when the holder releases. Giving up is IsAttemptsExhausted.
 struct RetryStrategy {
   int max_attempts = 3;
   absl::Duration delay = absl::Milliseconds(100);

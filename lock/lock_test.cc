@@ -299,5 +299,30 @@ TEST_F(WithTest, AttemptsExhaustedAndWaitTimedOutAreDistinctBusyOutcomes) {
   EXPECT_FALSE(IsWaitTimedOut(absl::AbortedError("x")));
 }
 
+// Issue 12(b): like the Go namesake, N attempts are N-1 delays; the attempt
+// right after subscribing to the release channel used to skip its delay.
+TEST_F(WithTest, LockWithRetryMakesNAttemptsWithNMinusOneDelays) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  auto holder = NewLock("retried", LockOptions{});
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  const PolicyStats before = GetStats().per_policy["(options)"];
+  const absl::Time start = absl::Now();
+  absl::Status s = LockWithRetry("retried", absl::Seconds(5),
+                                 [] { return absl::OkStatus(); },
+                                 RetryStrategy{.max_attempts = 3,
+                                               .delay = absl::Milliseconds(200)});
+  const absl::Duration took = absl::Now() - start;
+  const PolicyStats after = GetStats().per_policy["(options)"];
+  EXPECT_TRUE(IsAttemptsExhausted(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("after 3 attempts"));
+  EXPECT_EQ(after.script_call.count - before.script_call.count, 3);  // attempts
+  EXPECT_EQ(after.waits_woken_by_timer + after.waits_woken_by_notify -
+                before.waits_woken_by_timer - before.waits_woken_by_notify,
+            2);                                  // delays
+  EXPECT_GE(took, absl::Milliseconds(200));      // 2 × 200ms × (1 ± 0.5)
+  EXPECT_LT(took, absl::Seconds(3));
+}
+
 }  // namespace
 }  // namespace lock

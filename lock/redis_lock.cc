@@ -447,31 +447,41 @@ absl::Status RedisLock::AcquireLocked() {
   absl::Duration other_left;
   int attempt = 0;
   bool timed_out = false;
-  for (int retry = 0;; ++retry) {
-    const uint64_t seen = watch ? watch->generation() : 0;
+  while (true) {
+    // Read before the attempt: a release published between the attempt and
+    // the wait below moves it, so that wait ends at once.
+    uint64_t seen = watch ? watch->generation() : 0;
     absl::StatusOr<Attempt> a = AttemptLocked();
     ++attempt;
     if (!a.ok()) return Annotate(a.status(), "acquire");
     if (a->outcome == Outcome::kHeld) return absl::OkStatus();
     other_left = a->busy_remaining;
     if (attempt >= max_attempts) break;
-    const Clock::time_point now = Clock::now();
+    Clock::time_point now = Clock::now();
     if (now >= deadline) {
       timed_out = true;
       break;
     }
     if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
-      // Subscribe first, then try again before waiting: a release landing
-      // between that try and the wait still moves the generation.
-      watch = backend_->notifier->Subscribe(std::string(keys_.channel()), p.script_timeout);
-      --retry;  // this re-try is not a backoff step
-      continue;
+      // Subscribed only once the lock proved busy, so an uncontended acquire
+      // never pays for it. The backoff delay still comes before the next
+      // attempt (N attempts are N-1 delays, as in the Go library): a release
+      // after the subscription wakes it, and one that slipped in before is
+      // found by the next attempt when the delay ends.
+      watch = backend_->notifier->Subscribe(std::string(keys_.channel()),
+                                            p.script_timeout);
+      seen = watch->generation();
+      now = Clock::now();
+      if (now >= deadline) {
+        timed_out = true;
+        break;
+      }
     }
     // Sleep the backoff, but never past the holder's lease (a crashed holder
     // publishes nothing) nor past the deadline.
     const auto delay = std::min(
         {absl::ToChronoNanoseconds(
-             policy::BackoffDelay(p.retry, std::max(retry, 0), UnitRandom())),
+             policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
          absl::ToChronoNanoseconds(other_left + absl::Milliseconds(1)),
          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
     if (watch != nullptr && watch->active()) {
