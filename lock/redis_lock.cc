@@ -467,9 +467,16 @@ absl::Status RedisLock::AcquireLocked() {
       // never pays for it. The backoff delay still comes before the next
       // attempt (N attempts are N-1 delays, as in the Go library): a release
       // after the subscription wakes it, and one that slipped in before is
-      // found by the next attempt when the delay ends.
+      // found by the next attempt when the delay ends. The confirmation is
+      // never awaited past what is left of wait.timeout: a subscriber
+      // connection that hangs must not stretch a short wait to
+      // script_timeout.
+      const absl::Duration left =
+          deadline == Clock::time_point::max()
+              ? absl::InfiniteDuration()
+              : absl::FromChrono(deadline - now);
       watch = backend_->notifier->Subscribe(std::string(keys_.channel()),
-                                            p.script_timeout);
+                                            std::min(p.script_timeout, left));
       seen = watch->generation();
       now = Clock::now();
       if (now >= deadline) {

@@ -211,6 +211,36 @@ TEST_F(RedisLockTest, RenewKeepsLocalValidityInTheMillisecondsRedisGot) {
   EXPECT_THAT(a->IsLocked(), IsOkAndHolds(true));
 }
 
+// Issue 10(f): the subscription to the release channel waited for Redis'
+// confirmation up to script_timeout, however little of wait.timeout was left.
+TEST_F(RedisLockTest, SubscribeWaitIsBoundedByTheWaitTimeout) {
+  auto holder = Lock("sub");
+  ASSERT_THAT(holder->Acquire(), IsOk());
+  // A subscriber connection that is accepted but never answered.
+  auto silent = harness::RedisServer::Start({.name = "silent-subscriber"});
+  ASSERT_THAT(silent, IsOk());
+  ASSERT_THAT((*silent)->Pause(), IsOk());
+  auto notifier = std::make_shared<internal::ReleaseNotifier>(redis::ConnectionOptions{
+      .addr = (*silent)->addr(), .connect_timeout = absl::Seconds(10)});
+  auto waiter = RedisLock::Create(Pool(), std::make_shared<policy::Policy>([] {
+    policy::Policy p;
+    p.name = "test";
+    p.key_prefix = "t:";
+    p.script_timeout = absl::Seconds(3);
+    p.wait.timeout = absl::Milliseconds(100);
+    return p;
+  }()), "sub", notifier);
+  ASSERT_THAT(waiter, IsOk());
+  const absl::Time start = absl::Now();
+  absl::Status s = (*waiter)->Acquire();
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(IsWaitTimedOut(s)) << s;
+  EXPECT_LT(took, absl::Seconds(1));  // not the 3s script_timeout
+  waiter->reset();
+  ASSERT_THAT((*silent)->Resume(), IsOk());
+  notifier.reset();
+}
+
 TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
   auto a = Lock("f", [](policy::Policy& p) { p.ttl = absl::Milliseconds(30); });
   int64_t last = 0;
