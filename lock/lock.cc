@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -180,11 +181,74 @@ absl::Status Locker::RunHeld(RedisLock& lock,
   return absl::OkStatus();
 }
 
+namespace {
+
+// The locks the calling thread holds in an enclosing With, innermost last.
+// With takes a fresh lock instance (a new owner), so a nested With on a key
+// the thread already holds would wait for itself until wait.timeout and then
+// report IsBusy. Keyed by the Redis key itself on its target, so two
+// policies that share a target and key_prefix are caught too; other keys and
+// other threads are real contenders and behave as always.
+struct HeldHere {
+  const Locker* locker;
+  std::string target;
+  std::string owner_key;
+  std::string policy;
+  std::string key;
+};
+thread_local std::vector<HeldHere> t_held_here;
+
+HeldHere Describe(const Locker* locker, const RedisLock& lock) {
+  return HeldHere{locker, lock.policy().redis,
+                  std::string(internal::LockKeys(lock.policy().key_prefix,
+                                                 lock.key())
+                                  .owner()),
+                  lock.policy().name, lock.key()};
+}
+
+absl::Status CheckNotHeldHere(const HeldHere& wanted) {
+  for (const HeldHere& h : t_held_here) {
+    if (h.locker == wanted.locker && h.target == wanted.target &&
+        h.owner_key == wanted.owner_key) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the calling thread already holds lock \"", h.key, "\" under policy \"",
+          h.policy, "\" in an enclosing With; a nested With on the same key",
+          wanted.policy == h.policy
+              ? ""
+              : absl::StrCat(" (policy \"", wanted.policy,
+                             "\" shares its redis target and key_prefix)"),
+          " would take it as another owner and wait for itself. Use the "
+          "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
+          "per instance"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Registers a lock as held by this thread for the life of the scope.
+class HeldHereScope {
+ public:
+  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(std::move(h)); }
+  ~HeldHereScope() { t_held_here.pop_back(); }
+  HeldHereScope(const HeldHereScope&) = delete;
+  HeldHereScope& operator=(const HeldHereScope&) = delete;
+};
+
+}  // namespace
+
+absl::Status Locker::AcquireAndRun(RedisLock& lock,
+                                   const std::function<absl::Status(Held&)>& fn) {
+  HeldHere here = Describe(this, lock);
+  RETURN_IF_ERROR(CheckNotHeldHere(here));
+  RETURN_IF_ERROR(lock.Acquire());
+  HeldHereScope scope(std::move(here));
+  return RunHeld(lock, fn);
+}
+
 absl::Status Locker::With(std::string_view policy, std::string_view key,
                           const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  RETURN_IF_ERROR(lock->Acquire());
-  return RunHeld(*lock, fn);
+  return AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
@@ -196,8 +260,7 @@ absl::Status Locker::WithOptions(std::string_view key,
                                  const LockOptions& options,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
-  RETURN_IF_ERROR(lock->Acquire());
-  return RunHeld(*lock, fn);
+  return AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,

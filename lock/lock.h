@@ -104,6 +104,13 @@ class Locker {
   // kNotFound for an unknown policy (the message lists the known ones),
   // kInvalidArgument for a bad key, and the acquire outcome (IsBusy,
   // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
+  // kFailedPrecondition at once, without touching Redis, when the calling
+  // thread already holds the same Redis key (same target and key_prefix +
+  // key, through any policy) in an enclosing With or WithOptions of this
+  // Locker: each With is a new owner, so the nested one would only wait for
+  // itself until wait.timeout. The outer hold is unaffected. Re-entry is per
+  // RedisLock instance (NewLock + Acquire twice). Other keys, and other
+  // threads, behave as usual.
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status(Held&)>& fn);
   absl::Status With(std::string_view policy, std::string_view key,
@@ -150,6 +157,9 @@ class Locker {
       const policy::Snapshot& snapshot, const policy::Policy& policy);
   absl::Status RunHeld(RedisLock& lock,
                        const std::function<absl::Status(Held&)>& fn);
+  // Acquire + RunHeld, refusing a key this thread holds in an enclosing With.
+  absl::Status AcquireAndRun(RedisLock& lock,
+                             const std::function<absl::Status(Held&)>& fn);
 
   const std::shared_ptr<policy::Registry> registry_;
   struct TargetBackend {

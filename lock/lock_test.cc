@@ -324,5 +324,57 @@ TEST_F(WithTest, LockWithRetryMakesNAttemptsWithNMinusOneDelays) {
   EXPECT_LT(took, absl::Seconds(3));
 }
 
+// Issue 11: a nested With on the key the same thread already holds waited
+// for itself until wait.timeout and then reported IsBusy.
+TEST_F(WithTest, NestedWithOnTheSameKeyFailsAtOnceInsteadOfWaitingForItself) {
+  absl::Status inner, via_other_policy, via_options;
+  absl::Duration inner_took;
+  ASSERT_THAT(locker_->With("wait", "self", [&](Held& outer) {
+    const absl::Time start = absl::Now();
+    inner = locker_->With("wait", "self", [] { return absl::OkStatus(); });
+    inner_took = absl::Now() - start;
+    // "wait3" has the same target and key_prefix: the very same Redis key.
+    via_other_policy = locker_->With("wait3", "self", [] { return absl::OkStatus(); });
+    EXPECT_FALSE(outer.lost());
+    EXPECT_EQ(Redis({"HGET", "{o:self}", "owner"}), outer.owner_token());
+    EXPECT_EQ(Redis({"HGET", "{o:self}", "count"}), "1");
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_THAT(inner, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              AllOf(HasSubstr("already holds lock \"self\""),
+                                    HasSubstr("policy \"wait\""),
+                                    HasSubstr("wait for itself"),
+                                    HasSubstr("RedisLock"))));
+  EXPECT_LT(inner_took, absl::Milliseconds(500));  // "wait" waits up to 2s
+  EXPECT_THAT(via_other_policy, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         HasSubstr("policy \"wait\"")));
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:self}"}), 0);  // the outer hold was released
+
+  ASSERT_THAT(locker_->WithOptions("opt", LockOptions{}, [&](Held&) {
+    via_options = locker_->WithOptions("opt", LockOptions{}, [](Held&) {
+      return absl::OkStatus();
+    });
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_THAT(via_options, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    HasSubstr("already holds lock \"opt\"")));
+}
+
+TEST_F(WithTest, NestedWithOnOtherKeysAndOtherThreadsBehaveAsBefore) {
+  ASSERT_THAT(locker_->With("wait", "n1", [&] {
+    // Another key nests fine; another thread on the same key is a real
+    // contender and gets the policy's busy outcome.
+    EXPECT_THAT(locker_->With("wait", "n2", [] { return absl::OkStatus(); }), IsOk());
+    absl::Status elsewhere;
+    std::thread([&] {
+      elsewhere = locker_->With("fail", "n1", [] { return absl::OkStatus(); });
+    }).join();
+    EXPECT_TRUE(IsBusy(elsewhere)) << elsewhere;
+    return absl::OkStatus();
+  }), IsOk());
+  // Sequential use of the same key on the same thread is no nesting.
+  EXPECT_THAT(locker_->With("wait", "n1", [] { return absl::OkStatus(); }), IsOk());
+}
+
 }  // namespace
 }  // namespace lock
