@@ -267,7 +267,7 @@ absl::Status Locker::UnlockByValue(std::string_view policy,
                                    std::string_view key,
                                    std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
 }
 
 absl::Status Locker::FencedSet(std::string_view policy,
@@ -427,7 +427,7 @@ absl::Status UnlockByValue(std::string_view key, std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock,
                    locker->NewLock(key, LockOptions{}));
-  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
 }
 
 }  // namespace lock

@@ -126,8 +126,11 @@ class Locker {
   absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
                                                      const LockOptions& options);
 
-  // Releases `key` (every re-entry level) if and only if `owner_token` holds
-  // it, from any process. IsNotHeld otherwise; never touches another owner.
+  // Releases one re-entry level of `key` if and only if `owner_token` holds
+  // it, from any process, like the Go library's UnlockByValue; the last
+  // level deletes the key and wakes waiters. The lease is not refreshed.
+  // IsNotHeld otherwise; never touches another owner. (lockctl release
+  // --force releases every level: RedisLock::ReleaseOwnedBy.)
   absl::Status UnlockByValue(std::string_view policy, std::string_view key,
                              std::string_view owner_token);
 
@@ -206,8 +209,8 @@ absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
                        std::string_view value, int64_t fencing_token);
 
-// Releases `key` of the unnamed default options (target "default", no key
-// prefix) if and only if `owner_token` holds it.
+// Releases one re-entry level of `key` of the unnamed default options
+// (target "default", no key prefix) if and only if `owner_token` holds it.
 absl::Status UnlockByValue(std::string_view key, std::string_view owner_token);
 
 }  // namespace lock

@@ -376,5 +376,23 @@ TEST_F(WithTest, NestedWithOnOtherKeysAndOtherThreadsBehaveAsBefore) {
   EXPECT_THAT(locker_->With("wait", "n1", [] { return absl::OkStatus(); }), IsOk());
 }
 
+// Issue 12(c): UnlockByValue releases one re-entry level, like its Go
+// namesake (lockctl release --force still releases every level).
+TEST_F(WithTest, UnlockByValueReleasesOneReentryLevel) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  auto holder = NewLock("deep", LockOptions{});
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  const std::string token = (*holder)->owner_token();
+  ASSERT_EQ(Redis({"HGET", "{deep}", "count"}), "2");
+  EXPECT_THAT(UnlockByValue("deep", token), IsOk());
+  EXPECT_EQ(Redis({"HGET", "{deep}", "owner"}), token);
+  EXPECT_EQ(Redis({"HGET", "{deep}", "count"}), "1");
+  EXPECT_THAT(UnlockByValue("deep", token), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{deep}"}), 0);
+  EXPECT_TRUE(IsNotHeld(UnlockByValue("deep", token)));
+}
+
 }  // namespace
 }  // namespace lock

@@ -592,6 +592,41 @@ absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
   return absl::OkStatus();
 }
 
+absl::Status RedisLock::ReleaseLevelOwnedBy(absl::string_view owner_token) {
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {owner_token, keys_.channel()};
+  bool released = false;
+  if (backend_->redlock()) {
+    // As in RunRelease: it counts as held only if a quorum still had it.
+    int n = 0;
+    absl::Status error;
+    for (auto& reply : CallAll(scripts::k_release_level, keys, args)) {
+      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
+      if (!r.ok()) {
+        error = r.status();
+      } else if (*r >= 1) {
+        ++n;
+      }
+    }
+    if (n < backend_->quorum() && !error.ok() && n + 1 >= backend_->quorum()) {
+      return Annotate(error, "release");
+    }
+    released = n >= backend_->quorum();
+  } else {
+    absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_release_level, keys, args);
+    if (!reply.ok()) return Annotate(reply.status(), "release");
+    absl::StatusOr<int64_t> r = IntReply(**reply, "release");
+    if (!r.ok()) return Annotate(r.status(), "release");
+    released = *r >= 1;
+  }
+  if (!released) {
+    return NotHeldError(absl::StrCat("lock \"", key_,
+                                     "\" is not held by owner ", owner_token,
+                                     "; nothing was released"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RedisLock::Release() {
   std::lock_guard<std::mutex> lock(op_mu_);
   const int count = count_.load();

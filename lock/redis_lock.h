@@ -116,6 +116,12 @@ class RedisLock {
   // operator or another process cleaning up after a known owner. IsNotHeld
   // otherwise; never touches another owner's lock.
   absl::Status ReleaseOwnedBy(absl::string_view owner_token);
+  // Releases one re-entry level if and only if `owner_token` holds the key
+  // (UnlockByValue, like the Go library); the last level deletes the key and
+  // notifies waiters. The lease is not refreshed, and hold_at_least is not
+  // applied (the caller does not know when the hold began). IsNotHeld
+  // otherwise; never touches another owner's lock.
+  absl::Status ReleaseLevelOwnedBy(absl::string_view owner_token);
   // Reads the key's state in Redis, whoever holds it.
   absl::StatusOr<LockState> Inspect();
 
