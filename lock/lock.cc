@@ -96,7 +96,9 @@ absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
   backend->min_replicas_ack = target.min_replicas_ack;
   backend->replica_ack_timeout = target.replica_ack_timeout;
   backend->drift_factor = target.drift_factor;
-  // Releases published on any master reach a subscriber on the first home.
+  // Releases are published on every master; waiters listen on the first
+  // home only. When it is down they fall back to backoff polling (README,
+  // "Redis deployments": Redlock).
   std::shared_ptr<redis::Topology> first = backend->homes.front();
   const absl::Duration timeout = target.connect_timeout;
   backend->notifier = std::make_shared<internal::ReleaseNotifier>(
