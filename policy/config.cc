@@ -1066,7 +1066,16 @@ absl::Duration DefaultScriptTimeout(const Policy& p) {
 namespace {
 
 // Rules that tie several resolved fields together.
-void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
+// `script_timeout_set`: false when script_timeout was derived from the ttl
+// (DefaultScriptTimeout), so an error can say why it has that value.
+void CheckCrossFieldRules(const Policy& p, bool script_timeout_set,
+                          const Where& at, ErrorList& errors) {
+  const std::string derived =
+      script_timeout_set
+          ? ""
+          : "; script_timeout is not set: derived from the ttl, at least 1ms "
+            "(the lease is too short for it: lengthen the ttl or disable "
+            "renewal)";
   if (p.retry.initial_delay > p.retry.max_delay) {
     errors.Add(at / "retry" / "initial_delay",
                Cat("must be <= retry.max_delay (",
@@ -1076,7 +1085,7 @@ void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
   if (p.script_timeout >= p.ttl) {
     errors.Add(at / "script_timeout",
                Cat("must be < ttl (", FormatConfigDuration(p.ttl),
-                   "): a call may not outlive the lease it acquires"),
+                   "): a call may not outlive the lease it acquires", derived),
                FormatConfigDuration(p.script_timeout));
   } else if (p.renewal.enabled &&
              p.ttl * p.renewal.threshold <= p.script_timeout) {
@@ -1086,7 +1095,7 @@ void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
                    " before expiry, less than script_timeout ",
                    FormatConfigDuration(p.script_timeout), " (ttl ",
                    FormatConfigDuration(p.ttl), " * threshold ",
-                   p.renewal.threshold, ")"),
+                   p.renewal.threshold, ")", derived),
                p.renewal.threshold);
   }
 }
@@ -1135,7 +1144,7 @@ std::vector<Policy> ResolvePolicies(const Merged& merged, ErrorList& errors) {
     p.extends = entry.extends;
     if (!script_timeout_set) p.script_timeout = DefaultScriptTimeout(p);
     if (redis_readable) CheckTargetReference(p, entry.at, merged, errors);
-    if (clean) CheckCrossFieldRules(p, entry.at, errors);
+    if (clean) CheckCrossFieldRules(p, script_timeout_set, entry.at, errors);
     resolved.push_back(std::move(p));
   }
   return resolved;

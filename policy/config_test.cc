@@ -551,6 +551,16 @@ TEST(ShortLeaseTest, UnsetScriptTimeoutIsDerivedFromTheLease) {
   EXPECT_EQ(p->script_timeout, absl::Milliseconds(1));
 }
 
+TEST(ShortLeaseTest, LeaseTooShortForTheDerivedTimeoutSaysItWasNotSet) {
+  // 2ms * 0.3 leaves 0.6ms to renew in, under the 1ms minimum call deadline.
+  EXPECT_THAT(ErrorLines(WithPolicies(R"("a": {"ttl": "2ms"})")),
+              ElementsAre(AllOf(
+                  HasSubstr("/policies/a/renewal/threshold: renewal would start "
+                            "only 600us before expiry, less than script_timeout 1ms"),
+                  HasSubstr("script_timeout is not set: derived from the ttl, "
+                            "at least 1ms"))));
+}
+
 TEST(ShortLeaseTest, ScriptTimeoutSetInDefaultsIsExplicit) {
   EXPECT_THAT(ErrorLines(R"({"redis": {"default": {"addrs": ["h:1"]}},
                      "defaults": {"script_timeout": "600ms"},
