@@ -68,6 +68,13 @@ absl::Status StaleFenceError(absl::string_view m) {
   return Make(absl::StatusCode::kAborted, "stale_fence", m);
 }
 
+absl::Status SelfDeadlockError(absl::string_view m) {
+  return Make(absl::StatusCode::kFailedPrecondition, "self_deadlock", m);
+}
+bool IsSelfDeadlock(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kFailedPrecondition, "self_deadlock");
+}
+
 bool IsBusy(const absl::Status& s) {
   return Is(s, absl::StatusCode::kAborted, "busy");
 }

@@ -19,6 +19,9 @@
 //                                    held: writes made under it may be unsafe
 //   not held    kFailedPrecondition  release/extend of a lock this owner does
 //                                    not hold (never touches another's lock)
+//   self-       kFailedPrecondition  a nested With on a key the calling
+//   deadlock                         thread already holds in an enclosing
+//                                    With; it would wait for itself
 //   stale fence kAborted             FencedSet refused a write whose fencing
 //                                    token is older than one already written
 // Redis unreachable or too slow is kUnavailable; a bad key or policy is
@@ -36,6 +39,7 @@ absl::Status SkippedError(absl::string_view message);
 absl::Status LostError(absl::string_view message);
 absl::Status NotHeldError(absl::string_view message);
 absl::Status StaleFenceError(absl::string_view message);
+absl::Status SelfDeadlockError(absl::string_view message);
 // Busy outcomes that also say why waiting ended (IsBusy holds for both).
 absl::Status AttemptsExhaustedError(absl::string_view message);
 absl::Status WaitTimedOutError(absl::string_view message);
@@ -45,6 +49,7 @@ bool IsSkipped(const absl::Status& s);
 bool IsLost(const absl::Status& s);
 bool IsNotHeld(const absl::Status& s);
 bool IsStaleFence(const absl::Status& s);
+bool IsSelfDeadlock(const absl::Status& s);
 bool IsAttemptsExhausted(const absl::Status& s);
 bool IsWaitTimedOut(const absl::Status& s);
 

@@ -212,7 +212,7 @@ absl::Status CheckNotHeldHere(const HeldHere& wanted) {
   for (const HeldHere& h : t_held_here) {
     if (h.locker == wanted.locker && h.target == wanted.target &&
         h.owner_key == wanted.owner_key) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      return SelfDeadlockError(absl::StrCat(
           "the calling thread already holds lock \"", h.key, "\" under policy \"",
           h.policy, "\" in an enclosing With; a nested With on the same key",
           wanted.policy == h.policy

@@ -104,10 +104,10 @@ class Locker {
   // kNotFound for an unknown policy (the message lists the known ones),
   // kInvalidArgument for a bad key, and the acquire outcome (IsBusy,
   // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
-  // kFailedPrecondition at once, without touching Redis, when the calling
-  // thread already holds the same Redis key (same target and key_prefix +
-  // key, through any policy) in an enclosing With or WithOptions of this
-  // Locker: each With is a new owner, so the nested one would only wait for
+  // IsSelfDeadlock (kFailedPrecondition) at once, without touching Redis,
+  // when the calling thread already holds the same Redis key (same target
+  // and key_prefix + key, through any policy) in an enclosing With or
+  // WithOptions of this Locker: each With is a new owner, so the nested one would only wait for
   // itself until wait.timeout. The outer hold is unaffected. Re-entry is per
   // RedisLock instance (NewLock + Acquire twice). Other keys, and other
   // threads, behave as usual.

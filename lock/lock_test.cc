@@ -345,6 +345,9 @@ TEST_F(WithTest, NestedWithOnTheSameKeyFailsAtOnceInsteadOfWaitingForItself) {
                                     HasSubstr("policy \"wait\""),
                                     HasSubstr("wait for itself"),
                                     HasSubstr("RedisLock"))));
+  EXPECT_TRUE(IsSelfDeadlock(inner));
+  EXPECT_FALSE(IsNotHeld(inner));
+  EXPECT_FALSE(IsSelfDeadlock(absl::FailedPreconditionError("x")));
   EXPECT_LT(inner_took, absl::Milliseconds(500));  // "wait" waits up to 2s
   EXPECT_THAT(via_other_policy, StatusIs(absl::StatusCode::kFailedPrecondition,
                                          HasSubstr("policy \"wait\"")));
