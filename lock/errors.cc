@@ -6,6 +6,10 @@ namespace lock {
 namespace {
 
 constexpr absl::string_view kKindUrl = "type.googleapis.com/lock.ErrorKind";
+// Why a busy acquisition stopped waiting. A second payload, so that IsBusy
+// (kind "busy") keeps holding for every busy outcome.
+constexpr absl::string_view kBusyReasonUrl =
+    "type.googleapis.com/lock.BusyReason";
 
 absl::Status Make(absl::StatusCode code, absl::string_view kind,
                   absl::string_view message) {
@@ -20,7 +24,32 @@ bool Is(const absl::Status& s, absl::StatusCode code, absl::string_view kind) {
   return payload.has_value() && *payload == kind;
 }
 
+absl::Status BusyBecause(absl::string_view reason, absl::string_view m) {
+  absl::Status s = Make(absl::StatusCode::kAborted, "busy", m);
+  s.SetPayload(kBusyReasonUrl, absl::Cord(reason));
+  return s;
+}
+
+bool IsBusyBecause(const absl::Status& s, absl::string_view reason) {
+  if (!Is(s, absl::StatusCode::kAborted, "busy")) return false;
+  absl::optional<absl::Cord> payload = s.GetPayload(kBusyReasonUrl);
+  return payload.has_value() && *payload == reason;
+}
+
 }  // namespace
+
+absl::Status AttemptsExhaustedError(absl::string_view m) {
+  return BusyBecause("attempts_exhausted", m);
+}
+absl::Status WaitTimedOutError(absl::string_view m) {
+  return BusyBecause("wait_timed_out", m);
+}
+bool IsAttemptsExhausted(const absl::Status& s) {
+  return IsBusyBecause(s, "attempts_exhausted");
+}
+bool IsWaitTimedOut(const absl::Status& s) {
+  return IsBusyBecause(s, "wait_timed_out");
+}
 
 absl::Status BusyError(absl::string_view m) {
   return Make(absl::StatusCode::kAborted, "busy", m);
@@ -37,6 +66,13 @@ absl::Status NotHeldError(absl::string_view m) {
 
 absl::Status StaleFenceError(absl::string_view m) {
   return Make(absl::StatusCode::kAborted, "stale_fence", m);
+}
+
+absl::Status SelfDeadlockError(absl::string_view m) {
+  return Make(absl::StatusCode::kFailedPrecondition, "self_deadlock", m);
+}
+bool IsSelfDeadlock(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kFailedPrecondition, "self_deadlock");
 }
 
 bool IsBusy(const absl::Status& s) {

@@ -8,12 +8,20 @@
 //
 //   kind        code                 meaning
 //   busy        kAborted             held by another owner after the policy's
-//                                    waiting/attempts; retry higher up
+//                                    waiting/attempts; retry higher up. Why it
+//                                    gave up is told apart by
+//                                    IsAttemptsExhausted (retry.max_attempts
+//                                    made, like Go's ErrMaxRetriesExceeded)
+//                                    and IsWaitTimedOut (wait.timeout
+//                                    passed); on_busy "fail" is neither
 //   skipped     kAlreadyExists       held by another owner, policy on_busy=skip
 //   lost        kDataLoss            the lock expired or changed hands while
 //                                    held: writes made under it may be unsafe
 //   not held    kFailedPrecondition  release/extend of a lock this owner does
 //                                    not hold (never touches another's lock)
+//   self-       kFailedPrecondition  a nested With on a key the calling
+//   deadlock                         thread already holds in an enclosing
+//                                    With; it would wait for itself
 //   stale fence kAborted             FencedSet refused a write whose fencing
 //                                    token is older than one already written
 // Redis unreachable or too slow is kUnavailable; a bad key or policy is
@@ -31,12 +39,19 @@ absl::Status SkippedError(absl::string_view message);
 absl::Status LostError(absl::string_view message);
 absl::Status NotHeldError(absl::string_view message);
 absl::Status StaleFenceError(absl::string_view message);
+absl::Status SelfDeadlockError(absl::string_view message);
+// Busy outcomes that also say why waiting ended (IsBusy holds for both).
+absl::Status AttemptsExhaustedError(absl::string_view message);
+absl::Status WaitTimedOutError(absl::string_view message);
 
 bool IsBusy(const absl::Status& s);
 bool IsSkipped(const absl::Status& s);
 bool IsLost(const absl::Status& s);
 bool IsNotHeld(const absl::Status& s);
 bool IsStaleFence(const absl::Status& s);
+bool IsSelfDeadlock(const absl::Status& s);
+bool IsAttemptsExhausted(const absl::Status& s);
+bool IsWaitTimedOut(const absl::Status& s);
 
 }  // namespace lock
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -24,8 +25,8 @@ using internal::ToAbsl;
 // ---- Locker ----------------------------------------------------------------
 
 namespace {
-absl::Status ValidateOptions(const LockOptions& options,
-                             const policy::Snapshot& snapshot);
+absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
+                                              const policy::Snapshot& snapshot);
 }  // namespace
 
 Locker::Locker(std::shared_ptr<policy::Registry> registry)
@@ -98,7 +99,9 @@ absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
   backend->min_replicas_ack = target.min_replicas_ack;
   backend->replica_ack_timeout = target.replica_ack_timeout;
   backend->drift_factor = target.drift_factor;
-  // Releases published on any master reach a subscriber on the first home.
+  // Releases are published on every master; waiters listen on the first
+  // home only. When it is down they fall back to backoff polling (README,
+  // "Redis deployments": Redlock).
   std::shared_ptr<redis::Topology> first = backend->homes.front();
   const absl::Duration timeout = target.connect_timeout;
   backend->notifier = std::make_shared<internal::ReleaseNotifier>(
@@ -128,16 +131,26 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 }
 
 namespace {
-absl::Status ValidateOptions(const LockOptions& options,
-                             const policy::Snapshot& snapshot) {
+absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
+                                              const policy::Snapshot& snapshot) {
   // Options given in code pass through the very checks a policy file gets:
-  // rendered as one, parsed and validated.
-  nlohmann::json config = {
-      {"policies", {{"options", policy::ExplainPolicy(options)}}}};
+  // rendered as one, parsed, validated and resolved.
+  nlohmann::json rendered = policy::ExplainPolicy(options);
+  // A struct cannot tell "left at the default" from "set": script_timeout
+  // still at its default counts as not set, so that the parser fits it to a
+  // short lease (lock::Lock(key, absl::Seconds(1), fn) works, as in Go).
+  if (options.script_timeout == LockOptions().script_timeout) {
+    rendered.erase("script_timeout");
+  }
+  nlohmann::json config = {{"policies", {{"options", std::move(rendered)}}}};
   if (const policy::RedisTarget* t = snapshot.FindTarget(options.redis)) {
     config["redis"][options.redis] = policy::ExplainTarget(*t);
   }
-  return policy::ParseConfig(config.dump(), "LockOptions").status();
+  ASSIGN_OR_RETURN(std::shared_ptr<const policy::Snapshot> parsed,
+                   policy::ParseConfig(config.dump(), "LockOptions"));
+  policy::Policy resolved = *parsed->FindPolicy("options");
+  resolved.name = options.name.empty() ? "(options)" : options.name;
+  return resolved;
 }
 }  // namespace
 
@@ -145,10 +158,9 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view key, const LockOptions& options) {
   RETURN_IF_ERROR(CheckProcess());
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
-  RETURN_IF_ERROR(ValidateOptions(options, *snapshot));
-  auto p = std::make_shared<policy::Policy>(options);
-  if (p->name.empty()) p->name = "(options)";
-  return MakeLock(std::move(p), *snapshot, key);
+  ASSIGN_OR_RETURN(policy::Policy resolved, ResolveOptions(options, *snapshot));
+  return MakeLock(std::make_shared<policy::Policy>(std::move(resolved)),
+                  *snapshot, key);
 }
 
 absl::Status Locker::RunHeld(RedisLock& lock,
@@ -181,11 +193,74 @@ absl::Status Locker::RunHeld(RedisLock& lock,
   return absl::OkStatus();
 }
 
+namespace {
+
+// The locks the calling thread holds in an enclosing With, innermost last.
+// With takes a fresh lock instance (a new owner), so a nested With on a key
+// the thread already holds would wait for itself until wait.timeout and then
+// report IsBusy. Keyed by the Redis key itself on its target, so two
+// policies that share a target and key_prefix are caught too; other keys and
+// other threads are real contenders and behave as always.
+struct HeldHere {
+  const Locker* locker;
+  std::string target;
+  std::string owner_key;
+  std::string policy;
+  std::string key;
+};
+thread_local std::vector<HeldHere> t_held_here;
+
+HeldHere Describe(const Locker* locker, const RedisLock& lock) {
+  return HeldHere{locker, lock.policy().redis,
+                  std::string(internal::LockKeys(lock.policy().key_prefix,
+                                                 lock.key())
+                                  .owner()),
+                  lock.policy().name, lock.key()};
+}
+
+absl::Status CheckNotHeldHere(const HeldHere& wanted) {
+  for (const HeldHere& h : t_held_here) {
+    if (h.locker == wanted.locker && h.target == wanted.target &&
+        h.owner_key == wanted.owner_key) {
+      return SelfDeadlockError(absl::StrCat(
+          "the calling thread already holds lock \"", h.key, "\" under policy \"",
+          h.policy, "\" in an enclosing With; a nested With on the same key",
+          wanted.policy == h.policy
+              ? ""
+              : absl::StrCat(" (policy \"", wanted.policy,
+                             "\" shares its redis target and key_prefix)"),
+          " would take it as another owner and wait for itself. Use the "
+          "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
+          "per instance"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Registers a lock as held by this thread for the life of the scope.
+class HeldHereScope {
+ public:
+  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(std::move(h)); }
+  ~HeldHereScope() { t_held_here.pop_back(); }
+  HeldHereScope(const HeldHereScope&) = delete;
+  HeldHereScope& operator=(const HeldHereScope&) = delete;
+};
+
+}  // namespace
+
+absl::Status Locker::AcquireAndRun(RedisLock& lock,
+                                   const std::function<absl::Status(Held&)>& fn) {
+  HeldHere here = Describe(this, lock);
+  RETURN_IF_ERROR(CheckNotHeldHere(here));
+  RETURN_IF_ERROR(lock.Acquire());
+  HeldHereScope scope(std::move(here));
+  return RunHeld(lock, fn);
+}
+
 absl::Status Locker::With(std::string_view policy, std::string_view key,
                           const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  RETURN_IF_ERROR(lock->Acquire());
-  return RunHeld(*lock, fn);
+  return AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
@@ -197,15 +272,14 @@ absl::Status Locker::WithOptions(std::string_view key,
                                  const LockOptions& options,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
-  RETURN_IF_ERROR(lock->Acquire());
-  return RunHeld(*lock, fn);
+  return AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,
                                    std::string_view key,
                                    std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
 }
 
 absl::Status Locker::FencedSet(std::string_view policy,
@@ -380,7 +454,7 @@ absl::Status UnlockByValue(std::string_view key, std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock,
                    locker->NewLock(key, LockOptions{}));
-  return lock->ReleaseOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
 }
 
 }  // namespace lock

@@ -41,10 +41,15 @@ namespace lock {
 
 // Options for the Go-parity helpers: a policy without a name. Its `redis`
 // field names the Redis target of the loaded configuration ("default").
+// They are validated like a policy file; a script_timeout left at its
+// default (600ms) counts as not set and is fitted to a short ttl (see the
+// README's policy fields), so Lock(key, absl::Seconds(1), fn) works.
 using LockOptions = policy::Policy;
 
 // Retry settings of LockWithRetry: `max_attempts` counts attempts (1 = try
-// once), `delay` is the fixed pause between them (with ±50% jitter).
+// once), `delay` is the fixed pause between them (with ±50% jitter): N
+// attempts make N-1 pauses, as in the Go library, the first of which may end
+// early when the holder releases. Giving up is IsAttemptsExhausted.
 struct RetryStrategy {
   int max_attempts = 3;
   absl::Duration delay = absl::Milliseconds(100);
@@ -67,7 +72,9 @@ class Held {
   // std::stop_callback, and stop writing.
   std::stop_token stop_token() const { return hold_->stop.get_token(); }
   // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
-  // when the lock was already lost.
+  // when the lock was already lost. kInvalidArgument for a ttl under 1ms
+  // (Redis keeps leases in whole milliseconds; a sub-millisecond remainder
+  // is dropped, and lost() / remaining time count only what Redis got).
   absl::Status Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
 
   Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)
@@ -101,6 +108,13 @@ class Locker {
   // kNotFound for an unknown policy (the message lists the known ones),
   // kInvalidArgument for a bad key, and the acquire outcome (IsBusy,
   // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
+  // IsSelfDeadlock (kFailedPrecondition) at once, without touching Redis,
+  // when the calling thread already holds the same Redis key (same target
+  // and key_prefix + key, through any policy) in an enclosing With or
+  // WithOptions of this Locker: each With is a new owner, so the nested one
+  // would only wait for itself until wait.timeout. The outer hold is
+  // unaffected. Re-entry is per RedisLock instance (NewLock + Acquire
+  // twice). Other keys, and other threads, behave as usual.
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status(Held&)>& fn);
   absl::Status With(std::string_view policy, std::string_view key,
@@ -116,8 +130,11 @@ class Locker {
   absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
                                                      const LockOptions& options);
 
-  // Releases `key` (every re-entry level) if and only if `owner_token` holds
-  // it, from any process. IsNotHeld otherwise; never touches another owner.
+  // Releases one re-entry level of `key` if and only if `owner_token` holds
+  // it, from any process, like the Go library's UnlockByValue; the last
+  // level deletes the key and wakes waiters. The lease is not refreshed.
+  // IsNotHeld otherwise; never touches another owner. (lockctl release
+  // --force releases every level: RedisLock::ReleaseOwnedBy.)
   absl::Status UnlockByValue(std::string_view policy, std::string_view key,
                              std::string_view owner_token);
 
@@ -149,6 +166,9 @@ class Locker {
                        const std::function<absl::Status(Held&)>& fn);
   // kFailedPrecondition in a fork() child of the process that built it.
   absl::Status CheckProcess() const;
+  // Acquire + RunHeld, refusing a key this thread holds in an enclosing With.
+  absl::Status AcquireAndRun(RedisLock& lock,
+                             const std::function<absl::Status(Held&)>& fn);
 
   const std::shared_ptr<policy::Registry> registry_;
   const pid_t built_by_ = internal::ProcessId();
@@ -209,8 +229,8 @@ absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
                        std::string_view value, int64_t fencing_token);
 
-// Releases `key` of the unnamed default options (target "default", no key
-// prefix) if and only if `owner_token` holds it.
+// Releases one re-entry level of `key` of the unnamed default options
+// (target "default", no key prefix) if and only if `owner_token` holds it.
 absl::Status UnlockByValue(std::string_view key, std::string_view owner_token);
 
 }  // namespace lock

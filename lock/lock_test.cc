@@ -4,6 +4,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,7 @@ constexpr char kConfig[] = R"json({
     "base": { "key_prefix": "base:", "ttl": "7s" },
     "wait": { "key_prefix": "o:", "ttl": "20s", "wait": { "timeout": "2s" } },
     "wait3": { "key_prefix": "o:", "retry": { "max_attempts": 3 } },
+    "short": { "key_prefix": "o:", "wait": { "timeout": "50ms" } },
     "fail": { "key_prefix": "o:", "on_busy": "fail" },
     "skip": { "key_prefix": "o:", "on_busy": "skip" },
     "child": { "extends": "base", "on_busy": "fail" }
@@ -238,6 +240,161 @@ TEST_F(WithTest, FencedSetRefusesAStaleHoldersWrite) {
   EXPECT_TRUE(IsStaleFence(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("refused"));
   EXPECT_EQ(Redis({"HGET", "stock:sku-1", "value"}), "7");
+}
+
+// Issue 12(a): lynx-redis-lock accepts a 1s lease with default options.
+TEST_F(WithTest, OneSecondLeaseWithDefaultOptionsIsAcceptedAndRenewed) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  EXPECT_THAT(Lock("short-lease", absl::Seconds(1), [&] {
+    // Longer than the lease: only renewal keeps it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    EXPECT_EQ(RedisInt({"EXISTS", "{short-lease}"}), 1);
+    return absl::OkStatus();
+  }), IsOk());
+  // A script_timeout set in code that contradicts the lease stays an error.
+  LockOptions explicit_timeout;
+  explicit_timeout.ttl = absl::Seconds(1);
+  explicit_timeout.script_timeout = absl::Milliseconds(700);
+  EXPECT_THAT(LockWithOptions("k", explicit_timeout, [] { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("script_timeout 700ms"), HasSubstr("ttl 1s"))));
+}
+
+// Issue 10(e): a lease under 1ms would be sent as PEXPIRE 0 or 1.
+TEST_F(WithTest, ExtendBelowOneMillisecondIsInvalidArgument) {
+  ASSERT_THAT(locker_->With("wait", "sub-ms", [&](Held& held) {
+    EXPECT_THAT(held.Extend(absl::Microseconds(500)),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("1ms"), HasSubstr("500us"))));
+    EXPECT_GT(RedisInt({"PTTL", "{o:sub-ms}"}), 19000);  // untouched
+    EXPECT_FALSE(held.lost());
+    return absl::OkStatus();
+  }), IsOk());
+}
+
+// Issue 12(d): "gave up after max attempts" and "wait timed out" are both
+// IsBusy (kAborted) but tell apart by their own predicates.
+TEST_F(WithTest, AttemptsExhaustedAndWaitTimedOutAreDistinctBusyOutcomes) {
+  auto holder = HoldElsewhere("d");
+  auto fn = [] { return absl::OkStatus(); };
+  absl::Status attempts = locker_->With("wait3", "d", fn);
+  EXPECT_THAT(attempts, StatusIs(absl::StatusCode::kAborted, HasSubstr("after 3 attempts")));
+  EXPECT_TRUE(IsBusy(attempts));
+  EXPECT_TRUE(IsAttemptsExhausted(attempts));
+  EXPECT_FALSE(IsWaitTimedOut(attempts));
+
+  absl::Status timed_out = locker_->With("short", "d", fn);  // 50ms wait
+  EXPECT_THAT(timed_out, StatusIs(absl::StatusCode::kAborted, HasSubstr("50ms")));
+  EXPECT_TRUE(IsBusy(timed_out));
+  EXPECT_TRUE(IsWaitTimedOut(timed_out));
+  EXPECT_FALSE(IsAttemptsExhausted(timed_out));
+
+  // on_busy "fail" neither waited nor retried.
+  absl::Status failed = locker_->With("fail", "d", fn);
+  EXPECT_TRUE(IsBusy(failed));
+  EXPECT_FALSE(IsAttemptsExhausted(failed));
+  EXPECT_FALSE(IsWaitTimedOut(failed));
+  // A kAborted of the caller's own is none of them.
+  EXPECT_FALSE(IsAttemptsExhausted(absl::AbortedError("x")));
+  EXPECT_FALSE(IsWaitTimedOut(absl::AbortedError("x")));
+}
+
+// Issue 12(b): like the Go namesake, N attempts are N-1 delays; the attempt
+// right after subscribing to the release channel used to skip its delay.
+TEST_F(WithTest, LockWithRetryMakesNAttemptsWithNMinusOneDelays) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  auto holder = NewLock("retried", LockOptions{});
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  const PolicyStats before = GetStats().per_policy["(options)"];
+  const absl::Time start = absl::Now();
+  absl::Status s = LockWithRetry("retried", absl::Seconds(5),
+                                 [] { return absl::OkStatus(); },
+                                 RetryStrategy{.max_attempts = 3,
+                                               .delay = absl::Milliseconds(200)});
+  const absl::Duration took = absl::Now() - start;
+  const PolicyStats after = GetStats().per_policy["(options)"];
+  EXPECT_TRUE(IsAttemptsExhausted(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("after 3 attempts"));
+  EXPECT_EQ(after.script_call.count - before.script_call.count, 3);  // attempts
+  EXPECT_EQ(after.waits_woken_by_timer + after.waits_woken_by_notify -
+                before.waits_woken_by_timer - before.waits_woken_by_notify,
+            2);                                  // delays
+  EXPECT_GE(took, absl::Milliseconds(200));      // 2 × 200ms × (1 ± 0.5)
+  EXPECT_LT(took, absl::Seconds(3));
+}
+
+// Issue 11: a nested With on the key the same thread already holds waited
+// for itself until wait.timeout and then reported IsBusy.
+TEST_F(WithTest, NestedWithOnTheSameKeyFailsAtOnceInsteadOfWaitingForItself) {
+  absl::Status inner, via_other_policy, via_options;
+  absl::Duration inner_took;
+  ASSERT_THAT(locker_->With("wait", "self", [&](Held& outer) {
+    const absl::Time start = absl::Now();
+    inner = locker_->With("wait", "self", [] { return absl::OkStatus(); });
+    inner_took = absl::Now() - start;
+    // "wait3" has the same target and key_prefix: the very same Redis key.
+    via_other_policy = locker_->With("wait3", "self", [] { return absl::OkStatus(); });
+    EXPECT_FALSE(outer.lost());
+    EXPECT_EQ(Redis({"HGET", "{o:self}", "owner"}), outer.owner_token());
+    EXPECT_EQ(Redis({"HGET", "{o:self}", "count"}), "1");
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_THAT(inner, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              AllOf(HasSubstr("already holds lock \"self\""),
+                                    HasSubstr("policy \"wait\""),
+                                    HasSubstr("wait for itself"),
+                                    HasSubstr("RedisLock"))));
+  EXPECT_TRUE(IsSelfDeadlock(inner));
+  EXPECT_FALSE(IsNotHeld(inner));
+  EXPECT_FALSE(IsSelfDeadlock(absl::FailedPreconditionError("x")));
+  EXPECT_LT(inner_took, absl::Milliseconds(500));  // "wait" waits up to 2s
+  EXPECT_THAT(via_other_policy, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         HasSubstr("policy \"wait\"")));
+  EXPECT_EQ(RedisInt({"EXISTS", "{o:self}"}), 0);  // the outer hold was released
+
+  ASSERT_THAT(locker_->WithOptions("opt", LockOptions{}, [&](Held&) {
+    via_options = locker_->WithOptions("opt", LockOptions{}, [](Held&) {
+      return absl::OkStatus();
+    });
+    return absl::OkStatus();
+  }), IsOk());
+  EXPECT_THAT(via_options, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    HasSubstr("already holds lock \"opt\"")));
+}
+
+TEST_F(WithTest, NestedWithOnOtherKeysAndOtherThreadsBehaveAsBefore) {
+  ASSERT_THAT(locker_->With("wait", "n1", [&] {
+    // Another key nests fine; another thread on the same key is a real
+    // contender and gets the policy's busy outcome.
+    EXPECT_THAT(locker_->With("wait", "n2", [] { return absl::OkStatus(); }), IsOk());
+    absl::Status elsewhere;
+    std::thread([&] {
+      elsewhere = locker_->With("fail", "n1", [] { return absl::OkStatus(); });
+    }).join();
+    EXPECT_TRUE(IsBusy(elsewhere)) << elsewhere;
+    return absl::OkStatus();
+  }), IsOk());
+  // Sequential use of the same key on the same thread is no nesting.
+  EXPECT_THAT(locker_->With("wait", "n1", [] { return absl::OkStatus(); }), IsOk());
+}
+
+// Issue 12(c): UnlockByValue releases one re-entry level, like its Go
+// namesake (lockctl release --force still releases every level).
+TEST_F(WithTest, UnlockByValueReleasesOneReentryLevel) {
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  auto holder = NewLock("deep", LockOptions{});
+  ASSERT_THAT(holder, IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  ASSERT_THAT((*holder)->Acquire(), IsOk());
+  const std::string token = (*holder)->owner_token();
+  ASSERT_EQ(Redis({"HGET", "{deep}", "count"}), "2");
+  EXPECT_THAT(UnlockByValue("deep", token), IsOk());
+  EXPECT_EQ(Redis({"HGET", "{deep}", "owner"}), token);
+  EXPECT_EQ(Redis({"HGET", "{deep}", "count"}), "1");
+  EXPECT_THAT(UnlockByValue("deep", token), IsOk());
+  EXPECT_EQ(RedisInt({"EXISTS", "{deep}"}), 0);
+  EXPECT_TRUE(IsNotHeld(UnlockByValue("deep", token)));
 }
 
 }  // namespace

@@ -486,28 +486,49 @@ absl::Status RedisLock::AcquireLocked() {
   std::unique_ptr<internal::ReleaseNotifier::Watch> watch;
   absl::Duration other_left;
   int attempt = 0;
-  for (int retry = 0;; ++retry) {
-    const uint64_t seen = watch ? watch->generation() : 0;
+  bool timed_out = false;
+  while (true) {
+    // Read before the attempt: a release published between the attempt and
+    // the wait below moves it, so that wait ends at once.
+    uint64_t seen = watch ? watch->generation() : 0;
     absl::StatusOr<Attempt> a = AttemptLocked();
     ++attempt;
     if (!a.ok()) return Annotate(a.status(), "acquire");
     if (a->outcome == Outcome::kHeld) return absl::OkStatus();
     other_left = a->busy_remaining;
     if (attempt >= max_attempts) break;
-    const Clock::time_point now = Clock::now();
-    if (now >= deadline) break;
+    Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
     if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
-      // Subscribe first, then try again before waiting: a release landing
-      // between that try and the wait still moves the generation.
-      watch = backend_->notifier->Subscribe(std::string(keys_.channel()), p.script_timeout);
-      --retry;  // this re-try is not a backoff step
-      continue;
+      // Subscribed only once the lock proved busy, so an uncontended acquire
+      // never pays for it. The backoff delay still comes before the next
+      // attempt (N attempts are N-1 delays, as in the Go library): a release
+      // after the subscription wakes it, and one that slipped in before is
+      // found by the next attempt when the delay ends. The confirmation is
+      // never awaited past what is left of wait.timeout: a subscriber
+      // connection that hangs must not stretch a short wait to
+      // script_timeout.
+      const absl::Duration left =
+          deadline == Clock::time_point::max()
+              ? absl::InfiniteDuration()
+              : absl::FromChrono(deadline - now);
+      watch = backend_->notifier->Subscribe(std::string(keys_.channel()),
+                                            std::min(p.script_timeout, left));
+      seen = watch->generation();
+      now = Clock::now();
+      if (now >= deadline) {
+        timed_out = true;
+        break;
+      }
     }
     // Sleep the backoff, but never past the holder's lease (a crashed holder
     // publishes nothing) nor past the deadline.
     const auto delay = std::min(
         {absl::ToChronoNanoseconds(
-             policy::BackoffDelay(p.retry, std::max(retry, 0), UnitRandom())),
+             policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
          absl::ToChronoNanoseconds(other_left + absl::Milliseconds(1)),
          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
     if (watch != nullptr && watch->active()) {
@@ -518,14 +539,21 @@ absl::Status RedisLock::AcquireLocked() {
       Count(counters_.waits_woken_by_timer);
     }
   }
-  const std::string msg = absl::StrCat(
+  std::string msg = absl::StrCat(
       "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
       absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
       " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
       " in ",
       absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
                                        absl::Milliseconds(1))));
-  return p.on_busy == policy::OnBusy::kSkip ? SkippedError(msg) : BusyError(msg);
+  if (p.on_busy == policy::OnBusy::kSkip) return SkippedError(msg);
+  if (!wait) return BusyError(msg);
+  if (timed_out) {
+    return WaitTimedOutError(absl::StrCat(
+        msg, " (wait.timeout ", absl::FormatDuration(p.wait.timeout), " passed)"));
+  }
+  return AttemptsExhaustedError(
+      absl::StrCat(msg, " (retry.max_attempts ", max_attempts, " reached)"));
 }
 
 absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
@@ -620,6 +648,41 @@ absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
   return absl::OkStatus();
 }
 
+absl::Status RedisLock::ReleaseLevelOwnedBy(absl::string_view owner_token) {
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {owner_token, keys_.channel()};
+  bool released = false;
+  if (backend_->redlock()) {
+    // As in RunRelease: it counts as held only if a quorum still had it.
+    int n = 0;
+    absl::Status error;
+    for (auto& reply : CallAll(scripts::k_release_level, keys, args)) {
+      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
+      if (!r.ok()) {
+        error = r.status();
+      } else if (*r >= 1) {
+        ++n;
+      }
+    }
+    if (n < backend_->quorum() && !error.ok() && n + 1 >= backend_->quorum()) {
+      return Annotate(error, "release");
+    }
+    released = n >= backend_->quorum();
+  } else {
+    absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_release_level, keys, args);
+    if (!reply.ok()) return Annotate(reply.status(), "release");
+    absl::StatusOr<int64_t> r = IntReply(**reply, "release");
+    if (!r.ok()) return Annotate(r.status(), "release");
+    released = *r >= 1;
+  }
+  if (!released) {
+    return NotHeldError(absl::StrCat("lock \"", key_,
+                                     "\" is not held by owner ", owner_token,
+                                     "; nothing was released"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RedisLock::Release() {
   OpScope scope(this);
   const int count = count_.load();
@@ -632,10 +695,12 @@ absl::Status RedisLock::Release() {
 }
 
 absl::Status RedisLock::Renew(absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration()) {
+  // Redis takes whole milliseconds: under 1ms the lease would be 0 (PEXPIRE
+  // 0 deletes the key) or silently rounded up.
+  if (ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "renew of lock \"", key_, "\": ttl must be > 0, got ",
-        absl::FormatDuration(ttl)));
+        "renew of lock \"", key_, "\": ttl must be at least 1ms (Redis keeps "
+        "leases in whole milliseconds), got ", absl::FormatDuration(ttl)));
   }
   OpScope scope(this);
   if (count_.load() == 0) {

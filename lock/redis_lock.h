@@ -103,7 +103,9 @@ class RedisLock {
   // deleted then). After the last level the key is deleted (or kept until
   // hold_at_least has passed) and waiters are notified.
   absl::Status Release();
-  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost.
+  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost;
+  // kInvalidArgument when ttl < 1ms. Redis gets whole milliseconds, and so
+  // does remaining().
   absl::Status Renew(absl::Duration ttl);
   // Renews the current hold in the background, per the policy's renewal
   // settings (its TTL, threshold, script_timeout), until it is released or
@@ -116,6 +118,12 @@ class RedisLock {
   // operator or another process cleaning up after a known owner. IsNotHeld
   // otherwise; never touches another owner's lock.
   absl::Status ReleaseOwnedBy(absl::string_view owner_token);
+  // Releases one re-entry level if and only if `owner_token` holds the key
+  // (UnlockByValue, like the Go library); the last level deletes the key and
+  // notifies waiters. The lease is not refreshed, and hold_at_least is not
+  // applied (the caller does not know when the hold began). IsNotHeld
+  // otherwise; never touches another owner's lock.
+  absl::Status ReleaseLevelOwnedBy(absl::string_view owner_token);
   // Reads the key's state in Redis, whoever holds it.
   absl::StatusOr<LockState> Inspect();
 

@@ -196,6 +196,51 @@ TEST_F(RedisLockTest, RenewExtendsTheLease) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Issue 10(e): Redis gets whole milliseconds (PEXPIRE), so the local
+// validity must not count the sub-millisecond remainder Redis never got, and
+// a ttl under 1ms (PEXPIRE 0 deletes the key) is refused.
+TEST_F(RedisLockTest, RenewKeepsLocalValidityInTheMillisecondsRedisGot) {
+  auto a = Lock("ms");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(a->Renew(absl::Seconds(10) + absl::Microseconds(999)), IsOk());
+  EXPECT_LE(a->remaining(), absl::Seconds(10));
+  EXPECT_THAT(a->Renew(absl::Microseconds(999)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("at least 1ms")));
+  EXPECT_GT(RedisInt({"PTTL", "{t:ms}"}), 9000);  // untouched
+  EXPECT_THAT(a->IsLocked(), IsOkAndHolds(true));
+}
+
+// Issue 10(f): the subscription to the release channel waited for Redis'
+// confirmation up to script_timeout, however little of wait.timeout was left.
+TEST_F(RedisLockTest, SubscribeWaitIsBoundedByTheWaitTimeout) {
+  auto holder = Lock("sub");
+  ASSERT_THAT(holder->Acquire(), IsOk());
+  // A subscriber connection that is accepted but never answered.
+  auto silent = harness::RedisServer::Start({.name = "silent-subscriber"});
+  ASSERT_THAT(silent, IsOk());
+  ASSERT_THAT((*silent)->Pause(), IsOk());
+  auto notifier = std::make_shared<internal::ReleaseNotifier>(redis::ConnectionOptions{
+      .addr = (*silent)->addr(), .connect_timeout = absl::Seconds(10)});
+  auto waiter = RedisLock::Create(Pool(), std::make_shared<policy::Policy>([] {
+    policy::Policy p;
+    p.name = "test";
+    p.key_prefix = "t:";
+    p.script_timeout = absl::Seconds(3);
+    p.wait.timeout = absl::Milliseconds(100);
+    return p;
+  }()), "sub", notifier);
+  ASSERT_THAT(waiter, IsOk());
+  const absl::Time start = absl::Now();
+  absl::Status s = (*waiter)->Acquire();
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(IsWaitTimedOut(s)) << s;
+  EXPECT_LT(took, absl::Seconds(1));  // not the 3s script_timeout
+  waiter->reset();
+  ASSERT_THAT((*silent)->Resume(), IsOk());
+  notifier.reset();
+}
+
 TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
   auto a = Lock("f", [](policy::Policy& p) { p.ttl = absl::Milliseconds(30); });
   int64_t last = 0;

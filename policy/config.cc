@@ -577,7 +577,26 @@ const std::vector<Field<Policy>>& PolicyFields() {
        }},
       {"ttl",
        [](const json& v, const Where& at, ErrorList& e, Policy* p) {
-         ReadDuration(v, at, DurationBound::kPositive, e, &p->ttl);
+         absl::Duration ttl;
+         if (!ReadDuration(v, at, DurationBound::kPositive, e, &ttl)) return;
+         // The engine sends the lease as PEXPIRE milliseconds: under 1ms it
+         // would be 0 (the key deleted, yet counted as renewed), and a
+         // remainder would make the local validity outlast Redis' lease.
+         if (ttl < absl::Milliseconds(1)) {
+           e.Add(at,
+                 "must be at least 1ms (Redis keeps leases in whole "
+                 "milliseconds)",
+                 v);
+           return;
+         }
+         if (ttl % absl::Milliseconds(1) != absl::ZeroDuration()) {
+           e.Add(at,
+                 "must be a whole number of milliseconds (Redis keeps leases "
+                 "in whole milliseconds)",
+                 v);
+           return;
+         }
+         p->ttl = ttl;
        }},
       {"on_busy",
        [](const json& v, const Where& at, ErrorList& e, Policy* p) {
@@ -1040,8 +1059,34 @@ void CheckTargetReference(const Policy& p, const Where& at,
   }
 }
 
+}  // namespace
+
+absl::Duration DefaultScriptTimeout(const Policy& p) {
+  // The built-in 600ms fits leases of 4s and more. A shorter lease (the Go
+  // library accepts lock.Lock(ctx, key, time.Second, fn)) gets half of its
+  // renewal window (or of the lease, without renewal): a renewal call then
+  // always ends before the lease does. Only an explicit script_timeout that
+  // contradicts the lease is an error.
+  const absl::Duration window =
+      p.renewal.enabled ? p.ttl * p.renewal.threshold : p.ttl;
+  const absl::Duration fitted =
+      absl::Trunc(window / 2, absl::Milliseconds(1));
+  return std::clamp(fitted, absl::Milliseconds(1), Policy().script_timeout);
+}
+
+namespace {
+
 // Rules that tie several resolved fields together.
-void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
+// `script_timeout_set`: false when script_timeout was derived from the ttl
+// (DefaultScriptTimeout), so an error can say why it has that value.
+void CheckCrossFieldRules(const Policy& p, bool script_timeout_set,
+                          const Where& at, ErrorList& errors) {
+  const std::string derived =
+      script_timeout_set
+          ? ""
+          : "; script_timeout is not set: derived from the ttl, at least 1ms "
+            "(the lease is too short for it: lengthen the ttl or disable "
+            "renewal)";
   if (p.retry.initial_delay > p.retry.max_delay) {
     errors.Add(at / "retry" / "initial_delay",
                Cat("must be <= retry.max_delay (",
@@ -1051,7 +1096,7 @@ void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
   if (p.script_timeout >= p.ttl) {
     errors.Add(at / "script_timeout",
                Cat("must be < ttl (", FormatConfigDuration(p.ttl),
-                   "): a call may not outlive the lease it acquires"),
+                   "): a call may not outlive the lease it acquires", derived),
                FormatConfigDuration(p.script_timeout));
   } else if (p.renewal.enabled &&
              p.ttl * p.renewal.threshold <= p.script_timeout) {
@@ -1061,7 +1106,7 @@ void CheckCrossFieldRules(const Policy& p, const Where& at, ErrorList& errors) {
                    " before expiry, less than script_timeout ",
                    FormatConfigDuration(p.script_timeout), " (ttl ",
                    FormatConfigDuration(p.ttl), " * threshold ",
-                   p.renewal.threshold, ")"),
+                   p.renewal.threshold, ")", derived),
                p.renewal.threshold);
   }
 }
@@ -1098,16 +1143,19 @@ std::vector<Policy> ResolvePolicies(const Merged& merged, ErrorList& errors) {
     // Whether the winning "redis" value was readable: the reference check
     // needs only that, not a clean policy.
     bool redis_readable = true;
+    bool script_timeout_set = false;
     for (const auto& [body, at] : layers) {
       ReadObject(*body, *at, PolicyFields(), reported_in_pass_2, &p);
       if (const auto redis = body->find("redis"); redis != body->end()) {
         redis_readable = redis->is_string();
       }
+      if (body->is_object()) script_timeout_set |= body->contains("script_timeout");
     }
     p.name = name;
     p.extends = entry.extends;
+    if (!script_timeout_set) p.script_timeout = DefaultScriptTimeout(p);
     if (redis_readable) CheckTargetReference(p, entry.at, merged, errors);
-    if (clean) CheckCrossFieldRules(p, entry.at, errors);
+    if (clean) CheckCrossFieldRules(p, script_timeout_set, entry.at, errors);
     resolved.push_back(std::move(p));
   }
   return resolved;

@@ -86,6 +86,12 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
     absl::Span<const ConfigSource> sources);
 
+// The script_timeout a policy gets when neither it, its extends chain nor
+// "defaults" sets one: min(600ms, half of the renewal window ttl * threshold,
+// or of the ttl without renewal), at least 1ms — so that short leases work
+// with default settings.
+absl::Duration DefaultScriptTimeout(const Policy& policy);
+
 // Renders a resolved policy back as a configuration object (the value of a
 // "policies" entry): every field, durations as strings ("30s", "600ms").
 // Feeding it back to ParseConfig yields the same Policy.

@@ -135,7 +135,8 @@ INSTANTIATE_TEST_SUITE_P(
         {"ScriptTimeoutZero", P(R"("a": {"script_timeout": "0ms"})"),
          "/policies/a/script_timeout", R"(must be > 0, got "0ms")"},
         {"ScriptTimeoutNotBelowTtl",
-         P(R"("a": {"ttl": "500ms", "renewal": {"enabled": false}})"),
+         P(R"("a": {"ttl": "500ms", "script_timeout": "600ms",
+                    "renewal": {"enabled": false}})"),
          "/policies/a/script_timeout", R"(must be < ttl (500ms))"},
         {"WaitTimeoutNegative", P(R"("a": {"wait": {"timeout": "-1s"}})"),
          "/policies/a/wait/timeout", R"(must be >= 0, got "-1s")"},
@@ -146,10 +147,22 @@ INSTANTIATE_TEST_SUITE_P(
          "/policies/a/renewal/threshold", "must be in (0, 1), got 0"},
         {"ThresholdOne", P(R"("a": {"renewal": {"threshold": 1}})"),
          "/policies/a/renewal/threshold", "must be in (0, 1), got 1"},
-        {"RenewalWindowBelowScriptTimeout", P(R"("a": {"ttl": "1s"})"),
+        // An explicit script_timeout that contradicts the lease is an error
+        // naming both values; an unset one is derived (ShortLeaseTest).
+        {"RenewalWindowBelowScriptTimeout",
+         P(R"("a": {"ttl": "1s", "script_timeout": "600ms"})"),
          "/policies/a/renewal/threshold",
          "renewal would start only 300ms before expiry, less than "
-         "script_timeout 600ms"},
+         "script_timeout 600ms (ttl 1s * threshold 0.3)"},
+        // Redis keeps leases in whole milliseconds: PEXPIRE 0 would delete
+        // the key, and a remainder would make the local validity overstate
+        // the lease Redis really has.
+        {"TtlBelowOneMillisecond",
+         P(R"("a": {"ttl": "500us", "renewal": {"enabled": false}})"),
+         "/policies/a/ttl", R"(must be at least 1ms (Redis keeps leases in whole milliseconds), got "500us")"},
+        {"TtlWithSubMillisecondRemainder",
+         P(R"("a": {"ttl": "1500us", "renewal": {"enabled": false}})"),
+         "/policies/a/ttl", R"(must be a whole number of milliseconds (Redis keeps leases in whole milliseconds), got "1500us")"},
         {"OnFailureUnknown", P(R"("a": {"renewal": {"on_failure": "panic"}})"),
          "/policies/a/renewal/on_failure",
          R"(must be one of "signal", "ignore", got "panic")"},
@@ -518,6 +531,57 @@ TEST(ResolutionTest, CrossFieldRulesSeeTheResolvedValues) {
                         "defaults": {"ttl": "2s", "renewal": {"enabled": false}},
                         "policies": {"a": {"script_timeout": "700ms"}}})"),
               IsOk());
+}
+
+// Issue 12(a): a short lease with the default script_timeout, as the Go
+// library accepts it (lock.Lock(ctx, key, time.Second, fn)).
+TEST(ShortLeaseTest, UnsetScriptTimeoutIsDerivedFromTheLease) {
+  absl::StatusOr<Policy> p =
+      ParsePolicy(WithPolicies(R"("a": {"ttl": "1s"})"), "a");
+  ASSERT_THAT(p, IsOk());
+  // Half of the renewal window (1s * 0.3), so a renewal call fits in it.
+  EXPECT_EQ(p->script_timeout, absl::Milliseconds(150));
+  // Without renewal, half the lease.
+  p = ParsePolicy(
+      WithPolicies(R"("a": {"ttl": "500ms", "renewal": {"enabled": false}})"),
+      "a");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->script_timeout, absl::Milliseconds(250));
+  // Long leases keep the 600ms default.
+  p = ParsePolicy(WithPolicies(R"("a": {"ttl": "10s"})"), "a");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->script_timeout, absl::Milliseconds(600));
+  // Never below 1ms, whatever the lease.
+  p = ParsePolicy(WithPolicies(R"("a": {"ttl": "3ms", "renewal": {"threshold": 0.5}})"),
+                  "a");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->script_timeout, absl::Milliseconds(1));
+}
+
+TEST(ShortLeaseTest, LeaseTooShortForTheDerivedTimeoutSaysItWasNotSet) {
+  // 2ms * 0.3 leaves 0.6ms to renew in, under the 1ms minimum call deadline.
+  EXPECT_THAT(ErrorLines(WithPolicies(R"("a": {"ttl": "2ms"})")),
+              ElementsAre(AllOf(
+                  HasSubstr("/policies/a/renewal/threshold: renewal would start "
+                            "only 600us before expiry, less than script_timeout 1ms"),
+                  HasSubstr("script_timeout is not set: derived from the ttl, "
+                            "at least 1ms"))));
+}
+
+TEST(ShortLeaseTest, ScriptTimeoutSetInDefaultsIsExplicit) {
+  EXPECT_THAT(ErrorLines(R"({"redis": {"default": {"addrs": ["h:1"]}},
+                     "defaults": {"script_timeout": "600ms"},
+                     "policies": {"a": {"ttl": "1s"}}})"),
+              ElementsAre(HasSubstr(
+                  "/policies/a/renewal/threshold: renewal would start "
+                  "only 300ms before expiry, less than script_timeout 600ms")));
+  // Set in a base policy: explicit for every policy extending it.
+  EXPECT_THAT(ErrorLines(R"({"redis": {"default": {"addrs": ["h:1"]}},
+                     "policies": {"base": {"script_timeout": "600ms"},
+                                  "a": {"extends": "base", "ttl": "1s"}}})"),
+              ElementsAre(HasSubstr(
+                  "/policies/a/renewal/threshold: renewal would start "
+                  "only 300ms before expiry, less than script_timeout 600ms")));
 }
 
 // ---------------------------------------------------------------------------

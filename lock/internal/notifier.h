@@ -45,7 +45,9 @@ class ReleaseNotifier {
   ~ReleaseNotifier();
 
   // Registers interest in `channel` and waits up to `timeout` for Redis to
-  // confirm the subscription. Always returns a Watch; check active().
+  // confirm the subscription (callers pass what is left of their own wait,
+  // so a hanging subscriber connection never stretches it). Always returns
+  // a Watch; check active().
   std::unique_ptr<Watch> Subscribe(const std::string& channel,
                                    absl::Duration timeout);
 

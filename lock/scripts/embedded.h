@@ -14,6 +14,7 @@ struct EmbeddedScript {
 
 extern const EmbeddedScript k_acquire;
 extern const EmbeddedScript k_release;
+extern const EmbeddedScript k_release_level;
 extern const EmbeddedScript k_extend;
 extern const EmbeddedScript k_inspect;
 extern const EmbeddedScript k_cancel;
