@@ -120,6 +120,11 @@ class Locker {
   // Writes `value` to the Redis hash `resource_key` (fields "value" and
   // "fence", on the policy's Redis target) only if `fencing_token` is at
   // least the highest token that ever wrote it; IsStaleFence otherwise.
+  // An equal token is accepted (one hold may write many times under its one
+  // token; two holds never share one). Token 0 -- what fencing_token()
+  // returns when the policy has "fencing": false -- is kFailedPrecondition
+  // and a negative token kInvalidArgument, both before Redis is touched:
+  // neither can fence anything.
   // Refused (kFailedPrecondition) on a Redlock target: independent masters
   // cannot issue one monotonic token sequence, so there is none to check.
   // Why: a holder paused past its lease (GC, SIGSTOP, a slow disk) still

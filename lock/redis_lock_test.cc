@@ -222,6 +222,18 @@ TEST_F(RedisLockTest, FencingOffIssuesNoToken) {
   EXPECT_EQ(RedisInt({"EXISTS", "{t:nf}:fence"}), 0);
 }
 
+// Item 3, defensively in the script too: a fenced write with a token below 1
+// (or not a number) is an error and writes nothing.
+TEST_F(RedisLockTest, FencedSetScriptRefusesTokensBelowOne) {
+  const std::string body(scripts::k_fenced_set.body);
+  for (const char* token : {"0", "-1", "abc", "0.5"}) {
+    SCOPED_TRACE(token);
+    EXPECT_THAT(server().Exec({"EVAL", body, "1", "res", "v", token}),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("token")));
+    EXPECT_EQ(RedisInt({"EXISTS", "res"}), 0);
+  }
+}
+
 TEST_F(RedisLockTest, InvalidKeyIsRejected) {
   auto p = std::make_shared<policy::Policy>();
   EXPECT_THAT(RedisLock::Create(Pool(), p, "a{b}"),
