@@ -222,6 +222,32 @@ TEST_F(RedisLockTest, FencingOffIssuesNoToken) {
   EXPECT_EQ(RedisInt({"EXISTS", "{t:nf}:fence"}), 0);
 }
 
+// Regression (issue 11, item 10): acquire.lua wrote the owner hash (and
+// INCR'd the fence) before its PEXPIRE, so a bad ttl argument left a key
+// that never expires. Every argument is now checked before the first write.
+TEST_F(RedisLockTest, AcquireScriptWithBadArgumentsWritesNothing) {
+  const std::string body(scripts::k_acquire.body);
+  struct Case {
+    std::string ttl, count, fencing, retention, what;
+  };
+  const Case cases[] = {
+      {"abc", "1", "1", "60000", "ttl"},   {"1.5", "1", "1", "60000", "ttl"},
+      {"0", "1", "1", "60000", "ttl"},     {"-5", "1", "1", "60000", "ttl"},
+      {"", "1", "1", "60000", "ttl"},      {"1000", "x", "1", "60000", "count"},
+      {"1000", "0", "1", "60000", "count"}, {"1000", "1", "yes", "60000", "fencing"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat("ttl=", c.ttl, " count=", c.count, " fencing=",
+                              c.fencing, " retention=", c.retention));
+    EXPECT_THAT(server().Exec({"EVAL", body, "3", "{t:bad}", "{t:bad}:fence",
+                               "{t:bad}:cancel:tok", "tok", c.ttl, c.count,
+                               c.fencing, c.retention}),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(c.what)));
+    EXPECT_EQ(RedisInt({"DBSIZE"}), 0) << Redis({"KEYS", "*"});
+    Redis({"FLUSHALL"});  // keep one case's leftovers out of the next
+  }
+}
+
 // Item 3, defensively in the script too: a fenced write with a token below 1
 // (or not a number) is an error and writes nothing.
 TEST_F(RedisLockTest, FencedSetScriptRefusesTokensBelowOne) {
