@@ -206,11 +206,15 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   // Every fresh acquisition gets its own token (see the class comment).
   const std::string token = fresh ? internal::NewOwnerToken() : hold_->token;
   const std::string marker = keys_.CancelMarker(token);
-  char ttl_buf[24], count_buf[24];
+  char ttl_buf[24], count_buf[24], retention_buf[24];
   const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
-  const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
-                                    Decimal(count + 1, count_buf),
-                                    policy_->fencing ? "1" : "0"};
+  // Redlock masters are asked for no token: none is issued there (see
+  // AttemptQuorumLocked), so a fence record would only be litter.
+  const bool fencing = policy_->fencing && !backend_->redlock();
+  const absl::string_view args[] = {
+      token, Decimal(Millis(policy_->ttl), ttl_buf),
+      Decimal(count + 1, count_buf), fencing ? "1" : "0",
+      Decimal(Millis(policy_->fencing_retention), retention_buf)};
   if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;

@@ -45,7 +45,8 @@ struct LockState {
   absl::Duration remaining;  // lease left; zero when free
   int64_t hold_count = 0;    // re-entry depth of the current owner
   int64_t fencing_token = 0;       // token of the current hold; 0 when free
-  int64_t last_fencing_token = 0;  // highest token ever issued for the key
+  // Highest token issued for the key within fencing_retention; 0 when none.
+  int64_t last_fencing_token = 0;
 };
 
 // Where a lock lives, built from a Redis target of the configuration.
