@@ -476,10 +476,13 @@ struct Scenario {
 };
 
 std::vector<Scenario> Scenarios(int ttl_ms) {
-  const std::set<ViolationKind> fences_reset = {
-      ViolationKind::kFenceOrder, ViolationKind::kStaleWriteAccepted,
-      ViolationKind::kDuplicateValue, ViolationKind::kValueGap,
-      ViolationKind::kFinalState};
+  // A restart without persistence loses the resource data (values, the
+  // fence each resource was last written with), but no longer the order of
+  // fencing tokens: they follow the server clock (issue 11), so kFenceOrder
+  // is not expected here.
+  const std::set<ViolationKind> data_lost = {
+      ViolationKind::kStaleWriteAccepted, ViolationKind::kDuplicateValue,
+      ViolationKind::kValueGap, ViolationKind::kFinalState};
   return {
       {"baseline", "none", false, false, "", {}, 0},
       {"kill9", "holder process SIGKILLed inside its critical section", false,
@@ -493,7 +496,7 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
        true, false, "", {}, 600},
       {"restart_nopersist", "redis-server SIGKILLed and restarted empty (no "
                             "AOF, no RDB) while a lock is held",
-       false, false, "", fences_reset, 600},
+       false, false, "", data_lost, 600},
       {"partition", absl::StrCat("link between the holder's network namespace "
                                  "and Redis down for ", 3 * ttl_ms, "ms"),
        false, true, "", {}, 3 * ttl_ms + 1500},
@@ -1121,10 +1124,8 @@ class Coordinator {
                          later > 0 && noscript > 0,
                          absl::StrCat(later, " sections after the restart; the server "
                                       "answered NOSCRIPT ", noscript, " times")});
-      if (s == "restart_aof") {
-        checks_.push_back({"fence counter survives the restart", regressions == 0,
-                           absl::StrJoin(detail, ", ")});
-      }
+      checks_.push_back({"fencing tokens keep increasing across the restart",
+                         regressions == 0, absl::StrJoin(detail, ", ")});
     }
     if (s == "sentinel_failover" || s == "cluster_migration") {
       // What callers saw, by status code; ABORTED (busy: wait timed out
