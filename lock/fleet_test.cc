@@ -145,6 +145,27 @@ TEST_F(FleetLockTest, SentinelFailoverDuringAHeldLockNeverMakesTwoHolders) {
 }
 
 
+// Regression: when the master died (killed, not gracefully failed over), a
+// connect failure at the pool never made the Sentinel topology ask for the
+// new master -- only a failure on an already open connection did -- so
+// every later call got "connection refused" from the dead node for good.
+TEST_F(FleetLockTest, SentinelKilledMasterIsRediscoveredAfterFailover) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  ASSERT_THAT(locker->With("wait", "km", [] { return absl::OkStatus(); }), IsOk());
+  absl::StatusOr<int> old_master = fleet->MasterIndex();
+  ASSERT_THAT(old_master, IsOk());
+  ASSERT_THAT(fleet->node(*old_master).Kill(), IsOk());
+  ASSERT_THAT(fleet->Failover(), IsOk());
+  // One call may still meet the dead master; the next must find the new one.
+  absl::Status first = locker->With("wait", "km", [] { return absl::OkStatus(); });
+  if (!first.ok()) {
+    EXPECT_THAT(first, StatusIs(absl::StatusCode::kUnavailable));
+  }
+  EXPECT_THAT(locker->With("wait", "km", [] { return absl::OkStatus(); }), IsOk());
+}
+
 TEST_F(FleetLockTest, SentinelReplicaAckNotReachedReleasesAndSaysWhy) {
   harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
   ASSERT_NE(fleet, nullptr);
