@@ -361,6 +361,7 @@ TEST_F(RedisLockTest, AcquireScriptWithBadArgumentsWritesNothing) {
       {"1000", "0", "1", "60000", "count"}, {"1000", "1", "yes", "60000", "fencing"},
       {"1000", "1", "1", "soon", "retention"}, {"1000", "1", "1", "0", "retention"},
       {"1000", "1", "1", "", "retention"},
+      {"99999999999999999999", "1", "1", "60000", "ttl"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat("ttl=", c.ttl, " count=", c.count, " fencing=",

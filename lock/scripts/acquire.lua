@@ -4,7 +4,7 @@
 -- KEYS[3] cancel marker {P K}:cancel:<token> (set by cancel.lua)
 -- ARGV[1] owner token, ARGV[2] ttl in ms, ARGV[3] hold count after this call
 -- (1 for a fresh acquisition), ARGV[4] "1" to issue a fencing token,
--- ARGV[5] fence record retention in ms (>= ttl)
+-- ARGV[5] fence record retention in ms (the record lives max(this, ttl))
 --
 -- Fencing token = max(last token + 1, server clock in microseconds).
 -- The clock (TIME) carries tokens upwards across everything that loses the
@@ -23,18 +23,22 @@
 -- Every argument is checked before the first write: Redis does not roll a
 -- script back, so an error between HSET and PEXPIRE would leave an owner
 -- hash that never expires (a lock nobody can take again).
+local function fail(message)
+  error({err = 'ERR acquire: ' .. message})
+end
+-- At most 15 digits: exact as a Lua number, and a PEXPIRE that Redis
+-- accepts (a 20-digit ttl passes the pattern but PEXPIRE refuses it, which
+-- would again fail after the HSET).
 local function positive_integer(value, what)
-  if not value or not value:match('^[1-9][0-9]*$') then
-    error({err = 'ERR acquire: ' .. what .. ' must be an integer >= 1, got "' ..
-                 tostring(value) .. '"'})
+  if not value or not value:match('^[1-9][0-9]*$') or #value > 15 then
+    fail(what .. ' must be an integer in [1, 10^15), got "' .. tostring(value) .. '"')
   end
   return tonumber(value)
 end
 local ttl = positive_integer(ARGV[2], 'ttl (ARGV[2], ms)')
 local count = positive_integer(ARGV[3], 'hold count (ARGV[3])')
 if ARGV[4] ~= '0' and ARGV[4] ~= '1' then
-  return redis.error_reply('ERR acquire: fencing (ARGV[4]) must be "0" or "1", got "' ..
-                           tostring(ARGV[4]) .. '"')
+  fail('fencing (ARGV[4]) must be "0" or "1", got "' .. tostring(ARGV[4]) .. '"')
 end
 local retention = positive_integer(ARGV[5], 'fence retention (ARGV[5], ms)')
 local owner = redis.call('HGET', KEYS[1], 'owner')
