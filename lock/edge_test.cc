@@ -170,6 +170,21 @@ TEST_F(EdgeTest, FailedFinalReleaseKeepsTheHoldRenewed) {
   EXPECT_EQ(RedisInt({"EXISTS", "{w:rel}"}), 0);
 }
 
+// Item 9, the other side: a lock destroyed after its release failed has no
+// owner left to retry; it must not be renewed forever, only expire.
+TEST_F(EdgeTest, DestroyedLockWhoseReleaseFailedExpires) {
+  {
+    auto l = *locker_->NewLock("slow", "gone");
+    ASSERT_THAT(l->Acquire(), IsOk());
+    ASSERT_THAT(l->EnableAutoRenew(), IsOk());
+    ASSERT_THAT(server().Kill(), IsOk());
+  }  // the destructor's release fails
+  ASSERT_THAT(server().Restart(/*keep_data=*/true), IsOk());
+  EXPECT_TRUE(Eventually([&] { return RedisInt({"EXISTS", "{w:gone}"}) == 0; },
+                         std::chrono::seconds(6)))
+      << "still renewed: PTTL " << Pttl("{w:gone}");
+}
+
 // Item 10: a stop_callback that calls back into the lock ran under the
 // lock's operation mutex and deadlocked.
 TEST_F(EdgeTest, StopCallbackMayCallBackIntoTheLock) {

@@ -286,6 +286,24 @@ absl::Status Locker::FencedSet(std::string_view policy,
                                std::string_view resource_key,
                                std::string_view value, int64_t fencing_token) {
   RETURN_IF_ERROR(CheckProcess());
+  // Checked before any Redis call: a token below 1 cannot fence anything.
+  // 0 is what Held::fencing_token() returns under a "fencing": false policy
+  // (or in Redlock mode); accepting it would let such a holder's write pass
+  // a fresh resource, and a stale one's always win against other 0 writers.
+  if (fencing_token == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
+        "\": fencing token 0 means no fencing token was issued (the policy "
+        "has \"fencing\": false, or the lock is a Redlock quorum), so a "
+        "fenced write cannot protect anything; enable fencing in the policy "
+        "and pass Held::fencing_token()"));
+  }
+  if (fencing_token < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
+        "\": fencing token must be >= 1, got ", fencing_token,
+        "; pass Held::fencing_token()"));
+  }
   std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
   ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(*snapshot, *p));

@@ -62,7 +62,13 @@ class Held {
   const std::string& key() const { return hold_->key; }
   const std::string& owner_token() const { return hold_->token; }
   // Strictly increasing per key across all holders; pass it to the resource
-  // you write so that a stale holder's write can be refused.
+  // you write (e.g. Locker::FencedSet) so that a stale holder's write can be
+  // refused. It is max(last token + 1, the Redis server clock in
+  // microseconds), so it keeps increasing after the key's fence record
+  // expired (fencing_retention) or Redis restarted without persistence,
+  // provided the server clock never steps back (and, after a failover, the
+  // new master's clock is not behind by more than the failover took).
+  // 0 when the policy has "fencing": false or in Redlock mode: no token.
   int64_t fencing_token() const { return hold_->fence; }
   // True once the lock is known to have expired or changed hands (found by
   // auto-renewal, Extend, or the final release).
@@ -141,6 +147,11 @@ class Locker {
   // Writes `value` to the Redis hash `resource_key` (fields "value" and
   // "fence", on the policy's Redis target) only if `fencing_token` is at
   // least the highest token that ever wrote it; IsStaleFence otherwise.
+  // An equal token is accepted (one hold may write many times under its one
+  // token; two holds never share one). Token 0 -- what fencing_token()
+  // returns when the policy has "fencing": false -- is kFailedPrecondition
+  // and a negative token kInvalidArgument, both before Redis is touched:
+  // neither can fence anything.
   // Refused (kFailedPrecondition) on a Redlock target: independent masters
   // cannot issue one monotonic token sequence, so there is none to check.
   // Why: a holder paused past its lease (GC, SIGSTOP, a slow disk) still

@@ -224,6 +224,20 @@ TEST_F(WithTest, LazyInitFromLockConfig) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lock::Init")));
 }
 
+// Regression (issue 11, item 3): a "fencing": false policy's Held returns
+// token 0, and FencedSet used to accept it on a fresh resource (0 >= no
+// fence yet), so a stale holder's write always won. Refused before Redis is
+// touched: 0 means "no token", negative tokens are never issued.
+TEST_F(WithTest, FencedSetRefusesTokenZeroAndNegativesWithoutTouchingRedis) {
+  EXPECT_THAT(locker_->FencedSet("wait", "stock:zero", "1", 0),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("\"wait\""), HasSubstr("token 0"),
+                             HasSubstr("fencing"))));
+  EXPECT_THAT(locker_->FencedSet("wait", "stock:zero", "1", -7),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("-7")));
+  EXPECT_EQ(RedisInt({"EXISTS", "stock:zero"}), 0);
+}
+
 TEST_F(WithTest, FencedSetRefusesAStaleHoldersWrite) {
   // A holder that stalled past its lease comes back after a newer holder
   // wrote: its write must be refused and the newer value kept.

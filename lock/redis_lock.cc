@@ -135,7 +135,7 @@ RedisLock::RedisLock(std::shared_ptr<const Backend> backend,
 
 RedisLock::~RedisLock() {
   OpScope scope(this);
-  if (count_.load() > 0) ReleaseLocked(0).IgnoreError();
+  if (count_.load() > 0) ReleaseLocked(0, /*owner_stays=*/false).IgnoreError();
 }
 
 RedisLock::OpScope::OpScope(RedisLock* lock) : lock_(lock) { lock_->op_mu_.lock(); }
@@ -222,11 +222,15 @@ absl::StatusOr<RedisLock::Attempt> RedisLock::AttemptLocked() {
   // Every fresh acquisition gets its own token (see the class comment).
   const std::string token = fresh ? internal::NewOwnerToken() : hold_->token;
   const std::string marker = keys_.CancelMarker(token);
-  char ttl_buf[24], count_buf[24];
+  char ttl_buf[24], count_buf[24], retention_buf[24];
   const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
-  const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
-                                    Decimal(count + 1, count_buf),
-                                    policy_->fencing ? "1" : "0"};
+  // Redlock masters are asked for no token: none is issued there (see
+  // AttemptQuorumLocked), so a fence record would only be litter.
+  const bool fencing = policy_->fencing && !backend_->redlock();
+  const absl::string_view args[] = {
+      token, Decimal(Millis(policy_->ttl), ttl_buf),
+      Decimal(count + 1, count_buf), fencing ? "1" : "0",
+      Decimal(Millis(policy_->fencing_retention), retention_buf)};
   if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;
@@ -594,7 +598,7 @@ absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
   return released == 1;
 }
 
-absl::Status RedisLock::ReleaseLocked(int count_after) {
+absl::Status RedisLock::ReleaseLocked(int count_after, bool owner_stays) {
   std::shared_ptr<internal::Hold> h = hold_;
   int64_t keep_ms = 0;
   if (count_after == 0) {
@@ -608,9 +612,15 @@ absl::Status RedisLock::ReleaseLocked(int count_after) {
     // until then it is renewed (and checked) as before — the release may
     // not have reached Redis. If it did, the next renewal finds the key
     // gone and announces the loss.
-    if (count_after == 0) {
+    if (count_after == 0 && owner_stays) {
       h->released.store(false);
       internal::RenewalManager::Global().Reschedule(h, /*sent_ns=*/0);
+    } else if (count_after == 0) {
+      // Nobody is left to retry: renewal stays off and the lease runs out
+      // after its ttl, never kept alive by a hold without an owner.
+      internal::RenewalManager::Global().Untrack(h.get());
+      counters_.active.fetch_sub(1, std::memory_order_relaxed);
+      count_.store(0);
     }
     return released.status();
   }

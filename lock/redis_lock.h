@@ -47,7 +47,8 @@ struct LockState {
   absl::Duration remaining;  // lease left; zero when free
   int64_t hold_count = 0;    // re-entry depth of the current owner
   int64_t fencing_token = 0;       // token of the current hold; 0 when free
-  int64_t last_fencing_token = 0;  // highest token ever issued for the key
+  // Highest token issued for the key within fencing_retention; 0 when none.
+  int64_t last_fencing_token = 0;
 };
 
 // Where a lock lives, built from a Redis target of the configuration.
@@ -178,7 +179,11 @@ class RedisLock {
                        int64_t valid_until_ns);
   // Drops the current hold after it was found lost (op_mu_ held).
   void ForgetHoldLocked();
-  absl::Status ReleaseLocked(int count_after);
+  // Releases down to `count_after` levels. When the last level's release
+  // fails, the hold stays in place and renewed if `owner_stays` (the caller
+  // may retry), else renewal stops and the lease runs out by itself (the
+  // destructor: nobody could ever release it).
+  absl::Status ReleaseLocked(int count_after, bool owner_stays = true);
   // Runs release.lua for `token`; true when it released, false when the
   // token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,

@@ -257,7 +257,10 @@ TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
       EXPECT_TRUE(IsNotHeld(a->Release()));
     }
   }
-  EXPECT_EQ(RedisInt({"PTTL", "{t:f}:fence"}), -1);  // the counter never expires
+  // The fence record expires: fencing_retention (24h by default) after the
+  // last fresh acquisition.
+  EXPECT_GT(RedisInt({"PTTL", "{t:f}:fence"}), 23 * 3600 * 1000);
+  EXPECT_LE(RedisInt({"PTTL", "{t:f}:fence"}), 24 * 3600 * 1000);
 }
 
 TEST_F(RedisLockTest, FencingOffIssuesNoToken) {
@@ -265,6 +268,168 @@ TEST_F(RedisLockTest, FencingOffIssuesNoToken) {
   ASSERT_THAT(a->Acquire(), IsOk());
   EXPECT_EQ(a->fencing_token(), 0);
   EXPECT_EQ(RedisInt({"EXISTS", "{t:nf}:fence"}), 0);
+  EXPECT_EQ(RedisInt({"DBSIZE"}), 1);  // only the owner hash, with its lease
+  EXPECT_GT(RedisInt({"PTTL", "{t:nf}"}), 0);
+}
+
+// Issue 11: the fence counter used to be INCR'd and kept forever, one key per
+// resource ever locked. Now every key a lock writes expires: the owner hash
+// with its lease, the fence record fencing_retention after the last fresh
+// acquisition. Released and expired holds alike leave an empty database.
+TEST_F(RedisLockTest, LockedKeysLeaveNothingBehindAfterTheRetention) {
+  constexpr int kKeys = 200;
+  const auto tweak = [](policy::Policy& p) {
+    p.ttl = absl::Milliseconds(200);
+    p.script_timeout = absl::Milliseconds(100);
+    p.renewal.enabled = false;
+    p.fencing_retention = absl::Seconds(1);
+  };
+  // Kept alive: a RedisLock releases what it holds when destroyed.
+  std::vector<std::unique_ptr<RedisLock>> locks;
+  for (int i = 0; i < kKeys; ++i) {
+    locks.push_back(Lock(absl::StrCat("gc-", i), tweak));
+    ASSERT_THAT(locks.back()->Acquire(), IsOk());
+    if (i % 2 == 0) {
+      ASSERT_THAT(locks.back()->Release(), IsOk());  // odd ones expire
+    }
+  }
+  EXPECT_EQ(RedisInt({"DBSIZE"}), kKeys + kKeys / 2);  // fences + held owners
+  EXPECT_EQ(Redis({"TTL", "{t:gc-0}:fence"}), "1");
+  // Redis reclaims expired keys in the background; DBSIZE counts them until
+  // then, so poll rather than sleep exactly the retention.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (RedisInt({"DBSIZE"}) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(RedisInt({"DBSIZE"}), 0) << Redis({"KEYS", "*"});
+}
+
+// Tokens are max(last + 1, server clock in us): they keep increasing when
+// everything Redis knew about the key is gone -- the fence record expired
+// after its retention, or the server restarted without persistence (this
+// used to reset the counter to 1).
+TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossRetentionExpiryAndRestart) {
+  auto a = Lock("mono", [](policy::Policy& p) {
+    p.ttl = absl::Milliseconds(150);
+    p.script_timeout = absl::Milliseconds(100);
+    p.renewal.enabled = false;
+    p.fencing_retention = absl::Milliseconds(300);
+  });
+  const auto wait_gone = [&](const std::string& key) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (RedisInt({"EXISTS", key}) == 1) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << key << " did not expire";
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  std::vector<int64_t> tokens;
+  const auto acquire = [&](absl::string_view after) {
+    SCOPED_TRACE(after);
+    ASSERT_THAT(a->Acquire(), IsOk());
+    const int64_t token = a->fencing_token();
+    if (!tokens.empty()) {
+      EXPECT_GT(token, tokens.back()) << after;
+    }
+    tokens.push_back(token);
+    // The reply's integer is the stored decimal text: no rounding on the way.
+    EXPECT_EQ(Redis({"GET", "{t:mono}:fence"}), absl::StrCat(token));
+    EXPECT_EQ(Redis({"HGET", "{t:mono}", "fence"}), absl::StrCat(token));
+  };
+  acquire("first");
+  ASSERT_THAT(a->Release(), IsOk());
+  acquire("release");  // fence record still there
+  wait_gone("{t:mono}");
+  EXPECT_TRUE(IsNotHeld(a->Release()));
+  acquire("lease expiry");
+  ASSERT_THAT(a->Release(), IsOk());
+  wait_gone("{t:mono}:fence");
+  acquire("fence record expiry");
+  ASSERT_THAT(a->Release(), IsOk());
+  ASSERT_THAT(server().Restart(/*keep_data=*/false), IsOk());
+  ASSERT_EQ(RedisInt({"DBSIZE"}), 0);
+  acquire("restart without persistence");
+  ASSERT_THAT(a->Release(), IsOk());
+  // Several acquisitions in a row, faster than the clock might tick on a
+  // coarse host: "last + 1" keeps them apart.
+  for (int i = 0; i < 50; ++i) {
+    acquire("quick succession");
+    ASSERT_THAT(a->Release(), IsOk());
+  }
+  // Microseconds since the epoch, as Redis TIME reads them.
+  EXPECT_GT(tokens.front(), int64_t{1'600'000'000} * 1'000'000);
+}
+
+// Fence records of older versions were small INCR counters without a TTL:
+// the next acquisition overtakes them by the clock and gives them one.
+TEST_F(RedisLockTest, LegacyFenceCounterIsOvertakenAndGetsARetention) {
+  Redis({"SET", "{t:old}:fence", "41"});
+  auto a = Lock("old");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  EXPECT_GT(a->fencing_token(), 41);
+  EXPECT_GT(RedisInt({"PTTL", "{t:old}:fence"}), 0);
+}
+
+TEST_F(RedisLockTest, InspectReportsTheLastTokenWhileTheRecordLives) {
+  auto a = Lock("ins");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  const int64_t token = a->fencing_token();
+  ASSERT_THAT(a->Release(), IsOk());
+  absl::StatusOr<LockState> st = a->Inspect();
+  ASSERT_THAT(st, IsOk());
+  EXPECT_FALSE(st->held);
+  EXPECT_EQ(st->last_fencing_token, token);
+  // A hold renewed past the retention outlives its record: the hold's own
+  // token still counts as the last one issued.
+  ASSERT_THAT(a->Acquire(), IsOk());
+  Redis({"DEL", "{t:ins}:fence"});
+  st = a->Inspect();
+  ASSERT_THAT(st, IsOk());
+  EXPECT_EQ(st->fencing_token, a->fencing_token());
+  EXPECT_EQ(st->last_fencing_token, a->fencing_token());
+}
+
+// Regression (issue 11, item 10): acquire.lua wrote the owner hash (and
+// INCR'd the fence) before its PEXPIRE, so a bad ttl argument left a key
+// that never expires. Every argument is now checked before the first write.
+TEST_F(RedisLockTest, AcquireScriptWithBadArgumentsWritesNothing) {
+  const std::string body(scripts::k_acquire.body);
+  struct Case {
+    std::string ttl, count, fencing, retention, what;
+  };
+  const Case cases[] = {
+      {"abc", "1", "1", "60000", "ttl"},   {"1.5", "1", "1", "60000", "ttl"},
+      {"0", "1", "1", "60000", "ttl"},     {"-5", "1", "1", "60000", "ttl"},
+      {"", "1", "1", "60000", "ttl"},      {"1000", "x", "1", "60000", "count"},
+      {"1000", "0", "1", "60000", "count"}, {"1000", "1", "yes", "60000", "fencing"},
+      {"1000", "1", "1", "soon", "retention"}, {"1000", "1", "1", "0", "retention"},
+      {"1000", "1", "1", "", "retention"},
+      {"99999999999999999999", "1", "1", "60000", "ttl"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat("ttl=", c.ttl, " count=", c.count, " fencing=",
+                              c.fencing, " retention=", c.retention));
+    EXPECT_THAT(server().Exec({"EVAL", body, "3", "{t:bad}", "{t:bad}:fence",
+                               "{t:bad}:cancel:tok", "tok", c.ttl, c.count,
+                               c.fencing, c.retention}),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(c.what)));
+    EXPECT_EQ(RedisInt({"DBSIZE"}), 0) << Redis({"KEYS", "*"});
+    Redis({"FLUSHALL"});  // keep one case's leftovers out of the next
+  }
+}
+
+// Item 3, defensively in the script too: a fenced write with a token below 1
+// (or not a number) is an error and writes nothing.
+TEST_F(RedisLockTest, FencedSetScriptRefusesTokensBelowOne) {
+  const std::string body(scripts::k_fenced_set.body);
+  for (const char* token : {"0", "-1", "abc", "0.5"}) {
+    SCOPED_TRACE(token);
+    EXPECT_THAT(server().Exec({"EVAL", body, "1", "res", "v", token}),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("token")));
+    EXPECT_EQ(RedisInt({"EXISTS", "res"}), 0);
+  }
 }
 
 TEST_F(RedisLockTest, InvalidKeyIsRejected) {

@@ -618,6 +618,10 @@ const std::vector<Field<Policy>>& PolicyFields() {
        }},
       {"fencing", [](const json& v, const Where& at, ErrorList& e,
                      Policy* p) { ReadBool(v, at, e, &p->fencing); }},
+      {"fencing_retention",
+       [](const json& v, const Where& at, ErrorList& e, Policy* p) {
+         ReadDuration(v, at, DurationBound::kPositive, e, &p->fencing_retention);
+       }},
       {"reentrant", [](const json& v, const Where& at, ErrorList& e,
                        Policy* p) { ReadBool(v, at, e, &p->reentrant); }},
       {"hold_at_least",
@@ -1093,6 +1097,12 @@ void CheckCrossFieldRules(const Policy& p, bool script_timeout_set,
                    FormatConfigDuration(p.retry.max_delay), ")"),
                FormatConfigDuration(p.retry.initial_delay));
   }
+  if (p.fencing && p.fencing_retention <= p.ttl) {
+    errors.Add(at / "fencing_retention",
+               Cat("must be > ttl (", FormatConfigDuration(p.ttl),
+                   "): the fence record must outlive the lease it fences"),
+               FormatConfigDuration(p.fencing_retention));
+  }
   if (p.script_timeout >= p.ttl) {
     errors.Add(at / "script_timeout",
                Cat("must be < ttl (", FormatConfigDuration(p.ttl),
@@ -1280,6 +1290,7 @@ nlohmann::json ExplainPolicy(const Policy& p) {
         {"on_failure", OnRenewalFailureName(p.renewal.on_failure)}}},
       {"script_timeout", FormatConfigDuration(p.script_timeout)},
       {"fencing", p.fencing},
+      {"fencing_retention", FormatConfigDuration(p.fencing_retention)},
       {"reentrant", p.reentrant},
       {"hold_at_least", FormatConfigDuration(p.hold_at_least)},
   };

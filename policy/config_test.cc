@@ -172,6 +172,12 @@ INSTANTIATE_TEST_SUITE_P(
          R"(must be one of "wait", "skip", "fail" (did you mean "wait"?), got "wiat")"},
         {"OnBusyNotString", P(R"("a": {"on_busy": 1})"), "/policies/a/on_busy",
          R"(must be one of "wait", "skip", "fail", got 1)"},
+        {"FencingRetentionNotAboveTtl",
+         P(R"("a": {"ttl": "1m", "fencing_retention": "1m"})"),
+         "/policies/a/fencing_retention",
+         R"(must be > ttl (1m): the fence record must outlive the lease it fences, got "1m")"},
+        {"FencingRetentionZero", P(R"("a": {"fencing_retention": "0s"})"),
+         "/policies/a/fencing_retention", R"(must be > 0, got "0s")"},
         {"FencingNotBool", P(R"("a": {"fencing": "yes"})"),
          "/policies/a/fencing", R"(must be true or false, got "yes")"},
         {"WaitNotObject", P(R"("a": {"wait": []})"), "/policies/a/wait",
@@ -516,6 +522,18 @@ TEST(ResolutionTest, EmptyPolicyIsTheStructDefault) {
   EXPECT_EQ(*p, expected);
 }
 
+TEST(ResolutionTest, FencingRetentionMustOutliveTheLeaseOnlyWithFencingOn) {
+  absl::StatusOr<Policy> on = ParsePolicy(
+      WithPolicies(R"("a": {"ttl": "2h", "fencing_retention": "3h"})"), "a");
+  ASSERT_THAT(on, IsOk());
+  EXPECT_EQ(on->fencing_retention, absl::Hours(3));
+  // With fencing off no fence record is written, so its lifetime is moot.
+  absl::StatusOr<Policy> off = ParsePolicy(
+      WithPolicies(R"("a": {"ttl": "48h", "fencing": false})"), "a");
+  ASSERT_THAT(off, IsOk());
+  EXPECT_EQ(off->fencing_retention, absl::Hours(24));
+}
+
 TEST(ResolutionTest, CrossFieldRulesSeeTheResolvedValues) {
   // Neither object is wrong alone: defaults shorten the ttl, the policy
   // lengthens script_timeout.
@@ -810,6 +828,7 @@ TEST(SnapshotTest, ExplainRendersDurationsAsConfigStrings) {
   EXPECT_EQ(p["ttl"], "30s");
   EXPECT_EQ(p["script_timeout"], "600ms");
   EXPECT_EQ(p["hold_at_least"], "0s");
+  EXPECT_EQ(p["fencing_retention"], "24h");
   EXPECT_EQ(p["retry"]["initial_delay"], "50ms");
   EXPECT_EQ(p["on_busy"], "wait");
   EXPECT_EQ(p["renewal"]["on_failure"], "signal");
@@ -848,7 +867,7 @@ TEST(SnapshotTest, CanBeBuiltFromStructs) {
 TEST(FieldNamesTest, ListTheAcceptedFields) {
   EXPECT_THAT(TopLevelFieldNames(),
               ElementsAre("$schema", "redis", "defaults", "policies"));
-  EXPECT_THAT(PolicyFieldNames(), SizeIs(12));
+  EXPECT_THAT(PolicyFieldNames(), SizeIs(13));
   EXPECT_THAT(TargetFieldNames(), SizeIs(12));
   EXPECT_THAT(WaitFieldNames(), ElementsAre("timeout", "notify"));
   EXPECT_THAT(RetryFieldNames(), SizeIs(5));

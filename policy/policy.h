@@ -117,9 +117,17 @@ struct Policy {
   // Deadline of every single Redis call (acquire, release, extend) made for
   // this policy. Must be > 0 and shorter than ttl.
   absl::Duration script_timeout = absl::Milliseconds(600);
-  // Increment and return a monotonic fencing token on every fresh
-  // acquisition. false = fencing_token() is 0 and the INCR is skipped.
+  // Issue a strictly increasing fencing token on every fresh acquisition:
+  // max(last token + 1, the Redis server's clock in microseconds). false =
+  // fencing_token() is 0 and no fence key is written at all.
   bool fencing = true;
+  // How long the key's fence record ({P K}:fence) lives after the last
+  // fresh acquisition. It only guards against small backward steps of the
+  // server clock (and several acquisitions within one microsecond); tokens
+  // stay monotonic after it expires because they follow the clock. Keeps
+  // Redis free of one key per resource ever locked. Must be > ttl; unused
+  // when fencing is false.
+  absl::Duration fencing_retention = absl::Hours(24);
   // The same lock instance may acquire again while holding (count kept in
   // Redis). Reentrancy is per lock instance, never per key or thread.
   bool reentrant = true;

@@ -41,6 +41,7 @@ TEST(PolicyTest, DefaultsMatchTheDesign) {
   EXPECT_EQ(p.renewal.on_failure, OnRenewalFailure::kSignal);
   EXPECT_EQ(p.script_timeout, absl::Milliseconds(600));
   EXPECT_TRUE(p.fencing);
+  EXPECT_EQ(p.fencing_retention, absl::Hours(24));
   EXPECT_TRUE(p.reentrant);
   EXPECT_EQ(p.hold_at_least, absl::ZeroDuration());
 }

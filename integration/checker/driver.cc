@@ -486,10 +486,13 @@ struct Scenario {
 };
 
 std::vector<Scenario> Scenarios(int ttl_ms) {
-  const std::set<ViolationKind> fences_reset = {
-      ViolationKind::kFenceOrder, ViolationKind::kStaleWriteAccepted,
-      ViolationKind::kDuplicateValue, ViolationKind::kValueGap,
-      ViolationKind::kFinalState};
+  // A restart without persistence loses the resource data (values, the
+  // fence each resource was last written with), but no longer the order of
+  // fencing tokens: they follow the server clock (issue 11), so kFenceOrder
+  // is not expected here.
+  const std::set<ViolationKind> data_lost = {
+      ViolationKind::kStaleWriteAccepted, ViolationKind::kDuplicateValue,
+      ViolationKind::kValueGap, ViolationKind::kFinalState};
   return {
       {"baseline", "none", false, false, "", {}, 0},
       {"kill9", "holder process SIGKILLed inside its critical section", false,
@@ -503,7 +506,7 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
        true, false, "", {}, 600},
       {"restart_nopersist", "redis-server SIGKILLed and restarted empty (no "
                             "AOF, no RDB) while a lock is held",
-       false, false, "", fences_reset, 600},
+       false, false, "", data_lost, 600},
       {"partition", absl::StrCat("link between the holder's network namespace "
                                  "and Redis down for ", 3 * ttl_ms, "ms"),
        false, true, "", {}, 3 * ttl_ms + 1500},
@@ -1169,10 +1172,8 @@ class Coordinator {
                          later > 0 && noscript > 0,
                          absl::StrCat(later, " sections after the restart; the server "
                                       "answered NOSCRIPT ", noscript, " times")});
-      if (s == "restart_aof") {
-        checks_.push_back({"fence counter survives the restart", regressions == 0,
-                           absl::StrJoin(detail, ", ")});
-      }
+      checks_.push_back({"fencing tokens keep increasing across the restart",
+                         regressions == 0, absl::StrJoin(detail, ", ")});
     }
     if (s == "cluster_long_migration" || s == "extend_shorter") {
       // The victim's lease outlives several renewal margins with nothing

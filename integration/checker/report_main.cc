@@ -65,8 +65,9 @@ const nlohmann::json* Find(const std::vector<nlohmann::json>& rows,
 constexpr char kFencing[] = R"md(
 ## What fencing does and does not guarantee
 
-Every fresh acquisition INCRs `{P K}:fence`, a counter that never expires, and
-`Held::fencing_token()` returns the new value; `lock::FencedSet` refuses a
+Every fresh acquisition issues `max(last token + 1, Redis server clock in
+microseconds)`, keeps it in `{P K}:fence` for `fencing_retention` (default
+24h), and `Held::fencing_token()` returns it; `lock::FencedSet` refuses a
 write whose token is lower than the highest one that already wrote the
 resource (`IsStaleFence`). A holder that was paused past its lease (GC,
 SIGSTOP, a partition) still *believes* it holds the lock until it runs again;
@@ -76,38 +77,31 @@ is refused.
 
 What it guarantees, as measured above:
 
-- **Tokens strictly increase per key for as long as Redis keeps its data.**
-  With AOF and `appendfsync always`, a SIGKILLed and restarted server keeps
-  the counter (`restart_aof`: RESTART_AOF).
+- **Tokens strictly increase per key**, across release, lease expiry, expiry
+  of the fence record, and restarts with or without persistence, as long as
+  the server clock does not step backwards (and a promoted replica's clock is
+  not behind the old master's by more than the failover took).
+  `restart_aof`: RESTART_AOF. `restart_nopersist`: RESTART_NOPERSIST.
 - **A stale holder's write through `FencedSet` is refused**, and no fresh
   holder's write is (`stale_write_accepted` / `fresh_write_rejected` are zero
   in every row without a documented exception).
 
 What it does **not** guarantee:
 
-- **Fencing across a restart without persistence.** A server restarted
-  without AOF/RDB forgets the counters, so tokens start again from 1 while
-  holders from before the restart still carry high ones. Measured in
-  `restart_nopersist`: RESTART_NOPERSIST. The checker then reports tokens
-  going backwards (`fence_order`), a pre-restart holder's write accepted over
-  a post-restart holder's (`stale_write_accepted`), and counter values
-  written twice (`duplicate_value`, because the resource lived in the same
-  Redis and was lost too). These are the documented, expected violations of
-  that row. Its "stale writes rejected" are the other side of the same
-  problem: once a pre-restart holder's high token lands on the reset
-  resource, every post-restart holder's (lower) token is refused until the
-  counter catches up: safety is kept by the resource, liveness is not. Run lock Redis with `appendonly yes` (`appendfsync always`, or
-  accept `everysec`'s window of up to one second of lost INCRs, which can
-  repeat tokens after a crash); if a server did lose its data, raise every
-  `{P K}:fence` above the highest token your resources have seen before
-  taking locks again.
+- **The resource's own data across a restart without persistence.** The
+  tokens survive (they follow the clock), but a resource hash kept in the
+  same Redis is lost with everything else, so its values are written again
+  (`duplicate_value`), and a pre-restart holder's write can land on the empty
+  resource (`stale_write_accepted`). These are the documented, expected
+  violations of the `restart_nopersist` row. Keep resources in a store with
+  persistence, or run Redis with `appendonly yes`.
 - **Protection of reads.** Fencing guards writes that go through a
   token check. A stale holder that read, paused, and then wrote through an
   unfenced path can still lose an update; the checker's `duplicate_value`
   rule would show it.
-- **Failover.** Asynchronous replication can lose an acknowledged lock (and
-  counter increments) when a replica is promoted. The sentinel and cluster
-  scenarios are not run yet (see the TODO rows).
+- **Failover.** Asynchronous replication can lose an acknowledged lock when
+  a replica is promoted (see the sentinel row). Tokens do not depend on the
+  replicated fence record: the clock carries them past a lost write.
 )md";
 
 constexpr char kTls[] = R"md(
@@ -249,14 +243,14 @@ int main(int argc, char** argv) {
   std::string restart_aof = "not run", restart_nopersist = "not run";
   if (const auto* r = Find(scenarios, "restart_aof")) {
     restart_aof = absl::StrCat(
-        "fence counter before the restart → first token after: ",
+        "fence record before the restart → first token after: ",
         F(*r, "measures.fence_counter_before_restart_to_first_token_after"),
         "; keys whose tokens went backwards: ",
         F(*r, "measures.keys_whose_tokens_went_backwards"));
   }
   if (const auto* r = Find(scenarios, "restart_nopersist")) {
     restart_nopersist = absl::StrCat(
-        "fence counter before the restart → first token after: ",
+        "fence record before the restart → first token after: ",
         F(*r, "measures.fence_counter_before_restart_to_first_token_after"),
         "; keys whose tokens went backwards: ",
         F(*r, "measures.keys_whose_tokens_went_backwards"), " of ",

@@ -3,7 +3,9 @@
 // For policy key prefix P and lock key K every key shares the hash tag {P K},
 // so all of them live in one cluster slot and one script can touch them all:
 //   {P K}                 owner hash: owner token, hold count, fence of this hold
-//   {P K}:fence           fencing counter; never expires, so tokens only go up
+//   {P K}:fence           last fencing token issued; expires fencing_retention
+//                         after the last fresh acquisition (tokens follow the
+//                         server clock, so they still only go up)
 //   {P K}:cancel:<token>  marker refusing a late acquire whose reply was lost
 //   {P K}:released        pub/sub channel announcing releases to waiters
 #ifndef LOCK_INTERNAL_KEYS_H_

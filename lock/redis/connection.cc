@@ -103,6 +103,14 @@ absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
 absl::Status ServerError(absl::string_view reply_text, absl::string_view addr,
                          absl::string_view doing) {
   std::string msg = absl::StrCat("redis ", addr, ": ", doing, ": ", reply_text);
+  if (absl::StrContains(reply_text, "Protocol error: unauthenticated")) {
+    // Before AUTH, Redis refuses long requests (more than 10 arguments, or a
+    // large argument) with a protocol error instead of NOAUTH, and closes
+    // the connection.
+    return absl::PermissionDeniedError(absl::StrCat(
+        msg, " (NOAUTH: the server requires authentication; set the target's "
+             "password_env)"));
+  }
   if (absl::StartsWith(reply_text, "NOAUTH") ||
       absl::StartsWith(reply_text, "WRONGPASS") ||
       absl::StartsWith(reply_text, "NOPERM") ||

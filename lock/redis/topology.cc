@@ -88,7 +88,16 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
   for (int hop = 0; hop < kMaxRedirects;) {
     ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> pool,
                      ask.empty() ? PoolFor(key, options.timeout) : PoolAt(ask));
-    ASSIGN_OR_RETURN(PooledConnection conn, pool->Borrow(options.timeout));
+    absl::StatusOr<PooledConnection> borrowed = pool->Borrow(options.timeout);
+    if (!borrowed.ok()) {
+      // Could not even connect: the node may be dead (a master killed, not
+      // gracefully failed over). Without this only a failure on an already
+      // open connection asked for the new master, and a dead one that
+      // refuses connections would be tried forever. Nothing was sent.
+      Invalidate(key, nullptr);
+      return borrowed.status();
+    }
+    PooledConnection conn = *std::move(borrowed);
     if (!ask.empty()) {
       absl::StatusOr<ReplyPtr> asking = conn->Command({"ASKING"}, options.timeout);
       if (!asking.ok()) return asking.status();
