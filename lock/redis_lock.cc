@@ -569,29 +569,7 @@ absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
   if (backend_->redlock()) {
     // Released everywhere it was held; it counts as held until now only if
     // a quorum still had it — read by the same rule as a renewal's replies.
-    int released = 0, refused = 0;
-    absl::Status error;
-    std::vector<absl::StatusOr<redis::ReplyPtr>> replies = CallAll(scripts::k_release, keys, args);
-    for (auto& reply : replies) {
-      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
-      if (!r.ok()) {
-        error = r.status();
-      } else if (*r == 1) {
-        ++released;
-      } else {
-        ++refused;
-      }
-    }
-    switch (internal::Tally(static_cast<int>(replies.size()), backend_->quorum(), released,
-                            refused)) {
-      case internal::QuorumVerdict::kYes:
-        return true;
-      case internal::QuorumVerdict::kNo:
-        return false;
-      case internal::QuorumVerdict::kUnknown:
-        break;
-    }
-    return error;
+    return internal::QuorumAnswer(CallAll(scripts::k_release, keys, args), backend_->quorum());
   }
   ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_release, keys, args));
   ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
@@ -664,20 +642,10 @@ absl::Status RedisLock::ReleaseLevelOwnedBy(absl::string_view owner_token) {
   bool released = false;
   if (backend_->redlock()) {
     // As in RunRelease: it counts as held only if a quorum still had it.
-    int n = 0;
-    absl::Status error;
-    for (auto& reply : CallAll(scripts::k_release_level, keys, args)) {
-      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "release") : reply.status();
-      if (!r.ok()) {
-        error = r.status();
-      } else if (*r >= 1) {
-        ++n;
-      }
-    }
-    if (n < backend_->quorum() && !error.ok() && n + 1 >= backend_->quorum()) {
-      return Annotate(error, "release");
-    }
-    released = n >= backend_->quorum();
+    absl::StatusOr<bool> held = internal::QuorumAnswer(
+        CallAll(scripts::k_release_level, keys, args), backend_->quorum());
+    if (!held.ok()) return Annotate(held.status(), "release");
+    released = *held;
   } else {
     absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_release_level, keys, args);
     if (!reply.ok()) return Annotate(reply.status(), "release");
@@ -764,29 +732,9 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
 absl::Status RedisLock::ExtendCallLocked(absl::Span<const absl::string_view> keys,
                                          absl::Span<const absl::string_view> args) {
   if (backend_->redlock()) {
-    int extended = 0, refused = 0;
-    absl::Status error;
-    std::vector<absl::StatusOr<redis::ReplyPtr>> replies = CallAll(scripts::k_extend, keys, args);
-    for (auto& reply : replies) {
-      absl::StatusOr<int64_t> r = reply.ok() ? IntReply(**reply, "extend") : reply.status();
-      if (!r.ok()) {
-        error = r.status();
-      } else if (*r == 1) {
-        ++extended;
-      } else {
-        ++refused;
-      }
-    }
-    switch (internal::Tally(static_cast<int>(replies.size()), backend_->quorum(), extended,
-                            refused)) {
-      case internal::QuorumVerdict::kYes:
-        return absl::OkStatus();
-      case internal::QuorumVerdict::kNo:
-        return NotHeldError("extend: no quorum holds it");
-      case internal::QuorumVerdict::kUnknown:
-        break;
-    }
-    return error;
+    ASSIGN_OR_RETURN(bool held, internal::QuorumAnswer(CallAll(scripts::k_extend, keys, args),
+                                                       backend_->quorum()));
+    return held ? absl::OkStatus() : NotHeldError("extend: no quorum holds it");
   }
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
                    backend_->homes[0]->Run(scripts::k_extend, keys, args,

@@ -7,6 +7,10 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "lock/redis/reply.h"
+
 namespace lock::internal {
 
 enum class QuorumVerdict {
@@ -21,6 +25,38 @@ inline QuorumVerdict Tally(int n, int quorum, int yes, int no) {
   if (yes >= quorum) return QuorumVerdict::kYes;
   if (n - no < quorum) return QuorumVerdict::kNo;
   return QuorumVerdict::kUnknown;
+}
+
+// The replies of one Redlock round of a script that answers a positive
+// integer (yes) or 0 (no), read by Tally: true for a quorum of yes, false when too many said
+// no for any quorum, else the last error (the masters that failed could
+// still make one). `*yes` (optional) gets the count of yes answers.
+inline absl::StatusOr<bool> QuorumAnswer(
+    absl::Span<const absl::StatusOr<redis::ReplyPtr>> replies, int quorum,
+    int* yes = nullptr) {
+  int granted = 0, refused = 0;
+  absl::Status error;
+  for (const auto& reply : replies) {
+    if (!reply.ok()) {
+      error = reply.status();
+    } else if ((*reply)->type != REDIS_REPLY_INTEGER) {
+      error = absl::InternalError("unexpected reply type (want an integer)");
+    } else if ((*reply)->integer >= 1) {
+      ++granted;
+    } else {
+      ++refused;
+    }
+  }
+  if (yes != nullptr) *yes = granted;
+  switch (Tally(static_cast<int>(replies.size()), quorum, granted, refused)) {
+    case QuorumVerdict::kYes:
+      return true;
+    case QuorumVerdict::kNo:
+      return false;
+    case QuorumVerdict::kUnknown:
+      break;
+  }
+  return error;
 }
 
 // Validity of a Redlock grant or extension of `lease_ns` sent at `sent_ns`:

@@ -284,31 +284,16 @@ void RenewalManager::RenewQuorum(const Sent& s) {
   std::vector<absl::StatusOr<redis::ReplyPtr>> results = redis::RunOnEach(
       h->homes, scripts::k_extend, keys, args, h->policy->script_timeout);
   AddRenewalRoundTrip();
-  int extended = 0, refused = 0;
-  absl::Status error;
-  for (auto& r : results) {
-    if (!r.ok()) {
-      error = r.status();
-    } else if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) {
-      ++extended;
-    } else {
-      ++refused;
-    }
-  }
-  switch (Tally(n, h->quorum, extended, refused)) {
-    case QuorumVerdict::kYes:
-      Renewed(s, sent, RedlockValidUntilNs(sent, s.lease_ms * 1'000'000, h->drift_factor));
-      break;
-    case QuorumVerdict::kNo:
-      if (!h->released.load()) {
-        h->MarkLost(LostError(absl::StrCat(
-            "lock \"", h->key, "\" (policy ", h->policy->name, ") is held on only ",
-            extended, " of ", n, " redlock masters, below the quorum of ", h->quorum)));
-      }
-      break;
-    case QuorumVerdict::kUnknown:
-      Failed(s, error);
-      break;
+  int extended = 0;
+  absl::StatusOr<bool> held = QuorumAnswer(results, h->quorum, &extended);
+  if (!held.ok()) {
+    Failed(s, held.status());
+  } else if (*held) {
+    Renewed(s, sent, RedlockValidUntilNs(sent, s.lease_ms * 1'000'000, h->drift_factor));
+  } else if (!h->released.load()) {
+    h->MarkLost(LostError(absl::StrCat(
+        "lock \"", h->key, "\" (policy ", h->policy->name, ") is held on only ", extended,
+        " of ", n, " redlock masters, below the quorum of ", h->quorum)));
   }
 }
 
