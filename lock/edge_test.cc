@@ -139,6 +139,45 @@ TEST_F(EdgeTest, RemainingFollowsAShorterExtend) {
   EXPECT_THAT(l->Release(), IsOk());
 }
 
+// Item 1: a renewal sent before an Extend and answered after it stored its
+// own, longer validity over the Extend's: remaining() said ~4s while Redis
+// held 500ms. The renewal of hold "b" is held back deterministically: it
+// shares a pipeline with hold "a", whose OnRenewed callback (run before
+// "b"'s reply is read) waits until the test has extended "b".
+TEST_F(EdgeTest, RenewalAnsweredAfterAnExtendDoesNotOverstateRemaining) {
+  struct Gate : LockCallback {
+    std::promise<void> entered;
+    std::shared_future<void> release;
+    std::atomic<bool> once{false};
+    void OnRenewed(std::string_view, std::string_view key, absl::Duration) override {
+      if (key != "a" || once.exchange(true)) return;
+      entered.set_value();
+      release.wait();
+    }
+  };
+  auto gate = std::make_shared<Gate>();
+  std::promise<void> open;
+  gate->release = open.get_future().share();
+  std::future<void> entered = gate->entered.get_future();
+  SetCallback(gate);
+  auto a = *locker_->NewLock("long", "a");
+  auto b = *locker_->NewLock("long", "b");
+  ASSERT_THAT(a->Acquire(), IsOk());
+  ASSERT_THAT(b->Acquire(), IsOk());  // due a few ms after "a": same pipeline
+  ASSERT_THAT(a->EnableAutoRenew(), IsOk());
+  ASSERT_THAT(b->EnableAutoRenew(), IsOk());
+  ASSERT_EQ(entered.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  // "b"'s renewal ran in Redis; its reply waits behind "a"'s callback.
+  ASSERT_THAT(b->Renew(absl::Milliseconds(500)), IsOk());
+  open.set_value();
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_LE(b->remaining(), absl::Milliseconds(500));
+  EXPECT_LE(absl::ToInt64Milliseconds(b->remaining()), Pttl("{l:b}") + 5);
+  SetCallback(nullptr);
+  EXPECT_THAT(a->Release(), IsOk());
+  EXPECT_THAT(b->Release(), IsOk());
+}
+
 // Item 8: Shutdown sent keep=0 and freed a run-once job's key early.
 TEST_F(EdgeTest, ShutdownHonoursHoldAtLeast) {
   auto l = *locker_->NewLock("once", "job");
