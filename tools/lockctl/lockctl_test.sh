@@ -22,6 +22,8 @@ $ctl validate >/dev/null 2>&1; [ $? -eq 2 ] || fail "validate without args must 
 $ctl frobnicate >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown command must exit 2"
 $ctl >/dev/null 2>&1; [ $? -eq 2 ] || fail "no command must exit 2"
 $ctl --help | grep -q "^exit codes:" || fail "--help documents exit codes"
+out=$($ctl --version) || fail "--version exited $?"
+[ "$out" = "lockctl $(cat VERSION)" ] || fail "--version says \"$out\", VERSION says $(cat VERSION)"
 
 for cmd in validate explain status list release stats bench; do
   out=$($ctl $cmd --help) || fail "$cmd --help exited $?"

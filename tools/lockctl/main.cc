@@ -8,6 +8,7 @@
 //   lockctl release POLICY KEY --force      release whoever holds it
 //   lockctl stats FILE                      read a process's stats dump
 //   lockctl bench [--policy P]              throughput/latency smoke test
+//   lockctl --version                       the library version it is built from
 //
 // Exit codes (all commands): 0 ok; 1 refused or invalid (bad configuration,
 // unknown policy, not held by that owner, declined); 2 usage error; 3 Redis
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lock/version.h"
 #include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
 
@@ -41,6 +43,8 @@ constexpr char kUsage[] =
     "                                       Prometheus stats dump\n"
     "  bench [--policy P] [--seconds S] [--threads N]\n"
     "                                       acquire/release and handoff rates\n"
+    "  --version                            the library version lockctl is\n"
+    "                                       built from\n"
     "\n"
     "Commands that need policies take --config FILE|DIR (default "
     "$LOCK_CONFIG);\n"
@@ -69,6 +73,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << kUsage;
+    return lockctl::kExitOk;
+  }
+  if (command == "--version" || command == "version") {
+    std::cout << "lockctl " << lock::kVersion << "\n";
     return lockctl::kExitOk;
   }
   if (command == "validate") return lockctl::Validate(args);
