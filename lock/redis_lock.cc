@@ -700,7 +700,7 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
   // arrive after this call's), and renewal follows the new length.
   uint64_t epoch;
   {
-    std::lock_guard<std::mutex> lock(hold_->lease_mu);
+    std::lock_guard<std::mutex> lock(hold_->lease_mu());
     hold_->lease_ms.store(ttl_ms);
     epoch = hold_->lease_epoch.fetch_add(1) + 1;
   }
@@ -722,7 +722,7 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
   } else {
     // Maybe applied, maybe not: the lease in Redis is the old one or the
     // new one, so only the shorter of the two is sure.
-    std::lock_guard<std::mutex> lock(hold_->lease_mu);
+    std::lock_guard<std::mutex> lock(hold_->lease_mu());
     hold_->valid_until_ns.store(std::min(hold_->valid_until_ns.load(), until));
   }
   internal::RenewalManager::Global().Reschedule(hold_, s.ok() ? sent_at : 0);

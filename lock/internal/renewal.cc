@@ -1,6 +1,7 @@
 #include "lock/internal/renewal.h"
 
 #include <algorithm>
+#include <array>
 #include <new>
 #include <utility>
 
@@ -79,10 +80,8 @@ void RenewalManager::StartLocked() {
 void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
   const uint64_t epoch = hold->lease_epoch.load();
   const int64_t due = NextDueNs(*hold, hold->acquired_at_ns, hold->lease_ns());
-  const int64_t expiry = hold->valid_until_ns.load();
   std::lock_guard<std::mutex> lock(mu_);
   StartLocked();
-  ScheduleLocked(hold, expiry, epoch, Kind::kExpiry);
   ScheduleLocked(std::move(hold), due, epoch);
 }
 
@@ -90,22 +89,20 @@ void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, int64_t sent_
   if (!hold->renewing.load()) return;
   uint64_t epoch;
   {
-    std::lock_guard<std::mutex> lock(hold->lease_mu);
+    std::lock_guard<std::mutex> lock(hold->lease_mu());
     epoch = hold->lease_epoch.fetch_add(1) + 1;
   }
   const int64_t due = sent_ns == 0 ? SteadyNowNs() : NextDueNs(*hold, sent_ns, hold->lease_ns());
-  const int64_t expiry = hold->valid_until_ns.load();
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_) return;
   StartLocked();
-  ScheduleLocked(hold, expiry, epoch, Kind::kExpiry);
   ScheduleLocked(hold, due, epoch);
 }
 
 void RenewalManager::ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns,
                                     uint64_t epoch, Kind kind) {
   const bool earliest = heap_.empty() || at_ns < heap_.top().at_ns;
-  heap_.push(Due{at_ns, std::move(hold), epoch, kind});
+  heap_.push(Due{at_ns, std::move(hold), EpochBits(epoch), kind});
   if (earliest) due_changed_.notify_one();
 }
 
@@ -136,18 +133,16 @@ void RenewalManager::SchedulerLoop(uint64_t generation) {
       Due due = heap_.top();
       heap_.pop();
       const std::shared_ptr<Hold>& h = due.hold;
-      if (h->released.load() || h->lost.load() || h->lease_epoch.load() != due.epoch) {
+      if (h->released.load() || h->lost.load() || EpochBits(h->lease_epoch.load()) != due.epoch) {
         continue;  // done with, or planned anew by a lease change
       }
       if (due.kind == Kind::kExpiry) {
-        const int64_t until = h->valid_until_ns.load();
-        if (until <= now) {
-          expired.push_back(h);
-        } else {
-          later.push_back(Due{until, h, due.epoch, Kind::kExpiry});  // renewed meanwhile
-        }
+        // Renewed meanwhile (or planned anew): nothing to watch any more.
+        if (h->valid_until_ns.load() <= now) expired.push_back(h);
         continue;
       }
+      // Sent to a worker: watch its validity until an answer moves it.
+      later.push_back(Due{h->valid_until_ns.load(), h, due.epoch, Kind::kExpiry});
       const void* group = h->homes.size() > 1 ? static_cast<const void*>(h.get())
                                               : static_cast<const void*>(h->homes[0].get());
       by_pool[group].push_back(std::move(due.hold));
@@ -162,6 +157,10 @@ void RenewalManager::SchedulerLoop(uint64_t generation) {
           // without bound.
           for (auto& h : batch) {
             h->counters->skipped_renewals.fetch_add(1, std::memory_order_relaxed);
+            if (h->valid_until_ns.load() <= now) {
+              expired.push_back(h);
+              continue;
+            }
             ScheduleLocked(h, now + 10'000'000, h->lease_epoch.load());
           }
           continue;
@@ -498,12 +497,31 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
 // mu_ and the track shards are held only briefly, never across a Redis call,
 // so taking them cannot stall a fork behind a slow server.
 
+namespace {
+
+// Hold::lease_mu: leaf mutexes (nothing else is taken while one is held).
+// 16: the fork handler holds them all at once, next to the other
+// process-wide mutexes, and ThreadSanitizer tracks at most 64 held locks.
+constexpr size_t kLeaseMutexes = 16;
+std::array<std::mutex, kLeaseMutexes>& LeaseMutexes() {
+  static auto* m = new std::array<std::mutex, kLeaseMutexes>;
+  return *m;
+}
+
+}  // namespace
+
+std::mutex& LeaseMutexFor(const void* hold) {
+  return LeaseMutexes()[(reinterpret_cast<uintptr_t>(hold) >> 6) % kLeaseMutexes];
+}
+
 void RenewalManager::ForkPrepare() {
   mu_.lock();
   for (TrackShard& shard : tracked_) shard.mu.lock();
+  for (std::mutex& m : LeaseMutexes()) m.lock();
 }
 
 void RenewalManager::ForkParent() {
+  for (auto it = LeaseMutexes().rbegin(); it != LeaseMutexes().rend(); ++it) it->unlock();
   for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->mu.unlock();
   mu_.unlock();
 }
@@ -538,6 +556,7 @@ void RenewalManager::ForkChild() {
     shard.holds.clear();
   }
   SetRenewalQueue(0, kQueueCapacity);
+  for (auto it = LeaseMutexes().rbegin(); it != LeaseMutexes().rend(); ++it) it->unlock();
   for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->mu.unlock();
   mu_.unlock();
 }

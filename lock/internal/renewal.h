@@ -71,15 +71,22 @@ class RenewalManager {
  private:
   // What falls due: a renewal, or the check that marks a hold lost when
   // its local validity ran out while no renewal answered (a worker stuck
-  // on an unreachable node must not keep a loss unannounced).
-  enum class Kind { kRenew, kExpiry };
+  // on an unreachable node must not keep a loss unannounced). A check is
+  // planned each time a renewal is handed to a worker, for the validity it
+  // had then; one that finds the validity moved on is dropped.
+  enum class Kind : uint8_t { kRenew, kExpiry };
   struct Due {
     int64_t at_ns;
     std::shared_ptr<Hold> hold;
-    uint64_t epoch;  // the hold's lease_epoch when planned
+    // The low bits of the hold's lease_epoch when planned: 32 of them tell
+    // a stale entry apart (it would take 2^32 lease changes between an
+    // entry's planning and its due time to confuse them), and keep an entry
+    // at 32 bytes — the heap holds one or two per renewing hold.
+    uint32_t epoch;
     Kind kind = Kind::kRenew;
     bool operator>(const Due& o) const { return at_ns > o.at_ns; }
   };
+  static uint32_t EpochBits(uint64_t epoch) { return static_cast<uint32_t>(epoch); }
   using Batch = std::vector<std::shared_ptr<Hold>>;
 
   // A hold with the lease epoch and length its renewal was sent under.

@@ -43,7 +43,9 @@ class RawFanOut {
   RawFanOut(const std::vector<std::string>& addrs, const std::string& owner,
             const std::string& token)
       : acquire_({"EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
-                  owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1"}),
+                  // As the library asks Redlock masters: no fencing token.
+                  owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "0",
+                  "86400000"}),
         release_({"EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token,
                   "0", owner + ":released", "0"}) {
     for (const std::string& a : addrs) {

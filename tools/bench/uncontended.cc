@@ -17,7 +17,8 @@ namespace bench {
 namespace {
 
 // One thread's raw acquire and release, with the arguments the library
-// sends (same key length, same token length, ttl, count and fencing flag).
+// sends (same key length, same token length, ttl, count, fencing flag and
+// fence retention).
 struct RawPair {
   lock::redis::ContextPtr ctx;
   std::unique_ptr<RawCommand> acquire, release;
@@ -29,7 +30,8 @@ struct RawPair {
     }
     acquire = std::make_unique<RawCommand>(std::vector<std::string>{
         "EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
-        owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1"});
+        owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1",
+        "86400000"});
     release = std::make_unique<RawCommand>(std::vector<std::string>{
         "EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token, "0",
         owner + ":released", "0"});
