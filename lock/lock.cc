@@ -1,5 +1,6 @@
 #include "lock/lock.h"
 
+#include <charconv>
 #include <cstdlib>
 #include <exception>
 #include <utility>
@@ -15,7 +16,6 @@
 #include "lock/internal/strings.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
-#include "absl/strings/numbers.h"
 #include "policy/config.h"
 
 namespace lock {
@@ -315,7 +315,7 @@ absl::Status Locker::FencedSet(std::string_view policy,
         "to protect the resource"));
   }
   char token[24];
-  char* end = absl::numbers_internal::FastIntToBuffer(fencing_token, token);
+  char* end = std::to_chars(token, token + sizeof(token), fencing_token).ptr;
   const absl::string_view keys[] = {ToAbsl(resource_key)};
   const absl::string_view args[] = {ToAbsl(value), absl::string_view(token, end - token)};
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,

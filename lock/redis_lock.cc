@@ -1,6 +1,7 @@
 #include "lock/redis_lock.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <limits>
 #include <random>
@@ -9,7 +10,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/cord.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/parallel.h"
@@ -27,7 +27,7 @@ using internal::SteadyNowNs;
 
 // Decimal text of `v` in `buf`, for script arguments without allocating.
 absl::string_view Decimal(int64_t v, char (&buf)[24]) {
-  char* end = absl::numbers_internal::FastIntToBuffer(v, buf);
+  char* end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
   return absl::string_view(buf, end - buf);
 }
 

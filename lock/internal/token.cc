@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
-#include "absl/strings/numbers.h"
 
 namespace lock::internal {
 namespace {
@@ -70,7 +70,7 @@ struct RandomState {
     std::memcpy(p, host.data(), host.size());
     p += host.size();
     *p++ = ':';
-    p = absl::numbers_internal::FastIntToBuffer(static_cast<int64_t>(pid), p);
+    p = std::to_chars(p, p + 20, static_cast<int64_t>(pid)).ptr;
     *p++ = ':';
     prefix_len = static_cast<uint32_t>(p - prefix);
     Refill();

@@ -4,6 +4,7 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -195,7 +196,7 @@ size_t DecimalLength(size_t v) {
 
 char* PutHeader(char* p, char kind, size_t v) {
   *p++ = kind;
-  p = absl::numbers_internal::FastIntToBuffer(static_cast<uint64_t>(v), p);
+  p = std::to_chars(p, p + 20, static_cast<uint64_t>(v)).ptr;  // <= 20 digits
   *p++ = '\r';
   *p++ = '\n';
   return p;

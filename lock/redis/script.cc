@@ -1,9 +1,10 @@
 #include "lock/redis/script.h"
 
+#include <charconv>
+
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace lock::redis {
@@ -15,8 +16,7 @@ absl::StatusOr<ReplyPtr> Eval(Connection& conn, absl::string_view verb,
                               absl::Span<const absl::string_view> args,
                               absl::Duration timeout) {
   char numkeys[24];
-  char* end = absl::numbers_internal::FastIntToBuffer(
-      static_cast<int64_t>(keys.size()), numkeys);
+  char* end = std::to_chars(numkeys, numkeys + sizeof(numkeys), keys.size()).ptr;
   absl::InlinedVector<absl::string_view, 12> argv;
   argv.reserve(3 + keys.size() + args.size());
   argv.push_back(verb);

@@ -1,6 +1,7 @@
 #include "lock/redis/topology.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -172,8 +173,7 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
     return absl::Status(s.code(), absl::StrCat(s.message(), " (script ", script.name, ")"));
   };
   char numkeys[24];
-  char* numkeys_end = absl::numbers_internal::FastIntToBuffer(
-      static_cast<int64_t>(keys.size()), numkeys);
+  char* numkeys_end = std::to_chars(numkeys, numkeys + sizeof(numkeys), keys.size()).ptr;
   std::vector<absl::string_view> argv = {
       "EVALSHA", script.sha1, absl::string_view(numkeys, numkeys_end - numkeys)};
   argv.insert(argv.end(), keys.begin(), keys.end());
