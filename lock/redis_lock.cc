@@ -566,14 +566,20 @@ absl::StatusOr<bool> RedisLock::RunRelease(absl::string_view token,
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {token, Decimal(count_after, count_buf),
                                     keys_.channel(), Decimal(keep_ms, keep_buf)};
+  return CallOwned(scripts::k_release, keys, args);
+}
+
+absl::StatusOr<bool> RedisLock::CallOwned(const scripts::EmbeddedScript& script,
+                                          absl::Span<const absl::string_view> keys,
+                                          absl::Span<const absl::string_view> args) {
   if (backend_->redlock()) {
-    // Released everywhere it was held; it counts as held until now only if
-    // a quorum still had it — read by the same rule as a renewal's replies.
-    return internal::QuorumAnswer(CallAll(scripts::k_release, keys, args), backend_->quorum());
+    // Done everywhere it was held; it counts as held until now only if a
+    // quorum still had it — read by the same rule as a renewal's replies.
+    return internal::QuorumAnswer(CallAll(script, keys, args), backend_->quorum());
   }
-  ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(scripts::k_release, keys, args));
-  ASSIGN_OR_RETURN(int64_t released, IntReply(*reply, "release"));
-  return released == 1;
+  ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(script, keys, args));
+  ASSIGN_OR_RETURN(int64_t r, IntReply(*reply, script.name));
+  return r >= 1;
 }
 
 absl::Status RedisLock::ReleaseLocked(int count_after, bool owner_stays) {
@@ -639,21 +645,9 @@ absl::Status RedisLock::ReleaseOwnedBy(absl::string_view owner_token) {
 absl::Status RedisLock::ReleaseLevelOwnedBy(absl::string_view owner_token) {
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {owner_token, keys_.channel()};
-  bool released = false;
-  if (backend_->redlock()) {
-    // As in RunRelease: it counts as held only if a quorum still had it.
-    absl::StatusOr<bool> held = internal::QuorumAnswer(
-        CallAll(scripts::k_release_level, keys, args), backend_->quorum());
-    if (!held.ok()) return Annotate(held.status(), "release");
-    released = *held;
-  } else {
-    absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_release_level, keys, args);
-    if (!reply.ok()) return Annotate(reply.status(), "release");
-    absl::StatusOr<int64_t> r = IntReply(**reply, "release");
-    if (!r.ok()) return Annotate(r.status(), "release");
-    released = *r >= 1;
-  }
-  if (!released) {
+  absl::StatusOr<bool> released = CallOwned(scripts::k_release_level, keys, args);
+  if (!released.ok()) return Annotate(released.status(), "release");
+  if (!*released) {
     return NotHeldError(absl::StrCat("lock \"", key_,
                                      "\" is not held by owner ", owner_token,
                                      "; nothing was released"));
@@ -732,8 +726,7 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
 absl::Status RedisLock::ExtendCallLocked(absl::Span<const absl::string_view> keys,
                                          absl::Span<const absl::string_view> args) {
   if (backend_->redlock()) {
-    ASSIGN_OR_RETURN(bool held, internal::QuorumAnswer(CallAll(scripts::k_extend, keys, args),
-                                                       backend_->quorum()));
+    ASSIGN_OR_RETURN(bool held, CallOwned(scripts::k_extend, keys, args));
     return held ? absl::OkStatus() : NotHeldError("extend: no quorum holds it");
   }
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,

@@ -184,6 +184,13 @@ class RedisLock {
   // may retry), else renewal stops and the lease runs out by itself (the
   // destructor: nobody could ever release it).
   absl::Status ReleaseLocked(int count_after, bool owner_stays = true);
+  // Runs an owner-checked script that answers a positive integer (done) or
+  // 0 (not held by this token): once, or on every Redlock master read by
+  // the quorum rule. true when done, false when not held; an error when
+  // the outcome is unknown.
+  absl::StatusOr<bool> CallOwned(const scripts::EmbeddedScript& script,
+                                 absl::Span<const absl::string_view> keys,
+                                 absl::Span<const absl::string_view> args);
   // Runs release.lua for `token`; true when it released, false when the
   // token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,

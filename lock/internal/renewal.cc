@@ -5,7 +5,6 @@
 #include <new>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/fork.h"
@@ -29,14 +28,6 @@ int64_t NextDueNs(const Hold& h, int64_t from_ns, int64_t lease_ns) {
 int64_t CoalesceNs(const Hold& h) {
   return std::min<int64_t>(
       50'000'000, static_cast<int64_t>(h.lease_ns() * h.policy->renewal.threshold / 4));
-}
-
-// Error replies that mean "not executed here": the call may go elsewhere
-// (a redirect, a failover) or again (NOSCRIPT, TRYAGAIN) without effect.
-bool NotExecuted(absl::string_view text) {
-  return absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "ASK ") ||
-         absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "TRYAGAIN") ||
-         absl::StartsWith(text, "READONLY");
 }
 
 // extend.lua's mode for renewals: never shorten a lease the owner set longer
@@ -412,7 +403,7 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   for (size_t i = 0; i < batch.size(); ++i) {
     const Sent& s = batch[i];
     const redisReply& r = *replies[i];
-    if (r.type == REDIS_REPLY_ERROR && NotExecuted(redis::ReplyText(r))) {
+    if (r.type == REDIS_REPLY_ERROR && redis::NotExecutedHere(redis::ReplyText(r))) {
       again.push_back(&s);
     } else if (r.type == REDIS_REPLY_ERROR) {
       home.Invalidate(s.hold->owner_key, &r);

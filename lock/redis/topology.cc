@@ -60,6 +60,12 @@ std::string Text(const redisReply& r) {
 
 }  // namespace
 
+bool NotExecutedHere(absl::string_view error_text) {
+  return absl::StartsWith(error_text, "NOSCRIPT") || absl::StartsWith(error_text, "MOVED ") ||
+         absl::StartsWith(error_text, "ASK ") || absl::StartsWith(error_text, "READONLY") ||
+         absl::StartsWith(error_text, "TRYAGAIN");
+}
+
 int KeySlot(absl::string_view key) {
   size_t open = key.find('{');
   if (open != absl::string_view::npos) {
@@ -199,7 +205,7 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   // are connected to in parallel, each bounded by the whole budget: one
   // master that swallows connections (a blackholed host) must not use up
   // the time of the others, or a live quorum is refused.
-  std::vector<size_t> unconnected;
+  std::vector<size_t> unconnected, busy;
   for (size_t i = 0; i < homes.size(); ++i) {
     if (absl::Status s = homes[i]->CheckProcess(); !s.ok()) {
       out[i] = s;
@@ -214,8 +220,10 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
     std::optional<PooledConnection> idle = flight[i].pool->TryBorrowIdle();
     if (idle.has_value()) {
       send(i, *std::move(idle));
+    } else if (flight[i].pool->open_connections() == 0) {
+      unconnected.push_back(i);  // has to connect first
     } else {
-      unconnected.push_back(i);
+      busy.push_back(i);  // connected, every connection lent out: wait here
     }
   }
   const auto read_in_flight = [&] {
@@ -232,10 +240,8 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
         continue;
       }
       const absl::string_view text = ReplyText(**reply);
-      if (absl::StartsWith(text, "NOSCRIPT") || absl::StartsWith(text, "MOVED ") ||
-          absl::StartsWith(text, "ASK ") || absl::StartsWith(text, "READONLY") ||
-          absl::StartsWith(text, "TRYAGAIN")) {
-        // Not executed: the full path (EVAL, redirects, waits) takes it from here.
+      if (NotExecutedHere(text)) {
+        // The full path (EVAL, redirects, waits) takes it from here.
         flight[i].conn.reset();
         absl::StatusOr<Topology::RunResult> r =
             homes[i]->Run(script, keys, args, {.timeout = left()});
@@ -246,17 +252,13 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
       out[i] = ServerError(text, flight[i].pool->addr(), absl::StrCat("script ", script.name));
     }
   };
-  if (unconnected.empty()) {
-    read_in_flight();
-    return out;
-  }
-  // The masters without a ready connection are each run on their own
-  // thread, within the whole budget, while this thread reads the replies of
-  // the others: a master that swallows connections delays only itself.
-  // Each task writes only its own masters' slots of `out`.
-  // Short-lived threads, joined before returning: this path is taken only
-  // when a master has no pooled connection yet (the first calls, or after
-  // a failure), so their cost does not matter and nothing outlives a fork.
+  // The masters that must connect first are each run on their own thread,
+  // within the whole budget, while this thread serves the others: a master
+  // that swallows connections delays only itself. Each task writes only its
+  // own master's slot of `out`. Short-lived threads, joined before
+  // returning: a master has no open connection only on the first calls or
+  // after a failure, so a lock operation on a healthy quorum starts none,
+  // and nothing outlives a fork.
   const absl::Duration budget = left();
   std::vector<std::thread> connecting;
   connecting.reserve(unconnected.size());
@@ -267,6 +269,17 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
       out[i] = r.ok() ? absl::StatusOr<ReplyPtr>(std::move(r->reply))
                       : absl::StatusOr<ReplyPtr>(r.status());
     });
+  }
+  // Connected masters whose connections are all lent out: their pool hands
+  // one back within the calls in flight, so waiting for it here costs no
+  // thread.
+  for (size_t i : busy) {
+    absl::StatusOr<PooledConnection> conn = flight[i].pool->Borrow(left());
+    if (!conn.ok()) {
+      out[i] = conn.status();
+      continue;
+    }
+    send(i, *std::move(conn));
   }
   read_in_flight();
   for (std::thread& t : connecting) t.join();

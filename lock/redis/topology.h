@@ -37,6 +37,12 @@ namespace lock::redis {
 // CRC16 hash slot of a key, honouring {hash tags}, as Redis Cluster does.
 int KeySlot(absl::string_view key);
 
+// An error reply that means the script was not executed where it was sent
+// (NOSCRIPT, MOVED, ASK, TRYAGAIN, READONLY): the call may be run again
+// through Topology::Run, which follows the redirect, resends the script
+// text and waits, without doing anything twice.
+bool NotExecutedHere(absl::string_view error_text);
+
 class Topology {
  public:
   virtual ~Topology() = default;
