@@ -26,6 +26,7 @@
 namespace lock {
 namespace {
 
+using harness::Eventually;
 using ::lock::testing::IsOk;
 using ::lock::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -65,16 +66,6 @@ class EdgeTest : public harness::RedisTest {
   void TearDown() override {
     SetCallback(nullptr);
     harness::RedisTest::TearDown();
-  }
-
-  static bool Eventually(const std::function<bool()>& cond,
-                         milliseconds limit = std::chrono::seconds(5)) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(milliseconds(2));
-    }
-    return cond();
   }
   int64_t Pttl(const std::string& key) { return RedisInt({"PTTL", key}); }
 

@@ -19,6 +19,7 @@
 namespace lock {
 namespace {
 
+using harness::Eventually;
 using ::lock::testing::IsOk;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
@@ -57,16 +58,6 @@ class RenewalTest : public harness::RedisTest {
     harness::RedisTest::TearDown();
   }
 
-  // Polls `cond` until it holds or `limit` passes; true if it held.
-  static bool Eventually(const std::function<bool()>& cond,
-                         std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return cond();
-  }
   std::unique_ptr<RedisLock> Holder(const std::string& policy, const std::string& key) {
     auto l = locker_->NewLock(policy, key);
     EXPECT_THAT(l, IsOk());

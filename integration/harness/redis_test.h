@@ -22,9 +22,12 @@
 #ifndef INTEGRATION_HARNESS_REDIS_TEST_H_
 #define INTEGRATION_HARNESS_REDIS_TEST_H_
 
+#include <chrono>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,6 +38,19 @@
 #include "integration/harness/redis_server.h"
 
 namespace lock::harness {
+
+// Polls `cond` every 2ms until it holds or `limit` passes; true if it held
+// (checked once more at the end). For conditions a test waits on in
+// another thread or process: a loss being signalled, a key expiring.
+inline bool Eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cond();
+}
 
 class RedisTest : public ::testing::Test {
  protected:
