@@ -203,31 +203,33 @@ namespace {
 // other threads are real contenders and behave as always.
 struct HeldHere {
   const Locker* locker;
-  std::string target;
-  std::string owner_key;
-  std::string policy;
-  std::string key;
+  const RedisLock* lock;  // alive while registered (HeldHereScope)
 };
 thread_local std::vector<HeldHere> t_held_here;
 
-HeldHere Describe(const Locker* locker, const RedisLock& lock) {
-  return HeldHere{locker, lock.policy().redis,
-                  std::string(internal::LockKeys(lock.policy().key_prefix,
-                                                 lock.key())
-                                  .owner()),
-                  lock.policy().name, lock.key()};
+// Whether two locks are the same Redis key {prefix key} on the same target,
+// without building either key: With already built its own.
+bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
+  const policy::Policy& pa = a.policy();
+  const policy::Policy& pb = b.policy();
+  if (pa.redis != pb.redis ||
+      pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
+    return false;
+  }
+  return absl::StrCat(pa.key_prefix, a.key()) == absl::StrCat(pb.key_prefix, b.key());
 }
 
-absl::Status CheckNotHeldHere(const HeldHere& wanted) {
+absl::Status CheckNotHeldHere(const Locker* locker, const RedisLock& wanted) {
   for (const HeldHere& h : t_held_here) {
-    if (h.locker == wanted.locker && h.target == wanted.target &&
-        h.owner_key == wanted.owner_key) {
+    if (h.locker == locker && SameRedisKey(*h.lock, wanted)) {
+      const std::string& held_policy = h.lock->policy().name;
+      const std::string& wanted_policy = wanted.policy().name;
       return SelfDeadlockError(absl::StrCat(
-          "the calling thread already holds lock \"", h.key, "\" under policy \"",
-          h.policy, "\" in an enclosing With; a nested With on the same key",
-          wanted.policy == h.policy
+          "the calling thread already holds lock \"", h.lock->key(), "\" under policy \"",
+          held_policy, "\" in an enclosing With; a nested With on the same key",
+          wanted_policy == held_policy
               ? ""
-              : absl::StrCat(" (policy \"", wanted.policy,
+              : absl::StrCat(" (policy \"", wanted_policy,
                              "\" shares its redis target and key_prefix)"),
           " would take it as another owner and wait for itself. Use the "
           "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
@@ -240,7 +242,7 @@ absl::Status CheckNotHeldHere(const HeldHere& wanted) {
 // Registers a lock as held by this thread for the life of the scope.
 class HeldHereScope {
  public:
-  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(std::move(h)); }
+  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(h); }
   ~HeldHereScope() { t_held_here.pop_back(); }
   HeldHereScope(const HeldHereScope&) = delete;
   HeldHereScope& operator=(const HeldHereScope&) = delete;
@@ -250,10 +252,9 @@ class HeldHereScope {
 
 absl::Status Locker::AcquireAndRun(RedisLock& lock,
                                    const std::function<absl::Status(Held&)>& fn) {
-  HeldHere here = Describe(this, lock);
-  RETURN_IF_ERROR(CheckNotHeldHere(here));
+  RETURN_IF_ERROR(CheckNotHeldHere(this, lock));
   RETURN_IF_ERROR(lock.Acquire());
-  HeldHereScope scope(std::move(here));
+  HeldHereScope scope(HeldHere{this, &lock});
   return RunHeld(lock, fn);
 }
 
