@@ -598,7 +598,10 @@ absl::Status RedisLock::ReleaseLocked(int count_after, bool owner_stays) {
     // gone and announces the loss.
     if (count_after == 0 && owner_stays) {
       h->released.store(false);
-      internal::RenewalManager::Global().Reschedule(h, /*sent_ns=*/0);
+      // A new epoch: the renewal entries dropped while it counted as
+      // released must not come back alongside the one planned now.
+      internal::RenewalManager::Global().Reschedule(h, h->ChangeLease(h->lease_ms.load()),
+                                                    /*sent_ns=*/0);
     } else if (count_after == 0) {
       // Nobody is left to retry: renewal stays off and the lease runs out
       // after its ttl, never kept alive by a hold without an owner.
@@ -692,12 +695,7 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
   // From here on this is the hold's lease: renewals already planned or in
   // flight for the old one no longer move its validity (their replies may
   // arrive after this call's), and renewal follows the new length.
-  uint64_t epoch;
-  {
-    std::lock_guard<std::mutex> lock(hold_->lease_mu());
-    hold_->lease_ms.store(ttl_ms);
-    epoch = hold_->lease_epoch.fetch_add(1) + 1;
-  }
+  const uint64_t epoch = hold_->ChangeLease(ttl_ms);
   const int64_t sent_at = SteadyNowNs();
   absl::Status s = ExtendCallLocked(keys, args);
   if (IsNotHeld(s)) {
@@ -719,7 +717,7 @@ absl::Status RedisLock::ExtendLocked(absl::Duration ttl) {
     std::lock_guard<std::mutex> lock(hold_->lease_mu());
     hold_->valid_until_ns.store(std::min(hold_->valid_until_ns.load(), until));
   }
-  internal::RenewalManager::Global().Reschedule(hold_, s.ok() ? sent_at : 0);
+  internal::RenewalManager::Global().Reschedule(hold_, epoch, s.ok() ? sent_at : 0);
   return s;
 }
 

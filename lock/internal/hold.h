@@ -73,6 +73,14 @@ struct Hold {
   // by all holds: a mutex per hold cost 40 bytes of each of 100,000 holds.
   std::mutex& lease_mu() const { return LeaseMutexFor(this); }
 
+  // Makes `ms` the hold's lease and starts a new epoch, which it returns:
+  // renewals planned or sent under the old one no longer count.
+  uint64_t ChangeLease(int64_t ms) {
+    std::lock_guard<std::mutex> lock(lease_mu());
+    lease_ms.store(ms);
+    return lease_epoch.fetch_add(1) + 1;
+  }
+
   // Stores a validity earned by a call sent under `epoch`; false (nothing
   // stored) when the lease changed since.
   bool SetValidUntil(uint64_t epoch, int64_t until_ns) {

@@ -76,13 +76,9 @@ void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
   ScheduleLocked(std::move(hold), due, epoch);
 }
 
-void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, int64_t sent_ns) {
+void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, uint64_t epoch,
+                                int64_t sent_ns) {
   if (!hold->renewing.load()) return;
-  uint64_t epoch;
-  {
-    std::lock_guard<std::mutex> lock(hold->lease_mu());
-    epoch = hold->lease_epoch.fetch_add(1) + 1;
-  }
   const int64_t due = sent_ns == 0 ? SteadyNowNs() : NextDueNs(*hold, sent_ns, hold->lease_ns());
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_) return;

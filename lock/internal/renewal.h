@@ -40,11 +40,11 @@ class RenewalManager {
   // Starts renewing `hold` until it is released or lost.
   void Renew(std::shared_ptr<Hold> hold);
   // The owner changed the lease of a renewing hold (Extend; a final release
-  // that failed and left the hold in place): bumps its epoch, so renewals
-  // planned or in flight for the old lease are dropped, and plans the next
-  // renewal `sent_ns + lease × (1 − threshold)`, or at once when
-  // `sent_ns` is 0. No-op for a hold that is not renewing.
-  void Reschedule(const std::shared_ptr<Hold>& hold, int64_t sent_ns);
+  // that failed and left the hold in place) and got `epoch` from
+  // Hold::ChangeLease: plans the next renewal under it, at
+  // `sent_ns + lease × (1 − threshold)`, or at once when `sent_ns` is 0.
+  // No-op for a hold that is not renewing.
+  void Reschedule(const std::shared_ptr<Hold>& hold, uint64_t epoch, int64_t sent_ns);
 
   // Stops renewing, marks every tracked hold lost (their critical sections
   // must stop) and releases each — keeping the key for what is left of
