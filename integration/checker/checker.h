@@ -11,8 +11,9 @@
 //                      machine's monotonic clock when TIME is missing) while
 //                      neither was told it lost the lock. Sections of a
 //                      process that died inside are not live holders.
-//  kFenceOrder         fencing tokens strictly increase in acquisition order
-//                      (the order in which sections started).
+//  kFenceOrder         fencing tokens strictly increase in acquisition order:
+//                      a section whose With call began after another section
+//                      had entered holds a higher token.
 //  kStaleWriteAccepted no fenced write was accepted after a write of a holder
 //                      that acquired later had already completed: that is the
 //                      write fencing exists to refuse.

@@ -191,6 +191,39 @@ TEST(CheckerTest, RepeatedFencingTokenIsAViolation) {
   EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kFenceOrder)) << r.Summary();
 }
 
+// A holder paused between the grant and its entry: A is granted token 5 at
+// about t=0.5 but enters at t=30; B, called at t=1, is granted token 9 at t=11.
+// Sorted by entry A looks later with a lower token, yet the server granted A
+// first. (A's section overlaps B's, so it must have been told it lost.)
+TEST(CheckerTest, HolderPausedBeforeEnteringIsNotAFenceOrderViolation) {
+  H h;
+  Op& a = h.Section(0, 5, 30, 40, 0, WriteOutcome::kRejected);
+  a.call_steady_ns = 500'000;
+  a.lost = true;
+  a.result = "DATA_LOSS";
+  Op& b = h.Section(1, 9, 11, 20, 1);
+  b.call_steady_ns = 1'000'000;
+  h.Final(1, 9);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), testing::Not(testing::Contains(ViolationKind::kFenceOrder)))
+      << r.Summary();
+}
+
+// The same token order is a violation once B's call began after A entered.
+TEST(CheckerTest, LowerTokenCalledAfterAnEntryIsAViolation) {
+  H h;
+  Op& a = h.Section(0, 9, 10, 20, 1);
+  a.call_steady_ns = 9'000'000;
+  Op& b = h.Section(1, 5, 25, 30, 2);
+  b.call_steady_ns = 21'000'000;
+  h.Final(2, 5);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), testing::Contains(ViolationKind::kFenceOrder))
+      << r.Summary();
+}
+
 // The paused holder: A (token 1) acquires, reads 0, is paused past its
 // lease; B (token 2) acquires, writes 1; A wakes and writes 1.
 TEST(CheckerTest, StaleWriteRejectedIsFine) {

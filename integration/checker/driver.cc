@@ -382,6 +382,7 @@ int RunWorker(const Flags& f) {
         op.key = KeyName(static_cast<int>(rng() % f.keys));
         const std::string resource = ResourceKey(f.run, op.key);
         const internal::LockKeys keys(KeyPrefix(f.run), op.key);
+        op.call_steady_ns = SteadyNs();
         absl::Status s = lock::With(kPolicy, op.key, [&](lock::Held& held) {
           op.entered = true;
           op.fence = held.fencing_token();

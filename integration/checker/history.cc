@@ -48,6 +48,7 @@ void AddAcquisition(const Op& op, nlohmann::json* j) {
   (*j)["owner"] = op.owner;
   (*j)["owner_checked"] = op.owner_checked;
   (*j)["owner_verified"] = op.owner_verified;
+  (*j)["call_steady_ns"] = op.call_steady_ns;
   (*j)["enter_steady_ns"] = op.enter_steady_ns;
   (*j)["enter_redis_us"] = op.enter_redis_us;
 }
@@ -69,12 +70,13 @@ bool ReadOp(const nlohmann::json& j, Op* op) {
   }
   op->process = static_cast<int>(process);
   op->thread = static_cast<int>(thread);
-  for (const char* f : {"fence", "enter_steady_ns", "exit_steady_ns",
+  for (const char* f : {"fence", "call_steady_ns", "enter_steady_ns", "exit_steady_ns",
                         "enter_redis_us", "exit_redis_us", "write_value",
                         "write_begin_steady_ns", "write_end_steady_ns"}) {
     if (j.contains(f) && !j[f].is_number_integer()) return false;
   }
   GetInt(j, "fence", &op->fence);
+  GetInt(j, "call_steady_ns", &op->call_steady_ns);
   GetInt(j, "enter_steady_ns", &op->enter_steady_ns);
   GetInt(j, "exit_steady_ns", &op->exit_steady_ns);
   GetInt(j, "enter_redis_us", &op->enter_redis_us);

@@ -64,6 +64,10 @@ struct Op {
   // when it did not, or could not be read: see owner_checked).
   bool owner_checked = false;
   bool owner_verified = false;
+  // When lock::With was called. The server granted the lock somewhere between
+  // this and enter_steady_ns; a process paused right after the grant enters
+  // long after others that were granted later.
+  int64_t call_steady_ns = 0;
   int64_t enter_steady_ns = 0;
   int64_t exit_steady_ns = 0;  // 0 when the process died inside
   int64_t enter_redis_us = -1;
