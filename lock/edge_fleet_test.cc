@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
@@ -28,8 +28,8 @@ namespace lock {
 namespace {
 
 using harness::Eventually;
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 

@@ -20,15 +20,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/lock.h"
 
 namespace lock {
 namespace {
 
 using harness::Eventually;
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;

@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "lock/redis/topology.h"
 #include "nlohmann/json.hpp"
@@ -21,9 +21,9 @@
 namespace lock {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 

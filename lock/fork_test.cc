@@ -23,7 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "policy/registry.h"
 
@@ -43,7 +43,7 @@ constexpr bool kChildMayStartThreads = false;
 constexpr bool kChildMayStartThreads = true;
 #endif
 
-using ::lock::testing::IsOk;
+using ::util::testing::IsOk;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kConfig[] = R"json({
@@ -252,7 +252,7 @@ TEST_F(ForkTest, LockHeldInTheParentAndDestroyedInTheChildStaysHeld) {
     return kOk;
   }), kOk);
   EXPECT_EQ(Redis({"HGET", "{p:k}", "owner"}), owner);
-  EXPECT_THAT((*lock)->IsLocked(), ::lock::testing::IsOkAndHolds(true));
+  EXPECT_THAT((*lock)->IsLocked(), ::util::testing::IsOkAndHolds(true));
   EXPECT_THAT((*lock)->Release(), IsOk());
 }
 

@@ -12,15 +12,15 @@
 #include "lock/internal/keys.h"
 #include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
-#include "lock/internal/status_macros.h"
-#include "lock/internal/strings.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 #include "policy/config.h"
 
 namespace lock {
 
-using internal::ToAbsl;
+using util::ToAbsl;
 
 // ---- Locker ----------------------------------------------------------------
 

@@ -12,14 +12,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
+using ::util::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 

@@ -15,7 +15,7 @@
 #include "lock/internal/parallel.h"
 #include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 #include "lock/internal/token.h"
 #include "lock/redis/script.h"
 #include "policy/backoff.h"

@@ -14,16 +14,16 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/errors.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/redis/pool.h"
 #include "lock/scripts/embedded.h"
 
 namespace lock {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 

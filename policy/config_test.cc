@@ -8,7 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 
 namespace policy {
 
@@ -20,8 +20,8 @@ void PrintTo(const RedisTarget& t, std::ostream* os) {
 
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::ElementsAre;

@@ -16,7 +16,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 
 namespace policy {
 namespace {

@@ -58,7 +58,7 @@
 #include "absl/time/time.h"
 #include "integration/harness/runner.h"
 #include "integration/harness/subprocess.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 
 namespace lock::harness::internal {
 namespace {

@@ -11,14 +11,14 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 
 namespace lock::harness {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using ::testing::StartsWith;

@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 
 namespace lock::harness {
 namespace {

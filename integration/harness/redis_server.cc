@@ -24,7 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "integration/harness/runner.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 
 namespace lock::harness {
 

@@ -22,13 +22,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 
 namespace lock::harness {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 

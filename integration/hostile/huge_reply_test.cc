@@ -14,14 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/redis/connection.h"
 
 namespace lock {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 
 // Peak virtual memory of this process, in MiB.
 int64_t VmPeakMiB() {

@@ -22,7 +22,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/internal/keys.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/internal/token.h"
 #include "lock/lock.h"
 #include "lock/redis/pool.h"
@@ -32,9 +32,9 @@
 namespace lock {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;

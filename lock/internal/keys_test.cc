@@ -4,13 +4,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 
 namespace lock::internal {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(ValidateKey, AcceptsPrintableAscii) {

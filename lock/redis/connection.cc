@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 
 namespace lock::redis {
 namespace {

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "lock/internal/status_macros.h"
+#include "util/status_macros.h"
 #include "lock/redis/script.h"
 
 namespace lock::redis {

@@ -20,7 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
@@ -30,8 +30,8 @@ extern char** environ;
 namespace lockctl {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::IsOkAndHolds;
+using ::util::testing::IsOk;
+using ::util::testing::IsOkAndHolds;
 using ::testing::HasSubstr;
 using ::testing::Not;
 

@@ -14,7 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "lock/internal/strings.h"
+#include "util/strings.h"
 
 namespace lockctl {
 namespace {
@@ -245,7 +245,7 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
       cumulative;
   size_t line_no = 0;
   for (absl::string_view line :
-       absl::StrSplit(lock::internal::ToAbsl(text), '\n')) {
+       absl::StrSplit(util::ToAbsl(text), '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
@@ -330,7 +330,7 @@ std::string Pad(absl::string_view s, size_t width) {
 
 absl::StatusOr<StatsDump> ParseStatsDump(std::string_view text) {
   const absl::string_view t =
-      absl::StripLeadingAsciiWhitespace(lock::internal::ToAbsl(text));
+      absl::StripLeadingAsciiWhitespace(util::ToAbsl(text));
   if (t.empty()) return absl::InvalidArgumentError("stats dump is empty");
   if (t[0] == '{') return ParseJson(text);
   if (t[0] == '#' || absl::StartsWith(t, "lock_")) return ParsePrometheus(text);

@@ -5,14 +5,14 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lock/internal/status_matchers.h"
+#include "util/status_matchers.h"
 #include "lock/stats.h"
 
 namespace lockctl {
 namespace {
 
-using ::lock::testing::IsOk;
-using ::lock::testing::StatusIs;
+using ::util::testing::IsOk;
+using ::util::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // Fills the process-wide counters of two policies with known values, the way

@@ -1,13 +1,13 @@
 // The system abseil is built with its own string_view type (not
 // std::string_view), so the two must be converted at the boundary.
-#ifndef LOCK_INTERNAL_STRINGS_H_
-#define LOCK_INTERNAL_STRINGS_H_
+#ifndef UTIL_STRINGS_H_
+#define UTIL_STRINGS_H_
 
 #include <string_view>
 
 #include "absl/strings/string_view.h"
 
-namespace lock::internal {
+namespace util {
 
 inline absl::string_view ToAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
@@ -16,6 +16,6 @@ inline std::string_view ToStd(absl::string_view s) {
   return std::string_view(s.data(), s.size());
 }
 
-}  // namespace lock::internal
+}  // namespace util
 
-#endif  // LOCK_INTERNAL_STRINGS_H_
+#endif  // UTIL_STRINGS_H_

@@ -2,8 +2,8 @@
 //
 //   EXPECT_THAT(lock.Release(), StatusIs(absl::StatusCode::kFailedPrecondition));
 //   EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("127.0.0.1")));
-#ifndef LOCK_INTERNAL_STATUS_MATCHERS_H_
-#define LOCK_INTERNAL_STATUS_MATCHERS_H_
+#ifndef UTIL_STATUS_MATCHERS_H_
+#define UTIL_STATUS_MATCHERS_H_
 
 #include <ostream>
 
@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 
-namespace lock::testing {
+namespace util::testing {
 
 inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
 template <typename T>
@@ -21,14 +21,14 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
 
 MATCHER_P(StatusIs, code,
           absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
-  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  const absl::Status& s = ::util::testing::GetStatus(arg);
   *result_listener << "status is " << s;
   return s.code() == code;
 }
 
 MATCHER_P2(StatusIs, code, message_matcher,
            absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
-  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  const absl::Status& s = ::util::testing::GetStatus(arg);
   *result_listener << "status is " << s;
   return s.code() == code &&
          ::testing::ExplainMatchResult(message_matcher, std::string(s.message()),
@@ -36,7 +36,7 @@ MATCHER_P2(StatusIs, code, message_matcher,
 }
 
 MATCHER(IsOk, "is OK") {
-  const absl::Status& s = ::lock::testing::GetStatus(arg);
+  const absl::Status& s = ::util::testing::GetStatus(arg);
   *result_listener << "status is " << s;
   return s.ok();
 }
@@ -49,6 +49,6 @@ MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
   return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
 }
 
-}  // namespace lock::testing
+}  // namespace util::testing
 
-#endif  // LOCK_INTERNAL_STATUS_MATCHERS_H_
+#endif  // UTIL_STATUS_MATCHERS_H_

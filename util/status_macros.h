@@ -1,7 +1,7 @@
 // Early-return helpers for absl::Status / absl::StatusOr, which abseil 20220623
 // does not ship.
-#ifndef LOCK_INTERNAL_STATUS_MACROS_H_
-#define LOCK_INTERNAL_STATUS_MACROS_H_
+#ifndef UTIL_STATUS_MACROS_H_
+#define UTIL_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,4 +26,4 @@
   if (!tmp.ok()) return tmp.status();          \
   lhs = std::move(tmp).value()
 
-#endif  // LOCK_INTERNAL_STATUS_MACROS_H_
+#endif  // UTIL_STATUS_MACROS_H_
