@@ -1174,45 +1174,6 @@ std::vector<Policy> ResolvePolicies(const Merged& merged, ErrorList& errors) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// Snapshot.
-
-Snapshot::Snapshot(std::vector<Policy> policies,
-                   std::vector<RedisTarget> targets,
-                   std::vector<std::string> sources)
-    : sources_(std::move(sources)) {
-  for (Policy& p : policies) {
-    std::string name = p.name;
-    policies_.insert_or_assign(std::move(name), std::move(p));
-  }
-  for (RedisTarget& t : targets) {
-    std::string name = t.name;
-    targets_.insert_or_assign(std::move(name), std::move(t));
-  }
-}
-
-const Policy* Snapshot::FindPolicy(std::string_view name) const {
-  auto it = policies_.find(name);
-  return it == policies_.end() ? nullptr : &it->second;
-}
-
-const RedisTarget* Snapshot::FindTarget(std::string_view name) const {
-  auto it = targets_.find(name);
-  return it == targets_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> Snapshot::PolicyNames() const {
-  std::vector<std::string> names;
-  for (const auto& [name, unused] : policies_) names.push_back(name);
-  return names;
-}
-
-std::vector<std::string> Snapshot::TargetNames() const {
-  std::vector<std::string> names;
-  for (const auto& [name, unused] : targets_) names.push_back(name);
-  return names;
-}
-
-// ---------------------------------------------------------------------------
 // Parsing.
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(

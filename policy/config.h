@@ -20,7 +20,6 @@
 #ifndef POLICY_CONFIG_H_
 #define POLICY_CONFIG_H_
 
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,47 +31,6 @@
 #include "policy/policy.h"
 
 namespace policy {
-
-// An immutable, fully validated and resolved configuration. Lookups are map
-// lookups (O(log n), no allocation); no JSON is touched after parsing. Pointers
-// returned by Find* stay valid as long as the Snapshot lives (hold the
-// shared_ptr). Thread-safe: it is never modified after construction.
-class Snapshot {
- public:
-  // `policies` and `targets` must already be valid and resolved; ParseConfig
-  // is the normal way to get a Snapshot. Public so that tests and tools can
-  // build one from structs.
-  Snapshot(std::vector<Policy> policies, std::vector<RedisTarget> targets,
-           std::vector<std::string> sources);
-
-  Snapshot(const Snapshot&) = delete;
-  Snapshot& operator=(const Snapshot&) = delete;
-
-  // nullptr when there is no such name.
-  const Policy* FindPolicy(std::string_view name) const;
-  const RedisTarget* FindTarget(std::string_view name) const;
-
-  // Sorted names.
-  std::vector<std::string> PolicyNames() const;
-  std::vector<std::string> TargetNames() const;
-
-  // Names of the sources (files) this snapshot was parsed from, in order.
-  const std::vector<std::string>& sources() const { return sources_; }
-
- private:
-  // std::less<> lets std::string_view look up std::string keys without a
-  // copy. (abseil's hash maps would want absl::string_view, which in
-  // Debian's build is not std::string_view.) Ordered, so names come sorted.
-  std::map<std::string, Policy, std::less<>> policies_;
-  std::map<std::string, RedisTarget, std::less<>> targets_;
-  std::vector<std::string> sources_;
-};
-
-// One configuration text and the name errors use for it (usually its path).
-struct ConfigSource {
-  std::string name;
-  std::string text;
-};
 
 // Parses and validates one configuration text.
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(

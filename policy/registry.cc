@@ -16,6 +16,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "policy/config.h"
 #include "util/status_macros.h"
 
 namespace policy {

@@ -36,7 +36,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "policy/config.h"
 #include "policy/policy.h"
 
 namespace policy {

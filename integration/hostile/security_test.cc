@@ -28,6 +28,7 @@
 #include "lock/redis/pool.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
+#include "policy/config.h"
 
 namespace lock {
 namespace {
