@@ -20,6 +20,7 @@
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
 #include "util/status_matchers.h"
+#include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
@@ -222,7 +223,7 @@ TEST_F(EdgeFleetTest, UnreachableSentinelsDoNotStallTheLossSignal) {
   const bool all_lost = Eventually(
       [&] {
         for (auto& l : locks) {
-          if (!l->hold()->lost.load()) return false;
+          if (!lock::internal::LockAccess::Core(*l).hold()->lost.load()) return false;
         }
         return true;
       },
@@ -286,7 +287,7 @@ TEST_F(EdgeFleetTest, RedlockReleaseWithSilentMastersIsUnknownNotLost) {
   ASSERT_THAT(fleet->node(1).Kill(), IsOk());
   ASSERT_THAT(fleet->node(2).Kill(), IsOk());
   EXPECT_THAT(l->Release(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_FALSE(l->hold()->lost.load());
+  EXPECT_FALSE(lock::internal::LockAccess::Core(*l).hold()->lost.load());
 }
 
 // Item 7: renewal treated ASK as a failure: a slot migration longer than

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "util/status_matchers.h"
+#include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 
 namespace lock {
@@ -194,8 +195,8 @@ TEST_F(EdgeTest, FailedFinalReleaseKeepsTheHoldRenewed) {
   ASSERT_THAT(server().Restart(/*keep_data=*/true), IsOk());
   std::this_thread::sleep_for(milliseconds(3000));  // 1.5 ttl
   EXPECT_EQ(Redis({"HGET", "{w:rel}", "owner"}), token);
-  ASSERT_NE(l->hold(), nullptr);
-  EXPECT_FALSE(l->hold()->lost.load());
+  ASSERT_NE(lock::internal::LockAccess::Core(*l).hold(), nullptr);
+  EXPECT_FALSE(lock::internal::LockAccess::Core(*l).hold()->lost.load());
   EXPECT_THAT(l->Release(), IsOk());
   EXPECT_EQ(RedisInt({"EXISTS", "{w:rel}"}), 0);
 }

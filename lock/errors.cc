@@ -1,6 +1,7 @@
 #include "lock/errors.h"
 
 #include "absl/strings/cord.h"
+#include "util/strings.h"
 
 namespace lock {
 namespace {
@@ -38,11 +39,11 @@ bool IsBusyBecause(const absl::Status& s, absl::string_view reason) {
 
 }  // namespace
 
-absl::Status AttemptsExhaustedError(absl::string_view m) {
-  return BusyBecause("attempts_exhausted", m);
+absl::Status AttemptsExhaustedError(std::string_view m) {
+  return BusyBecause("attempts_exhausted", util::ToAbsl(m));
 }
-absl::Status WaitTimedOutError(absl::string_view m) {
-  return BusyBecause("wait_timed_out", m);
+absl::Status WaitTimedOutError(std::string_view m) {
+  return BusyBecause("wait_timed_out", util::ToAbsl(m));
 }
 bool IsAttemptsExhausted(const absl::Status& s) {
   return IsBusyBecause(s, "attempts_exhausted");
@@ -51,25 +52,25 @@ bool IsWaitTimedOut(const absl::Status& s) {
   return IsBusyBecause(s, "wait_timed_out");
 }
 
-absl::Status BusyError(absl::string_view m) {
-  return Make(absl::StatusCode::kAborted, "busy", m);
+absl::Status BusyError(std::string_view m) {
+  return Make(absl::StatusCode::kAborted, "busy", util::ToAbsl(m));
 }
-absl::Status SkippedError(absl::string_view m) {
-  return Make(absl::StatusCode::kAlreadyExists, "skipped", m);
+absl::Status SkippedError(std::string_view m) {
+  return Make(absl::StatusCode::kAlreadyExists, "skipped", util::ToAbsl(m));
 }
-absl::Status LostError(absl::string_view m) {
-  return Make(absl::StatusCode::kDataLoss, "lost", m);
+absl::Status LostError(std::string_view m) {
+  return Make(absl::StatusCode::kDataLoss, "lost", util::ToAbsl(m));
 }
-absl::Status NotHeldError(absl::string_view m) {
-  return Make(absl::StatusCode::kFailedPrecondition, "not_held", m);
-}
-
-absl::Status StaleFenceError(absl::string_view m) {
-  return Make(absl::StatusCode::kAborted, "stale_fence", m);
+absl::Status NotHeldError(std::string_view m) {
+  return Make(absl::StatusCode::kFailedPrecondition, "not_held", util::ToAbsl(m));
 }
 
-absl::Status SelfDeadlockError(absl::string_view m) {
-  return Make(absl::StatusCode::kFailedPrecondition, "self_deadlock", m);
+absl::Status StaleFenceError(std::string_view m) {
+  return Make(absl::StatusCode::kAborted, "stale_fence", util::ToAbsl(m));
+}
+
+absl::Status SelfDeadlockError(std::string_view m) {
+  return Make(absl::StatusCode::kFailedPrecondition, "self_deadlock", util::ToAbsl(m));
 }
 bool IsSelfDeadlock(const absl::Status& s) {
   return Is(s, absl::StatusCode::kFailedPrecondition, "self_deadlock");

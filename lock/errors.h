@@ -29,20 +29,21 @@
 #ifndef LOCK_ERRORS_H_
 #define LOCK_ERRORS_H_
 
+#include <string_view>
+
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 
 namespace lock {
 
-absl::Status BusyError(absl::string_view message);
-absl::Status SkippedError(absl::string_view message);
-absl::Status LostError(absl::string_view message);
-absl::Status NotHeldError(absl::string_view message);
-absl::Status StaleFenceError(absl::string_view message);
-absl::Status SelfDeadlockError(absl::string_view message);
+absl::Status BusyError(std::string_view message);
+absl::Status SkippedError(std::string_view message);
+absl::Status LostError(std::string_view message);
+absl::Status NotHeldError(std::string_view message);
+absl::Status StaleFenceError(std::string_view message);
+absl::Status SelfDeadlockError(std::string_view message);
 // Busy outcomes that also say why waiting ended (IsBusy holds for both).
-absl::Status AttemptsExhaustedError(absl::string_view message);
-absl::Status WaitTimedOutError(absl::string_view message);
+absl::Status AttemptsExhaustedError(std::string_view message);
+absl::Status WaitTimedOutError(std::string_view message);
 
 bool IsBusy(const absl::Status& s);
 bool IsSkipped(const absl::Status& s);

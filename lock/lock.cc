@@ -3,46 +3,60 @@
 #include <charconv>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lock/compat.h"
 #include "lock/internal/fork.h"
+#include "lock/internal/hold.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/lock_core.h"
+#include "lock/internal/notifier.h"
 #include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
-#include "util/status_macros.h"
-#include "util/strings.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 #include "policy/config.h"
+#include "util/status_macros.h"
+#include "util/strings.h"
 
 namespace lock {
 
 using util::ToAbsl;
+
+// ---- Held ------------------------------------------------------------------
+
+namespace internal {
+// Builds the Held a critical section sees (its constructor is not public).
+struct HeldAccess {
+  static Held Make(RedisLock* lock, std::shared_ptr<Hold> hold) {
+    return Held(lock, std::move(hold));
+  }
+};
+}  // namespace internal
+
+Held::Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)
+    : lock_(lock), hold_(std::move(hold)) {}
+const std::string& Held::key() const { return hold_->key; }
+const std::string& Held::owner_token() const { return hold_->token; }
+int64_t Held::fencing_token() const { return hold_->fence; }
+bool Held::lost() const { return hold_->lost.load(); }
+std::stop_token Held::stop_token() const { return hold_->stop.get_token(); }
+absl::Status Held::Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
 
 // ---- Locker ----------------------------------------------------------------
 
 namespace {
 absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
                                               const policy::Snapshot& snapshot);
-}  // namespace
 
-Locker::Locker(std::shared_ptr<policy::Registry> registry)
-    : registry_(std::move(registry)) {}
-
-Locker::~Locker() = default;
-
-absl::StatusOr<std::unique_ptr<Locker>> Locker::Create(
-    std::shared_ptr<policy::Registry> registry) {
-  internal::InstallForkHandlers();
-  return std::unique_ptr<Locker>(new Locker(std::move(registry)));
-}
-
-absl::StatusOr<std::shared_ptr<const policy::Policy>> Locker::FindPolicy(
+absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
     const std::shared_ptr<const policy::Snapshot>& snapshot,
-    std::string_view name) const {
+    std::string_view name) {
   const policy::Policy* p = snapshot->FindPolicy(name);
   if (p == nullptr) {
     return absl::NotFoundError(
@@ -53,8 +67,49 @@ absl::StatusOr<std::shared_ptr<const policy::Policy>> Locker::FindPolicy(
   // lock already uses.
   return std::shared_ptr<const policy::Policy>(snapshot, p);
 }
+}  // namespace
 
-absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
+struct Locker::Impl {
+  explicit Impl(std::shared_ptr<policy::Registry> r) : registry(std::move(r)) {}
+
+  absl::StatusOr<std::shared_ptr<const internal::Backend>> BackendFor(
+      const policy::Snapshot& snapshot, const policy::Policy& policy);
+  absl::StatusOr<std::unique_ptr<RedisLock>> MakeLock(
+      std::shared_ptr<const policy::Policy> policy,
+      const policy::Snapshot& snapshot, std::string_view key);
+  // kFailedPrecondition in a fork() child of the process that built it.
+  absl::Status CheckProcess() const;
+  // Acquire + run `fn` with a Held, refusing a key this thread holds in an
+  // enclosing With of the same Locker.
+  absl::Status AcquireAndRun(RedisLock& lock,
+                             const std::function<absl::Status(Held&)>& fn);
+
+  const std::shared_ptr<policy::Registry> registry;
+  const pid_t built_by = internal::ProcessId();
+  struct TargetBackend {
+    policy::RedisTarget target;
+    std::shared_ptr<const internal::Backend> backend;
+  };
+  std::mutex backends_mu;
+  absl::flat_hash_map<std::string, TargetBackend> backends;  // by target name
+};
+
+Locker::Locker(std::shared_ptr<policy::Registry> registry)
+    : impl_(std::make_unique<Impl>(std::move(registry))) {}
+
+Locker::~Locker() = default;
+
+const std::shared_ptr<policy::Registry>& Locker::registry() const {
+  return impl_->registry;
+}
+
+absl::StatusOr<std::unique_ptr<Locker>> Locker::Create(
+    std::shared_ptr<policy::Registry> registry) {
+  internal::InstallForkHandlers();
+  return std::unique_ptr<Locker>(new Locker(std::move(registry)));
+}
+
+absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFor(
     const policy::Snapshot& snapshot, const policy::Policy& policy) {
   const policy::RedisTarget* found = snapshot.FindTarget(policy.redis);
   if (found == nullptr) {
@@ -64,9 +119,9 @@ absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
         absl::StrJoin(snapshot.TargetNames(), ", ")));
   }
   const policy::RedisTarget& target = *found;
-  std::lock_guard<std::mutex> lock(backends_mu_);
-  auto it = backends_.find(target.name);
-  if (it != backends_.end() && it->second.target == target) return it->second.backend;
+  std::lock_guard<std::mutex> lock(backends_mu);
+  auto it = backends.find(target.name);
+  if (it != backends.end() && it->second.target == target) return it->second.backend;
   // New or changed by a reload: locks still using the old backend keep it.
   const redis::PoolOptions data{
       .connection = {.connect_timeout = target.connect_timeout,
@@ -79,7 +134,7 @@ absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
     o.connection.addr = addr;
     return std::make_shared<redis::StandaloneTopology>(o);
   };
-  auto backend = std::make_shared<Backend>();
+  auto backend = std::make_shared<internal::Backend>();
   switch (target.mode) {
     case policy::RedisMode::kStandalone:
       backend->homes.push_back(standalone(target.addrs.at(0)));
@@ -106,28 +161,29 @@ absl::StatusOr<std::shared_ptr<const Backend>> Locker::BackendFor(
   const absl::Duration timeout = target.connect_timeout;
   backend->notifier = std::make_shared<internal::ReleaseNotifier>(
       [first, timeout] { return first->SubscriberOptions(timeout); });
-  backends_[target.name] = TargetBackend{target, backend};
-  return std::shared_ptr<const Backend>(backend);
+  backends[target.name] = TargetBackend{target, backend};
+  return std::shared_ptr<const internal::Backend>(backend);
 }
 
-absl::StatusOr<std::unique_ptr<RedisLock>> Locker::MakeLock(
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::Impl::MakeLock(
     std::shared_ptr<const policy::Policy> policy,
     const policy::Snapshot& snapshot, std::string_view key) {
-  ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(snapshot, *policy));
-  return RedisLock::Create(std::move(backend), std::move(policy), ToAbsl(key));
+  ASSIGN_OR_RETURN(std::shared_ptr<const internal::Backend> backend,
+                   BackendFor(snapshot, *policy));
+  return internal::NewRedisLock(std::move(backend), std::move(policy), key);
 }
 
-absl::Status Locker::CheckProcess() const {
-  if (!internal::ForkedSince(built_by_)) return absl::OkStatus();
-  return internal::ForkedError("this lock::Locker", built_by_);
+absl::Status Locker::Impl::CheckProcess() const {
+  if (!internal::ForkedSince(built_by)) return absl::OkStatus();
+  return internal::ForkedError("this lock::Locker", built_by);
 }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view policy, std::string_view key) {
-  RETURN_IF_ERROR(CheckProcess());
-  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  RETURN_IF_ERROR(impl_->CheckProcess());
+  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
-  return MakeLock(std::move(p), *snapshot, key);
+  return impl_->MakeLock(std::move(p), *snapshot, key);
 }
 
 namespace {
@@ -156,17 +212,63 @@ absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view key, const LockOptions& options) {
-  RETURN_IF_ERROR(CheckProcess());
-  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  RETURN_IF_ERROR(impl_->CheckProcess());
+  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
   ASSIGN_OR_RETURN(policy::Policy resolved, ResolveOptions(options, *snapshot));
-  return MakeLock(std::make_shared<policy::Policy>(std::move(resolved)),
+  return impl_->MakeLock(std::make_shared<policy::Policy>(std::move(resolved)),
                   *snapshot, key);
 }
 
-absl::Status Locker::RunHeld(RedisLock& lock,
-                             const std::function<absl::Status(Held&)>& fn) {
+namespace {
+
+// The locks the calling thread holds in an enclosing With, innermost last.
+// With takes a fresh lock instance (a new owner), so a nested With on a key
+// the thread already holds would wait for itself until wait.timeout and then
+// report IsBusy. Keyed by the Redis key itself on its target, so two
+// policies that share a target and key_prefix are caught too; other keys and
+// other threads are real contenders and behave as always.
+struct HeldHere {
+  const void* locker;  // the Locker's state
+  const RedisLock* lock;  // alive while registered (HeldHereScope)
+};
+thread_local std::vector<HeldHere> t_held_here;
+
+// Whether two locks are the same Redis key {prefix key} on the same target,
+// without building either key: With already built its own.
+bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
+  const policy::Policy& pa = a.policy();
+  const policy::Policy& pb = b.policy();
+  if (pa.redis != pb.redis ||
+      pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
+    return false;
+  }
+  return absl::StrCat(pa.key_prefix, a.key()) == absl::StrCat(pb.key_prefix, b.key());
+}
+
+absl::Status CheckNotHeldHere(const void* locker, const RedisLock& wanted) {
+  for (const HeldHere& h : t_held_here) {
+    if (h.locker == locker && SameRedisKey(*h.lock, wanted)) {
+      const std::string& held_policy = h.lock->policy().name;
+      const std::string& wanted_policy = wanted.policy().name;
+      return SelfDeadlockError(absl::StrCat(
+          "the calling thread already holds lock \"", h.lock->key(), "\" under policy \"",
+          held_policy, "\" in an enclosing With; a nested With on the same key",
+          wanted_policy == held_policy
+              ? ""
+              : absl::StrCat(" (policy \"", wanted_policy,
+                             "\" shares its redis target and key_prefix)"),
+          " would take it as another owner and wait for itself. Use the "
+          "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
+          "per instance"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs `fn` while `lock` is held and releases it on every path.
+absl::Status RunHeld(RedisLock& lock, const std::function<absl::Status(Held&)>& fn) {
   if (lock.policy().renewal.enabled) RETURN_IF_ERROR(lock.EnableAutoRenew());
-  Held held(&lock, lock.hold());
+  Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
   absl::Status result;
   std::exception_ptr thrown;
   try {
@@ -193,52 +295,6 @@ absl::Status Locker::RunHeld(RedisLock& lock,
   return absl::OkStatus();
 }
 
-namespace {
-
-// The locks the calling thread holds in an enclosing With, innermost last.
-// With takes a fresh lock instance (a new owner), so a nested With on a key
-// the thread already holds would wait for itself until wait.timeout and then
-// report IsBusy. Keyed by the Redis key itself on its target, so two
-// policies that share a target and key_prefix are caught too; other keys and
-// other threads are real contenders and behave as always.
-struct HeldHere {
-  const Locker* locker;
-  const RedisLock* lock;  // alive while registered (HeldHereScope)
-};
-thread_local std::vector<HeldHere> t_held_here;
-
-// Whether two locks are the same Redis key {prefix key} on the same target,
-// without building either key: With already built its own.
-bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
-  const policy::Policy& pa = a.policy();
-  const policy::Policy& pb = b.policy();
-  if (pa.redis != pb.redis ||
-      pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
-    return false;
-  }
-  return absl::StrCat(pa.key_prefix, a.key()) == absl::StrCat(pb.key_prefix, b.key());
-}
-
-absl::Status CheckNotHeldHere(const Locker* locker, const RedisLock& wanted) {
-  for (const HeldHere& h : t_held_here) {
-    if (h.locker == locker && SameRedisKey(*h.lock, wanted)) {
-      const std::string& held_policy = h.lock->policy().name;
-      const std::string& wanted_policy = wanted.policy().name;
-      return SelfDeadlockError(absl::StrCat(
-          "the calling thread already holds lock \"", h.lock->key(), "\" under policy \"",
-          held_policy, "\" in an enclosing With; a nested With on the same key",
-          wanted_policy == held_policy
-              ? ""
-              : absl::StrCat(" (policy \"", wanted_policy,
-                             "\" shares its redis target and key_prefix)"),
-          " would take it as another owner and wait for itself. Use the "
-          "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
-          "per instance"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // Registers a lock as held by this thread for the life of the scope.
 class HeldHereScope {
  public:
@@ -250,7 +306,7 @@ class HeldHereScope {
 
 }  // namespace
 
-absl::Status Locker::AcquireAndRun(RedisLock& lock,
+absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock,
                                    const std::function<absl::Status(Held&)>& fn) {
   RETURN_IF_ERROR(CheckNotHeldHere(this, lock));
   RETURN_IF_ERROR(lock.Acquire());
@@ -261,7 +317,7 @@ absl::Status Locker::AcquireAndRun(RedisLock& lock,
 absl::Status Locker::With(std::string_view policy, std::string_view key,
                           const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  return AcquireAndRun(*lock, fn);
+  return impl_->AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
@@ -273,20 +329,20 @@ absl::Status Locker::WithOptions(std::string_view key,
                                  const LockOptions& options,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
-  return AcquireAndRun(*lock, fn);
+  return impl_->AcquireAndRun(*lock, fn);
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,
                                    std::string_view key,
                                    std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(owner_token);
 }
 
 absl::Status Locker::FencedSet(std::string_view policy,
                                std::string_view resource_key,
                                std::string_view value, int64_t fencing_token) {
-  RETURN_IF_ERROR(CheckProcess());
+  RETURN_IF_ERROR(impl_->CheckProcess());
   // Checked before any Redis call: a token below 1 cannot fence anything.
   // 0 is what Held::fencing_token() returns under a "fencing": false policy
   // (or in Redlock mode); accepting it would let such a holder's write pass
@@ -305,9 +361,10 @@ absl::Status Locker::FencedSet(std::string_view policy,
         "\": fencing token must be >= 1, got ", fencing_token,
         "; pass Held::fencing_token()"));
   }
-  std::shared_ptr<const policy::Snapshot> snapshot = registry_->snapshot();
+  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
   ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, BackendFor(*snapshot, *p));
+  ASSIGN_OR_RETURN(std::shared_ptr<const internal::Backend> backend,
+                   impl_->BackendFor(*snapshot, *p));
   if (backend->redlock()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "FencedSet on policy \"", p->name, "\": its redis target \"", p->redis,
@@ -473,7 +530,7 @@ absl::Status UnlockByValue(std::string_view key, std::string_view owner_token) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock,
                    locker->NewLock(key, LockOptions{}));
-  return lock->ReleaseLevelOwnedBy(ToAbsl(owner_token));
+  return lock->ReleaseLevelOwnedBy(owner_token);
 }
 
 }  // namespace lock

@@ -16,51 +16,42 @@
 #ifndef LOCK_LOCK_H_
 #define LOCK_LOCK_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <string_view>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lock/errors.h"
-#include "lock/internal/notifier.h"
-#include "lock/internal/process.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
 #include "policy/registry.h"
 
 namespace lock {
+namespace internal {
+struct Hold;
+struct HeldAccess;
+}  // namespace internal
 
-// Options for the Go-parity helpers: a policy without a name. Its `redis`
+// Options for Locker::WithOptions / NewLock and the Go-parity helpers
+// (lock/compat.h): a policy without a name. Its `redis`
 // field names the Redis target of the loaded configuration ("default").
 // They are validated like a policy file; a script_timeout left at its
 // default (600ms) counts as not set and is fitted to a short ttl (see the
 // README's policy fields), so Lock(key, absl::Seconds(1), fn) works.
 using LockOptions = policy::Policy;
 
-// Retry settings of LockWithRetry: `max_attempts` counts attempts (1 = try
-// once), `delay` is the fixed pause between them (with ±50% jitter): N
-// attempts make N-1 pauses, as in the Go library, the first of which may end
-// early when the holder releases. Giving up is IsAttemptsExhausted.
-struct RetryStrategy {
-  int max_attempts = 3;
-  absl::Duration delay = absl::Milliseconds(100);
-};
-
 // What a critical section sees. Valid only inside the function passed to
 // With. Thread-safe.
 class Held {
  public:
-  const std::string& key() const { return hold_->key; }
-  const std::string& owner_token() const { return hold_->token; }
+  const std::string& key() const;
+  const std::string& owner_token() const;
   // Strictly increasing per key across all holders; pass it to the resource
   // you write (e.g. Locker::FencedSet) so that a stale holder's write can be
   // refused. It is max(last token + 1, the Redis server clock in
@@ -69,26 +60,27 @@ class Held {
   // provided the server clock never steps back (and, after a failover, the
   // new master's clock is not behind by more than the failover took).
   // 0 when the policy has "fencing": false or in Redlock mode: no token.
-  int64_t fencing_token() const { return hold_->fence; }
+  int64_t fencing_token() const;
   // True once the lock is known to have expired or changed hands (found by
   // auto-renewal, Extend, or the final release).
-  bool lost() const { return hold_->lost.load(); }
+  bool lost() const;
   // Requested when the lock is lost (unless the policy's renewal.on_failure
   // is "ignore"): long critical sections should poll it, or register a
   // std::stop_callback, and stop writing.
-  std::stop_token stop_token() const { return hold_->stop.get_token(); }
+  std::stop_token stop_token() const;
   // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
   // when the lock was already lost. kInvalidArgument for a ttl under 1ms
   // (Redis keeps leases in whole milliseconds; a sub-millisecond remainder
   // is dropped, and lost() / remaining time count only what Redis got).
-  absl::Status Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
+  absl::Status Extend(absl::Duration ttl);
 
-  Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)
-      : lock_(lock), hold_(std::move(hold)) {}
   Held(const Held&) = delete;
   Held& operator=(const Held&) = delete;
 
  private:
+  friend struct internal::HeldAccess;
+  Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold);
+
   RedisLock* const lock_;
   const std::shared_ptr<internal::Hold> hold_;
 };
@@ -160,35 +152,13 @@ class Locker {
   absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
                          std::string_view value, int64_t fencing_token);
 
-  const std::shared_ptr<policy::Registry>& registry() const { return registry_; }
+  const std::shared_ptr<policy::Registry>& registry() const;
 
  private:
+  struct Impl;  // the registry, and the connections of each Redis target
   explicit Locker(std::shared_ptr<policy::Registry> registry);
 
-  absl::StatusOr<std::unique_ptr<RedisLock>> MakeLock(
-      std::shared_ptr<const policy::Policy> policy,
-      const policy::Snapshot& snapshot, std::string_view key);
-  absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
-      const std::shared_ptr<const policy::Snapshot>& snapshot,
-      std::string_view name) const;
-  absl::StatusOr<std::shared_ptr<const Backend>> BackendFor(
-      const policy::Snapshot& snapshot, const policy::Policy& policy);
-  absl::Status RunHeld(RedisLock& lock,
-                       const std::function<absl::Status(Held&)>& fn);
-  // kFailedPrecondition in a fork() child of the process that built it.
-  absl::Status CheckProcess() const;
-  // Acquire + RunHeld, refusing a key this thread holds in an enclosing With.
-  absl::Status AcquireAndRun(RedisLock& lock,
-                             const std::function<absl::Status(Held&)>& fn);
-
-  const std::shared_ptr<policy::Registry> registry_;
-  const pid_t built_by_ = internal::ProcessId();
-  struct TargetBackend {
-    policy::RedisTarget target;
-    std::shared_ptr<const Backend> backend;
-  };
-  std::mutex backends_mu_;
-  absl::flat_hash_map<std::string, TargetBackend> backends_;  // by target name
+  const std::unique_ptr<Impl> impl_;
 };
 
 // ---- Process-wide layer over one Locker ------------------------------------
@@ -224,25 +194,9 @@ absl::Status With(std::string_view policy, std::string_view key,
 absl::Status With(std::string_view policy, std::string_view key,
                   const std::function<absl::Status()>& fn);
 
-// Parity with the Go library lynx-redis-lock (same code path as With).
-absl::Status Lock(std::string_view key, absl::Duration ttl,
-                  const std::function<absl::Status()>& fn);
-absl::Status LockWithOptions(std::string_view key, const LockOptions& options,
-                             const std::function<absl::Status()>& fn);
-absl::Status LockWithRetry(std::string_view key, absl::Duration ttl,
-                           const std::function<absl::Status()>& fn,
-                           const RetryStrategy& strategy);
-absl::Status LockWithToken(std::string_view key, absl::Duration ttl,
-                           const std::function<absl::Status(int64_t)>& fn);
-absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
-                                                   const LockOptions& options);
 // Locker::FencedSet on the process-wide Locker.
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
                        std::string_view value, int64_t fencing_token);
-
-// Releases one re-entry level of `key` of the unnamed default options
-// (target "default", no key prefix) if and only if `owner_token` holds it.
-absl::Status UnlockByValue(std::string_view key, std::string_view owner_token);
 
 }  // namespace lock
 

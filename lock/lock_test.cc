@@ -1,3 +1,4 @@
+#include "lock/compat.h"
 #include "lock/lock.h"
 
 #include <cstdlib>

@@ -1,3 +1,4 @@
+#include "lock/internal/lock_core.h"
 #include "lock/redis_lock.h"
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "integration/harness/redis_test.h"
 #include "lock/errors.h"
 #include "util/status_matchers.h"
+#include "util/strings.h"
 #include "lock/redis/pool.h"
 #include "lock/scripts/embedded.h"
 
@@ -54,7 +56,7 @@ class RedisLockTest : public harness::RedisTest {
     p->retry.max_delay = absl::Milliseconds(5);
     p->wait.timeout = absl::Seconds(5);
     if (tweak) tweak(*p);
-    auto lk = RedisLock::Create(std::move(pool), std::move(p), key);
+    auto lk = internal::NewRedisLock(std::move(pool), std::move(p), util::ToStd(key));
     EXPECT_THAT(lk, IsOk());
     return *std::move(lk);
   }
@@ -222,7 +224,7 @@ TEST_F(RedisLockTest, SubscribeWaitIsBoundedByTheWaitTimeout) {
   ASSERT_THAT((*silent)->Pause(), IsOk());
   auto notifier = std::make_shared<internal::ReleaseNotifier>(redis::ConnectionOptions{
       .addr = (*silent)->addr(), .connect_timeout = absl::Seconds(10)});
-  auto waiter = RedisLock::Create(Pool(), std::make_shared<policy::Policy>([] {
+  auto waiter = internal::NewRedisLock(Pool(), std::make_shared<policy::Policy>([] {
     policy::Policy p;
     p.name = "test";
     p.key_prefix = "t:";
@@ -434,9 +436,9 @@ TEST_F(RedisLockTest, FencedSetScriptRefusesTokensBelowOne) {
 
 TEST_F(RedisLockTest, InvalidKeyIsRejected) {
   auto p = std::make_shared<policy::Policy>();
-  EXPECT_THAT(RedisLock::Create(Pool(), p, "a{b}"),
+  EXPECT_THAT(internal::NewRedisLock(Pool(), p, "a{b}"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("brace")));
-  EXPECT_THAT(RedisLock::Create(Pool(), p, ""),
+  EXPECT_THAT(internal::NewRedisLock(Pool(), p, ""),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
 }
 

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "util/status_matchers.h"
+#include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 
 namespace lock {
@@ -265,7 +266,7 @@ TEST_F(RenewalTest, PrometheusTextIsWellFormed) {
 TEST_F(RenewalTest, ShutdownReleasesWhatIsHeldAndSignalsIt) {
   auto l = Holder("renew", "shut");
   ASSERT_THAT(l->EnableAutoRenew(), IsOk());
-  std::shared_ptr<internal::Hold> hold = l->hold();
+  std::shared_ptr<internal::Hold> hold = lock::internal::LockAccess::Core(*l).hold();
   Shutdown(absl::Seconds(2));
   EXPECT_EQ(RedisInt({"EXISTS", "{r:shut}"}), 0);
   EXPECT_TRUE(hold->lost.load());

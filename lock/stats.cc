@@ -6,6 +6,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
 #include "nlohmann/json.hpp"
 

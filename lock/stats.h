@@ -34,18 +34,18 @@ namespace lock {
 class LockCallback {
  public:
   virtual ~LockCallback() = default;
-  virtual void OnAcquired(std::string_view policy, std::string_view key,
-                          absl::Duration waited) {}
-  virtual void OnAcquireFailed(std::string_view policy, std::string_view key,
-                               const absl::Status& why) {}
-  virtual void OnReleased(std::string_view policy, std::string_view key,
-                          absl::Duration held_for) {}
-  virtual void OnRenewed(std::string_view policy, std::string_view key,
-                         absl::Duration ttl) {}
-  virtual void OnRenewalFailed(std::string_view policy, std::string_view key,
-                               const absl::Status& why) {}
-  virtual void OnLost(std::string_view policy, std::string_view key,
-                      const absl::Status& why) {}
+  virtual void OnAcquired(std::string_view /*policy*/, std::string_view /*key*/,
+                          absl::Duration /*waited*/) {}
+  virtual void OnAcquireFailed(std::string_view /*policy*/, std::string_view /*key*/,
+                               const absl::Status& /*why*/) {}
+  virtual void OnReleased(std::string_view /*policy*/, std::string_view /*key*/,
+                          absl::Duration /*held_for*/) {}
+  virtual void OnRenewed(std::string_view /*policy*/, std::string_view /*key*/,
+                         absl::Duration /*ttl*/) {}
+  virtual void OnRenewalFailed(std::string_view /*policy*/, std::string_view /*key*/,
+                               const absl::Status& /*why*/) {}
+  virtual void OnLost(std::string_view /*policy*/, std::string_view /*key*/,
+                      const absl::Status& /*why*/) {}
 };
 
 // Replaces the process-wide callback; nullptr removes it.
@@ -107,35 +107,6 @@ std::string StatsPrometheusText();
 // The same as JSON (also what `lockctl stats` reads).
 std::string StatsJson();
 
-namespace internal {
-
-class Histogram {
- public:
-  void Observe(absl::Duration d);
-  HistogramSnapshot Snapshot() const;
-
- private:
-  std::array<std::atomic<int64_t>, HistogramSnapshot::kBounds.size() + 1>
-      buckets_{};
-  std::atomic<int64_t> count_{0};
-  std::atomic<int64_t> sum_ns_{0};
-};
-
-// Live counters of one policy; never freed, so pointers stay valid.
-struct PolicyCounters {
-  std::atomic<int64_t> acquired{0}, busy{0}, skipped{0}, errors{0},
-      released{0}, active{0}, lost{0}, waits_woken_by_notify{0},
-      waits_woken_by_timer{0}, renewals{0}, renewal_errors{0},
-      skipped_renewals{0};
-  Histogram acquire_wait, hold_time, script_call, renewal_latency;
-};
-
-PolicyCounters& CountersFor(std::string_view policy);
-std::shared_ptr<LockCallback> Callback();  // nullptr when none
-void SetRenewalQueue(int64_t len, int64_t cap);
-void AddRenewalRoundTrip();
-
-}  // namespace internal
 }  // namespace lock
 
 #endif  // LOCK_STATS_H_

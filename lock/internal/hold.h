@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "lock/redis/topology.h"
+#include "lock/internal/counters.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
 

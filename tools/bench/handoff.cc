@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
 #include "lock/redis_lock.h"
@@ -56,7 +57,7 @@ void Handoff(const Flags& f, const std::string& addr) {
       const Clock::time_point start = Clock::now();
       for (int t = 0; t < k; ++t) {
         threads.emplace_back([&, t] {
-          auto lk = *lock::RedisLock::Create(pool, policy, "one", notifier);
+          auto lk = *lock::internal::NewRedisLock(pool, policy, "one", notifier);
           while (!stop.load()) {
             if (!lk->Acquire().ok()) continue;
             const int64_t got = Clock::now().time_since_epoch().count();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lock/internal/lock_core.h"
 #include "lock/redis/pool.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
@@ -50,7 +51,7 @@ void Renewal(const Flags& f, const std::string& addr, int server_pid) {
     std::vector<std::unique_ptr<lock::RedisLock>> locks(n);
     std::atomic<int> failed{0};
     ParallelRange(n, kThreads, [&](int i) {
-      auto lk = lock::RedisLock::Create(pool, policy, absl::StrCat("k", i));
+      auto lk = lock::internal::NewRedisLock(pool, policy, absl::StrCat("k", i));
       if (!lk.ok() || !(*lk)->Acquire().ok() || !(*lk)->EnableAutoRenew().ok()) {
         ++failed;
         return;
@@ -81,7 +82,7 @@ void Renewal(const Flags& f, const std::string& addr, int server_pid) {
     const int64_t errors = after.renewal_errors - before.renewal_errors;
     const double periods = wall / period;
     int64_t lost = 0;
-    for (const auto& l : locks) lost += l->hold()->lost.load() ? 1 : 0;
+    for (const auto& l : locks) lost += lock::internal::LockAccess::Core(*l).hold()->lost.load() ? 1 : 0;
     const double heap_per_lock = static_cast<double>(heap_after - heap_before) / n;
     const double rss_per_lock = static_cast<double>(rss_after - rss_before) / n;
     const double cpu_fraction = cpu / wall;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
+#include "lock/internal/lock_core.h"
 #include "lock/internal/token.h"
 #include "lock/redis/pool.h"
 #include "lock/scripts/embedded.h"
@@ -83,15 +84,15 @@ void Redlock(const Flags& f) {
   int most = 1;
   for (int n : f.redlock_masters) most = std::max(most, n);
   auto fleet = OrDie(lock::harness::RedisFleet::Masters(most), "starting masters");
-  auto single = std::make_shared<lock::Backend>();
+  auto single = std::make_shared<lock::internal::Backend>();
   single->homes.push_back(Standalone(fleet->node(0).addr(), 2));
   auto policy = BenchPolicy("bench:redlock:");
-  auto single_lock = OrDie(lock::RedisLock::Create(single, policy, "single"), "lock");
+  auto single_lock = OrDie(lock::internal::NewRedisLock(single, policy, "single"), "lock");
   for (int n : f.redlock_masters) {
-    auto quorum = std::make_shared<lock::Backend>();
+    auto quorum = std::make_shared<lock::internal::Backend>();
     for (int i = 0; i < n; ++i) quorum->homes.push_back(Standalone(fleet->node(i).addr(), 2));
     auto quorum_lock =
-        OrDie(lock::RedisLock::Create(quorum, policy, absl::StrCat("quorum", n)), "lock");
+        OrDie(lock::internal::NewRedisLock(quorum, policy, absl::StrCat("quorum", n)), "lock");
     const AbResult r = Interleave(
         1, f.seconds, f.phase_ms,
         [&](int) { return single_lock->Acquire().ok() && single_lock->Release().ok(); },
@@ -130,16 +131,16 @@ void Cluster(const Flags& f) {
                     "starting the standalone node");
   auto policy = BenchPolicy("bench:cluster:");
   for (int threads : f.cluster_threads) {
-    auto standalone = std::make_shared<lock::Backend>();
+    auto standalone = std::make_shared<lock::internal::Backend>();
     standalone->homes.push_back(Standalone(node->addr(), threads));
-    auto cluster = std::make_shared<lock::Backend>();
+    auto cluster = std::make_shared<lock::internal::Backend>();
     cluster->homes.push_back(std::make_shared<lock::redis::ClusterTopology>(
         lock::redis::ClusterOptions{.seeds = fleet->seed_addrs(),
                                     .data = {.max_size = threads}}));
     std::vector<std::unique_ptr<lock::RedisLock>> on_node, on_cluster;
     for (int t = 0; t < threads; ++t) {
-      on_node.push_back(OrDie(lock::RedisLock::Create(standalone, policy, absl::StrCat("k", t)), "lock"));
-      on_cluster.push_back(OrDie(lock::RedisLock::Create(cluster, policy, absl::StrCat("k", t)), "lock"));
+      on_node.push_back(OrDie(lock::internal::NewRedisLock(standalone, policy, absl::StrCat("k", t)), "lock"));
+      on_cluster.push_back(OrDie(lock::internal::NewRedisLock(cluster, policy, absl::StrCat("k", t)), "lock"));
     }
     const AbResult r = Interleave(
         threads, f.seconds, f.phase_ms,

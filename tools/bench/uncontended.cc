@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lock/internal/lock_core.h"
 #include "lock/internal/token.h"
 #include "lock/redis/pool.h"
 #include "lock/redis_lock.h"
@@ -75,7 +76,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
     auto policy = BenchPolicy("bench:lib:");
     std::vector<std::unique_ptr<lock::RedisLock>> locks;
     for (int t = 0; t < threads; ++t) {
-      locks.push_back(*lock::RedisLock::Create(pool, policy, absl::StrCat("k", t)));
+      locks.push_back(*lock::internal::NewRedisLock(pool, policy, absl::StrCat("k", t)));
     }
     const AbResult r = Interleave(
         threads, f.seconds, f.phase_ms, [&](int t) { return raw[t]->Run(); },
@@ -111,7 +112,7 @@ void Pairs(const Flags& f, const std::string& addr) {
   RawPair raw(addr, "{bench:raw:k0}", token);
   auto pool = std::make_shared<lock::redis::ConnectionPool>(
       lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = 1});
-  auto lk = *lock::RedisLock::Create(pool, BenchPolicy("bench:lib:"), "k0");
+  auto lk = *lock::internal::NewRedisLock(pool, BenchPolicy("bench:lib:"), "k0");
   // Warm up both (connections, script cache, thread-locals) outside the count.
   if (!RawPairs(raw, 10) || !LibPairs(*lk, 10)) std::abort();
   double raw_cpu = 0, lib_cpu = 0, raw_wall = 0, lib_wall = 0;

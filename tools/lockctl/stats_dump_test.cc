@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "util/status_matchers.h"
+#include "lock/internal/counters.h"
 #include "lock/stats.h"
 
 namespace lockctl {

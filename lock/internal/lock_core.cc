@@ -1,0 +1,792 @@
+#include "lock/internal/lock_core.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <limits>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "lock/errors.h"
+#include "lock/internal/parallel.h"
+#include "lock/internal/quorum.h"
+#include "lock/internal/renewal.h"
+#include "util/status_macros.h"
+#include "lock/internal/token.h"
+#include "lock/redis/script.h"
+#include "policy/backoff.h"
+
+namespace lock::internal {
+namespace {
+
+// Decimal text of `v` in `buf`, for script arguments without allocating.
+absl::string_view Decimal(int64_t v, char (&buf)[24]) {
+  char* end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
+  return absl::string_view(buf, end - buf);
+}
+
+int64_t Millis(absl::Duration d) {
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(d));
+}
+
+absl::StatusOr<int64_t> IntReply(const redisReply& r, absl::string_view what) {
+  if (r.type != REDIS_REPLY_INTEGER) {
+    return absl::InternalError(absl::StrCat(
+        what, ": unexpected reply type ", r.type, " (want an integer)"));
+  }
+  return r.integer;
+}
+
+absl::StatusOr<std::array<int64_t, 3>> TripleReply(const redisReply& r,
+                                                   absl::string_view what) {
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 3) {
+    return absl::InternalError(
+        absl::StrCat(what, ": unexpected reply shape (want 3 integers)"));
+  }
+  std::array<int64_t, 3> out;
+  for (size_t i = 0; i < 3; ++i) {
+    ASSIGN_OR_RETURN(out[i], IntReply(*r.element[i], what));
+  }
+  return out;
+}
+
+// Backoff jitter only spreads waiters apart; it needs no secrecy. A
+// generator compiled into this file (unlike abseil's, from an uninstrumented
+// system library) keeps ThreadSanitizer able to see what it touches.
+double UnitRandom() {
+  thread_local std::mt19937_64 gen(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+}
+
+absl::Duration Since(int64_t start_ns) {
+  return absl::Nanoseconds(SteadyNowNs() - start_ns);
+}
+
+void Count(std::atomic<int64_t>& counter) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
+    std::shared_ptr<const Backend> backend,
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  if (backend == nullptr || backend->homes.empty()) {
+    return absl::InvalidArgumentError("lock backend has no Redis to talk to");
+  }
+  return std::unique_ptr<LockCore>(
+      new LockCore(std::move(backend), std::move(policy), std::string(key)));
+}
+
+namespace {
+
+// The backend of a (pool, notifier) pair, shared by every lock created on
+// that pair. The renewal manager pipelines the holds of one topology
+// together; a topology per lock made every renewal its own round trip
+// (10,000 held locks: 10,000 round trips per renewal period, not 20).
+std::shared_ptr<const Backend> SharedBackend(
+    std::shared_ptr<redis::ConnectionPool> pool,
+    std::shared_ptr<ReleaseNotifier> notifier) {
+  using Key = std::pair<const void*, const void*>;
+  static std::mutex mu;
+  static auto* backends = new absl::flat_hash_map<Key, std::weak_ptr<const Backend>>;
+  static size_t sweep_at = 64;
+  // A live backend keeps its pool and notifier alive, so their addresses
+  // cannot be reused by others while an entry for them still resolves.
+  const Key key(pool.get(), notifier.get());
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<const Backend>& slot = (*backends)[key];
+  if (std::shared_ptr<const Backend> b = slot.lock()) return b;
+  auto backend = std::make_shared<Backend>();
+  backend->homes.push_back(std::make_shared<redis::StandaloneTopology>(std::move(pool)));
+  backend->notifier = std::move(notifier);
+  slot = backend;
+  if (backends->size() >= sweep_at) {
+    absl::erase_if(*backends, [](const auto& e) { return e.second.expired(); });
+    sweep_at = std::max<size_t>(64, 2 * backends->size());
+  }
+  return backend;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
+    std::shared_ptr<redis::ConnectionPool> pool,
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key,
+    std::shared_ptr<ReleaseNotifier> notifier) {
+  return Create(SharedBackend(std::move(pool), std::move(notifier)), std::move(policy), key);
+}
+
+LockCore::LockCore(std::shared_ptr<const Backend> backend,
+                     std::shared_ptr<const policy::Policy> policy,
+                     std::string key)
+    : backend_(std::move(backend)),
+      policy_(std::move(policy)),
+      key_(std::move(key)),
+      keys_(policy_->key_prefix, key_),
+      counters_(CountersFor(policy_->name)) {}
+
+LockCore::~LockCore() {
+  OpScope scope(this);
+  if (count_.load() > 0) ReleaseLocked(0, /*owner_stays=*/false).IgnoreError();
+}
+
+LockCore::OpScope::OpScope(LockCore* lock) : lock_(lock) { lock_->op_mu_.lock(); }
+
+LockCore::OpScope::~OpScope() {
+  std::vector<std::function<void()>> deferred = std::move(lock_->deferred_);
+  lock_->deferred_.clear();
+  lock_->op_mu_.unlock();
+  for (auto& fn : deferred) fn();
+}
+
+void LockCore::LoseLocked(const std::string& why) {
+  std::shared_ptr<Hold> h = hold_;
+  if (!h->SetLost()) return;
+  DeferLocked([h, status = LostError(why)] { h->AnnounceLost(status); });
+}
+
+absl::Status LockCore::Annotate(const absl::Status& s,
+                                 absl::string_view op) const {
+  absl::Status out(s.code(), absl::StrCat(op, " of lock \"", key_,
+                                          "\" (policy ", policy_->name,
+                                          "): ", s.message()));
+  // Keeps the error-kind payload, so IsLost() etc. still recognise it.
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+std::shared_ptr<Hold> LockCore::hold() const {
+  if (count_.load() == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(hold_mu_);
+  return hold_;
+}
+
+std::string LockCore::owner_token() const {
+  auto h = hold();
+  return h ? h->token : "";
+}
+
+int64_t LockCore::fencing_token() const {
+  auto h = hold();
+  return h ? h->fence : 0;
+}
+
+absl::Duration LockCore::remaining() const {
+  auto h = hold();
+  if (h == nullptr) return absl::ZeroDuration();
+  int64_t left = h->valid_until_ns.load() - SteadyNowNs();
+  return left > 0 ? absl::Nanoseconds(left) : absl::ZeroDuration();
+}
+
+absl::StatusOr<redis::ReplyPtr> LockCore::Call(
+    const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args, bool* outcome_unknown) {
+  const int64_t start = SteadyNowNs();
+  absl::StatusOr<redis::Topology::RunResult> r = backend_->homes[0]->Run(
+      script, keys, args, {.timeout = policy_->script_timeout}, outcome_unknown);
+  counters_.script_call.Observe(Since(start));
+  if (!r.ok()) return r.status();
+  return std::move(r->reply);
+}
+
+std::vector<absl::StatusOr<redis::ReplyPtr>> LockCore::CallAll(
+    const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args) {
+  const int64_t start = SteadyNowNs();
+  std::vector<absl::StatusOr<redis::ReplyPtr>> out = redis::RunOnEach(
+      backend_->homes, script, keys, args, policy_->script_timeout);
+  counters_.script_call.Observe(Since(start));
+  return out;
+}
+
+absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
+  const int count = count_.load();
+  if (count > 0 && !policy_->reentrant) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lock \"", key_, "\" is already held by this instance and policy ",
+        policy_->name, " is not reentrant"));
+  }
+  const bool fresh = count == 0;
+  // Every fresh acquisition gets its own token (see the class comment).
+  const std::string token = fresh ? NewOwnerToken() : hold_->token;
+  const std::string marker = keys_.CancelMarker(token);
+  char ttl_buf[24], count_buf[24], retention_buf[24];
+  const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
+  // Redlock masters are asked for no token: none is issued there (see
+  // AttemptQuorumLocked), so a fence record would only be litter.
+  const bool fencing = policy_->fencing && !backend_->redlock();
+  const absl::string_view args[] = {
+      token, Decimal(Millis(policy_->ttl), ttl_buf),
+      Decimal(count + 1, count_buf), fencing ? "1" : "0",
+      Decimal(Millis(policy_->fencing_retention), retention_buf)};
+  if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
+  const int64_t sent_at = SteadyNowNs();
+  bool unknown = false;
+  const int64_t call_start = SteadyNowNs();
+  absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
+      scripts::k_acquire, keys, args,
+      {.timeout = policy_->script_timeout,
+       .wait_replicas = backend_->min_replicas_ack,
+       .wait_timeout = backend_->replica_ack_timeout},
+      &unknown);
+  counters_.script_call.Observe(Since(call_start));
+  absl::StatusOr<redis::ReplyPtr> reply =
+      run.ok() ? absl::StatusOr<redis::ReplyPtr>(std::move(run->reply))
+               : absl::StatusOr<redis::ReplyPtr>(run.status());
+  if (!reply.ok()) {
+    absl::Status cause = reply.status();
+    if (fresh && unknown) {
+      // The request may have reached Redis and taken the lock with nobody
+      // knowing; undo it rather than leave it held for a whole TTL.
+      CancelLostAcquire(token, &cause);
+    }
+    return cause;
+  }
+  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, "acquire"));
+  if (r[0] == 1 && fresh && run->replicas_acked < backend_->min_replicas_ack) {
+    // Granted by a master that could not show the grant on enough replicas:
+    // a failover now could hand the lock to someone else, so give it back.
+    char zero_buf[24];
+    const absl::string_view rel_keys[] = {keys_.owner()};
+    const absl::string_view rel_args[] = {token, Decimal(0, zero_buf), keys_.channel(), "0"};
+    (void)Call(scripts::k_release, rel_keys, rel_args);
+    return absl::UnavailableError(absl::StrCat(
+        "lock \"", key_, "\" was granted by the master but only ",
+        run->replicas_acked, " of the required ", backend_->min_replicas_ack,
+        " replicas acknowledged it within ",
+        absl::FormatDuration(backend_->replica_ack_timeout),
+        "; released again to avoid a double grant after a failover"));
+  }
+  if (r[0] == 1 && !fresh && run->replicas_acked < backend_->min_replicas_ack) {
+    // The re-entry refreshed the lease on a master that could not show it
+    // on its replicas: keep the hold and its validity as they were.
+    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    return absl::UnavailableError(absl::StrCat(
+        "re-entry of lock \"", key_, "\": only ", run->replicas_acked, " of the required ",
+        backend_->min_replicas_ack, " replicas acknowledged it within ",
+        absl::FormatDuration(backend_->replica_ack_timeout),
+        "; the hold stays at ", count, count == 1 ? " level" : " levels"));
+  }
+  if (r[0] == 1) {
+    if (fresh) {
+      StartHoldLocked(token, r[1], sent_at, sent_at + r[2] * 1'000'000);
+    } else {
+      hold_->valid_until_ns.store(
+          std::max(hold_->valid_until_ns.load(), sent_at + r[2] * 1'000'000));
+    }
+    count_.store(count + 1);
+    return Attempt{Outcome::kHeld, absl::ZeroDuration()};
+  }
+  if (r[0] == 0) {
+    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1]))};
+  }
+  if (r[0] == -2) {
+    LoseLocked("re-entry found the hold gone");
+    ForgetHoldLocked();
+    return LostError(absl::StrCat(
+        "cannot re-enter: this instance's hold expired or passed to another "
+        "owner before the re-entry (",
+        count, count == 1 ? " level was" : " levels were", " still open)"));
+  }
+  // Tokens are fresh per acquisition, so a cancel marker can only match a
+  // token that was never reused; reaching this means a broken invariant.
+  return absl::InternalError("acquire refused by a cancel marker of a new token");
+}
+
+absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
+    int count, const std::string& token, absl::Span<const absl::string_view> keys,
+    absl::Span<const absl::string_view> args) {
+  // Redlock: ask every master at once; held when a quorum granted it with
+  // validity left after the time spent and the clock-drift allowance.
+  const int64_t sent_at = SteadyNowNs();
+  std::vector<absl::StatusOr<redis::ReplyPtr>> replies =
+      CallAll(scripts::k_acquire, keys, args);
+  int granted = 0, busy = 0, failed = 0;
+  int64_t other_left_ms = std::numeric_limits<int64_t>::max();
+  absl::Status error;
+  for (auto& reply : replies) {
+    absl::StatusOr<std::array<int64_t, 3>> r =
+        reply.ok() ? TripleReply(**reply, "acquire") : reply.status();
+    if (!r.ok()) {
+      ++failed;
+      error = r.status();
+    } else if ((*r)[0] == 1) {
+      ++granted;
+    } else if ((*r)[0] == 0) {
+      ++busy;
+      other_left_ms = std::min(other_left_ms, std::max<int64_t>(0, (*r)[1]));
+    }
+  }
+  // Validity is measured from the round's send, less the drift allowance;
+  // a grant whose round took longer than that is no grant.
+  const int64_t valid_until = RedlockValidUntilNs(
+      sent_at, Millis(policy_->ttl) * 1'000'000, backend_->drift_factor);
+  const int n = static_cast<int>(replies.size());
+  if (granted >= backend_->quorum() && valid_until > SteadyNowNs()) {
+    if (count == 0) {
+      // No fencing token is monotonic across independent masters.
+      StartHoldLocked(token, /*fence=*/0, sent_at, valid_until);
+    } else {
+      hold_->valid_until_ns.store(valid_until);
+    }
+    count_.store(count + 1);
+    return Attempt{Outcome::kHeld, absl::ZeroDuration()};
+  }
+  if (count > 0) {
+    if (Tally(n, backend_->quorum(), granted, n - granted - failed) ==
+        QuorumVerdict::kUnknown) {
+      return absl::UnavailableError(absl::StrCat(
+          "re-entry: only ", granted, " of ", n, " masters answered yes (quorum ",
+          backend_->quorum(), "), ", failed, " did not answer; last: ", error.message()));
+    }
+    LoseLocked("re-entry found no quorum");
+    ForgetHoldLocked();
+    return LostError(absl::StrCat("cannot re-enter: only ", granted, " of ", n,
+                                  " masters still grant this hold (quorum ",
+                                  backend_->quorum(), ")"));
+  }
+  // No quorum: undo whatever was granted, on every master — including those
+  // that errored or timed out, where the acquire may still land (the cancel
+  // marker refuses it then).
+  const std::string marker = keys_.CancelMarker(token);
+  char ttl_buf[24];
+  const absl::string_view cancel_keys[] = {keys_.owner(), marker};
+  const absl::string_view cancel_args[] = {
+      token, Decimal(Millis(policy_->ttl), ttl_buf), keys_.channel()};
+  ParallelFor(n, [&](int i) {
+    (void)backend_->homes[i]->Run(
+        scripts::k_cancel, cancel_keys, cancel_args,
+        {.timeout = policy_->script_timeout, .always_eval = true});
+  });
+  if (busy + granted >= backend_->quorum() || busy > 0) {
+    return Attempt{Outcome::kBusy,
+                   other_left_ms == std::numeric_limits<int64_t>::max()
+                       ? absl::ZeroDuration()
+                       : absl::Milliseconds(other_left_ms)};
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "only ", granted, " of ", n, " redlock masters granted the lock (quorum ",
+      backend_->quorum(), "); the others failed, last: ", error.message()));
+}
+
+void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
+                                int64_t sent_at_ns, int64_t valid_until_ns) {
+  auto h = std::make_shared<Hold>();
+  h->homes = backend_->homes;
+  h->quorum = backend_->quorum();
+  h->drift_factor = backend_->drift_factor;
+  h->min_replicas_ack = backend_->min_replicas_ack;
+  h->replica_ack_timeout = backend_->replica_ack_timeout;
+  h->policy = policy_;
+  h->key = key_;
+  h->owner_key = std::string(keys_.owner());
+  h->channel = std::string(keys_.channel());
+  h->token = token;
+  h->fence = fence;
+  h->acquired_at_ns = sent_at_ns;
+  h->counters = &counters_;
+  h->valid_until_ns.store(valid_until_ns);
+  h->lease_ms.store(Millis(policy_->ttl));
+  {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_ = h;
+  }
+  RenewalManager::Global().Track(h);
+  Count(counters_.active);
+}
+
+void LockCore::ForgetHoldLocked() {
+  hold_->released.store(true);
+  RenewalManager::Global().Untrack(hold_.get());
+  counters_.active.fetch_sub(1, std::memory_order_relaxed);
+  count_.store(0);
+}
+
+void LockCore::CancelLostAcquire(const std::string& token,
+                                  absl::Status* cause) {
+  const std::string marker = keys_.CancelMarker(token);
+  char ttl_buf[24];
+  const absl::string_view keys[] = {keys_.owner(), marker};
+  const absl::string_view args[] = {token, Decimal(Millis(policy_->ttl), ttl_buf),
+                                    keys_.channel()};
+  const absl::Status s =
+      backend_->homes[0]
+          ->Run(scripts::k_cancel, keys, args,
+                {.timeout = policy_->script_timeout, .always_eval = true})
+          .status();
+  *cause = absl::Status(
+      cause->code(),
+      s.ok() ? absl::StrCat(cause->message(),
+                            "; the unanswered acquire was cancelled")
+             : absl::StrCat(cause->message(),
+                            "; its cancel got no answer either (", s.message(),
+                            "): if neither reaches Redis and the acquire was "
+                            "applied, the lock stays taken until its ttl of ",
+                            absl::FormatDuration(policy_->ttl), " expires"));
+}
+
+absl::StatusOr<bool> LockCore::TryAcquire() {
+  OpScope scope(this);
+  absl::StatusOr<Attempt> a = AttemptLocked();
+  if (!a.ok()) {
+    Count(counters_.errors);
+    return Annotate(a.status(), "acquire");
+  }
+  if (a->outcome == Outcome::kBusy) {
+    Count(counters_.busy);
+    return false;
+  }
+  if (count_.load() == 1) Count(counters_.acquired);
+  return true;
+}
+
+absl::Status LockCore::Acquire() {
+  const int64_t start = SteadyNowNs();
+  absl::Status s;
+  bool fresh = false;
+  {
+    OpScope scope(this);
+    s = AcquireLocked();
+    fresh = s.ok() && count_.load() == 1;
+  }
+  // Callbacks run with no lock of ours held: they may use this lock.
+  const std::shared_ptr<LockCallback> cb = Callback();
+  if (s.ok()) {
+    if (fresh) {
+      Count(counters_.acquired);
+      counters_.acquire_wait.Observe(Since(start));
+      if (cb) cb->OnAcquired(policy_->name, key_, Since(start));
+    }
+    return s;
+  }
+  Count(IsBusy(s) ? counters_.busy : lock::IsSkipped(s) ? counters_.skipped
+                                                          : counters_.errors);
+  if (cb) cb->OnAcquireFailed(policy_->name, key_, s);
+  return s;
+}
+
+absl::Status LockCore::AcquireLocked() {
+  const policy::Policy& p = *policy_;
+  const bool wait = p.on_busy == policy::OnBusy::kWait;
+  const int max_attempts = wait ? p.retry.max_attempts : 1;
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline =
+      p.wait.timeout == absl::InfiniteDuration()
+          ? Clock::time_point::max()
+          : start + absl::ToChronoNanoseconds(p.wait.timeout);
+  std::unique_ptr<ReleaseNotifier::Watch> watch;
+  absl::Duration other_left;
+  int attempt = 0;
+  bool timed_out = false;
+  while (true) {
+    // Read before the attempt: a release published between the attempt and
+    // the wait below moves it, so that wait ends at once.
+    uint64_t seen = watch ? watch->generation() : 0;
+    absl::StatusOr<Attempt> a = AttemptLocked();
+    ++attempt;
+    if (!a.ok()) return Annotate(a.status(), "acquire");
+    if (a->outcome == Outcome::kHeld) return absl::OkStatus();
+    other_left = a->busy_remaining;
+    if (attempt >= max_attempts) break;
+    Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
+    if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
+      // Subscribed only once the lock proved busy, so an uncontended acquire
+      // never pays for it. The backoff delay still comes before the next
+      // attempt (N attempts are N-1 delays, as in the Go library): a release
+      // after the subscription wakes it, and one that slipped in before is
+      // found by the next attempt when the delay ends. The confirmation is
+      // never awaited past what is left of wait.timeout: a subscriber
+      // connection that hangs must not stretch a short wait to
+      // script_timeout.
+      const absl::Duration left =
+          deadline == Clock::time_point::max()
+              ? absl::InfiniteDuration()
+              : absl::FromChrono(deadline - now);
+      watch = backend_->notifier->Subscribe(std::string(keys_.channel()),
+                                            std::min(p.script_timeout, left));
+      seen = watch->generation();
+      now = Clock::now();
+      if (now >= deadline) {
+        timed_out = true;
+        break;
+      }
+    }
+    // Sleep the backoff, but never past the holder's lease (a crashed holder
+    // publishes nothing) nor past the deadline.
+    const auto delay = std::min(
+        {absl::ToChronoNanoseconds(
+             policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
+         absl::ToChronoNanoseconds(other_left + absl::Milliseconds(1)),
+         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
+    if (watch != nullptr && watch->active()) {
+      Count(watch->WaitUntil(seen, now + delay) ? counters_.waits_woken_by_notify
+                                                 : counters_.waits_woken_by_timer);
+    } else {
+      std::this_thread::sleep_for(delay);
+      Count(counters_.waits_woken_by_timer);
+    }
+  }
+  std::string msg = absl::StrCat(
+      "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
+      absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
+      " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
+      " in ",
+      absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
+                                       absl::Milliseconds(1))));
+  if (p.on_busy == policy::OnBusy::kSkip) return SkippedError(msg);
+  if (!wait) return BusyError(msg);
+  if (timed_out) {
+    return WaitTimedOutError(absl::StrCat(
+        msg, " (wait.timeout ", absl::FormatDuration(p.wait.timeout), " passed)"));
+  }
+  return AttemptsExhaustedError(
+      absl::StrCat(msg, " (retry.max_attempts ", max_attempts, " reached)"));
+}
+
+absl::StatusOr<bool> LockCore::RunRelease(absl::string_view token,
+                                           int count_after, int64_t keep_ms) {
+  char count_buf[24], keep_buf[24];
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {token, Decimal(count_after, count_buf),
+                                    keys_.channel(), Decimal(keep_ms, keep_buf)};
+  return CallOwned(scripts::k_release, keys, args);
+}
+
+absl::StatusOr<bool> LockCore::CallOwned(const scripts::EmbeddedScript& script,
+                                          absl::Span<const absl::string_view> keys,
+                                          absl::Span<const absl::string_view> args) {
+  if (backend_->redlock()) {
+    // Done everywhere it was held; it counts as held until now only if a
+    // quorum still had it — read by the same rule as a renewal's replies.
+    return QuorumAnswer(CallAll(script, keys, args), backend_->quorum());
+  }
+  ASSIGN_OR_RETURN(redis::ReplyPtr reply, Call(script, keys, args));
+  ASSIGN_OR_RETURN(int64_t r, IntReply(*reply, script.name));
+  return r >= 1;
+}
+
+absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
+  std::shared_ptr<Hold> h = hold_;
+  int64_t keep_ms = 0;
+  if (count_after == 0) {
+    // Renewal stops before the release is sent, so it can never run after.
+    h->released.store(true);
+    keep_ms = h->KeepAfterReleaseMs();
+  }
+  absl::StatusOr<bool> released = RunRelease(h->token, count_after, keep_ms);
+  if (!released.ok()) {
+    // The hold stays in place locally, so the caller may retry the release;
+    // until then it is renewed (and checked) as before — the release may
+    // not have reached Redis. If it did, the next renewal finds the key
+    // gone and announces the loss.
+    if (count_after == 0 && owner_stays) {
+      h->released.store(false);
+      // A new epoch: the renewal entries dropped while it counted as
+      // released must not come back alongside the one planned now.
+      RenewalManager::Global().Reschedule(h, h->ChangeLease(h->lease_ms.load()),
+                                                    /*sent_ns=*/0);
+    } else if (count_after == 0) {
+      // Nobody is left to retry: renewal stays off and the lease runs out
+      // after its ttl, never kept alive by a hold without an owner.
+      RenewalManager::Global().Untrack(h.get());
+      counters_.active.fetch_sub(1, std::memory_order_relaxed);
+      count_.store(0);
+    }
+    return released.status();
+  }
+  if (!*released) {
+    LoseLocked("release found the hold gone");
+    ForgetHoldLocked();
+    return NotHeldError(absl::StrCat(
+        "lock \"", key_, "\" was no longer held by this owner (its lease "
+        "expired or another owner took it); nothing was deleted"));
+  }
+  count_.store(count_after);
+  if (count_after == 0) {
+    RenewalManager::Global().Untrack(h.get());
+    counters_.active.fetch_sub(1, std::memory_order_relaxed);
+    Count(counters_.released);
+    const absl::Duration held = Since(h->acquired_at_ns);
+    counters_.hold_time.Observe(held);
+    if (auto cb = Callback()) {
+      DeferLocked([cb, policy = policy_, key = key_, held] {
+        cb->OnReleased(policy->name, key, held);
+      });
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LockCore::ReleaseOwnedBy(absl::string_view owner_token) {
+  absl::StatusOr<bool> released = RunRelease(owner_token, 0, 0);
+  if (!released.ok()) return Annotate(released.status(), "release");
+  if (!*released) {
+    return NotHeldError(absl::StrCat("lock \"", key_,
+                                     "\" is not held by owner ", owner_token,
+                                     "; nothing was deleted"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LockCore::ReleaseLevelOwnedBy(absl::string_view owner_token) {
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {owner_token, keys_.channel()};
+  absl::StatusOr<bool> released = CallOwned(scripts::k_release_level, keys, args);
+  if (!released.ok()) return Annotate(released.status(), "release");
+  if (!*released) {
+    return NotHeldError(absl::StrCat("lock \"", key_,
+                                     "\" is not held by owner ", owner_token,
+                                     "; nothing was released"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LockCore::Release() {
+  OpScope scope(this);
+  const int count = count_.load();
+  if (count == 0) {
+    return NotHeldError(
+        absl::StrCat("lock \"", key_, "\" is not held by this instance"));
+  }
+  absl::Status s = ReleaseLocked(count - 1);
+  return s.ok() || IsNotHeld(s) ? s : Annotate(s, "release");
+}
+
+absl::Status LockCore::Renew(absl::Duration ttl) {
+  // Redis takes whole milliseconds: under 1ms the lease would be 0 (PEXPIRE
+  // 0 deletes the key) or silently rounded up.
+  if (ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "renew of lock \"", key_, "\": ttl must be at least 1ms (Redis keeps "
+        "leases in whole milliseconds), got ", absl::FormatDuration(ttl)));
+  }
+  OpScope scope(this);
+  if (count_.load() == 0) {
+    return NotHeldError(
+        absl::StrCat("lock \"", key_, "\" is not held by this instance"));
+  }
+  absl::Status s = ExtendLocked(ttl);
+  return s.ok() || IsNotHeld(s) ? s : Annotate(s, "renew");
+}
+
+absl::Status LockCore::ExtendLocked(absl::Duration ttl) {
+  // Validity is kept in the unit Redis gets (whole ms), never more.
+  const int64_t ttl_ms = Millis(ttl);
+  char ttl_buf[24];
+  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view args[] = {hold_->token, Decimal(ttl_ms, ttl_buf)};
+  // From here on this is the hold's lease: renewals already planned or in
+  // flight for the old one no longer move its validity (their replies may
+  // arrive after this call's), and renewal follows the new length.
+  const uint64_t epoch = hold_->ChangeLease(ttl_ms);
+  const int64_t sent_at = SteadyNowNs();
+  absl::Status s = ExtendCallLocked(keys, args);
+  if (IsNotHeld(s)) {
+    LoseLocked("renew found the hold gone");
+    ForgetHoldLocked();
+    return NotHeldError(absl::StrCat(
+        "lock \"", key_, "\" was lost before it could be renewed (its lease "
+        "expired or another owner took it)"));
+  }
+  const int64_t until =
+      backend_->redlock()
+          ? RedlockValidUntilNs(sent_at, ttl_ms * 1'000'000, backend_->drift_factor)
+          : sent_at + ttl_ms * 1'000'000;
+  if (s.ok()) {
+    hold_->SetValidUntil(epoch, until);
+  } else {
+    // Maybe applied, maybe not: the lease in Redis is the old one or the
+    // new one, so only the shorter of the two is sure.
+    std::lock_guard<std::mutex> lock(hold_->lease_mu());
+    hold_->valid_until_ns.store(std::min(hold_->valid_until_ns.load(), until));
+  }
+  RenewalManager::Global().Reschedule(hold_, epoch, s.ok() ? sent_at : 0);
+  return s;
+}
+
+absl::Status LockCore::ExtendCallLocked(absl::Span<const absl::string_view> keys,
+                                         absl::Span<const absl::string_view> args) {
+  if (backend_->redlock()) {
+    ASSIGN_OR_RETURN(bool held, CallOwned(scripts::k_extend, keys, args));
+    return held ? absl::OkStatus() : NotHeldError("extend: no quorum holds it");
+  }
+  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                   backend_->homes[0]->Run(scripts::k_extend, keys, args,
+                                           {.timeout = policy_->script_timeout,
+                                            .wait_replicas = backend_->min_replicas_ack,
+                                            .wait_timeout = backend_->replica_ack_timeout}));
+  ASSIGN_OR_RETURN(int64_t r, IntReply(*run.reply, "extend"));
+  if (r != 1) return NotHeldError("extend: not held");
+  if (run.replicas_acked < backend_->min_replicas_ack) {
+    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    return absl::UnavailableError(absl::StrCat(
+        "lock \"", key_, "\": the extension reached only ", run.replicas_acked,
+        " of the required ", backend_->min_replicas_ack, " replicas"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LockCore::EnableAutoRenew() {
+  // A fork() child must not renew (nor think it renews) its parent's hold.
+  if (absl::Status s = backend_->homes[0]->CheckProcess(); !s.ok()) {
+    return Annotate(s, "auto-renew");
+  }
+  OpScope scope(this);
+  if (count_.load() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "auto-renew of lock \"", key_, "\": not held by this instance"));
+  }
+  if (!hold_->renewing.exchange(true)) {
+    RenewalManager::Global().Renew(hold_);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LockState> LockCore::Inspect() {
+  const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
+  absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_inspect, keys, {});
+  if (!reply.ok()) return Annotate(reply.status(), "inspect");
+  const redisReply& r = **reply;
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 5 ||
+      r.element[0]->type != REDIS_REPLY_STRING) {
+    return absl::InternalError("inspect: unexpected reply shape");
+  }
+  for (size_t i = 1; i < 5; ++i) {
+    if (r.element[i]->type != REDIS_REPLY_INTEGER) {
+      return absl::InternalError("inspect: unexpected reply shape");
+    }
+  }
+  LockState st;
+  st.owner_token = std::string(redis::ReplyText(*r.element[0]));
+  st.held = !st.owner_token.empty();
+  st.remaining = st.held ? absl::Milliseconds(std::max<int64_t>(0, r.element[1]->integer))
+                         : absl::ZeroDuration();
+  st.hold_count = r.element[2]->integer;
+  st.fencing_token = r.element[3]->integer;
+  st.last_fencing_token = r.element[4]->integer;
+  return st;
+}
+
+absl::StatusOr<bool> LockCore::IsLocked() {
+  OpScope scope(this);
+  if (count_.load() == 0) return false;
+  ASSIGN_OR_RETURN(LockState st, Inspect());
+  return st.owner_token == hold_->token;
+}
+
+}  // namespace lock::internal
