@@ -10,15 +10,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "lock/internal/token.h"
 #include "lock/stats.h"
 #include "nlohmann/json.hpp"
-#include "policy/config.h"
 #include "policy/registry.h"
 
 extern char** environ;
@@ -166,7 +165,7 @@ std::unique_ptr<Environment> Environment::Prepare(
                                          : FindShipped(program, shipped_config);
   const std::string text = ReadFile(path);
   // Every problem of the file at once, as the library reports them.
-  if (auto parsed = policy::ParseConfig(text, path); !parsed.ok()) {
+  if (auto parsed = policy::Registry::FromJson(text, path); !parsed.ok()) {
     Die(program,
         absl::StrCat("invalid policy file:\n", parsed.status().message()));
   }
@@ -237,8 +236,8 @@ int WaitAll(std::vector<pid_t>& pids) {
 }
 
 std::string NewRunId() {
-  const std::string token = lock::internal::NewOwnerToken();
-  return token.substr(token.size() - 8);
+  std::random_device rd;
+  return absl::StrFormat("%08x", static_cast<uint32_t>(rd()));
 }
 
 int64_t Percentile(std::vector<int64_t>& v, double q) {

@@ -107,7 +107,8 @@ pid_t SpawnSelf(const std::vector<std::string>& args);
 // Waits for every pid; returns how many did not exit 0.
 int WaitAll(std::vector<pid_t>& pids);
 
-// 8 hex digits, fresh per run: namespaces a run's keys in a shared Redis.
+// 8 hex digits from std::random_device, fresh per run: namespaces a run's
+// keys in a shared Redis.
 std::string NewRunId();
 
 // Exact percentile of `v` (reorders it); 0 when empty.
