@@ -10,15 +10,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "lock/internal/token.h"
 #include "lock/stats.h"
 #include "nlohmann/json.hpp"
-#include "policy/config.h"
 #include "policy/registry.h"
 
 extern char** environ;
@@ -56,14 +55,6 @@ std::string FindShipped(const std::string& program, const std::string& rel) {
   }
   std::cerr << program << ": cannot find " << rel << "; pass --config=PATH\n";
   std::exit(2);
-}
-
-lock::redis::ConnectionOptions OptionsFor(const policy::RedisTarget& t) {
-  return {.addr = t.addrs.empty() ? std::string() : t.addrs[0],
-          .connect_timeout = t.connect_timeout,
-          .username = t.username,
-          .password = t.password,
-          .db = t.db};
 }
 
 }  // namespace
@@ -142,46 +133,6 @@ bool Flags::Bool(const std::string& name) const {
   Usage("--" + name + " takes no value (or true/false)");
 }
 
-// ---- Data -------------------------------------------------------------------
-
-std::unique_ptr<Data> Data::Connect(const std::string& program,
-                                    const policy::RedisTarget& target) {
-  auto c = lock::redis::Connection::Open(OptionsFor(target));
-  if (!c.ok()) Die(program, std::string(c.status().message()));
-  return std::unique_ptr<Data>(new Data(program, *std::move(c)));
-}
-
-lock::redis::ReplyPtr Data::Cmd(std::initializer_list<absl::string_view> argv) {
-  auto r = conn_->Command(argv, absl::Seconds(10));
-  if (!r.ok()) Die(program_, std::string(r.status().message()));
-  return *std::move(r);
-}
-
-lock::redis::ReplyPtr Data::Cmd(const std::vector<std::string>& argv) {
-  std::vector<absl::string_view> v(argv.begin(), argv.end());
-  auto r = conn_->Command(v, absl::Seconds(10));
-  if (!r.ok()) Die(program_, std::string(r.status().message()));
-  return *std::move(r);
-}
-
-int64_t IntOf(const redisReply& r) {
-  if (r.type == REDIS_REPLY_INTEGER) return r.integer;
-  int64_t v = 0;
-  if (r.type == REDIS_REPLY_STRING)
-    (void)absl::SimpleAtoi(lock::redis::ReplyText(r), &v);
-  return v;
-}
-
-int64_t Data::Int(std::initializer_list<absl::string_view> argv) {
-  return IntOf(*Cmd(argv));
-}
-
-std::string Data::Str(std::initializer_list<absl::string_view> argv) {
-  lock::redis::ReplyPtr r = Cmd(argv);
-  if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) return "";
-  return std::string(lock::redis::ReplyText(*r));
-}
-
 // ---- Environment
 // --------------------------------------------------------------
 
@@ -214,7 +165,7 @@ std::unique_ptr<Environment> Environment::Prepare(
                                          : FindShipped(program, shipped_config);
   const std::string text = ReadFile(path);
   // Every problem of the file at once, as the library reports them.
-  if (auto parsed = policy::ParseConfig(text, path); !parsed.ok()) {
+  if (auto parsed = policy::Registry::FromJson(text, path); !parsed.ok()) {
     Die(program,
         absl::StrCat("invalid policy file:\n", parsed.status().message()));
   }
@@ -285,8 +236,8 @@ int WaitAll(std::vector<pid_t>& pids) {
 }
 
 std::string NewRunId() {
-  const std::string token = lock::internal::NewOwnerToken();
-  return token.substr(token.size() - 8);
+  std::random_device rd;
+  return absl::StrFormat("%08x", static_cast<uint32_t>(rd()));
 }
 
 int64_t Percentile(std::vector<int64_t>& v, double q) {
@@ -335,11 +286,10 @@ void StatsPublisher::PublishOnce(Data& data) {
 
 lockctl::StatsDump CollectStats(Data& data, const std::string& key) {
   lockctl::StatsDump all;
-  lock::redis::ReplyPtr r = data.Cmd({"HGETALL", key});
+  ReplyPtr r = data.Cmd({"HGETALL", key});
   for (size_t i = 1; r->type == REDIS_REPLY_ARRAY && i < r->elements; i += 2) {
-    const absl::string_view text = lock::redis::ReplyText(*r->element[i]);
     absl::StatusOr<lockctl::StatsDump> d =
-        lockctl::ParseStatsDump(std::string_view(text.data(), text.size()));
+        lockctl::ParseStatsDump(ReplyText(*r->element[i]));
     if (d.ok()) lockctl::AddDump(all, *d);
   }
   return all;

@@ -1,6 +1,7 @@
 // What the example programs share: where they run (policy file, Redis,
-// embedded redis-server), worker processes, their own data in Redis, and
-// collecting each worker's lock statistics for the summary.
+// embedded redis-server), worker processes, their own data in Redis (through
+// their own client, redis_data.h), and collecting each worker's lock
+// statistics for the summary.
 //
 //   demo::Flags flags("inventory", argc, argv, {"skus", "workers"});
 //   auto env = demo::Environment::Prepare("inventory",
@@ -23,7 +24,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,9 +35,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "examples/common/redis_data.h"
 #include "integration/harness/redis_server.h"
-#include "lock/redis/connection.h"
-#include "lock/redis/reply.h"
 #include "policy/policy.h"
 #include "tools/lockctl/stats_dump.h"
 
@@ -68,28 +67,6 @@ class Flags {
   std::string program_, usage_;
   std::map<std::string, std::string> values_;
 };
-
-// A connection for the example's own data (orders, stock, job runs), not for
-// locks. Exits 1 on any error.
-class Data {
- public:
-  static std::unique_ptr<Data> Connect(const std::string& program,
-                                       const policy::RedisTarget& target);
-  lock::redis::ReplyPtr Cmd(std::initializer_list<absl::string_view> argv);
-  lock::redis::ReplyPtr Cmd(const std::vector<std::string>& argv);
-  // An integer reply, or a string reply holding one; 0 for nil.
-  int64_t Int(std::initializer_list<absl::string_view> argv);
-  // A string reply; "" for nil.
-  std::string Str(std::initializer_list<absl::string_view> argv);
-
- private:
-  Data(std::string program, std::unique_ptr<lock::redis::Connection> conn)
-      : program_(std::move(program)), conn_(std::move(conn)) {}
-  std::string program_;
-  std::unique_ptr<lock::redis::Connection> conn_;
-};
-
-int64_t IntOf(const redisReply& r);
 
 // Where an example runs. The policy file is --config, else $LOCK_CONFIG,
 // else the one shipped with the example. Redis is --redis, else (with a
@@ -130,7 +107,8 @@ pid_t SpawnSelf(const std::vector<std::string>& args);
 // Waits for every pid; returns how many did not exit 0.
 int WaitAll(std::vector<pid_t>& pids);
 
-// 8 hex digits, fresh per run: namespaces a run's keys in a shared Redis.
+// 8 hex digits from std::random_device, fresh per run: namespaces a run's
+// keys in a shared Redis.
 std::string NewRunId();
 
 // Exact percentile of `v` (reorders it); 0 when empty.

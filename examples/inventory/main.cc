@@ -45,8 +45,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "examples/common/demo.h"
+#include "examples/common/redis_data.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
+#include "policy/registry.h"
 #include "tools/lockctl/stats_dump.h"
 
 namespace {
@@ -435,9 +437,9 @@ int RunCoordinator(const demo::Flags& f) {
 
   // Gather.
   Tally all;
-  lock::redis::ReplyPtr tallies = data->Cmd({"HGETALL", k.Key("tallies")});
+  demo::ReplyPtr tallies = data->Cmd({"HGETALL", k.Key("tallies")});
   for (size_t i = 1; i < tallies->elements; i += 2) {
-    auto j = nlohmann::json::parse(lock::redis::ReplyText(*tallies->element[i]),
+    auto j = nlohmann::json::parse(demo::ReplyText(*tallies->element[i]),
                                    nullptr, false);
     if (!j.is_object()) continue;
     for (size_t s = 0; s < kSkus.size(); ++s) {

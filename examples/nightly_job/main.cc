@@ -39,8 +39,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/common/demo.h"
+#include "examples/common/redis_data.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
+#include "policy/registry.h"
 #include "tools/lockctl/stats_dump.h"
 
 namespace {

@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "examples/common/demo.h"
+#include "examples/common/redis_data.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "tools/lockctl/stats_dump.h"
@@ -41,7 +42,7 @@
 namespace {
 
 using demo::Clock;
-using lock::redis::ReplyPtr;
+using demo::ReplyPtr;
 
 constexpr char kProgram[] = "order_close";
 constexpr char kPolicy[] = "order-close";
