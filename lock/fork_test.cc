@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -283,6 +284,18 @@ TEST_F(ForkTest, ChildDestroysTheParentsLockerWithoutHangingOrReleasing) {
   EXPECT_EQ(Redis({"HGET", "{p:held}", "owner"}), owner);
   EXPECT_THAT((*holder)->Release(), IsOk());
   waiter.join();
+}
+
+
+// Hot reload: the child of a process whose Init watches its file has no
+// watching thread; dropping the parent's Locker (Init again) must not wait
+// for it.
+TEST_F(ForkTest, ChildReplacesAWatchedConfigurationWithoutHanging) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/fork-watch-", getpid(), ".json");
+  std::ofstream(path) << config_;
+  ASSERT_THAT(Init(path, {.watch_interval = absl::Milliseconds(1)}), IsOk());
+  EXPECT_EQ(InChild([&]() -> int { return ChildInitsAgainAndLocks("watched"); }), kOk);
+  EXPECT_THAT(With("plain", "after-fork", [] { return absl::OkStatus(); }), IsOk());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lock/compat.h"
+#include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
 #include "lock/internal/hold.h"
 #include "lock/internal/keys.h"
@@ -413,8 +414,17 @@ absl::Status Install(absl::StatusOr<std::unique_ptr<policy::Registry>> registry)
 
 }  // namespace
 
-absl::Status Init(const std::string& config_path) {
-  return Install(policy::Registry::Load(config_path));
+absl::Status Init(const std::string& config_path, const InitOptions& options) {
+  absl::StatusOr<std::unique_ptr<policy::Registry>> registry =
+      policy::Registry::Load(config_path);
+  if (registry.ok() && options.watch) {
+    (*registry)->Watch(options.watch_interval,
+                       [on_reload = options.on_reload](const absl::Status& s) {
+                         internal::AddConfigReload(s.ok());
+                         if (on_reload) on_reload(s);
+                       });
+  }
+  return Install(std::move(registry));
 }
 
 absl::Status InitFromJson(std::string_view json) {

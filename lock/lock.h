@@ -173,10 +173,28 @@ class Locker {
 // with its own connections and renewal threads. Forking while other threads
 // are in Redis calls is safe (pthread_atfork handlers). See README "fork()".
 
-// Loads policies from a file or a directory of *.json files. In a fork()
-// child, replaces the parent's Locker (see above): call it there before
-// taking locks.
-absl::Status Init(const std::string& config_path);
+// How lock::Init follows its configuration after loading it (hot reload).
+struct InitOptions {
+  // Checks the file (or the directory's set of *.json files and each one's
+  // content) every `watch_interval` and, when anything changed, loads and
+  // validates it all again. A valid configuration is swapped in for locks
+  // taken from then on (a lock keeps the policy it started with); a broken
+  // edit changes nothing: the working policies stay. Each change counts in
+  // GetStats() (config_reloads / config_reload_errors) and is passed to
+  // `on_reload` once.
+  bool watch = true;
+  absl::Duration watch_interval = absl::Seconds(2);
+  // OK when a change was swapped in, else why it was refused (every problem,
+  // with file and JSON path). Runs on the watching thread; keep it quick,
+  // and do not call lock::Init or lock::Shutdown from it (they stop the
+  // watching thread and would wait for themselves).
+  std::function<void(const absl::Status&)> on_reload;
+};
+
+// Loads policies from a file or a directory of *.json files, and watches
+// them (see InitOptions). In a fork() child, replaces the parent's Locker
+// (see above): call it there before taking locks.
+absl::Status Init(const std::string& config_path, const InitOptions& options = {});
 absl::Status InitFromJson(std::string_view json);
 // Installs a Locker built elsewhere (tests, dependency injection).
 void InitWith(std::shared_ptr<Locker> locker);

@@ -1,11 +1,16 @@
 #include "lock/compat.h"
 #include "lock/lock.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -410,6 +415,86 @@ TEST_F(WithTest, UnlockByValueReleasesOneReentryLevel) {
   EXPECT_THAT(UnlockByValue("deep", token), IsOk());
   EXPECT_EQ(RedisInt({"EXISTS", "{deep}"}), 0);
   EXPECT_TRUE(IsNotHeld(UnlockByValue("deep", token)));
+}
+
+
+// Hot reload (issue 12): lock::Init watches its file; a valid edit is used by
+// the next lock, a broken one keeps the working policies and is reported.
+class HotReloadTest : public harness::RedisTest {
+ protected:
+  void TearDown() override {
+    Shutdown();
+    harness::RedisTest::TearDown();
+  }
+
+  // A configuration with the named policies, each on this test's server.
+  std::string Config(std::initializer_list<const char*> policies) {
+    std::string body;
+    for (const char* name : policies) {
+      absl::StrAppend(&body, body.empty() ? "" : ", ", "\"", name,
+                      "\": { \"key_prefix\": \"hot:\" }");
+    }
+    return absl::StrCat(R"({ "redis": { "default": { "addrs": [")", server().addr(),
+                        R"("] } }, "policies": { )", body, " } }");
+  }
+
+  // Replaces the file's content at once (rename), as editors and config
+  // management do.
+  void Write(const std::string& text) {
+    const std::string tmp = path_ + ".tmp";
+    std::ofstream(tmp) << text;
+    ASSERT_EQ(std::rename(tmp.c_str(), path_.c_str()), 0);
+  }
+
+  // Whether policy `name` of the process-wide Locker takes a lock now.
+  static absl::Status Try(const char* name) {
+    return With(name, "k", [] { return absl::OkStatus(); });
+  }
+
+  const std::string path_ = absl::StrCat(::testing::TempDir(), "/hot-", getpid(), ".json");
+};
+
+TEST_F(HotReloadTest, ValidEditIsUsedAndBrokenEditKeepsTheWorkingPolicies) {
+  Write(Config({"a"}));
+  std::mutex mu;
+  std::vector<absl::Status> reports;
+  const Stats before = GetStats();
+  ASSERT_THAT(Init(path_, {.watch_interval = absl::Milliseconds(10),
+                           .on_reload =
+                               [&](const absl::Status& s) {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 reports.push_back(s);
+                               }}),
+              IsOk());
+  EXPECT_THAT(Try("a"), IsOk());
+  EXPECT_THAT(Try("b"), StatusIs(absl::StatusCode::kNotFound));
+
+  Write(Config({"a", "b"}));
+  ASSERT_TRUE(harness::Eventually([] { return Try("b").ok(); }, std::chrono::seconds(5)));
+  EXPECT_EQ(GetStats().config_reloads, before.config_reloads + 1);
+
+  Write("{ \"policies\": { \"a\": { \"ttl\": \"-1s\" } ");  // broken JSON
+  ASSERT_TRUE(harness::Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return reports.size() == 2;
+  }, std::chrono::seconds(5)));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_THAT(reports[0], IsOk());
+    EXPECT_THAT(reports[1], StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path_)));
+  }
+  EXPECT_EQ(GetStats().config_reload_errors, before.config_reload_errors + 1);
+  EXPECT_THAT(Try("a"), IsOk());
+  EXPECT_THAT(Try("b"), IsOk());  // the working configuration stayed
+  EXPECT_THAT(StatsPrometheusText(), HasSubstr("lock_config_reload_errors_total "));
+}
+
+TEST_F(HotReloadTest, WatchCanBeTurnedOff) {
+  Write(Config({"a"}));
+  ASSERT_THAT(Init(path_, {.watch = false}), IsOk());
+  Write(Config({"a", "b"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_THAT(Try("b"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ struct Registry {
   // Lets the lock path skip the mutex when no callback is set (the usual case).
   std::atomic<bool> has_callback{false};
   std::atomic<int64_t> queue_len{0}, queue_cap{0}, round_trips{0};
+  std::atomic<int64_t> config_reloads{0}, config_reload_errors{0};
 };
 
 Registry& Global() {
@@ -70,6 +71,11 @@ void SetRenewalQueue(int64_t len, int64_t cap) {
 
 void AddRenewalRoundTrip() {
   Global().round_trips.fetch_add(1, std::memory_order_relaxed);
+}
+
+void AddConfigReload(bool ok) {
+  (ok ? Global().config_reloads : Global().config_reload_errors)
+      .fetch_add(1, std::memory_order_relaxed);
 }
 
 // Held only briefly, never across a Redis call.
@@ -136,6 +142,8 @@ Stats GetStats() {
   out.worker_queue_len = r.queue_len.load();
   out.worker_queue_cap = r.queue_cap.load();
   out.round_trips = r.round_trips.load();
+  out.config_reloads = r.config_reloads.load();
+  out.config_reload_errors = r.config_reload_errors.load();
   return out;
 }
 
@@ -241,7 +249,13 @@ std::string StatsPrometheusText() {
                   "lock_renewal_queue_capacity ", s.worker_queue_cap, "\n",
                   "# HELP lock_renewal_round_trips_total Renewal pipelines sent to Redis.\n"
                   "# TYPE lock_renewal_round_trips_total counter\n"
-                  "lock_renewal_round_trips_total ", s.round_trips, "\n");
+                  "lock_renewal_round_trips_total ", s.round_trips, "\n",
+                  "# HELP lock_config_reloads_total Changed configurations swapped in by hot reload.\n"
+                  "# TYPE lock_config_reloads_total counter\n"
+                  "lock_config_reloads_total ", s.config_reloads, "\n",
+                  "# HELP lock_config_reload_errors_total Configuration edits refused by hot reload (the working policies stayed).\n"
+                  "# TYPE lock_config_reload_errors_total counter\n"
+                  "lock_config_reload_errors_total ", s.config_reload_errors, "\n");
   return out;
 }
 
@@ -276,6 +290,8 @@ std::string StatsJson() {
                         {"worker_queue_len", s.worker_queue_len},
                         {"worker_queue_cap", s.worker_queue_cap},
                         {"renewal_round_trips", s.round_trips},
+                        {"config_reloads", s.config_reloads},
+                        {"config_reload_errors", s.config_reload_errors},
                         {"policies", policies}};
   return out.dump(2);
 }

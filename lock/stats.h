@@ -98,6 +98,11 @@ struct Stats {
   int64_t worker_queue_len = 0;     // renewal batches waiting for a worker
   int64_t worker_queue_cap = 0;
   int64_t round_trips = 0;          // renewal pipelines sent (one per batch)
+  // Hot reload (lock::Init watching its files): changed configurations
+  // swapped in, and edits refused because they did not validate (the
+  // working policies stayed).
+  int64_t config_reloads = 0;
+  int64_t config_reload_errors = 0;
   std::map<std::string, PolicyStats> per_policy;
 };
 

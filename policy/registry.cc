@@ -125,6 +125,14 @@ absl::StatusOr<std::vector<ConfigSource>> ReadConfigSources(
 // Polls the registry's files on its own thread until destroyed.
 class Registry::Watcher {
  public:
+  // Stops a watcher: joins its thread. In a fork() child, where that thread
+  // does not exist (fork copies only the calling thread) and its mutex and
+  // condition variable still count it, the watcher is left alone instead:
+  // destroying it would wait forever.
+  static void Stop(std::unique_ptr<Watcher> watcher) {
+    if (watcher != nullptr && getpid() != watcher->started_by_) (void)watcher.release();
+  }
+
   Watcher(Registry* registry, absl::Duration interval,
           std::function<void(const absl::Status&)> on_reload)
       : registry_(registry),
@@ -155,6 +163,7 @@ class Registry::Watcher {
     }
   }
 
+  const pid_t started_by_ = getpid();
   Registry* const registry_;
   const std::chrono::nanoseconds interval_;
   const std::function<void(const absl::Status&)> on_reload_;
@@ -235,14 +244,14 @@ absl::Status Registry::ReloadLocked(std::string fingerprint) {
 void Registry::Watch(absl::Duration interval,
                      std::function<void(const absl::Status&)> on_reload) {
   std::lock_guard<std::mutex> lock(watcher_mu_);
-  watcher_.reset();  // Joins the previous thread before starting another.
+  Watcher::Stop(std::move(watcher_));  // Before starting another.
   if (path_.empty()) return;
   watcher_ = std::make_unique<Watcher>(this, interval, std::move(on_reload));
 }
 
 void Registry::StopWatching() {
   std::lock_guard<std::mutex> lock(watcher_mu_);
-  watcher_.reset();
+  Watcher::Stop(std::move(watcher_));
 }
 
 }  // namespace policy

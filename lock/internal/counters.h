@@ -40,6 +40,8 @@ PolicyCounters& CountersFor(std::string_view policy);
 std::shared_ptr<LockCallback> Callback();  // nullptr when none
 void SetRenewalQueue(int64_t len, int64_t cap);
 void AddRenewalRoundTrip();
+// One reload attempt of a watched configuration: swapped in, or refused.
+void AddConfigReload(bool ok);
 
 }  // namespace internal
 }  // namespace lock
