@@ -1,5 +1,5 @@
-// The fork() contract (README "fork()"), against real redis-servers: a child
-// gets a clear error from everything built by its parent, a working library
+// The fork() contract (docs/DESIGN.md section 11), against real
+// redis-servers: a child gets a clear error from everything built by its parent, a working library
 // after lock::Init again, never a deadlock, and never touches the locks the
 // parent holds.
 //

@@ -156,8 +156,8 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
   backend->replica_ack_timeout = target.replica_ack_timeout;
   backend->drift_factor = target.drift_factor;
   // Releases are published on every master; waiters listen on the first
-  // home only. When it is down they fall back to backoff polling (README,
-  // "Redis deployments": Redlock).
+  // home only. When it is down they fall back to backoff polling
+  // (docs/DESIGN.md section 9, Redlock).
   std::shared_ptr<redis::Topology> first = backend->homes.front();
   const absl::Duration timeout = target.connect_timeout;
   backend->notifier = std::make_shared<internal::ReleaseNotifier>(

@@ -10,7 +10,7 @@
 //
 // How a lock behaves (lease, waiting, retries, renewal, timeouts, fencing,
 // which Redis) comes from the policy named in the call, defined in JSON and
-// loaded by a policy::Registry (see README.md for every field). The free
+// loaded by a policy::Registry (docs/POLICIES.md lists every field). The free
 // functions use a process-wide Locker; code that prefers dependency injection
 // builds its own Locker and never touches the globals.
 #ifndef LOCK_LOCK_H_
@@ -39,11 +39,11 @@ struct HeldAccess;
 }  // namespace internal
 
 // Options for Locker::WithOptions / NewLock and the Go-parity helpers
-// (lock/compat.h): a policy without a name. Its `redis`
-// field names the Redis target of the loaded configuration ("default").
-// They are validated like a policy file; a script_timeout left at its
-// default (600ms) counts as not set and is fitted to a short ttl (see the
-// README's policy fields), so Lock(key, absl::Seconds(1), fn) works.
+// (lock/compat.h): a policy without a name. Its `redis` field names the
+// Redis target of the loaded configuration ("default"). They are validated
+// like a policy file; a script_timeout left at its default (600ms) counts as
+// not set and is fitted to a short ttl (script_timeout in docs/POLICIES.md),
+// so Lock(key, absl::Seconds(1), fn) works.
 using LockOptions = policy::Policy;
 
 // What a critical section sees. Valid only inside the function passed to
@@ -171,7 +171,8 @@ class Locker {
 // released by the child, which sees them as lost (Held::lost()). After Init
 // (or InitFromJson, or a new Locker) in the child, the library works there
 // with its own connections and renewal threads. Forking while other threads
-// are in Redis calls is safe (pthread_atfork handlers). See README "fork()".
+// are in Redis calls is safe (pthread_atfork handlers). See docs/DESIGN.md
+// section 11.
 
 // How lock::Init follows its configuration after loading it (hot reload).
 struct InitOptions {

@@ -393,7 +393,7 @@ std::string CheckName(std::string_view name) {
   return ok ? "" : "names must be non-empty and use only A-Z a-z 0-9 . _ -";
 }
 
-// Key prefixes end up inside the hash tag "{prefix key}" (DESIGN.md section
+// Key prefixes end up inside the hash tag "{prefix key}" (docs/DESIGN.md section
 // 4), so braces would break slot routing.
 std::string CheckKeyPrefix(std::string_view prefix) {
   constexpr size_t kMaxKeyPrefix = 128;

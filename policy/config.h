@@ -1,4 +1,4 @@
-// Parsing and validation of lock policy configuration (DESIGN.md section 5).
+// Parsing and validation of lock policy configuration (docs/DESIGN.md section 5).
 //
 //   absl::StatusOr<std::shared_ptr<const policy::Snapshot>> s =
 //       policy::ParseConfig(text, "policies.json");

@@ -101,7 +101,7 @@ struct Policy {
   // Name of the Redis target (an entry of "redis") the lock lives on.
   std::string redis = "default";
   // Prepended to every lock key of this policy (inside the hash tag, see
-  // DESIGN.md section 4). Printable ASCII without '{' or '}', at most 128
+  // docs/DESIGN.md section 4). Printable ASCII without '{' or '}', at most 128
   // bytes. "" = no prefix.
   std::string key_prefix;
 

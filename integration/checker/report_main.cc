@@ -92,16 +92,21 @@ What it does **not** guarantee:
   tokens survive (they follow the clock), but a resource hash kept in the
   same Redis is lost with everything else, so its values are written again
   (`duplicate_value`), and a pre-restart holder's write can land on the empty
-  resource (`stale_write_accepted`). These are the documented, expected
-  violations of the `restart_nopersist` row. Keep resources in a store with
+  resource (`stale_write_accepted`); counter gaps and a final state that
+  no surviving write explains follow (`value_gap`, `final_state`). These are
+  the violations the `restart_nopersist` row expects; its violations column
+  names the kinds this run found. Keep resources in a store with
   persistence, or run Redis with `appendonly yes`.
 - **Protection of reads.** Fencing guards writes that go through a
   token check. A stale holder that read, paused, and then wrote through an
   unfenced path can still lose an update; the checker's `duplicate_value`
   rule would show it.
 - **Failover.** Asynchronous replication can lose an acknowledged lock when
-  a replica is promoted (see the sentinel row). Tokens do not depend on the
-  replicated fence record: the clock carries them past a lost write.
+  a replica is promoted. The sentinel row runs with `min_replicas_ack` 1,
+  which narrows that window (an acquire not acknowledged by enough replicas
+  in time is given back as UNAVAILABLE) but cannot close it. Tokens do not
+  depend on the replicated fence record: the clock carries them past a lost
+  write.
 )md";
 
 constexpr char kTls[] = R"md(
@@ -120,20 +125,18 @@ the environment (`password_env`) and never appear in errors or in
 constexpr char kFindings[] = R"md(
 ## Findings and known gaps
 
-- **Huge array announcements reserve memory up front.** A reply
-  `*700000000\r\n` (13 bytes) makes hiredis 0.14 allocate the 5.6 GB element
-  table before any element arrives. Measured through the library's
-  `Connection` by `//integration/hostile:known_bugs_test` (table above): the
-  address space is reserved, the memory is hardly touched, and the call
-  then fails cleanly with `kUnavailable` (timeout). Only a hostile or
-  corrupted server (or a host on the path, see the TLS gap) can send it. The
-  reply fuzzer skips such inputs so it can keep looking for other problems
-  (`integration/fuzz/reply_fuzzer.cc`; the input is kept as
-  `corpus/reply/known_huge_array_announcement`). Fix, in
-  `lock/redis/connection.cc`: give each context's reader reply functions
-  whose `createArray` refuses counts above a small bound (lock replies have
-  at most five elements), so such a reply is a reader error and the
-  connection is discarded.
+- **Huge array announcements reserved memory up front (fixed).** A reply
+  `*700000000\r\n` (13 bytes) made hiredis 0.14 allocate the 5.6 GB element
+  table before any element arrived. Only a hostile or corrupted server (or a
+  host on the path, see the TLS gap) can send it. `lock/redis/connection.cc`
+  now gives every context's reader a `createArray` that refuses more than
+  65,536 elements (lock replies have at most five), so such a reply is a
+  reader error: the call fails with `kUnavailable` ("reply rejected") and the
+  connection is discarded. `//integration/hostile:huge_reply_test` (table
+  above) checks that error, the discarded connection and that peak virtual
+  memory grows by less than 256 MiB; the reply fuzzer reads with the same
+  bound (`integration/fuzz/reply_fuzzer.cc`; the input is kept as
+  `corpus/reply/known_huge_array_announcement`).
 - **Script replies are interpreted in private helpers.** The shapes of the
   acquire, release, extend, inspect and fenced_set replies are checked inside
   `redis_lock.cc` and `lock.cc`, reachable only over a live connection, so
@@ -184,7 +187,9 @@ int main(int argc, char** argv) {
         "(`integration/checker/checker.h`) then verifies that no two "
         "critical sections on a key overlapped in Redis TIME unless one was "
         "told it lost the lock, that fencing tokens strictly increased in "
-        "acquisition order, that every stale fenced write was refused and no "
+        "acquisition order (a section whose `lock::With` call began after "
+        "another had entered holds a higher token), that every stale fenced "
+        "write was refused and no "
         "fresh one, that no counter update was lost or duplicated, and that "
         "the operation counts add up.\n\n"
      << "| scenario | fault | result | operations | critical sections | "
@@ -218,8 +223,9 @@ int main(int argc, char** argv) {
     md << "\nRun size: " << F(r, "processes") << " processes × "
        << F(r, "threads") << " threads × " << F(r, "keys") << " keys, "
        << F(r, "seconds") << " s per scenario, lease (ttl) " << F(r, "ttl_ms")
-       << " ms, script_timeout 200 ms, standalone redis-server started by "
-          "the harness.\n";
+       << " ms, script_timeout 200 ms; Redis is one standalone redis-server "
+          "started by the harness, except for the rows whose fault names a "
+          "Sentinel or Cluster fleet (`RedisFleet`).\n";
   }
   md << "\n### Scenario checks and measurements\n\n";
   for (const auto& r : scenarios) {
@@ -299,7 +305,8 @@ int main(int argc, char** argv) {
         "forked processes never repeat a token, that release and extend with "
         "a wrong token change nothing and return IsNotHeld, and that "
         "passwords never reach errors, `ExplainTarget` or `lockctl "
-        "explain`/`validate`.\n\n"
+        "explain`/`validate`. `//integration/hostile:huge_reply_test` pins "
+        "the fix of the first finding below.\n\n"
      << "| test target | result |\n|---|---|\n";
   bool known = false;
   for (const auto& t : tests) {

@@ -1,8 +1,8 @@
 // The library's pthread_atfork handlers, in one place so that the order in
 // which they take the process-wide mutexes is fixed.
 //
-// Contract (see README "fork()"): everything built before a fork() belongs
-// to the parent. In the child, a Locker, RedisLock, pool or topology built
+// Contract (docs/DESIGN.md section 11): everything built before a fork()
+// belongs to the parent. In the child, a Locker, RedisLock, pool or topology built
 // by the parent answers kFailedPrecondition ("... lock::Init again after
 // fork") without touching the parent's sockets; the child calls lock::Init
 // (or builds a new Locker) and gets a working library with its own

@@ -26,7 +26,7 @@
 
 namespace lockctl {
 
-// Documented in `lockctl --help` and README.md; scripts rely on them.
+// Documented in `lockctl --help` and tools/lockctl/README.md; scripts rely on them.
 enum ExitCode : int {
   kExitOk = 0,
   // The answer is "no": invalid configuration, unknown policy, lock not held
