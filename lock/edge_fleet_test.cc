@@ -19,11 +19,11 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
-#include "util/status_matchers.h"
 #include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

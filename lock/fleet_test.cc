@@ -13,10 +13,10 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
-#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "lock/redis/topology.h"
 #include "nlohmann/json.hpp"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

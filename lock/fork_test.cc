@@ -24,9 +24,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "policy/registry.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

@@ -15,10 +15,10 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/errors.h"
-#include "util/status_matchers.h"
-#include "util/strings.h"
 #include "lock/redis/pool.h"
 #include "lock/scripts/embedded.h"
+#include "util/status_matchers.h"
+#include "util/strings.h"
 
 namespace lock {
 namespace {

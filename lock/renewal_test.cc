@@ -13,9 +13,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "util/status_matchers.h"
 #include "lock/internal/lock_core.h"
 #include "lock/lock.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

@@ -12,9 +12,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_server.h"
-#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "lock/redis/topology.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

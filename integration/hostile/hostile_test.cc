@@ -17,8 +17,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_server.h"
-#include "util/status_matchers.h"
 #include "lock/lock.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "util/status_matchers.h"
 #include "lock/redis/connection.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

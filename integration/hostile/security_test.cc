@@ -22,13 +22,13 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/internal/keys.h"
-#include "util/status_matchers.h"
 #include "lock/internal/token.h"
 #include "lock/lock.h"
 #include "lock/redis/pool.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 #include "policy/config.h"
+#include "util/status_matchers.h"
 
 namespace lock {
 namespace {

@@ -15,8 +15,8 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "lock/redis/topology.h"
 #include "lock/internal/counters.h"
+#include "lock/redis/topology.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
 

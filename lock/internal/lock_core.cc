@@ -15,10 +15,10 @@
 #include "lock/internal/parallel.h"
 #include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
-#include "util/status_macros.h"
 #include "lock/internal/token.h"
 #include "lock/redis/script.h"
 #include "policy/backoff.h"
+#include "util/status_macros.h"
 
 namespace lock::internal {
 namespace {

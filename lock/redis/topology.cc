@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "util/status_macros.h"
 #include "lock/redis/script.h"
+#include "util/status_macros.h"
 
 namespace lock::redis {
 namespace {

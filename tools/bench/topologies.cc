@@ -15,9 +15,9 @@
 #include "lock/internal/lock_core.h"
 #include "lock/internal/token.h"
 #include "lock/redis/pool.h"
-#include "lock/scripts/embedded.h"
 #include "lock/redis/topology.h"
 #include "lock/redis_lock.h"
+#include "lock/scripts/embedded.h"
 #include "tools/bench/common.h"
 
 namespace bench {

@@ -20,10 +20,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
-#include "util/status_matchers.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
+#include "util/status_matchers.h"
 
 extern char** environ;
 

@@ -5,9 +5,9 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "util/status_matchers.h"
 #include "lock/internal/counters.h"
 #include "lock/stats.h"
+#include "util/status_matchers.h"
 
 namespace lockctl {
 namespace {
