@@ -72,55 +72,22 @@ class LockCore {
   // cannot be reached the lease simply expires after its TTL.
   ~LockCore();
 
-  // Takes the lock, behaving on a busy lock as the policy says: `wait`
-  // retries with backoff until retry.max_attempts or wait.timeout (then
-  // IsBusy), woken early by the holder's release when wait.notify is on;
-  // `fail` returns IsBusy at once; `skip` returns IsSkipped.
-  // kUnavailable when Redis cannot be reached or does not answer within
-  // script_timeout; if the request was sent but its reply lost, the possibly
-  // taken lock is cancelled before returning (see cancel.lua), and if even
-  // that fails the lease expires after its TTL.
+  // The operations of lock::RedisLock, documented there (redis_lock.h).
   absl::Status Acquire();
-  // One attempt: true when held now, false when another owner holds it.
   absl::StatusOr<bool> TryAcquire();
-  // Releases one level. IsNotHeld when this instance does not hold the lock,
-  // or when Redis shows it expired or passed to another owner (nothing is
-  // deleted then). After the last level the key is deleted (or kept until
-  // hold_at_least has passed) and waiters are notified.
   absl::Status Release();
-  // Sets the lease to `ttl` from now, owner-checked. IsNotHeld if lost;
-  // kInvalidArgument when ttl < 1ms. Redis gets whole milliseconds, and so
-  // does remaining().
   absl::Status Renew(absl::Duration ttl);
-  // Renews the current hold in the background, per the policy's renewal
-  // settings (its TTL, threshold, script_timeout), until it is released or
-  // lost. lock::With does this itself when the policy enables renewal.
-  // kFailedPrecondition when not held.
   absl::Status EnableAutoRenew();
-  // Asks Redis whether this instance's hold is still in place.
   absl::StatusOr<bool> IsLocked();
-  // Releases the key entirely if and only if `owner_token` holds it — for an
-  // operator or another process cleaning up after a known owner. IsNotHeld
-  // otherwise; never touches another owner's lock.
   absl::Status ReleaseOwnedBy(absl::string_view owner_token);
-  // Releases one re-entry level if and only if `owner_token` holds the key
-  // (UnlockByValue, like the Go library); the last level deletes the key and
-  // notifies waiters. The lease is not refreshed, and hold_at_least is not
-  // applied (the caller does not know when the hold began). IsNotHeld
-  // otherwise; never touches another owner's lock.
   absl::Status ReleaseLevelOwnedBy(absl::string_view owner_token);
-  // Reads the key's state in Redis, whoever holds it.
   absl::StatusOr<LockState> Inspect();
 
   const std::string& key() const { return key_; }
   const policy::Policy& policy() const { return *policy_; }
-  // Token of the current hold (0 when not held or fencing is off).
   int64_t fencing_token() const;
-  // Lease left by the local steady clock, measured from before the acquire
-  // was sent, so it never overstates; zero when not held.
   absl::Duration remaining() const;
   int hold_count() const { return count_.load(); }
-  // Owner token of the current hold; empty when not held.
   std::string owner_token() const;
   // The current hold, shared with Held and the renewal manager; null when
   // not held.
