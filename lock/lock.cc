@@ -13,7 +13,7 @@
 #include "lock/compat.h"
 #include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
-#include "lock/internal/hold.h"
+#include "lock/internal/hold_state.h"
 #include "lock/internal/keys.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
@@ -34,13 +34,13 @@ using util::ToAbsl;
 namespace internal {
 // Builds the Held a critical section sees (its constructor is not public).
 struct HeldAccess {
-  static Held Make(RedisLock* lock, std::shared_ptr<Hold> hold) {
+  static Held Make(RedisLock* lock, std::shared_ptr<HoldState> hold) {
     return Held(lock, std::move(hold));
   }
 };
 }  // namespace internal
 
-Held::Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold)
+Held::Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold)
     : lock_(lock), hold_(std::move(hold)) {}
 const std::string& Held::key() const { return hold_->key; }
 const std::string& Held::owner_token() const { return hold_->token; }

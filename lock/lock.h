@@ -34,7 +34,7 @@
 
 namespace lock {
 namespace internal {
-struct Hold;
+struct HoldState;
 struct HeldAccess;
 }  // namespace internal
 
@@ -79,10 +79,10 @@ class Held {
 
  private:
   friend struct internal::HeldAccess;
-  Held(RedisLock* lock, std::shared_ptr<internal::Hold> hold);
+  Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold);
 
   RedisLock* const lock_;
-  const std::shared_ptr<internal::Hold> hold_;
+  const std::shared_ptr<internal::HoldState> hold_;
 };
 
 // Locks built from a policy registry and the Redis targets it names.

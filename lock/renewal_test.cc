@@ -266,7 +266,7 @@ TEST_F(RenewalTest, PrometheusTextIsWellFormed) {
 TEST_F(RenewalTest, ShutdownReleasesWhatIsHeldAndSignalsIt) {
   auto l = Holder("renew", "shut");
   ASSERT_THAT(l->EnableAutoRenew(), IsOk());
-  std::shared_ptr<internal::Hold> hold = lock::internal::LockAccess::Core(*l).hold();
+  std::shared_ptr<internal::HoldState> hold = lock::internal::LockAccess::Core(*l).hold();
   Shutdown(absl::Seconds(2));
   EXPECT_EQ(RedisInt({"EXISTS", "{r:shut}"}), 0);
   EXPECT_TRUE(hold->lost.load());

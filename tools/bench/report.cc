@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
            "process over the window, as a fraction of one core (the server's "
            "alongside). Memory: heap bytes (all malloc arenas) and RSS added "
            "per held lock, measured after one full renewal period: the "
-           "RedisLock, its Hold, their strings, the renewal tracking and heap "
+           "RedisLock, its HoldState, their strings, the renewal tracking and heap "
            "entries, and the caller's pointer.\n\n"
         << "| held locks | window s | renewals/lock/period | round trips/period | CPU (1 core = 1) | server CPU | heap B/lock | RSS B/lock | lost |\n"
         << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
