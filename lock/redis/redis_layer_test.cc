@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lock/redis/connection.h"
+#include "lock/redis/pool.h"
 #include "lock/redis/script.h"
 #include "lock/redis/testing/fake_redis.h"
 #include "lock/redis/topology.h"
@@ -87,6 +88,40 @@ TEST(ConnectionTest, ServerClosingMidCallIsUnavailable) {
   auto conn = Open(redis);
   EXPECT_THAT(conn->Command({"PING"}, absl::Seconds(1)), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_TRUE(conn->broken());
+}
+
+TEST(PoolTest, ReusesAReturnedConnectionAndWaitsWhenAllAreLent) {
+  FakeRedis redis([](const FakeRedis::Argv&) { return FakeRedis::Reply(FakeRedis::Status("PONG")); });
+  ConnectionPool pool({.connection = {.addr = redis.addr()}, .max_size = 1});
+  {
+    auto first = pool.Borrow(absl::Seconds(1));
+    ASSERT_THAT(first, IsOk());
+    ASSERT_THAT((*first)->Command({"PING"}, absl::Seconds(1)), IsOk());
+    // The only connection is lent out: a second borrower waits, then gives up.
+    EXPECT_THAT(pool.Borrow(absl::Milliseconds(30)), StatusIs(absl::StatusCode::kUnavailable));
+  }
+  auto again = pool.Borrow(absl::Seconds(1));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(pool.connections_opened(), 1);
+  EXPECT_EQ(redis.connections_accepted(), 1);
+}
+
+TEST(PoolTest, BrokenConnectionIsNotLentAgain) {
+  FakeRedis redis([](const FakeRedis::Argv& argv) {
+    if (argv[0] == "QUIT") return FakeRedis::Answer{.close = true};
+    return FakeRedis::Reply(FakeRedis::Status("PONG"));
+  });
+  ConnectionPool pool({.connection = {.addr = redis.addr()}, .max_size = 1});
+  {
+    auto conn = pool.Borrow(absl::Seconds(1));
+    ASSERT_THAT(conn, IsOk());
+    EXPECT_THAT((*conn)->Command({"QUIT"}, absl::Seconds(1)), StatusIs(absl::StatusCode::kUnavailable));
+    EXPECT_TRUE((*conn)->broken());
+  }
+  auto fresh = pool.Borrow(absl::Seconds(1));
+  ASSERT_THAT(fresh, IsOk());
+  EXPECT_THAT((*fresh)->Command({"PING"}, absl::Seconds(1)), IsOk());
+  EXPECT_EQ(pool.connections_opened(), 2);
 }
 
 // Two fake cluster nodes; CLUSTER SLOTS names `owner` for every slot.
