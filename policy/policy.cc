@@ -66,8 +66,10 @@ std::optional<RedisMode> RedisModeFromName(std::string_view name) {
   return FromName(kAllRedisModes, &RedisModeName, name);
 }
 
+int RedlockQuorum(int masters) { return masters / 2 + 1; }
+
 int RedlockQuorum(const RedisTarget& target) {
-  return static_cast<int>(target.addrs.size()) / 2 + 1;
+  return RedlockQuorum(static_cast<int>(target.addrs.size()));
 }
 
 // ---------------------------------------------------------------------------

@@ -210,6 +210,7 @@ std::optional<OnRenewalFailure> OnRenewalFailureFromName(std::string_view name);
 std::optional<RedisMode> RedisModeFromName(std::string_view name);
 
 // Number of Redlock masters that must agree: n/2 + 1.
+int RedlockQuorum(int masters);
 int RedlockQuorum(const RedisTarget& target);
 
 // An immutable, fully validated and resolved configuration. Lookups are map

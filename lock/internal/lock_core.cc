@@ -146,7 +146,7 @@ LockCore::OpScope::~OpScope() {
 }
 
 void LockCore::LoseLocked(const std::string& why) {
-  std::shared_ptr<Hold> h = hold_;
+  std::shared_ptr<HoldState> h = hold_;
   if (!h->SetLost()) return;
   DeferLocked([h, status = LostError(why)] { h->AnnounceLost(status); });
 }
@@ -163,7 +163,7 @@ absl::Status LockCore::Annotate(const absl::Status& s,
   return out;
 }
 
-std::shared_ptr<Hold> LockCore::hold() const {
+std::shared_ptr<HoldState> LockCore::hold() const {
   if (count_.load() == 0) return nullptr;
   std::lock_guard<std::mutex> lock(hold_mu_);
   return hold_;
@@ -381,13 +381,14 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
 
 void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
                                 int64_t sent_at_ns, int64_t valid_until_ns) {
-  auto h = std::make_shared<Hold>();
+  auto h = std::make_shared<HoldState>();
   h->homes = backend_->homes;
   h->quorum = backend_->quorum();
   h->drift_factor = backend_->drift_factor;
   h->min_replicas_ack = backend_->min_replicas_ack;
   h->replica_ack_timeout = backend_->replica_ack_timeout;
   h->policy = policy_;
+  h->group = backend_->group;
   h->key = key_;
   h->owner_key = std::string(keys_.owner());
   h->channel = std::string(keys_.channel());
@@ -581,7 +582,7 @@ absl::StatusOr<bool> LockCore::CallOwned(const scripts::EmbeddedScript& script,
 }
 
 absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
-  std::shared_ptr<Hold> h = hold_;
+  std::shared_ptr<HoldState> h = hold_;
   int64_t keep_ms = 0;
   if (count_after == 0) {
     // Renewal stops before the release is sent, so it can never run after.
@@ -680,11 +681,11 @@ absl::Status LockCore::Renew(absl::Duration ttl) {
     return NotHeldError(
         absl::StrCat("lock \"", key_, "\" is not held by this instance"));
   }
-  absl::Status s = ExtendLocked(ttl);
+  absl::Status s = SetLeaseLocked(ttl);
   return s.ok() || IsNotHeld(s) ? s : Annotate(s, "renew");
 }
 
-absl::Status LockCore::ExtendLocked(absl::Duration ttl) {
+absl::Status LockCore::SetLeaseLocked(absl::Duration ttl) {
   // Validity is kept in the unit Redis gets (whole ms), never more.
   const int64_t ttl_ms = Millis(ttl);
   char ttl_buf[24];
@@ -695,7 +696,7 @@ absl::Status LockCore::ExtendLocked(absl::Duration ttl) {
   // arrive after this call's), and renewal follows the new length.
   const uint64_t epoch = hold_->ChangeLease(ttl_ms);
   const int64_t sent_at = SteadyNowNs();
-  absl::Status s = ExtendCallLocked(keys, args);
+  absl::Status s = RunExtendScriptLocked(keys, args);
   if (IsNotHeld(s)) {
     LoseLocked("renew found the hold gone");
     ForgetHoldLocked();
@@ -719,7 +720,7 @@ absl::Status LockCore::ExtendLocked(absl::Duration ttl) {
   return s;
 }
 
-absl::Status LockCore::ExtendCallLocked(absl::Span<const absl::string_view> keys,
+absl::Status LockCore::RunExtendScriptLocked(absl::Span<const absl::string_view> keys,
                                          absl::Span<const absl::string_view> args) {
   if (backend_->redlock()) {
     ASSIGN_OR_RETURN(bool held, CallOwned(scripts::k_extend, keys, args));

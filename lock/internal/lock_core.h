@@ -23,7 +23,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "lock/internal/counters.h"
-#include "lock/internal/hold.h"
+#include "lock/internal/hold_state.h"
 #include "lock/internal/keys.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
@@ -46,11 +46,14 @@ struct Backend {
   // replica_ack_timeout releases the lock again and reports kUnavailable.
   int min_replicas_ack = 0;
   absl::Duration replica_ack_timeout = absl::Milliseconds(100);
+  // The Locker that built it (an id, never reused; 0 for locks made
+  // without one): lock::Shutdown releases only the process-wide Locker's.
+  uint64_t group = 0;
   // Redlock: clock drift allowance, as a fraction of the TTL (plus 2ms).
   double drift_factor = 0.01;
 
   bool redlock() const { return homes.size() > 1; }
-  int quorum() const { return static_cast<int>(homes.size()) / 2 + 1; }
+  int quorum() const { return policy::RedlockQuorum(static_cast<int>(homes.size())); }
 };
 
 class LockCore {
@@ -91,7 +94,7 @@ class LockCore {
   std::string owner_token() const;
   // The current hold, shared with Held and the renewal manager; null when
   // not held.
-  std::shared_ptr<Hold> hold() const;
+  std::shared_ptr<HoldState> hold() const;
 
  private:
   enum class Outcome { kHeld, kBusy };
@@ -113,9 +116,9 @@ class LockCore {
       absl::Span<const absl::string_view> args);
   // Sets the hold's lease to `ttl` on the homes and plans renewal by it.
   // OK when held (quorum), NotHeld when lost.
-  absl::Status ExtendLocked(absl::Duration ttl);
+  absl::Status SetLeaseLocked(absl::Duration ttl);
   // The extend call itself: OK, NotHeld (refused), or why it is unknown.
-  absl::Status ExtendCallLocked(absl::Span<const absl::string_view> keys,
+  absl::Status RunExtendScriptLocked(absl::Span<const absl::string_view> keys,
                                 absl::Span<const absl::string_view> args);
   absl::Status AcquireLocked();
   // Runs a script on a pooled connection, timing it for the statistics.
@@ -176,7 +179,7 @@ class LockCore {
   std::mutex op_mu_;  // serializes operations; held across Redis calls
   std::vector<std::function<void()>> deferred_;  // guarded by op_mu_
   mutable std::mutex hold_mu_;
-  std::shared_ptr<Hold> hold_;  // guarded by hold_mu_; set under op_mu_
+  std::shared_ptr<HoldState> hold_;  // guarded by hold_mu_; set under op_mu_
   std::atomic<int> count_{0};             // written under op_mu_
 };
 

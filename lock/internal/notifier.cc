@@ -93,11 +93,6 @@ ReleaseNotifier::~ReleaseNotifier() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-int64_t ReleaseNotifier::connections_opened() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return connections_opened_;
-}
-
 void ReleaseNotifier::Wake() {
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -230,10 +225,6 @@ void ReleaseNotifier::Run() {
       absl::StatusOr<redis::ConnectionOptions> where = endpoint_();
       absl::StatusOr<std::unique_ptr<redis::Connection>> c =
           where.ok() ? redis::Connection::Open(*where) : where.status();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++connections_opened_;
-      }
       if (!c.ok()) {
         {
           std::lock_guard<std::mutex> lock(mu_);

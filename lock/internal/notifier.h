@@ -51,9 +51,6 @@ class ReleaseNotifier {
   std::unique_ptr<Watch> Subscribe(const std::string& channel,
                                    absl::Duration timeout);
 
-  // Subscriber connections opened so far (tests).
-  int64_t connections_opened() const;
-
   // For the fork handlers (lock/internal/fork.h): lock / unlock every live
   // notifier's mutex.
   static void ForkPrepare();
@@ -93,7 +90,6 @@ class ReleaseNotifier {
   // The subscriber connection is known to be down: waiters poll instead of
   // waiting for a confirmation that cannot come.
   bool down_ = false;                        // guarded by mu_
-  int64_t connections_opened_ = 0;           // guarded by mu_
   std::thread thread_;                       // started by the first Subscribe
 };
 

@@ -19,13 +19,13 @@ namespace {
 
 // When the next renewal of a hold with `lease_ns`, renewed at `from_ns`,
 // falls due.
-int64_t NextDueNs(const Hold& h, int64_t from_ns, int64_t lease_ns) {
+int64_t NextDueNs(const HoldState& h, int64_t from_ns, int64_t lease_ns) {
   return from_ns + static_cast<int64_t>(lease_ns * (1 - h.policy->renewal.threshold));
 }
 
 // A due hold may be renewed this much early so that it joins a pipeline
 // with its neighbours: a quarter of its safety margin, at most 50ms.
-int64_t CoalesceNs(const Hold& h) {
+int64_t CoalesceNs(const HoldState& h) {
   return std::min<int64_t>(
       50'000'000, static_cast<int64_t>(h.lease_ns() * h.policy->renewal.threshold / 4));
 }
@@ -44,13 +44,13 @@ RenewalManager& RenewalManager::Global() {
   return *m;
 }
 
-void RenewalManager::Track(const std::shared_ptr<Hold>& hold) {
+void RenewalManager::Track(const std::shared_ptr<HoldState>& hold) {
   TrackShard& shard = ShardOf(hold.get());
   std::lock_guard<std::mutex> lock(shard.mu);
   shard.holds[hold.get()] = hold;
 }
 
-void RenewalManager::Untrack(const Hold* hold) {
+void RenewalManager::Untrack(const HoldState* hold) {
   TrackShard& shard = ShardOf(hold);
   std::lock_guard<std::mutex> lock(shard.mu);
   shard.holds.erase(hold);
@@ -68,7 +68,7 @@ void RenewalManager::StartLocked() {
   SetRenewalQueue(0, kQueueCapacity);
 }
 
-void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
+void RenewalManager::Renew(std::shared_ptr<HoldState> hold) {
   const uint64_t epoch = hold->lease_epoch.load();
   const int64_t due = NextDueNs(*hold, hold->acquired_at_ns, hold->lease_ns());
   std::lock_guard<std::mutex> lock(mu_);
@@ -76,7 +76,7 @@ void RenewalManager::Renew(std::shared_ptr<Hold> hold) {
   ScheduleLocked(std::move(hold), due, epoch);
 }
 
-void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, uint64_t epoch,
+void RenewalManager::Reschedule(const std::shared_ptr<HoldState>& hold, uint64_t epoch,
                                 int64_t sent_ns) {
   if (!hold->renewing.load()) return;
   const int64_t due = sent_ns == 0 ? SteadyNowNs() : NextDueNs(*hold, sent_ns, hold->lease_ns());
@@ -86,14 +86,14 @@ void RenewalManager::Reschedule(const std::shared_ptr<Hold>& hold, uint64_t epoc
   ScheduleLocked(hold, due, epoch);
 }
 
-void RenewalManager::ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns,
+void RenewalManager::ScheduleLocked(std::shared_ptr<HoldState> hold, int64_t at_ns,
                                     uint64_t epoch, Kind kind) {
   const bool earliest = heap_.empty() || at_ns < heap_.top().at_ns;
   heap_.push(Due{at_ns, std::move(hold), EpochBits(epoch), kind});
   if (earliest) due_changed_.notify_one();
 }
 
-void RenewalManager::Schedule(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch) {
+void RenewalManager::Schedule(std::shared_ptr<HoldState> hold, int64_t at_ns, uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_) return;
   ScheduleLocked(std::move(hold), at_ns, epoch);
@@ -114,12 +114,12 @@ void RenewalManager::SchedulerLoop(uint64_t generation) {
     // Everything due now (or nearly), grouped per Redis target (a Redlock
     // hold is renewed on its own: it needs a quorum of separate replies).
     absl::flat_hash_map<const void*, Batch> by_pool;
-    std::vector<std::shared_ptr<Hold>> expired;
+    std::vector<std::shared_ptr<HoldState>> expired;
     std::vector<Due> later;  // pushed back after the loop, which they would re-enter
     while (!heap_.empty() && heap_.top().at_ns <= now + CoalesceNs(*heap_.top().hold)) {
       Due due = heap_.top();
       heap_.pop();
-      const std::shared_ptr<Hold>& h = due.hold;
+      const std::shared_ptr<HoldState>& h = due.hold;
       if (h->released.load() || h->lost.load() || EpochBits(h->lease_epoch.load()) != due.epoch) {
         continue;  // done with, or planned anew by a lease change
       }
@@ -187,7 +187,7 @@ void RenewalManager::WorkerLoop(uint64_t generation) {
 }
 
 void RenewalManager::Failed(const Sent& s, const absl::Status& why) {
-  const std::shared_ptr<Hold>& hold = s.hold;
+  const std::shared_ptr<HoldState>& hold = s.hold;
   if (hold->released.load()) return;
   hold->counters->renewal_errors.fetch_add(1, std::memory_order_relaxed);
   if (auto cb = Callback()) cb->OnRenewalFailed(hold->policy->name, hold->key, why);
@@ -261,7 +261,7 @@ void RenewalManager::RenewBatch(Batch batch) {
 }
 
 void RenewalManager::RenewQuorum(const Sent& s) {
-  const std::shared_ptr<Hold>& h = s.hold;
+  const std::shared_ptr<HoldState>& h = s.hold;
   const std::string ttl = absl::StrCat(s.lease_ms);
   const absl::string_view keys[] = {h->owner_key};
   const absl::string_view args[] = {h->token, ttl, kRenewMode};
@@ -284,7 +284,7 @@ void RenewalManager::RenewQuorum(const Sent& s) {
 }
 
 void RenewalManager::Renewed(const Sent& s, int64_t sent_ns, int64_t valid_until_ns) {
-  const std::shared_ptr<Hold>& h = s.hold;
+  const std::shared_ptr<HoldState>& h = s.hold;
   h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
   h->counters->renewal_latency.Observe(absl::Nanoseconds(SteadyNowNs() - sent_ns));
   // Sent before an Extend and answered after it: Redis kept the longer of
@@ -298,7 +298,7 @@ void RenewalManager::Renewed(const Sent& s, int64_t sent_ns, int64_t valid_until
 }
 
 bool RenewalManager::RenewOne(redis::Topology& home, const Sent& s, absl::Duration timeout) {
-  const std::shared_ptr<Hold>& h = s.hold;
+  const std::shared_ptr<HoldState>& h = s.hold;
   const std::string ttl = absl::StrCat(s.lease_ms);
   const absl::string_view keys[] = {h->owner_key};
   const absl::string_view args[] = {h->token, ttl, kRenewMode};
@@ -343,11 +343,12 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   // One pipeline: every EVALSHA is written before any reply is read.
   std::vector<std::string> ttls(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
-    const Hold& h = *batch[i].hold;
+    const HoldState& h = *batch[i].hold;
     ttls[i] = absl::StrCat(batch[i].lease_ms);
-    const absl::string_view argv[] = {"EVALSHA", scripts::k_extend.sha1, "1",
-                                      h.owner_key, h.token, ttls[i], kRenewMode};
-    absl::Status s = (*conn)->Append(argv);
+    const absl::string_view keys[] = {h.owner_key};
+    const absl::string_view args[] = {h.token, ttls[i], kRenewMode};
+    const redis::ScriptCall call(scripts::k_extend, keys, args);
+    absl::Status s = (*conn)->Append(call.argv());
     if (!s.ok()) {
       for (const Sent& f : batch) Failed(f, s);
       return;
@@ -356,12 +357,9 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   // The batch's holds share one target, hence one replica requirement.
   const int want_acks = batch.front().hold->min_replicas_ack;
   const absl::Duration ack_timeout = batch.front().hold->replica_ack_timeout;
-  std::string acks_arg, ack_ms_arg;
   if (want_acks > 0) {
-    acks_arg = absl::StrCat(want_acks);
-    ack_ms_arg = absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(ack_timeout)));
-    const absl::string_view wait[] = {"WAIT", acks_arg, ack_ms_arg};
-    absl::Status s = (*conn)->Append(wait);
+    const redis::WaitCall wait(want_acks, ack_timeout);
+    absl::Status s = (*conn)->Append(wait.argv());
     if (!s.ok()) {
       for (const Sent& f : batch) Failed(f, s);
       return;
@@ -427,9 +425,48 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   }
 }
 
-void RenewalManager::Shutdown(absl::Duration deadline) {
+void RenewalManager::Shutdown(uint64_t group, absl::Duration deadline) {
   const int64_t end = SteadyNowNs() + absl::ToInt64Nanoseconds(deadline);
-  std::vector<std::shared_ptr<Hold>> holds;
+  std::vector<std::shared_ptr<HoldState>> holds;
+  bool none_left = true;
+  for (TrackShard& shard : tracked_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto it = shard.holds.begin(); it != shard.holds.end();) {
+      std::shared_ptr<HoldState> h = it->second.lock();
+      if (h == nullptr || h->group == group) {
+        if (h != nullptr) holds.push_back(std::move(h));
+        shard.holds.erase(it++);
+      } else {
+        none_left = false;
+        ++it;
+      }
+    }
+  }
+  // Marked released before anything else: a renewal due meanwhile skips
+  // them, and the threads (still running for other groups) never touch
+  // them again.
+  for (const auto& h : holds) {
+    if (h->released.exchange(true)) continue;
+    h->MarkLost(LostError(absl::StrCat("lock \"", h->key, "\" (policy ",
+                                       h->policy->name,
+                                       ") was released by Shutdown")));
+  }
+  if (none_left) StopThreads();
+  for (const auto& h : holds) {
+    const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
+    if (left <= absl::ZeroDuration()) break;  // the rest expire after their ttl
+    const absl::Duration timeout = std::min(left, h->policy->script_timeout);
+    // A run-once job cut short must not run again elsewhere in its period.
+    const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
+    const absl::string_view keys[] = {h->owner_key};
+    const absl::string_view args[] = {h->token, "0", h->channel, keep};
+    ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
+      (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
+    });
+  }
+}
+
+void RenewalManager::StopThreads() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -448,36 +485,11 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
   };
   join(scheduler_);
   for (auto& w : workers_) join(w);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    workers_.clear();
-    running_ = false;
-    heap_ = {};
-    queue_.clear();
-  }
-  for (TrackShard& shard : tracked_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    for (auto& [ptr, weak] : shard.holds) {
-      if (auto h = weak.lock()) holds.push_back(std::move(h));
-    }
-    shard.holds.clear();
-  }
-  for (const auto& h : holds) {
-    if (h->released.exchange(true)) continue;
-    h->MarkLost(LostError(absl::StrCat("lock \"", h->key, "\" (policy ",
-                                       h->policy->name,
-                                       ") was released by Shutdown")));
-    const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
-    if (left <= absl::ZeroDuration()) continue;  // expires after its ttl
-    const absl::Duration timeout = std::min(left, h->policy->script_timeout);
-    // A run-once job cut short must not run again elsewhere in its period.
-    const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
-    const absl::string_view keys[] = {h->owner_key};
-    const absl::string_view args[] = {h->token, "0", h->channel, keep};
-    ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
-      (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
-    });
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  workers_.clear();
+  running_ = false;
+  heap_ = {};
+  queue_.clear();
 }
 
 // ---- fork() ------------------------------------------------------------------
@@ -486,7 +498,7 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
 
 namespace {
 
-// Hold::lease_mu: leaf mutexes (nothing else is taken while one is held).
+// HoldState::lease_mu: leaf mutexes (nothing else is taken while one is held).
 // 16: the fork handler holds them all at once, next to the other
 // process-wide mutexes, and ThreadSanitizer tracks at most 64 held locks.
 constexpr size_t kLeaseMutexes = 16;
@@ -535,7 +547,7 @@ void RenewalManager::ForkChild() {
   // nothing in the child renews or releases them.
   for (TrackShard& shard : tracked_) {
     for (auto& [ptr, weak] : shard.holds) {
-      std::shared_ptr<Hold> h = weak.lock();
+      std::shared_ptr<HoldState> h = weak.lock();
       if (h == nullptr || h->released.exchange(true)) continue;
       if (!h->lost.exchange(true)) h->counters->lost.fetch_add(1, std::memory_order_relaxed);
       h->counters->active.fetch_sub(1, std::memory_order_relaxed);

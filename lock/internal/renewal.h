@@ -26,7 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "lock/internal/hold.h"
+#include "lock/internal/hold_state.h"
 
 namespace lock::internal {
 
@@ -35,24 +35,26 @@ class RenewalManager {
   static RenewalManager& Global();
 
   // Every live hold is tracked, so Shutdown can release it.
-  void Track(const std::shared_ptr<Hold>& hold);
-  void Untrack(const Hold* hold);
+  void Track(const std::shared_ptr<HoldState>& hold);
+  void Untrack(const HoldState* hold);
   // Starts renewing `hold` until it is released or lost.
-  void Renew(std::shared_ptr<Hold> hold);
+  void Renew(std::shared_ptr<HoldState> hold);
   // The owner changed the lease of a renewing hold (Extend; a final release
   // that failed and left the hold in place) and got `epoch` from
-  // Hold::ChangeLease: plans the next renewal under it, at
+  // HoldState::ChangeLease: plans the next renewal under it, at
   // `sent_ns + lease × (1 − threshold)`, or at once when `sent_ns` is 0.
   // No-op for a hold that is not renewing.
-  void Reschedule(const std::shared_ptr<Hold>& hold, uint64_t epoch, int64_t sent_ns);
+  void Reschedule(const std::shared_ptr<HoldState>& hold, uint64_t epoch, int64_t sent_ns);
 
-  // Stops renewing, marks every tracked hold lost (their critical sections
-  // must stop) and releases each — keeping the key for what is left of
-  // hold_at_least — giving up when `deadline` passes. The manager starts
-  // again on the next Renew. Safe to call from a callback that runs on one
-  // of the manager's own threads (OnLost): that thread is let go, not
-  // joined, and ends after its current step.
-  void Shutdown(absl::Duration deadline);
+  // Marks every tracked hold of `group` (HoldState::group) lost — their
+  // critical sections must stop — and releases each, keeping the key for
+  // what is left of hold_at_least, giving up when `deadline` passes. Holds
+  // of other groups keep being renewed. When no hold is tracked any more it
+  // also stops the manager's threads; it starts again on the next Renew.
+  // Safe to call from a callback that runs on one of the manager's own
+  // threads (OnLost): that thread is let go, not joined, and ends after its
+  // current step.
+  void Shutdown(uint64_t group, absl::Duration deadline);
 
   // For the fork handlers (lock/internal/fork.h). In the child the manager
   // has no threads, nothing scheduled and no tracked holds: the holds of the
@@ -69,6 +71,9 @@ class RenewalManager {
   static constexpr int kWorkers = 2;
 
  private:
+  // Stops and joins the scheduler and the workers; drops what was planned.
+  void StopThreads();
+
   // What falls due: a renewal, or the check that marks a hold lost when
   // its local validity ran out while no renewal answered (a worker stuck
   // on an unreachable node must not keep a loss unannounced). A check is
@@ -77,7 +82,7 @@ class RenewalManager {
   enum class Kind : uint8_t { kRenew, kExpiry };
   struct Due {
     int64_t at_ns;
-    std::shared_ptr<Hold> hold;
+    std::shared_ptr<HoldState> hold;
     // The low bits of the hold's lease_epoch when planned: 32 of them tell
     // a stale entry apart (it would take 2^32 lease changes between an
     // entry's planning and its due time to confuse them), and keep an entry
@@ -87,19 +92,19 @@ class RenewalManager {
     bool operator>(const Due& o) const { return at_ns > o.at_ns; }
   };
   static uint32_t EpochBits(uint64_t epoch) { return static_cast<uint32_t>(epoch); }
-  using Batch = std::vector<std::shared_ptr<Hold>>;
+  using Batch = std::vector<std::shared_ptr<HoldState>>;
 
   // A hold with the lease epoch and length its renewal was sent under.
   struct Sent {
-    std::shared_ptr<Hold> hold;
+    std::shared_ptr<HoldState> hold;
     uint64_t epoch;
     int64_t lease_ms;
   };
 
   void StartLocked();
-  void ScheduleLocked(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch,
+  void ScheduleLocked(std::shared_ptr<HoldState> hold, int64_t at_ns, uint64_t epoch,
                       Kind kind = Kind::kRenew);
-  void Schedule(std::shared_ptr<Hold> hold, int64_t at_ns, uint64_t epoch);
+  void Schedule(std::shared_ptr<HoldState> hold, int64_t at_ns, uint64_t epoch);
   void SchedulerLoop(uint64_t generation);
   void WorkerLoop(uint64_t generation);
   void RenewBatch(Batch batch);
@@ -130,11 +135,11 @@ class RenewalManager {
   // locking different keys do not queue on one mutex.
   struct TrackShard {
     std::mutex mu;
-    absl::flat_hash_map<const Hold*, std::weak_ptr<Hold>> holds;
+    absl::flat_hash_map<const HoldState*, std::weak_ptr<HoldState>> holds;
   };
   static constexpr size_t kTrackShards = 16;
   std::array<TrackShard, kTrackShards> tracked_;
-  TrackShard& ShardOf(const Hold* h) {
+  TrackShard& ShardOf(const HoldState* h) {
     return tracked_[(reinterpret_cast<uintptr_t>(h) >> 6) % kTrackShards];
   }
 };

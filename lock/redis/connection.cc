@@ -101,38 +101,6 @@ absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
       absl::StrCat("redis ", addr, ": ", doing, ": ", cause));
 }
 
-absl::Status ServerError(absl::string_view reply_text, absl::string_view addr,
-                         absl::string_view doing) {
-  std::string msg = absl::StrCat("redis ", addr, ": ", doing, ": ", reply_text);
-  if (absl::StrContains(reply_text, "Protocol error: unauthenticated")) {
-    // Before AUTH, Redis refuses long requests (more than 10 arguments, or a
-    // large argument) with a protocol error instead of NOAUTH, and closes
-    // the connection.
-    return absl::PermissionDeniedError(absl::StrCat(
-        msg, " (NOAUTH: the server requires authentication; set the target's "
-             "password_env)"));
-  }
-  if (absl::StartsWith(reply_text, "NOAUTH") ||
-      absl::StartsWith(reply_text, "WRONGPASS") ||
-      absl::StartsWith(reply_text, "NOPERM") ||
-      absl::StrContains(reply_text, "invalid password") ||
-      absl::StrContains(reply_text, "AUTH <password> called without")) {
-    return absl::PermissionDeniedError(msg);
-  }
-  if (absl::StartsWith(reply_text, "LOADING") ||
-      absl::StartsWith(reply_text, "BUSY") ||
-      absl::StartsWith(reply_text, "MASTERDOWN") ||
-      absl::StartsWith(reply_text, "TRYAGAIN") ||
-      absl::StartsWith(reply_text, "CLUSTERDOWN")) {
-    return absl::UnavailableError(msg);  // transient: retrying may succeed
-  }
-  if (absl::StartsWith(reply_text, "OOM")) {
-    return absl::ResourceExhaustedError(msg);
-  }
-  if (absl::StartsWith(reply_text, "NOSCRIPT")) return absl::NotFoundError(msg);
-  return absl::FailedPreconditionError(msg);
-}
-
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const ConnectionOptions& options) {
   ASSIGN_OR_RETURN(Endpoint ep, ParseAddr(options.addr));

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "lock/redis/errors.h"
 #include "lock/redis/reply.h"
 
 namespace lock::redis {
@@ -50,10 +51,6 @@ void BoundArrayReplies(redisReader* reader);
 // being done. The one place that knows hiredis' error codes.
 absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
                             absl::string_view doing);
-
-// Maps an error reply (REDIS_REPLY_ERROR) to a status; the connection is fine.
-absl::Status ServerError(absl::string_view reply_text, absl::string_view addr,
-                         absl::string_view doing);
 
 class Connection {
  public:

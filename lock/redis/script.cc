@@ -1,30 +1,25 @@
 #include "lock/redis/script.h"
 
+#include <algorithm>
 #include <charconv>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace lock::redis {
 namespace {
 
-absl::StatusOr<ReplyPtr> Eval(Connection& conn, absl::string_view verb,
-                              absl::string_view script_or_sha,
-                              absl::Span<const absl::string_view> keys,
+absl::string_view Decimal(int64_t v, char (&buf)[24]) {
+  char* end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
+  return absl::string_view(buf, end - buf);
+}
+
+absl::StatusOr<ReplyPtr> Eval(Connection& conn, const scripts::EmbeddedScript& script,
+                              bool send_text, absl::Span<const absl::string_view> keys,
                               absl::Span<const absl::string_view> args,
                               absl::Duration timeout) {
-  char numkeys[24];
-  char* end = std::to_chars(numkeys, numkeys + sizeof(numkeys), keys.size()).ptr;
-  absl::InlinedVector<absl::string_view, 12> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.push_back(verb);
-  argv.push_back(script_or_sha);
-  argv.push_back(absl::string_view(numkeys, end - numkeys));
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  return conn.RawCommand(argv, timeout);
+  const ScriptCall call(script, keys, args, send_text);
+  return conn.RawCommand(call.argv(), timeout);
 }
 
 // Maps an error reply to a status naming the script; passes others through.
@@ -44,17 +39,32 @@ absl::StatusOr<ReplyPtr> Mapped(absl::StatusOr<ReplyPtr> reply, Connection& conn
 
 }  // namespace
 
+ScriptCall::ScriptCall(const scripts::EmbeddedScript& script,
+                       absl::Span<const absl::string_view> keys,
+                       absl::Span<const absl::string_view> args, bool send_text) {
+  argv_.reserve(3 + keys.size() + args.size());
+  argv_.push_back(send_text ? "EVAL" : "EVALSHA");
+  argv_.push_back(send_text ? script.body : script.sha1);
+  argv_.push_back(Decimal(static_cast<int64_t>(keys.size()), numkeys_));
+  argv_.insert(argv_.end(), keys.begin(), keys.end());
+  argv_.insert(argv_.end(), args.begin(), args.end());
+}
+
+WaitCall::WaitCall(int replicas, absl::Duration timeout)
+    : argv_{"WAIT", Decimal(replicas, replicas_),
+            Decimal(std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)), ms_)} {}
+
 absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
                                         const scripts::EmbeddedScript& script,
                                         absl::Span<const absl::string_view> keys,
                                         absl::Span<const absl::string_view> args,
                                         absl::Duration timeout,
                                         bool always_eval) {
-  if (always_eval) return Eval(conn, "EVAL", script.body, keys, args, timeout);
-  absl::StatusOr<ReplyPtr> reply = Eval(conn, "EVALSHA", script.sha1, keys, args, timeout);
+  if (always_eval) return Eval(conn, script, true, keys, args, timeout);
+  absl::StatusOr<ReplyPtr> reply = Eval(conn, script, false, keys, args, timeout);
   if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR &&
-      absl::StartsWith(ReplyText(**reply), "NOSCRIPT")) {
-    reply = Eval(conn, "EVAL", script.body, keys, args, timeout);
+      ClassifyError(ReplyText(**reply)) == ErrorReply::kNoScript) {
+    reply = Eval(conn, script, true, keys, args, timeout);
   }
   return reply;
 }
@@ -72,7 +82,7 @@ absl::StatusOr<ReplyPtr> EvalScript(Connection& conn,
                                     absl::Span<const absl::string_view> keys,
                                     absl::Span<const absl::string_view> args,
                                     absl::Duration timeout) {
-  return Mapped(Eval(conn, "EVAL", script.body, keys, args, timeout), conn, script);
+  return Mapped(Eval(conn, script, true, keys, args, timeout), conn, script);
 }
 
 }  // namespace lock::redis

@@ -5,15 +5,51 @@
 #ifndef LOCK_REDIS_SCRIPT_H_
 #define LOCK_REDIS_SCRIPT_H_
 
-#include "absl/strings/string_view.h"
+#include <cstdint>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "lock/redis/connection.h"
 #include "lock/scripts/embedded.h"
 
 namespace lock::redis {
+
+// The words of one script call, for Command/Append: EVALSHA <sha1> (or EVAL
+// <text> when `send_text`) <numkeys> keys... args... Views into `keys`,
+// `args` and the script, which must outlive it. Not copyable: the numkeys
+// word lives inside it.
+class ScriptCall {
+ public:
+  ScriptCall(const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
+             absl::Span<const absl::string_view> args, bool send_text = false);
+  ScriptCall(const ScriptCall&) = delete;
+  ScriptCall& operator=(const ScriptCall&) = delete;
+
+  absl::Span<const absl::string_view> argv() const { return argv_; }
+
+ private:
+  char numkeys_[24];
+  absl::InlinedVector<absl::string_view, 12> argv_;
+};
+
+// WAIT <replicas> <timeout in ms, at least 1>: after a write, how many
+// replicas acknowledged it.
+class WaitCall {
+ public:
+  WaitCall(int replicas, absl::Duration timeout);
+  WaitCall(const WaitCall&) = delete;
+  WaitCall& operator=(const WaitCall&) = delete;
+
+  absl::Span<const absl::string_view> argv() const { return argv_; }
+
+ private:
+  char replicas_[24];
+  char ms_[24];
+  absl::string_view argv_[3];
+};
 
 // Like RunScript, but a server error reply (other than a NOSCRIPT that the
 // fallback resolved) comes back as a reply, so a caller can follow MOVED/ASK.

@@ -60,12 +60,6 @@ std::string Text(const redisReply& r) {
 
 }  // namespace
 
-bool NotExecutedHere(absl::string_view error_text) {
-  return absl::StartsWith(error_text, "NOSCRIPT") || absl::StartsWith(error_text, "MOVED ") ||
-         absl::StartsWith(error_text, "ASK ") || absl::StartsWith(error_text, "READONLY") ||
-         absl::StartsWith(error_text, "TRYAGAIN");
-}
-
 int KeySlot(absl::string_view key) {
   size_t open = key.find('{');
   if (open != absl::string_view::npos) {
@@ -128,14 +122,15 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
       const absl::string_view text = ReplyText(r);
       last = ServerError(text, pool->addr(), absl::StrCat("script ", script.name));
       // These mean "not executed here": safe to retry.
-      if (absl::StartsWith(text, "TRYAGAIN") &&
+      const ErrorReply kind = ClassifyError(text);
+      if (kind == ErrorReply::kTryAgain &&
           std::chrono::steady_clock::now() + tryagain_pause < tryagain_deadline) {
         std::this_thread::sleep_for(tryagain_pause);
         tryagain_pause = std::min(tryagain_pause * 2, std::chrono::milliseconds(100));
         continue;  // same node (after ASKING again if it was an ASK target)
       }
-      if (absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ") ||
-          absl::StartsWith(text, "READONLY")) {
+      if (kind == ErrorReply::kMoved || kind == ErrorReply::kAsk ||
+          kind == ErrorReply::kReadOnly) {
         Retry next = Invalidate(key, &r);
         if (next.retry) {
           ask = std::move(next.ask);
@@ -147,11 +142,9 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     }
     RunResult out{*std::move(reply), 0};
     if (options.wait_replicas > 0) {
-      const std::string n = absl::StrCat(options.wait_replicas);
-      const std::string ms =
-          absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.wait_timeout)));
+      const WaitCall wait(options.wait_replicas, options.wait_timeout);
       absl::StatusOr<ReplyPtr> w =
-          conn->Command({"WAIT", n, ms}, options.timeout + options.wait_timeout);
+          conn->Command(wait.argv(), options.timeout + options.wait_timeout);
       if (w.ok() && (*w)->type == REDIS_REPLY_INTEGER) {
         out.replicas_acked = static_cast<int>((*w)->integer);
       }
@@ -178,12 +171,7 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   const auto in_script = [&script](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat(s.message(), " (script ", script.name, ")"));
   };
-  char numkeys[24];
-  char* numkeys_end = std::to_chars(numkeys, numkeys + sizeof(numkeys), keys.size()).ptr;
-  std::vector<absl::string_view> argv = {
-      "EVALSHA", script.sha1, absl::string_view(numkeys, numkeys_end - numkeys)};
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
+  const ScriptCall call(script, keys, args);
 
   std::vector<absl::StatusOr<ReplyPtr>> out(homes.size());
   struct InFlight {
@@ -192,7 +180,7 @@ std::vector<absl::StatusOr<ReplyPtr>> RunOnEach(
   };
   std::vector<InFlight> flight(homes.size());
   const auto send = [&](size_t i, PooledConnection conn) {
-    absl::Status sent = conn->Append(argv);
+    absl::Status sent = conn->Append(call.argv());
     if (sent.ok()) sent = conn->Send(left());
     if (!sent.ok()) {
       homes[i]->Invalidate(key, nullptr);
@@ -305,11 +293,6 @@ std::string SentinelTopology::Describe() const {
                       absl::StrJoin(options_.sentinels, ","));
 }
 
-int64_t SentinelTopology::discoveries() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return discoveries_;
-}
-
 absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::Discover(
     absl::Duration timeout) {
   std::vector<std::string> problems;
@@ -348,7 +331,6 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::Discover(
                                       " as master, but it is not (yet) one"));
       continue;
     }
-    ++discoveries_;
     if (master_ == nullptr || master_->addr() != addr) {
       master_ = std::make_shared<ConnectionPool>(std::move(data));
     }
@@ -375,7 +357,7 @@ Topology::Retry SentinelTopology::Invalidate(absl::string_view,
                                              const redisReply* error_reply) {
   // A dead connection or READONLY both hint at a failover: ask again.
   if (error_reply == nullptr ||
-      absl::StartsWith(ReplyText(*error_reply), "READONLY")) {
+      ClassifyError(ReplyText(*error_reply)) == ErrorReply::kReadOnly) {
     std::lock_guard<std::mutex> lock(mu_);
     master_ = nullptr;
     return {.retry = error_reply != nullptr};
@@ -396,11 +378,6 @@ ClusterTopology::ClusterTopology(ClusterOptions options)
 
 std::string ClusterTopology::Describe() const {
   return absl::StrCat("cluster via ", absl::StrJoin(options_.seeds, ","));
-}
-
-int64_t ClusterTopology::map_refreshes() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return refreshes_;
 }
 
 std::shared_ptr<ConnectionPool> ClusterTopology::PoolAtLocked(const std::string& addr) {
@@ -447,7 +424,6 @@ absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
       }
     }
     stale_ = false;
-    ++refreshes_;
     return absl::OkStatus();
   }
   return absl::UnavailableError(absl::StrCat(Describe(), ": no node answered CLUSTER SLOTS: ",
@@ -481,7 +457,7 @@ Topology::Retry ClusterTopology::Invalidate(absl::string_view,
   std::string addr;
   if (ParseRedirect(ReplyText(*error_reply), &slot, &addr) && slot >= 0 &&
       slot < kSlots) {
-    if (absl::StartsWith(ReplyText(*error_reply), "ASK ")) {
+    if (ClassifyError(ReplyText(*error_reply)) == ErrorReply::kAsk) {
       return {.retry = true, .ask = addr};  // one-off, the map stays
     }
     slot_owner_[slot] = addr;  // MOVED: permanent

@@ -37,12 +37,6 @@ namespace lock::redis {
 // CRC16 hash slot of a key, honouring {hash tags}, as Redis Cluster does.
 int KeySlot(absl::string_view key);
 
-// An error reply that means the script was not executed where it was sent
-// (NOSCRIPT, MOVED, ASK, TRYAGAIN, READONLY): the call may be run again
-// through Topology::Run, which follows the redirect, resends the script
-// text and waits, without doing anything twice.
-bool NotExecutedHere(absl::string_view error_text);
-
 class Topology {
  public:
   virtual ~Topology() = default;
@@ -164,9 +158,6 @@ class SentinelTopology : public Topology {
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;
 
-  // Discoveries made so far (tests).
-  int64_t discoveries() const;
-
  protected:
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolAt(const std::string& addr) override;
 
@@ -176,7 +167,6 @@ class SentinelTopology : public Topology {
   const SentinelOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<ConnectionPool> master_;  // null until (re)discovered
-  int64_t discoveries_ = 0;
 };
 
 struct ClusterOptions {
@@ -193,8 +183,6 @@ class ClusterTopology : public Topology {
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;
 
-  int64_t map_refreshes() const;
-
  protected:
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolAt(const std::string& addr) override;
 
@@ -207,7 +195,6 @@ class ClusterTopology : public Topology {
   std::vector<std::string> slot_owner_;  // 16384 addresses; empty = unknown
   absl::flat_hash_map<std::string, std::shared_ptr<ConnectionPool>> pools_;
   bool stale_ = true;
-  int64_t refreshes_ = 0;
 };
 
 }  // namespace lock::redis

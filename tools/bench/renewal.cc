@@ -1,7 +1,7 @@
 // Renewal at scale: N held locks auto-renewed by the process-wide renewal
 // manager. Measures the CPU this process spends (and the server's), renewal
 // round trips per renewal period, and memory per held lock: everything the
-// process allocated for holding it (RedisLock, Hold, strings, tracking map,
+// process allocated for holding it (RedisLock, HoldState, strings, tracking map,
 // renewal heap entries, the caller's pointer), as heap bytes and as RSS.
 #include <algorithm>
 #include <atomic>

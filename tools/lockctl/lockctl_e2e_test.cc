@@ -147,7 +147,7 @@ class LockctlTest : public lock::harness::RedisTest {
   virtual std::string PasswordEnv() { return ""; }
 
   // A lock held through the library, as an application would hold it.
-  std::unique_ptr<lock::RedisLock> Hold(const std::string& policy,
+  std::unique_ptr<lock::RedisLock> HoldState(const std::string& policy,
                                         const std::string& key,
                                         int levels = 1) {
     auto lk = locker_->NewLock(policy, key);
@@ -200,7 +200,7 @@ class LockctlTest : public lock::harness::RedisTest {
 };
 
 TEST_F(LockctlTest, StatusOfAHeldLockMatchesGolden) {
-  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  auto lk = HoldState("orders", "order-1", /*levels=*/2);
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig({"status", "orders", "order-1"}));
   ASSERT_EQ(r.code, 0) << r;
@@ -217,7 +217,7 @@ TEST_F(LockctlTest, StatusOfAHeldLockMatchesGolden) {
 }
 
 TEST_F(LockctlTest, StatusOfAFreeLockShowsTheLastFence) {
-  auto lk = Hold("orders", "order-1");
+  auto lk = HoldState("orders", "order-1");
   ASSERT_NE(lk, nullptr);
   const auto vars = OwnerVars(*lk);
   ASSERT_THAT(lk->Release(), IsOk());
@@ -227,7 +227,7 @@ TEST_F(LockctlTest, StatusOfAFreeLockShowsTheLastFence) {
 }
 
 TEST_F(LockctlTest, StatusOfARunOnceKeyKeptForHoldAtLeast) {
-  auto lk = Hold("jobs", "nightly");
+  auto lk = HoldState("jobs", "nightly");
   ASSERT_NE(lk, nullptr);
   const auto vars = OwnerVars(*lk);
   ASSERT_THAT(lk->Release(), IsOk());
@@ -237,10 +237,10 @@ TEST_F(LockctlTest, StatusOfARunOnceKeyKeptForHoldAtLeast) {
 }
 
 TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
-  auto a = Hold("orders", "order-1");
-  auto b = Hold("orders", "order-2", /*levels=*/3);
-  auto other = Hold("other", "order-1");  // another prefix
-  auto gone = Hold("orders", "order-3");  // leaves only its fence record
+  auto a = HoldState("orders", "order-1");
+  auto b = HoldState("orders", "order-2", /*levels=*/3);
+  auto other = HoldState("other", "order-1");  // another prefix
+  auto gone = HoldState("orders", "order-3");  // leaves only its fence record
   ASSERT_TRUE(a && b && other && gone);
   ASSERT_THAT(gone->Release(), IsOk());
   // A cancel marker of a lost acquire, as the library leaves it.
@@ -273,8 +273,8 @@ TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
 }
 
 TEST_F(LockctlTest, ListKeepsKeysThatOnlyLookLikeMarkers) {
-  auto a = Hold("orders", "order:cancel:7");
-  auto b = Hold("orders", "x:fence");
+  auto a = HoldState("orders", "order:cancel:7");
+  auto b = HoldState("orders", "x:fence");
   ASSERT_TRUE(a && b);
   CliRun r = Lockctl(WithConfig({"list", "orders", "--json"}));
   ASSERT_EQ(r.code, 0) << r;
@@ -286,9 +286,9 @@ TEST_F(LockctlTest, ListKeepsKeysThatOnlyLookLikeMarkers) {
 
 TEST_F(LockctlTest, ListWithAGlobCharacterInThePrefix) {
   // The prefix is escaped in MATCH and checked again on every key found.
-  auto a = Hold("starry", "k1");
+  auto a = HoldState("starry", "k1");
   auto b =
-      Hold("orders", "k2");  // {order:close:k2}: would match {*...} unescaped
+      HoldState("orders", "k2");  // {order:close:k2}: would match {*...} unescaped
   ASSERT_TRUE(a && b);
   CliRun r = Lockctl(WithConfig({"list", "starry", "--json"}));
   ASSERT_EQ(r.code, 0) << r;
@@ -298,7 +298,7 @@ TEST_F(LockctlTest, ListWithAGlobCharacterInThePrefix) {
 }
 
 TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
-  auto lk = Hold("orders", "order-1");
+  auto lk = HoldState("orders", "order-1");
   ASSERT_NE(lk, nullptr);
   CliRun r =
       Lockctl(WithConfig({"release", "orders", "order-1", "--owner",
@@ -310,7 +310,7 @@ TEST_F(LockctlTest, ReleaseWithTheWrongOwnerTouchesNothing) {
 }
 
 TEST_F(LockctlTest, ReleaseWithTheOwnersToken) {
-  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  auto lk = HoldState("orders", "order-1", /*levels=*/2);
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig(
       {"release", "orders", "order-1", "--owner", lk->owner_token()}));
@@ -326,7 +326,7 @@ TEST_F(LockctlTest, ReleaseWithTheOwnersToken) {
 }
 
 TEST_F(LockctlTest, ReleaseWithoutOwnerOrForceIsRefused) {
-  auto lk = Hold("orders", "order-1");
+  auto lk = HoldState("orders", "order-1");
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig({"release", "orders", "order-1"}));
   EXPECT_EQ(r.code, 2) << r;
@@ -339,7 +339,7 @@ TEST_F(LockctlTest, ReleaseWithoutOwnerOrForceIsRefused) {
 }
 
 TEST_F(LockctlTest, ForceReleaseWithYesRemovesAnyOwnerAndSaysWhom) {
-  auto lk = Hold("orders", "order-1", /*levels=*/2);
+  auto lk = HoldState("orders", "order-1", /*levels=*/2);
   ASSERT_NE(lk, nullptr);
   const int64_t fence = lk->fencing_token();
   CliRun r =
@@ -362,7 +362,7 @@ TEST_F(LockctlTest, ForceReleaseWithYesRemovesAnyOwnerAndSaysWhom) {
 }
 
 TEST_F(LockctlTest, ForceReleaseClearsAKeptRunOnceKey) {
-  auto lk = Hold("jobs", "nightly");
+  auto lk = HoldState("jobs", "nightly");
   ASSERT_NE(lk, nullptr);
   ASSERT_THAT(lk->Release(), IsOk());
   CliRun r = Lockctl(
@@ -429,7 +429,7 @@ class LockctlAuthTest : public LockctlTest {
 };
 
 TEST_F(LockctlAuthTest, UsesThePasswordFromPasswordEnv) {
-  auto lk = Hold("orders", "order-1");
+  auto lk = HoldState("orders", "order-1");
   ASSERT_NE(lk, nullptr);
   CliRun r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}),
                      {{"LOCKCTL_E2E_PW", "s3cret"}});

@@ -2,8 +2,8 @@
 // that a critical section sees, and the renewal manager. Shared ownership
 // lets a renewal in flight outlive a RedisLock that was destroyed meanwhile
 // without touching freed memory.
-#ifndef LOCK_INTERNAL_HOLD_H_
-#define LOCK_INTERNAL_HOLD_H_
+#ifndef LOCK_INTERNAL_HOLD_STATE_H_
+#define LOCK_INTERNAL_HOLD_STATE_H_
 
 #include <atomic>
 #include <chrono>
@@ -28,11 +28,11 @@ inline int64_t SteadyNowNs() {
       .count();
 }
 
-// The lease mutex of a hold (see Hold::lease_mu); defined in renewal.cc,
+// The lease mutex of a hold (see HoldState::lease_mu); defined in renewal.cc,
 // whose fork handlers take them all.
 std::mutex& LeaseMutexFor(const void* hold);
 
-struct Hold {
+struct HoldState {
   // The homes the lock was taken on (one, or Redlock's masters).
   std::vector<std::shared_ptr<redis::Topology>> homes;
   int quorum = 1;            // homes that must grant a renewal
@@ -42,6 +42,8 @@ struct Hold {
   absl::Duration replica_ack_timeout;
   double drift_factor = 0;   // Redlock: validity lost to clock drift
   std::shared_ptr<const policy::Policy> policy;
+  // The Locker whose locks these are (Backend::group); 0 for none.
+  uint64_t group = 0;
   std::string key;        // the caller's key, without prefix
   std::string owner_key;  // {P K}
   std::string channel;    // release channel, from LockKeys
@@ -124,4 +126,4 @@ struct Hold {
 
 }  // namespace lock::internal
 
-#endif  // LOCK_INTERNAL_HOLD_H_
+#endif  // LOCK_INTERNAL_HOLD_STATE_H_
