@@ -17,7 +17,8 @@
 //
 // Resolution order of every policy field:
 //   struct default < "defaults" block < extends chain (base first) < policy.
-// DefaultScriptTimeout is declared in validate.h.
+// A policy built in code gets the same checks from ResolvePolicy
+// (validate.h, which also declares DefaultScriptTimeout).
 #ifndef POLICY_CONFIG_H_
 #define POLICY_CONFIG_H_
 

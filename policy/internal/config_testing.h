@@ -1,5 +1,5 @@
 // Helpers of the configuration tests (config_test.cc, fields_test.cc,
-// resolve_test.cc, explain_test.cc).
+// resolve_test.cc, explain_test.cc, validate_test.cc).
 #ifndef POLICY_INTERNAL_CONFIG_TESTING_H_
 #define POLICY_INTERNAL_CONFIG_TESTING_H_
 
