@@ -22,7 +22,7 @@
 #include "lock/internal/renewal.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
-#include "policy/config.h"
+#include "policy/validate.h"
 #include "util/status_macros.h"
 #include "util/strings.h"
 
@@ -202,23 +202,13 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 namespace {
 absl::StatusOr<policy::Policy> ResolveOptions(const LockOptions& options,
                                               const policy::Snapshot& snapshot) {
-  // Options given in code pass through the very checks a policy file gets:
-  // rendered as one, parsed, validated and resolved.
-  nlohmann::json rendered = policy::ExplainPolicy(options);
-  // A struct cannot tell "left at the default" from "set": script_timeout
-  // still at its default counts as not set, so that the parser fits it to a
-  // short lease (lock::Lock(key, absl::Seconds(1), fn) works, as in Go).
-  if (options.script_timeout == LockOptions().script_timeout) {
-    rendered.erase("script_timeout");
-  }
-  nlohmann::json config = {{"policies", {{"options", std::move(rendered)}}}};
-  if (const policy::RedisTarget* t = snapshot.FindTarget(options.redis)) {
-    config["redis"][options.redis] = policy::ExplainTarget(*t);
-  }
-  ASSIGN_OR_RETURN(std::shared_ptr<const policy::Snapshot> parsed,
-                   policy::ParseConfig(config.dump(), "LockOptions"));
-  policy::Policy resolved = *parsed->FindPolicy("options");
-  resolved.name = options.name.empty() ? "(options)" : options.name;
+  // Options given in code pass the very checks a policy file gets, named
+  // "LockOptions: /policies/options/<field>". A script_timeout left at its
+  // default counts as not set and is fitted to a short lease
+  // (lock::Lock(key, absl::Seconds(1), fn) works, as in Go).
+  ASSIGN_OR_RETURN(policy::Policy resolved,
+                   policy::ResolvePolicy(options, snapshot, "LockOptions"));
+  if (resolved.name.empty()) resolved.name = "(options)";
   return resolved;
 }
 }  // namespace

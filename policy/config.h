@@ -17,6 +17,8 @@
 //
 // Resolution order of every policy field:
 //   struct default < "defaults" block < extends chain (base first) < policy.
+// A policy built in code gets the same checks from ResolvePolicy
+// (validate.h, which also declares DefaultScriptTimeout).
 #ifndef POLICY_CONFIG_H_
 #define POLICY_CONFIG_H_
 
@@ -29,6 +31,7 @@
 #include "absl/types/span.h"
 #include "nlohmann/json.hpp"
 #include "policy/policy.h"
+#include "policy/validate.h"
 
 namespace policy {
 
@@ -43,12 +46,6 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
 // together.
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
     absl::Span<const ConfigSource> sources);
-
-// The script_timeout a policy gets when neither it, its extends chain nor
-// "defaults" sets one: min(600ms, half of the renewal window ttl * threshold,
-// or of the ttl without renewal), at least 1ms — so that short leases work
-// with default settings.
-absl::Duration DefaultScriptTimeout(const Policy& policy);
 
 // Renders a resolved policy back as a configuration object (the value of a
 // "policies" entry): every field, durations as strings ("30s", "600ms").

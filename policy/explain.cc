@@ -1,0 +1,77 @@
+// Rendering resolved policies and targets back as configuration JSON.
+#include <string>
+
+#include "policy/config.h"
+#include "policy/internal/errors.h"
+
+namespace policy {
+
+using internal::FormatConfigDuration;
+
+nlohmann::json ExplainPolicy(const Policy& p) {
+  nlohmann::json out = {
+      {"redis", p.redis},
+      {"key_prefix", p.key_prefix},
+      {"ttl", FormatConfigDuration(p.ttl)},
+      {"on_busy", OnBusyName(p.on_busy)},
+      {"wait",
+       {{"timeout", FormatConfigDuration(p.wait.timeout)},
+        {"notify", p.wait.notify}}},
+      {"retry",
+       {{"max_attempts", p.retry.max_attempts},
+        {"initial_delay", FormatConfigDuration(p.retry.initial_delay)},
+        {"max_delay", FormatConfigDuration(p.retry.max_delay)},
+        {"multiplier", p.retry.multiplier},
+        {"jitter", p.retry.jitter}}},
+      {"renewal",
+       {{"enabled", p.renewal.enabled},
+        {"threshold", p.renewal.threshold},
+        {"on_failure", OnRenewalFailureName(p.renewal.on_failure)}}},
+      {"script_timeout", FormatConfigDuration(p.script_timeout)},
+      {"fencing", p.fencing},
+      {"fencing_retention", FormatConfigDuration(p.fencing_retention)},
+      {"reentrant", p.reentrant},
+      {"hold_at_least", FormatConfigDuration(p.hold_at_least)},
+  };
+  if (!p.extends.empty()) out["extends"] = p.extends;
+  return out;
+}
+
+nlohmann::json ExplainTarget(const RedisTarget& t) {
+  // Built field by field on purpose: t.password must never be rendered.
+  nlohmann::json out = {
+      {"mode", RedisModeName(t.mode)},
+      {"db", t.db},
+      {"username", t.username},
+      {"password_env", t.password_env},
+      {"connect_timeout", FormatConfigDuration(t.connect_timeout)},
+      {"pool_size", t.pool_size},
+  };
+  // Mode-specific fields only where the parser accepts them.
+  if (t.mode != RedisMode::kRedlock) {
+    out["min_replicas_ack"] = t.min_replicas_ack;
+    out["replica_ack_timeout"] = FormatConfigDuration(t.replica_ack_timeout);
+  }
+  if (t.mode == RedisMode::kSentinel) {
+    out["sentinels"] = t.sentinels;
+    out["master_name"] = t.master_name;
+  } else {
+    out["addrs"] = t.addrs;
+  }
+  if (t.mode == RedisMode::kRedlock) out["drift_factor"] = t.drift_factor;
+  return out;
+}
+
+nlohmann::json ExplainSnapshot(const Snapshot& snapshot) {
+  nlohmann::json out = {{"redis", nlohmann::json::object()},
+                        {"policies", nlohmann::json::object()}};
+  for (const std::string& name : snapshot.TargetNames()) {
+    out["redis"][name] = ExplainTarget(*snapshot.FindTarget(name));
+  }
+  for (const std::string& name : snapshot.PolicyNames()) {
+    out["policies"][name] = ExplainPolicy(*snapshot.FindPolicy(name));
+  }
+  return out;
+}
+
+}  // namespace policy
