@@ -13,12 +13,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "util/key_slot.h"
 #include "util/status_macros.h"
 
 namespace lock::harness {
 namespace {
 
-constexpr int kSlots = 16384;
+constexpr int kSlots = ::util::kClusterSlots;
 constexpr int kLogTailLines = 20;
 constexpr int kMigrateBatch = 100;
 // Readiness of a whole topology; generous for a loaded 2-core machine.
@@ -165,18 +166,6 @@ std::string CanonicalView(const std::vector<ClusterNode>& nodes) {
   }
   std::sort(lines.begin(), lines.end());
   return absl::StrJoin(lines, "\n");
-}
-
-uint16_t Crc16(absl::string_view data) {
-  uint16_t crc = 0;
-  for (unsigned char byte : data) {
-    crc ^= static_cast<uint16_t>(byte) << 8;
-    for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
-                           : static_cast<uint16_t>(crc << 1);
-    }
-  }
-  return crc;
 }
 
 std::string JsonList(const std::vector<std::string>& items) {
@@ -635,16 +624,7 @@ int RedisFleet::ShardOf(int i) const {
   return (i - shards_) / std::max(1, replicas_per_master_);
 }
 
-int RedisFleet::KeySlot(absl::string_view key) {
-  const size_t open = key.find('{');
-  if (open != absl::string_view::npos) {
-    const size_t close = key.find('}', open + 1);
-    if (close != absl::string_view::npos && close > open + 1) {
-      key = key.substr(open + 1, close - open - 1);
-    }
-  }
-  return Crc16(key) & (kSlots - 1);
-}
+int RedisFleet::KeySlot(absl::string_view key) { return ::util::KeySlot(key); }
 
 absl::StatusOr<std::string> RedisFleet::ClusterNodesFromAnyNode() {
   absl::Status last = absl::UnavailableError("no node");
