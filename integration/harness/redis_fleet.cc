@@ -819,16 +819,21 @@ absl::Status RedisFleet::BeginMoveSlot(int slot, int to_master_index) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
-  RETURN_IF_ERROR(CheckCluster());
-  std::lock_guard<std::mutex> lock(ops_mu_);
+absl::StatusOr<RedisFleet::Migration> RedisFleet::MigrationLocked(int slot) const {
   auto it = migrations_.find(slot);
   if (it == migrations_.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("slot ", slot, " is not migrating (BeginMoveSlot)"));
   }
-  RedisServer& source = node(it->second.source);
-  RedisServer& target = node(it->second.target);
+  return it->second;
+}
+
+absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
+  RETURN_IF_ERROR(CheckCluster());
+  std::lock_guard<std::mutex> lock(ops_mu_);
+  ASSIGN_OR_RETURN(const Migration migration, MigrationLocked(slot));
+  RedisServer& source = node(migration.source);
+  RedisServer& target = node(migration.target);
   ASSIGN_OR_RETURN(RedisReply keys,
                    source.Query({"CLUSTER", "GETKEYSINSLOT",
                                  absl::StrCat(slot), absl::StrCat(max_keys)}));
@@ -846,12 +851,7 @@ absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
 absl::Status RedisFleet::FinishMoveSlot(int slot, absl::Duration timeout) {
   RETURN_IF_ERROR(CheckCluster());
   std::lock_guard<std::mutex> lock(ops_mu_);
-  auto it = migrations_.find(slot);
-  if (it == migrations_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("slot ", slot, " is not migrating (BeginMoveSlot)"));
-  }
-  const Migration migration = it->second;
+  ASSIGN_OR_RETURN(const Migration migration, MigrationLocked(slot));
   const std::string slot_text = absl::StrCat(slot);
   ASSIGN_OR_RETURN(std::string left,
                    node(migration.source)
