@@ -58,6 +58,7 @@
 #include "absl/time/time.h"
 #include "integration/harness/runner.h"
 #include "integration/harness/subprocess.h"
+#include "util/proc.h"
 #include "util/status_macros.h"
 
 namespace lock::harness::internal {
@@ -330,17 +331,6 @@ absl::StatusOr<std::string> ImageFor(const Engine& engine,
   return it->second;
 }
 
-bool ProcessGone(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string contents(std::istreambuf_iterator<char>(stat), {});
-  const size_t comm_end = contents.rfind(')');
-  if (comm_end == std::string::npos || comm_end + 2 >= contents.size()) {
-    return true;
-  }
-  const char state = contents[comm_end + 2];
-  return state == 'Z' || state == 'X';
-}
-
 std::string ShellQuote(absl::string_view word) {
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
 }
@@ -449,7 +439,7 @@ class ContainerRunner : public Runner {
 
   std::optional<std::string> CheckExited() override {
     if (!created_) return "not running";
-    if (pid_ > 0 && !ProcessGone(pid_)) return std::nullopt;
+    if (pid_ > 0 && !::util::ProcessGone(pid_)) return std::nullopt;
     absl::StatusOr<std::string> code = RunChecked(
         engine_.Command(
             {"inspect", "--format", "{{.State.ExitCode}}", container_}),
@@ -473,7 +463,7 @@ class ContainerRunner : public Runner {
 
   bool Owns(absl::string_view info_server) const override {
     // The server's pid is its own namespace's; its config path is unique.
-    return pid_ > 0 && !ProcessGone(pid_) &&
+    return pid_ > 0 && !::util::ProcessGone(pid_) &&
            absl::StrContains(info_server,
                              absl::StrCat("config_file:", config_path_, "\r\n"));
   }

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "integration/harness/hiredis_ptr.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_test.h"
 #include "util/status_matchers.h"
@@ -23,15 +24,6 @@ using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
 // What a plain (not cluster-aware) client gets back: the reply's text, with
 // errors prefixed "ERR:" so tests can tell them apart.
 class RawClient {
@@ -42,15 +34,7 @@ class RawClient {
 
   std::string Run(const std::vector<std::string>& argv) {
     if (context_ == nullptr || context_->err != 0) return "CONNECT FAILED";
-    std::vector<const char*> args;
-    std::vector<size_t> lengths;
-    for (const std::string& arg : argv) {
-      args.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    ReplyPtr reply(static_cast<redisReply*>(
-        redisCommandArgv(context_.get(), static_cast<int>(args.size()),
-                         args.data(), lengths.data())));
+    ReplyPtr reply = CommandArgv(context_.get(), argv);
     if (reply == nullptr) return "IO ERROR";
     if (reply->type == REDIS_REPLY_NIL) return "(nil)";
     const std::string text =
@@ -183,17 +167,6 @@ TEST_F(FleetTest, TopologyOperationsCheckTheKind) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(RedisFleet::Cluster(/*masters=*/2),
               StatusIs(absl::StatusCode::kInvalidArgument));
-}
-
-TEST(KeySlotTest, MatchesRedisIncludingHashTags) {
-  // Values from the Redis Cluster specification and CLUSTER KEYSLOT.
-  EXPECT_EQ(RedisFleet::KeySlot("123456789"), 0x31C3 & 16383);
-  EXPECT_EQ(RedisFleet::KeySlot("foo"), 12182);
-  EXPECT_EQ(RedisFleet::KeySlot("{user1000}.following"),
-            RedisFleet::KeySlot("user1000"));
-  EXPECT_EQ(RedisFleet::KeySlot("foo{}{bar}"), RedisFleet::KeySlot("foo{}{bar}"));
-  EXPECT_NE(RedisFleet::KeySlot("foo{}{bar}"), RedisFleet::KeySlot("bar"));
-  EXPECT_EQ(RedisFleet::KeySlot("foo{{bar}}zap"), RedisFleet::KeySlot("{bar"));
 }
 
 class ClusterTest : public RedisFleetTest {

@@ -9,24 +9,19 @@
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
-#include <system_error>
 #include <thread>
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "integration/harness/runner.h"
+#include "util/errno.h"
 
 namespace lock::harness::internal {
 namespace {
 
-std::string ErrnoText(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
-
-absl::Status ErrnoError(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", ErrnoText(errno)));
-}
+using ::util::ErrnoError;
+using ::util::ErrnoText;
 
 std::string DescribeExit(int wait_status) {
   if (WIFSIGNALED(wait_status)) {

@@ -13,12 +13,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "util/key_slot.h"
 #include "util/status_macros.h"
 
 namespace lock::harness {
 namespace {
 
-constexpr int kSlots = 16384;
+constexpr int kSlots = ::util::kClusterSlots;
 constexpr int kLogTailLines = 20;
 constexpr int kMigrateBatch = 100;
 // Readiness of a whole topology; generous for a loaded 2-core machine.
@@ -165,18 +166,6 @@ std::string CanonicalView(const std::vector<ClusterNode>& nodes) {
   }
   std::sort(lines.begin(), lines.end());
   return absl::StrJoin(lines, "\n");
-}
-
-uint16_t Crc16(absl::string_view data) {
-  uint16_t crc = 0;
-  for (unsigned char byte : data) {
-    crc ^= static_cast<uint16_t>(byte) << 8;
-    for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
-                           : static_cast<uint16_t>(crc << 1);
-    }
-  }
-  return crc;
 }
 
 std::string JsonList(const std::vector<std::string>& items) {
@@ -635,16 +624,7 @@ int RedisFleet::ShardOf(int i) const {
   return (i - shards_) / std::max(1, replicas_per_master_);
 }
 
-int RedisFleet::KeySlot(absl::string_view key) {
-  const size_t open = key.find('{');
-  if (open != absl::string_view::npos) {
-    const size_t close = key.find('}', open + 1);
-    if (close != absl::string_view::npos && close > open + 1) {
-      key = key.substr(open + 1, close - open - 1);
-    }
-  }
-  return Crc16(key) & (kSlots - 1);
-}
+int RedisFleet::KeySlot(absl::string_view key) { return ::util::KeySlot(key); }
 
 absl::StatusOr<std::string> RedisFleet::ClusterNodesFromAnyNode() {
   absl::Status last = absl::UnavailableError("no node");
@@ -839,16 +819,21 @@ absl::Status RedisFleet::BeginMoveSlot(int slot, int to_master_index) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
-  RETURN_IF_ERROR(CheckCluster());
-  std::lock_guard<std::mutex> lock(ops_mu_);
+absl::StatusOr<RedisFleet::Migration> RedisFleet::MigrationLocked(int slot) const {
   auto it = migrations_.find(slot);
   if (it == migrations_.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("slot ", slot, " is not migrating (BeginMoveSlot)"));
   }
-  RedisServer& source = node(it->second.source);
-  RedisServer& target = node(it->second.target);
+  return it->second;
+}
+
+absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
+  RETURN_IF_ERROR(CheckCluster());
+  std::lock_guard<std::mutex> lock(ops_mu_);
+  ASSIGN_OR_RETURN(const Migration migration, MigrationLocked(slot));
+  RedisServer& source = node(migration.source);
+  RedisServer& target = node(migration.target);
   ASSIGN_OR_RETURN(RedisReply keys,
                    source.Query({"CLUSTER", "GETKEYSINSLOT",
                                  absl::StrCat(slot), absl::StrCat(max_keys)}));
@@ -866,12 +851,7 @@ absl::StatusOr<int> RedisFleet::MigrateSlotKeys(int slot, int max_keys) {
 absl::Status RedisFleet::FinishMoveSlot(int slot, absl::Duration timeout) {
   RETURN_IF_ERROR(CheckCluster());
   std::lock_guard<std::mutex> lock(ops_mu_);
-  auto it = migrations_.find(slot);
-  if (it == migrations_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("slot ", slot, " is not migrating (BeginMoveSlot)"));
-  }
-  const Migration migration = it->second;
+  ASSIGN_OR_RETURN(const Migration migration, MigrationLocked(slot));
   const std::string slot_text = absl::StrCat(slot);
   ASSIGN_OR_RETURN(std::string left,
                    node(migration.source)

@@ -197,6 +197,9 @@ class RedisFleet {
   absl::StatusOr<int> ShardMasterLocked(int shard);
   absl::StatusOr<int> SlotOwnerLocked(int slot);
   absl::Status CheckCluster() const;
+  // The migration BeginMoveSlot started for `slot`, or kFailedPrecondition.
+  // Requires ops_mu_.
+  absl::StatusOr<Migration> MigrationLocked(int slot) const;
   absl::Status CheckSentinel() const;
   // `status` with the tail of every node's log appended.
   absl::Status WithLogs(const absl::Status& status) const;

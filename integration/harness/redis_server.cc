@@ -23,7 +23,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "integration/harness/hiredis_ptr.h"
 #include "integration/harness/runner.h"
+#include "util/errno.h"
 #include "util/status_macros.h"
 
 namespace lock::harness {
@@ -42,22 +44,8 @@ constexpr absl::Duration kExecTimeout = absl::Seconds(10);
 constexpr char kConfigFile[] = "redis.conf";
 constexpr char kLogFile[] = "redis.log";
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-std::string ErrnoText(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
-
-absl::Status ErrnoError(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", ErrnoText(errno)));
-}
+using ::util::ErrnoError;
+using ::util::ErrnoText;
 
 RedisReply Convert(const redisReply& reply) {
   RedisReply out;
@@ -92,14 +80,7 @@ RedisReply Convert(const redisReply& reply) {
 // kFailedPrecondition.
 absl::StatusOr<RedisReply> Command(redisContext* context, int port,
                                    const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lengths;
-  for (const std::string& arg : argv) {
-    args.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
-  ReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(
-      context, static_cast<int>(args.size()), args.data(), lengths.data())));
+  ReplyPtr reply = CommandArgv(context, argv);
   if (reply == nullptr) {
     return absl::UnavailableError(
         absl::StrCat(kHost, ":", port, " ", argv[0], ": ", context->errstr));

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,7 +20,9 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "integration/harness/hiredis_ptr.h"
 #include "integration/harness/redis_test.h"
+#include "util/proc.h"
 #include "util/status_matchers.h"
 
 namespace lock::harness {
@@ -41,15 +42,6 @@ MATCHER_P(IsOkAndHolds, expected, "") {
   return *arg == expected;
 }
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
 // A raw hiredis connection, to see the server the way a client does.
 ContextPtr RawConnect(const RedisServer& server, absl::Duration timeout) {
   const timeval tv = absl::ToTimeval(timeout);
@@ -62,18 +54,6 @@ ContextPtr RawConnect(const RedisServer& server, absl::Duration timeout) {
 
 ReplyPtr RawPing(redisContext* context) {
   return ReplyPtr(static_cast<redisReply*>(redisCommand(context, "PING")));
-}
-
-// Dead means reaped or a zombie: an orphan may wait for a reaper for a while.
-bool ProcessIsDead(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string contents(std::istreambuf_iterator<char>(stat), {});
-  const size_t comm_end = contents.rfind(')');
-  if (comm_end == std::string::npos || comm_end + 2 >= contents.size()) {
-    return true;
-  }
-  const char state = contents[comm_end + 2];
-  return state == 'Z' || state == 'X';
 }
 
 class ScopedEnv {
@@ -329,10 +309,10 @@ TEST(RedisServerLifetimeTest, ServerDiesWithTheProcessThatStartedIt) {
   ASSERT_GT(redis_pid, 0);
 
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!ProcessIsDead(redis_pid) && absl::Now() < deadline) {
+  while (!::util::ProcessGone(redis_pid) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
-  EXPECT_TRUE(ProcessIsDead(redis_pid));
+  EXPECT_TRUE(::util::ProcessGone(redis_pid));
 }
 
 }  // namespace

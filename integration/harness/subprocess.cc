@@ -9,20 +9,18 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "util/errno.h"
 
 namespace lock::harness::internal {
 namespace {
 
-std::string ErrnoText(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
+using ::util::ErrnoText;
 
 bool IsExecutable(const std::string& path) {
   struct stat st;

@@ -159,13 +159,15 @@ class WrongTokenTest : public harness::RedisTest {
     EXPECT_THAT((*lk)->Acquire(), IsOk());
     return *std::move(lk);
   }
+  static std::string OwnerKey(const std::string& key) {
+    return std::string(internal::LockKeys("sec:", key).owner());
+  }
   std::string Owner(const std::string& key) {
-    return server().Exec({"HGET", absl::StrCat("{sec:", key, "}"), "owner"}).value_or("?");
+    return server().Exec({"HGET", OwnerKey(key), "owner"}).value_or("?");
   }
   int64_t Pttl(const std::string& key) {
     int64_t v = -9;
-    (void)absl::SimpleAtoi(
-        server().Exec({"PTTL", absl::StrCat("{sec:", key, "}")}).value_or(""), &v);
+    (void)absl::SimpleAtoi(server().Exec({"PTTL", OwnerKey(key)}).value_or(""), &v);
     return v;
   }
   std::unique_ptr<Locker> locker_;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lock/redis/script.h"
+#include "util/key_slot.h"
 #include "util/status_macros.h"
 
 namespace lock::redis {
@@ -22,19 +23,6 @@ constexpr int kSlots = 16384;
 // Enough for a MOVED, an ASK and a failover in one call; more means the
 // cluster is reconfiguring faster than we can follow.
 constexpr int kMaxRedirects = 5;
-
-uint16_t Crc16(absl::string_view s) {
-  // CRC16-CCITT (XMODEM), the hash Redis Cluster uses for slots.
-  uint16_t crc = 0;
-  for (unsigned char c : s) {
-    crc ^= static_cast<uint16_t>(c) << 8;
-    for (int i = 0; i < 8; ++i) {
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
-                           : static_cast<uint16_t>(crc << 1);
-    }
-  }
-  return crc;
-}
 
 // "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" → {slot, addr}.
 bool ParseRedirect(absl::string_view text, int* slot, std::string* addr) {
@@ -60,16 +48,7 @@ std::string Text(const redisReply& r) {
 
 }  // namespace
 
-int KeySlot(absl::string_view key) {
-  size_t open = key.find('{');
-  if (open != absl::string_view::npos) {
-    size_t close = key.find('}', open + 1);
-    if (close != absl::string_view::npos && close > open + 1) {
-      key = key.substr(open + 1, close - open - 1);
-    }
-  }
-  return Crc16(key) % kSlots;
-}
+int KeySlot(absl::string_view key) { return ::util::KeySlot(key); }
 
 absl::StatusOr<Topology::RunResult> Topology::Run(
     const scripts::EmbeddedScript& script,

@@ -11,12 +11,13 @@
 #include <fstream>
 #include <iostream>
 #include <latch>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "lock/scripts/embedded.h"
+#include "util/proc.h"
 
 namespace bench {
 namespace {
@@ -149,6 +150,25 @@ bool RawCommand::Write(redisContext* c) const {
   return true;
 }
 
+void RawLoadScripts(redisContext* c) {
+  for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
+    RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(c);
+  }
+}
+
+std::vector<std::string> RawAcquireArgs(const lock::internal::LockKeys& keys,
+                                        const std::string& token, bool fencing) {
+  return {"EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3",
+          std::string(keys.owner()), std::string(keys.fence()), keys.CancelMarker(token),
+          token, "30000", "1", fencing ? "1" : "0", "86400000"};
+}
+
+std::vector<std::string> RawReleaseArgs(const lock::internal::LockKeys& keys,
+                                        const std::string& token) {
+  return {"EVALSHA", std::string(lock::scripts::k_release.sha1), "1",
+          std::string(keys.owner()), token, "0", std::string(keys.channel()), "0"};
+}
+
 std::vector<double> PingRttUs(const std::string& addr, int n) {
   auto c = RawConnect(addr);
   const RawCommand ping({"PING"});
@@ -184,16 +204,10 @@ double ThreadCpuSeconds() {
 
 double ProcessCpuSeconds(int pid) {
   if (pid <= 0) return 0;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  // Fields after the ")" of the command name; utime and stime are 14 and 15.
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
+  const std::vector<std::string> fields = util::ProcStatFields(pid);
+  // utime and stime: fields 14 and 15 of proc(5), [11] and [12] here.
   double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i >= 14) ticks += std::atof(field.c_str());
-  }
+  for (size_t i = 11; i <= 12 && i < fields.size(); ++i) ticks += std::atof(fields[i].c_str());
   return ticks / sysconf(_SC_CLK_TCK);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lock/internal/keys.h"
 #include "lock/redis/reply.h"
 #include "nlohmann/json.hpp"
 #include "policy/policy.h"
@@ -63,6 +64,16 @@ class RawCommand {
   std::vector<const char*> argv_;
   std::vector<size_t> lens_;
 };
+
+// SCRIPT LOAD of the acquire and release scripts, so that EVALSHA finds them.
+void RawLoadScripts(redisContext* c);
+// The EVALSHA argv the library sends to acquire the lock `keys` for `token`
+// (ttl 30 s, hold count 1, fence retention one day; `fencing` off as on
+// Redlock masters), and to release it.
+std::vector<std::string> RawAcquireArgs(const lock::internal::LockKeys& keys,
+                                        const std::string& token, bool fencing);
+std::vector<std::string> RawReleaseArgs(const lock::internal::LockKeys& keys,
+                                        const std::string& token);
 
 // Round trip of PING on its own connection, in microseconds.
 std::vector<double> PingRttUs(const std::string& addr, int n);

@@ -12,12 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
+#include "lock/internal/keys.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/token.h"
 #include "lock/redis/pool.h"
 #include "lock/redis/topology.h"
 #include "lock/redis_lock.h"
-#include "lock/scripts/embedded.h"
 #include "tools/bench/common.h"
 
 namespace bench {
@@ -41,19 +41,14 @@ T OrDie(absl::StatusOr<T> v, const char* what) {
 // release) to every master before reading any reply, on one thread.
 class RawFanOut {
  public:
-  RawFanOut(const std::vector<std::string>& addrs, const std::string& owner,
+  RawFanOut(const std::vector<std::string>& addrs, const lock::internal::LockKeys& keys,
             const std::string& token)
-      : acquire_({"EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
-                  // As the library asks Redlock masters: no fencing token.
-                  owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "0",
-                  "86400000"}),
-        release_({"EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token,
-                  "0", owner + ":released", "0"}) {
+      // As the library asks Redlock masters: no fencing token.
+      : acquire_(RawAcquireArgs(keys, token, /*fencing=*/false)),
+        release_(RawReleaseArgs(keys, token)) {
     for (const std::string& a : addrs) {
       ctxs_.push_back(RawConnect(a));
-      for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
-        RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(ctxs_.back().get());
-      }
+      RawLoadScripts(ctxs_.back().get());
     }
   }
   bool Run() { return Round(acquire_, true) && Round(release_, false); }
@@ -99,7 +94,7 @@ void Redlock(const Flags& f) {
         [&](int) { return quorum_lock->Acquire().ok() && quorum_lock->Release().ok(); });
     std::vector<std::string> addrs;
     for (int i = 0; i < n; ++i) addrs.push_back(fleet->node(i).addr());
-    RawFanOut floor(addrs, absl::StrCat("{bench:redlock:raw", n, "}"),
+    RawFanOut floor(addrs, lock::internal::LockKeys("bench:redlock:", absl::StrCat("raw", n)),
                     lock::internal::NewOwnerToken());
     const AbResult fl = Interleave(
         1, f.seconds, f.phase_ms, [&](int) { return floor.Run(); },

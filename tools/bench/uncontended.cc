@@ -7,15 +7,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lock/internal/keys.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/token.h"
 #include "lock/redis/pool.h"
 #include "lock/redis_lock.h"
-#include "lock/scripts/embedded.h"
 #include "tools/bench/common.h"
 
 namespace bench {
 namespace {
+
+// The raw side's key prefix; the library's side uses "bench:lib:".
+constexpr char kRawPrefix[] = "bench:raw:";
 
 // One thread's raw acquire and release, with the arguments the library
 // sends (same key length, same token length, ttl, count, fencing flag and
@@ -24,18 +27,12 @@ struct RawPair {
   lock::redis::ContextPtr ctx;
   std::unique_ptr<RawCommand> acquire, release;
 
-  RawPair(const std::string& addr, const std::string& owner, const std::string& token) {
+  RawPair(const std::string& addr, const std::string& key, const std::string& token) {
     ctx = RawConnect(addr);
-    for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
-      RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(ctx.get());
-    }
-    acquire = std::make_unique<RawCommand>(std::vector<std::string>{
-        "EVALSHA", std::string(lock::scripts::k_acquire.sha1), "3", owner,
-        owner + ":fence", owner + ":cancel:" + token, token, "30000", "1", "1",
-        "86400000"});
-    release = std::make_unique<RawCommand>(std::vector<std::string>{
-        "EVALSHA", std::string(lock::scripts::k_release.sha1), "1", owner, token, "0",
-        owner + ":released", "0"});
+    RawLoadScripts(ctx.get());
+    const lock::internal::LockKeys keys(kRawPrefix, key);
+    acquire = std::make_unique<RawCommand>(RawAcquireArgs(keys, token, /*fencing=*/true));
+    release = std::make_unique<RawCommand>(RawReleaseArgs(keys, token));
   }
 
   bool Run() const {
@@ -69,7 +66,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
   for (int threads : f.threads) {
     std::vector<std::unique_ptr<RawPair>> raw;
     for (int t = 0; t < threads; ++t) {
-      raw.push_back(std::make_unique<RawPair>(addr, absl::StrCat("{bench:raw:k", t, "}"), token));
+      raw.push_back(std::make_unique<RawPair>(addr, absl::StrCat("k", t), token));
     }
     auto pool = std::make_shared<lock::redis::ConnectionPool>(
         lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = threads});
@@ -109,7 +106,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
 // callgrind (whose timing means nothing).
 void Pairs(const Flags& f, const std::string& addr) {
   const std::string token = lock::internal::NewOwnerToken();
-  RawPair raw(addr, "{bench:raw:k0}", token);
+  RawPair raw(addr, "k0", token);
   auto pool = std::make_shared<lock::redis::ConnectionPool>(
       lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = 1});
   auto lk = *lock::internal::NewRedisLock(pool, BenchPolicy("bench:lib:"), "k0");

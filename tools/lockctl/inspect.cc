@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,27 @@ std::string EscapeGlob(const std::string& literal) {
   return out;
 }
 
+// The lock key whose owner hash is `redis_key` under `prefix`, or nullopt
+// when `redis_key` is no owner hash of that prefix (a fencing counter or a
+// cancel marker, say). The layout is LockKeys's: an owner key is a head, the
+// lock key, then a tail, found by comparing the owner keys of "" and "?".
+std::optional<std::string> LockKeyOf(const std::string& prefix,
+                                     absl::string_view redis_key) {
+  const std::string bare(lock::internal::LockKeys(prefix, "").owner());
+  const std::string probe(lock::internal::LockKeys(prefix, "?").owner());
+  const size_t at =
+      std::mismatch(bare.begin(), bare.end(), probe.begin()).first - bare.begin();
+  const absl::string_view head = absl::string_view(bare).substr(0, at);
+  const absl::string_view tail = absl::string_view(bare).substr(at);
+  absl::string_view key = redis_key;
+  if (!absl::ConsumePrefix(&key, head) || !absl::ConsumeSuffix(&key, tail) ||
+      !lock::internal::ValidateKey(key).ok() ||
+      lock::internal::LockKeys(prefix, key).owner() != redis_key) {
+    return std::nullopt;
+  }
+  return std::string(key);
+}
+
 }  // namespace
 
 int Status(const std::vector<std::string>& argv) {
@@ -201,7 +223,10 @@ int List(const std::vector<std::string>& argv) {
   if (!conn.ok()) return Fail(conn.status());
   const absl::Duration timeout =
       std::max(ctx->policy->script_timeout, absl::Seconds(1));
-  const std::string pattern = absl::StrCat("{", EscapeGlob(prefix), match, "}");
+  // The owner hashes whose lock key matches: LockKeys's owner key, with the
+  // glob in place of the key and the prefix taken literally.
+  const std::string pattern(
+      lock::internal::LockKeys(EscapeGlob(prefix), match).owner());
   std::vector<std::string> keys;
   std::string cursor = "0";
   do {
@@ -216,19 +241,13 @@ int List(const std::vector<std::string>& argv) {
     }
     cursor = std::string(lock::redis::ReplyText(*reply.element[0]));
     for (size_t i = 0; i < reply.element[1]->elements; ++i) {
-      absl::string_view name =
-          lock::redis::ReplyText(*reply.element[1]->element[i]);
       // Only owner hashes {P K}. The fencing counter {P K}:fence and cancel
-      // markers {P K}:cancel:<token> do not end in '}' (the pattern already
-      // excludes them; checked anyway rather than trusted), while a lock key
-      // such as "order:cancel:7" or "x:fence" is a lock like any other.
-      if (!absl::ConsumePrefix(&name, "{") ||
-          !absl::ConsumeSuffix(&name, "}") ||
-          !absl::ConsumePrefix(&name, prefix) ||
-          !lock::internal::ValidateKey(name).ok()) {
-        continue;
-      }
-      keys.emplace_back(name);
+      // markers {P K}:cancel:<token> do not match the pattern (checked anyway
+      // rather than trusted), while a lock key such as "order:cancel:7" or
+      // "x:fence" is a lock like any other.
+      std::optional<std::string> key = LockKeyOf(
+          prefix, lock::redis::ReplyText(*reply.element[1]->element[i]));
+      if (key.has_value()) keys.push_back(*std::move(key));
     }
   } while (cursor != "0");
   std::sort(keys.begin(), keys.end());

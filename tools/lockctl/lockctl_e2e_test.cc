@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
+#include "lock/internal/keys.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
@@ -244,8 +245,10 @@ TEST_F(LockctlTest, ListShowsHeldLocksOfThePolicyOnly) {
   ASSERT_TRUE(a && b && other && gone);
   ASSERT_THAT(gone->Release(), IsOk());
   // A cancel marker of a lost acquire, as the library leaves it.
-  ASSERT_THAT(server().Exec({"SET", "{order:close:order-4}:cancel:x:1:ab", "1",
-                             "PX", "60000"}),
+  ASSERT_THAT(server().Exec({"SET",
+                             lock::internal::LockKeys("order:close:", "order-4")
+                                 .CancelMarker("x:1:ab"),
+                             "1", "PX", "60000"}),
               IsOk());
 
   auto vars = OwnerVars(*a, "1");

@@ -1,0 +1,164 @@
+#include "integration/checker/worker.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "integration/checker/checker.h"
+#include "integration/checker/data_connection.h"
+#include "integration/checker/history.h"
+#include "integration/checker/netns.h"
+#include "integration/checker/workload.h"
+#include "lock/lock.h"
+#include "lock/redis/reply.h"
+#include "nlohmann/json.hpp"
+
+namespace lock::checker::driver {
+namespace {
+
+using redis::ReplyPtr;
+
+WriteOutcome Classify(const absl::Status& s) {
+  if (s.ok()) return WriteOutcome::kAccepted;
+  if (lock::IsStaleFence(s)) return WriteOutcome::kRejected;
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    return WriteOutcome::kUnknown;  // sent, maybe applied, no reply
+  }
+  return WriteOutcome::kFailed;  // an error reply: refused by the server
+}
+
+}  // namespace
+
+int RunWorker(const Flags& f) {
+  if (!f.netns.empty()) EnterNetns(f.netns);  // before any thread exists
+  std::ifstream in(f.config);
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
+  if (!in || config.is_discarded()) {
+    std::cerr << "driver worker " << f.worker << ": cannot read " << f.config << "\n";
+    return 2;
+  }
+  if (absl::Status s = lock::InitFromJson(text.str()); !s.ok()) {
+    std::cerr << "driver worker " << f.worker << ": " << s << "\n";
+    return 2;
+  }
+  const nlohmann::json target = config["redis"]["default"];
+  auto writer = HistoryWriter::Open(HistoryPath(f.out, f.worker));
+  if (!writer.ok()) {
+    std::cerr << "driver worker " << f.worker << ": " << writer.status() << "\n";
+    return 2;
+  }
+  HistoryWriter& log = **writer;
+  const int64_t start = SteadyNs();
+  const int64_t end = start + int64_t{f.seconds} * 1'000'000'000;
+  std::atomic<int64_t> total{0};
+  std::atomic<int> log_errors{0};
+  auto append = [&](const nlohmann::json& e) {
+    if (!log.Append(e).ok()) log_errors.fetch_add(1);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < f.threads; ++t) {
+    threads.emplace_back([&, t] {
+      DataConnection data(target, absl::Milliseconds(300));
+      std::mt19937_64 rng(std::random_device{}());
+      const bool victim = f.worker == 0 && t == 0 && f.victim_after_ms >= 0;
+      bool victim_done = false;
+      int64_t next_id = int64_t{t} << 32;  // unique within the process
+      int64_t ops = 0;
+      while (SteadyNs() < end) {
+        Op op;
+        op.process = f.worker;
+        op.thread = t;
+        op.id = next_id++;
+        op.key = KeyName(static_cast<int>(rng() % f.keys));
+        const std::string resource = ResourceKey(f.run, op.key);
+        const std::string owner_key = OwnerKey(f.run, op.key);
+        op.call_steady_ns = SteadyNs();
+        absl::Status s = lock::With(kPolicy, op.key, [&](lock::Held& held) {
+          op.entered = true;
+          op.fence = held.fencing_token();
+          op.owner = held.owner_token();
+          op.enter_steady_ns = SteadyNs();
+          op.enter_redis_us = data.TimeUs();
+          if (auto r = data.Cmd({"HGET", owner_key, "owner"}); r.ok()) {
+            op.owner_checked = true;
+            op.owner_verified = (*r)->type == REDIS_REPLY_STRING &&
+                                redis::ReplyText(**r) == op.owner;
+          }
+          append(EnterEvent(op));
+          auto finish = [&] {
+            op.exit_redis_us = data.TimeUs();
+            op.exit_steady_ns = SteadyNs();
+            op.lost = held.lost() || held.stop_token().stop_requested();
+            return absl::OkStatus();
+          };
+          absl::StatusOr<ReplyPtr> read = data.Cmd({"HGET", resource, "value"});
+          int64_t value = 0;
+          if (!read.ok() || ((*read)->type == REDIS_REPLY_STRING &&
+                             !absl::SimpleAtoi(redis::ReplyText(**read), &value))) {
+            op.message = read.ok() ? "unreadable counter" : std::string(read.status().message());
+            return finish();  // no write without knowing the value
+          }
+          if (victim && !victim_done &&
+              SteadyNs() >= start + int64_t{f.victim_after_ms} * 1'000'000) {
+            victim_done = true;
+            const std::string line =
+                absl::StrCat("inside ", op.key, " ", op.fence, " ", op.id, "\n");
+            if (f.victim_extend_ms > 0) {
+              // A lease shorter than the policy's, held for several of it:
+              // renewal must follow the lease the holder set.
+              absl::Status e = held.Extend(absl::Milliseconds(f.victim_extend_ms));
+              if (!e.ok()) op.message = std::string(e.message());
+            }
+            (void)!write(f.notify_fd, line.data(), line.size());
+            SleepMs(f.victim_hold_ms);
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
+          }
+          op.write_value = value + 1;
+          op.write_begin_steady_ns = SteadyNs();
+          append(WriteEvent(op));
+          absl::Status w = lock::FencedSet(kPolicy, resource,
+                                           absl::StrCat(op.write_value), op.fence);
+          op.write = Classify(w);
+          if (op.write != WriteOutcome::kUnknown) op.write_end_steady_ns = SteadyNs();
+          if (!w.ok() && !lock::IsStaleFence(w)) op.message = std::string(w.message());
+          return finish();
+        });
+        if (!s.ok()) {
+          op.result = absl::StatusCodeToString(s.code());
+          op.message = std::string(s.message());
+        }
+        if (lock::IsLost(s)) op.lost = true;
+        append(OpEvent(op));
+        ++ops;
+        if (!s.ok() && !lock::IsLost(s) && !lock::IsBusy(s)) {
+          SleepMs(20);  // Redis is down or refusing: don't spin
+        }
+      }
+      total.fetch_add(ops);
+    });
+  }
+  for (auto& t : threads) t.join();
+  lock::Shutdown(absl::Seconds(2));
+  append(SummaryEvent(f.worker, total.load()));
+  if (log_errors.load() > 0) {
+    std::cerr << "driver worker " << f.worker << ": " << log_errors.load()
+              << " history lines could not be written\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace lock::checker::driver
