@@ -3,6 +3,8 @@
 #ifndef UTIL_STRINGS_H_
 #define UTIL_STRINGS_H_
 
+#include <charconv>
+#include <cstdint>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
@@ -14,6 +16,13 @@ inline absl::string_view ToAbsl(std::string_view s) {
 }
 inline std::string_view ToStd(absl::string_view s) {
   return std::string_view(s.data(), s.size());
+}
+
+// Decimal text of `v`, written into `buf` (no allocation): for command
+// arguments built on hot paths.
+inline absl::string_view Decimal(int64_t v, char (&buf)[24]) {
+  char* end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
+  return absl::string_view(buf, end - buf);
 }
 
 }  // namespace util

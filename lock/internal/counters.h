@@ -37,6 +37,11 @@ struct PolicyCounters {
 };
 
 PolicyCounters& CountersFor(std::string_view policy);
+
+// Counts one event (relaxed: statistics need no ordering).
+inline void Count(std::atomic<int64_t>& counter) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
 std::shared_ptr<LockCallback> Callback();  // nullptr when none
 void SetRenewalQueue(int64_t len, int64_t cap);
 void AddRenewalRoundTrip();

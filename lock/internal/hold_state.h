@@ -28,6 +28,11 @@ inline int64_t SteadyNowNs() {
       .count();
 }
 
+// Time since `start_ns` (a SteadyNowNs value).
+inline absl::Duration Since(int64_t start_ns) {
+  return absl::Nanoseconds(SteadyNowNs() - start_ns);
+}
+
 // The lease mutex of a hold (see HoldState::lease_mu); defined in renewal.cc,
 // whose fork handlers take them all.
 std::mutex& LeaseMutexFor(const void* hold);

@@ -143,7 +143,7 @@ void RenewalManager::SchedulerLoop(uint64_t generation) {
           // Workers are behind: try these again shortly rather than queue
           // without bound.
           for (auto& h : batch) {
-            h->counters->skipped_renewals.fetch_add(1, std::memory_order_relaxed);
+            Count(h->counters->skipped_renewals);
             if (h->valid_until_ns.load() <= now) {
               expired.push_back(h);
               continue;
@@ -189,7 +189,7 @@ void RenewalManager::WorkerLoop(uint64_t generation) {
 void RenewalManager::Failed(const Sent& s, const absl::Status& why) {
   const std::shared_ptr<HoldState>& hold = s.hold;
   if (hold->released.load()) return;
-  hold->counters->renewal_errors.fetch_add(1, std::memory_order_relaxed);
+  Count(hold->counters->renewal_errors);
   if (auto cb = Callback()) cb->OnRenewalFailed(hold->policy->name, hold->key, why);
   const int64_t now = SteadyNowNs();
   const int64_t left = hold->valid_until_ns.load() - now;
@@ -285,7 +285,7 @@ void RenewalManager::RenewQuorum(const Sent& s) {
 
 void RenewalManager::Renewed(const Sent& s, int64_t sent_ns, int64_t valid_until_ns) {
   const std::shared_ptr<HoldState>& h = s.hold;
-  h->counters->renewals.fetch_add(1, std::memory_order_relaxed);
+  Count(h->counters->renewals);
   h->counters->renewal_latency.Observe(absl::Nanoseconds(SteadyNowNs() - sent_ns));
   // Sent before an Extend and answered after it: Redis kept the longer of
   // the two leases, but the owner's lease is what validity and the next
@@ -549,7 +549,7 @@ void RenewalManager::ForkChild() {
     for (auto& [ptr, weak] : shard.holds) {
       std::shared_ptr<HoldState> h = weak.lock();
       if (h == nullptr || h->released.exchange(true)) continue;
-      if (!h->lost.exchange(true)) h->counters->lost.fetch_add(1, std::memory_order_relaxed);
+      if (!h->lost.exchange(true)) Count(h->counters->lost);
       h->counters->active.fetch_sub(1, std::memory_order_relaxed);
     }
     shard.holds.clear();

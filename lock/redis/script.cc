@@ -5,14 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "util/strings.h"
 
 namespace lock::redis {
 namespace {
-
-absl::string_view Decimal(int64_t v, char (&buf)[24]) {
-  char* end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
-  return absl::string_view(buf, end - buf);
-}
 
 absl::StatusOr<ReplyPtr> Eval(Connection& conn, const scripts::EmbeddedScript& script,
                               bool send_text, absl::Span<const absl::string_view> keys,
@@ -45,14 +41,14 @@ ScriptCall::ScriptCall(const scripts::EmbeddedScript& script,
   argv_.reserve(3 + keys.size() + args.size());
   argv_.push_back(send_text ? "EVAL" : "EVALSHA");
   argv_.push_back(send_text ? script.body : script.sha1);
-  argv_.push_back(Decimal(static_cast<int64_t>(keys.size()), numkeys_));
+  argv_.push_back(util::Decimal(static_cast<int64_t>(keys.size()), numkeys_));
   argv_.insert(argv_.end(), keys.begin(), keys.end());
   argv_.insert(argv_.end(), args.begin(), args.end());
 }
 
 WaitCall::WaitCall(int replicas, absl::Duration timeout)
-    : argv_{"WAIT", Decimal(replicas, replicas_),
-            Decimal(std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)), ms_)} {}
+    : argv_{"WAIT", util::Decimal(replicas, replicas_),
+            util::Decimal(std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)), ms_)} {}
 
 absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
                                         const scripts::EmbeddedScript& script,
