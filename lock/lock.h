@@ -223,4 +223,9 @@ absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
 
 }  // namespace lock
 
+// The Go-parity helpers (lock::Lock, LockWithRetry, ...) live in
+// lock/compat.h; included here so that code written before they moved keeps
+// compiling.
+#include "lock/compat.h"  // IWYU pragma: export
+
 #endif  // LOCK_LOCK_H_
