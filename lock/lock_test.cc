@@ -491,7 +491,10 @@ TEST_F(HotReloadTest, ValidEditIsUsedAndBrokenEditKeepsTheWorkingPolicies) {
 
 TEST_F(HotReloadTest, WatchCanBeTurnedOff) {
   Write(Config({"a"}));
-  ASSERT_THAT(Init(path_, {.watch = false}), IsOk());
+  // A 10ms interval: were `watch` ignored, the edit below would be picked
+  // up long before the check (the default 2s interval would hide that).
+  ASSERT_THAT(Init(path_, {.watch = false, .watch_interval = absl::Milliseconds(10)}),
+              IsOk());
   Write(Config({"a", "b"}));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_THAT(Try("b"), StatusIs(absl::StatusCode::kNotFound));
