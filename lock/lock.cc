@@ -1,6 +1,5 @@
 #include "lock/lock.h"
 
-#include <charconv>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -364,9 +363,8 @@ absl::Status Locker::FencedSet(std::string_view policy,
         "to protect the resource"));
   }
   char token[24];
-  char* end = std::to_chars(token, token + sizeof(token), fencing_token).ptr;
   const absl::string_view keys[] = {ToAbsl(resource_key)};
-  const absl::string_view args[] = {ToAbsl(value), absl::string_view(token, end - token)};
+  const absl::string_view args[] = {ToAbsl(value), util::Decimal(fencing_token, token)};
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
                    backend->homes[0]->Run(scripts::k_fenced_set, keys, args,
                                           {.timeout = p->script_timeout}));
