@@ -85,7 +85,7 @@ class EdgeTest : public harness::RedisTest {
     t.join();
   }
 
-  std::unique_ptr<Locker> locker_;
+  std::shared_ptr<Locker> locker_;
 };
 
 // Item 1: Extend(500ms) under a 4s policy left renewal on the policy's
@@ -172,6 +172,7 @@ TEST_F(EdgeTest, RenewalAnsweredAfterAnExtendDoesNotOverstateRemaining) {
 
 // Item 8: Shutdown sent keep=0 and freed a run-once job's key early.
 TEST_F(EdgeTest, ShutdownHonoursHoldAtLeast) {
+  InitWith(locker_);  // lock::Shutdown releases the process-wide Locker's locks
   auto l = *locker_->NewLock("once", "job");
   ASSERT_THAT(l->Acquire(), IsOk());
   Shutdown(absl::Seconds(2));
@@ -240,6 +241,7 @@ TEST_F(EdgeTest, StopCallbackMayCallBackIntoTheLock) {
 // Item 10: lock::Shutdown from OnLost, which runs on a renewal thread,
 // joined that very thread: std::terminate.
 TEST_F(EdgeTest, ShutdownFromOnLostDoesNotTerminate) {
+  InitWith(locker_);  // so that Shutdown stops the renewal thread it runs on
   struct ShutdownOnLost : LockCallback {
     std::atomic<int> lost{0};
     void OnLost(std::string_view, std::string_view, const absl::Status&) override {

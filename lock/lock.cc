@@ -1,5 +1,6 @@
 #include "lock/lock.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -69,6 +70,13 @@ absl::StatusOr<std::shared_ptr<const policy::Policy>> FindPolicy(
 }
 }  // namespace
 
+namespace {
+uint64_t NextGroup() {
+  static std::atomic<uint64_t> next{0};
+  return next.fetch_add(1) + 1;
+}
+}  // namespace
+
 struct Locker::Impl {
   explicit Impl(std::shared_ptr<policy::Registry> r) : registry(std::move(r)) {}
 
@@ -86,6 +94,9 @@ struct Locker::Impl {
 
   const std::shared_ptr<policy::Registry> registry;
   const pid_t built_by = internal::ProcessId();
+  // Marks the holds of this Locker's locks (HoldState::group), so that
+  // lock::Shutdown releases the process-wide Locker's and no other's.
+  const uint64_t group = NextGroup();
   struct TargetBackend {
     policy::RedisTarget target;
     std::shared_ptr<const internal::Backend> backend;
@@ -154,6 +165,7 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
   backend->min_replicas_ack = target.min_replicas_ack;
   backend->replica_ack_timeout = target.replica_ack_timeout;
   backend->drift_factor = target.drift_factor;
+  backend->group = group;
   // Releases are published on every master; waiters listen on the first
   // home only. When it is down they fall back to backoff polling
   // (docs/DESIGN.md section 9, Redlock).
@@ -436,13 +448,22 @@ void ProcessLayerForkParent() { g_mu.unlock(); }
 void ProcessLayerForkChild() { g_mu.unlock(); }
 }  // namespace internal
 
+namespace internal {
+struct LockerAccess {
+  static uint64_t Group(const Locker& locker) { return locker.impl_->group; }
+};
+}  // namespace internal
+
 void Shutdown(absl::Duration deadline) {
-  internal::RenewalManager::Global().Shutdown(deadline);
   std::shared_ptr<Locker> old;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     old = std::move(g_locker);
   }
+  // Only the process-wide Locker's locks: a Locker built and injected
+  // elsewhere keeps its own (and its renewals) until it is done with them.
+  internal::RenewalManager::Global().Shutdown(
+      old == nullptr ? 0 : internal::LockerAccess::Group(*old), deadline);
 }
 
 absl::StatusOr<std::shared_ptr<Locker>> Default() {

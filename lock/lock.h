@@ -36,6 +36,7 @@ namespace lock {
 namespace internal {
 struct HoldState;
 struct HeldAccess;
+struct LockerAccess;
 }  // namespace internal
 
 // Options for Locker::WithOptions / NewLock and the Go-parity helpers
@@ -155,6 +156,7 @@ class Locker {
   const std::shared_ptr<policy::Registry>& registry() const;
 
  private:
+  friend struct internal::LockerAccess;
   struct Impl;  // the registry, and the connections of each Redis target
   explicit Locker(std::shared_ptr<policy::Registry> registry);
 
@@ -199,11 +201,13 @@ absl::Status Init(const std::string& config_path, const InitOptions& options = {
 absl::Status InitFromJson(std::string_view json);
 // Installs a Locker built elsewhere (tests, dependency injection).
 void InitWith(std::shared_ptr<Locker> locker);
-// Stops auto-renewal, marks every lock still held in the process lost
-// (requesting their stop tokens) and releases it, giving up on Redis calls
-// after `deadline`; then drops the process-wide Locker. Locks can be taken
-// again after a new Init. In a fork() child it releases only the locks the
-// child took after its own Init, never those inherited from the parent.
+// Drops the process-wide Locker, marks every lock it still holds lost
+// (requesting their stop tokens, stopping their renewal) and releases each,
+// giving up on Redis calls after `deadline`. Locks of a Locker built and
+// kept elsewhere (never installed with InitWith) are not touched. Locks can
+// be taken again after a new Init. In a fork() child it releases only the
+// locks the child took after its own Init, never those inherited from the
+// parent.
 void Shutdown(absl::Duration deadline = absl::Seconds(5));
 // The process-wide Locker; on first use without Init it loads $LOCK_CONFIG.
 absl::StatusOr<std::shared_ptr<Locker>> Default();

@@ -418,6 +418,30 @@ TEST_F(WithTest, UnlockByValueReleasesOneReentryLevel) {
 }
 
 
+// lock::Shutdown is the process-wide layer's: a Locker built and kept
+// elsewhere (dependency injection) keeps its locks and their renewal.
+TEST_F(WithTest, ShutdownLeavesALockerBuiltElsewhereAlone) {
+  auto mine = locker_->NewLock("wait", "injected");
+  ASSERT_THAT(mine, IsOk());
+  ASSERT_THAT((*mine)->Acquire(), IsOk());
+  ASSERT_THAT((*mine)->EnableAutoRenew(), IsOk());
+  ASSERT_THAT(InitFromJson(config_), IsOk());
+  auto global = NewLock("global", [] {
+    LockOptions o;
+    o.key_prefix = "o:";
+    return o;
+  }());
+  ASSERT_THAT(global, IsOk());
+  ASSERT_THAT((*global)->Acquire(), IsOk());
+
+  Shutdown();
+  EXPECT_EQ(Redis({"EXISTS", "{o:global}"}), "0");  // released
+  EXPECT_TRUE(IsNotHeld((*global)->Release()));
+  EXPECT_EQ(Redis({"HGET", "{o:injected}", "owner"}), (*mine)->owner_token());
+  EXPECT_THAT((*mine)->IsLocked(), IsOkAndHolds(true));
+  EXPECT_THAT((*mine)->Release(), IsOk());
+}
+
 // Hot reload (issue 12): lock::Init watches its file; a valid edit is used by
 // the next lock, a broken one keeps the working policies and is reported.
 class HotReloadTest : public harness::RedisTest {

@@ -66,7 +66,7 @@ class RenewalTest : public harness::RedisTest {
     return *std::move(l);
   }
 
-  std::unique_ptr<Locker> locker_;
+  std::shared_ptr<Locker> locker_;
 };
 
 TEST_F(RenewalTest, ReleaseWakesTheWaiterLongBeforeItsBackoff) {
@@ -264,6 +264,7 @@ TEST_F(RenewalTest, PrometheusTextIsWellFormed) {
 }
 
 TEST_F(RenewalTest, ShutdownReleasesWhatIsHeldAndSignalsIt) {
+  InitWith(locker_);  // lock::Shutdown releases the process-wide Locker's locks
   auto l = Holder("renew", "shut");
   ASSERT_THAT(l->EnableAutoRenew(), IsOk());
   std::shared_ptr<internal::HoldState> hold = lock::internal::LockAccess::Core(*l).hold();

@@ -47,6 +47,8 @@ struct HoldState {
   absl::Duration replica_ack_timeout;
   double drift_factor = 0;   // Redlock: validity lost to clock drift
   std::shared_ptr<const policy::Policy> policy;
+  // The Locker whose locks these are (Backend::group); 0 for none.
+  uint64_t group = 0;
   std::string key;        // the caller's key, without prefix
   std::string owner_key;  // {P K}
   std::string channel;    // release channel, from LockKeys

@@ -351,6 +351,7 @@ void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
   h->min_replicas_ack = backend_->min_replicas_ack;
   h->replica_ack_timeout = backend_->replica_ack_timeout;
   h->policy = policy_;
+  h->group = backend_->group;
   h->key = key_;
   h->owner_key = std::string(keys_.owner());
   h->channel = std::string(keys_.channel());

@@ -46,6 +46,9 @@ struct Backend {
   // replica_ack_timeout releases the lock again and reports kUnavailable.
   int min_replicas_ack = 0;
   absl::Duration replica_ack_timeout = absl::Milliseconds(100);
+  // The Locker that built it (an id, never reused; 0 for locks made
+  // without one): lock::Shutdown releases only the process-wide Locker's.
+  uint64_t group = 0;
   // Redlock: clock drift allowance, as a fraction of the TTL (plus 2ms).
   double drift_factor = 0.01;
 

@@ -425,9 +425,48 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
   }
 }
 
-void RenewalManager::Shutdown(absl::Duration deadline) {
+void RenewalManager::Shutdown(uint64_t group, absl::Duration deadline) {
   const int64_t end = SteadyNowNs() + absl::ToInt64Nanoseconds(deadline);
   std::vector<std::shared_ptr<HoldState>> holds;
+  bool none_left = true;
+  for (TrackShard& shard : tracked_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto it = shard.holds.begin(); it != shard.holds.end();) {
+      std::shared_ptr<HoldState> h = it->second.lock();
+      if (h == nullptr || h->group == group) {
+        if (h != nullptr) holds.push_back(std::move(h));
+        shard.holds.erase(it++);
+      } else {
+        none_left = false;
+        ++it;
+      }
+    }
+  }
+  // Marked released before anything else: a renewal due meanwhile skips
+  // them, and the threads (still running for other groups) never touch
+  // them again.
+  for (const auto& h : holds) {
+    if (h->released.exchange(true)) continue;
+    h->MarkLost(LostError(absl::StrCat("lock \"", h->key, "\" (policy ",
+                                       h->policy->name,
+                                       ") was released by Shutdown")));
+  }
+  if (none_left) StopThreads();
+  for (const auto& h : holds) {
+    const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
+    if (left <= absl::ZeroDuration()) break;  // the rest expire after their ttl
+    const absl::Duration timeout = std::min(left, h->policy->script_timeout);
+    // A run-once job cut short must not run again elsewhere in its period.
+    const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
+    const absl::string_view keys[] = {h->owner_key};
+    const absl::string_view args[] = {h->token, "0", h->channel, keep};
+    ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
+      (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
+    });
+  }
+}
+
+void RenewalManager::StopThreads() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -446,36 +485,11 @@ void RenewalManager::Shutdown(absl::Duration deadline) {
   };
   join(scheduler_);
   for (auto& w : workers_) join(w);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    workers_.clear();
-    running_ = false;
-    heap_ = {};
-    queue_.clear();
-  }
-  for (TrackShard& shard : tracked_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    for (auto& [ptr, weak] : shard.holds) {
-      if (auto h = weak.lock()) holds.push_back(std::move(h));
-    }
-    shard.holds.clear();
-  }
-  for (const auto& h : holds) {
-    if (h->released.exchange(true)) continue;
-    h->MarkLost(LostError(absl::StrCat("lock \"", h->key, "\" (policy ",
-                                       h->policy->name,
-                                       ") was released by Shutdown")));
-    const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
-    if (left <= absl::ZeroDuration()) continue;  // expires after its ttl
-    const absl::Duration timeout = std::min(left, h->policy->script_timeout);
-    // A run-once job cut short must not run again elsewhere in its period.
-    const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
-    const absl::string_view keys[] = {h->owner_key};
-    const absl::string_view args[] = {h->token, "0", h->channel, keep};
-    ParallelFor(static_cast<int>(h->homes.size()), [&](int i) {
-      (void)h->homes[i]->Run(scripts::k_release, keys, args, {.timeout = timeout});
-    });
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  workers_.clear();
+  running_ = false;
+  heap_ = {};
+  queue_.clear();
 }
 
 // ---- fork() ------------------------------------------------------------------

@@ -46,13 +46,15 @@ class RenewalManager {
   // No-op for a hold that is not renewing.
   void Reschedule(const std::shared_ptr<HoldState>& hold, uint64_t epoch, int64_t sent_ns);
 
-  // Stops renewing, marks every tracked hold lost (their critical sections
-  // must stop) and releases each — keeping the key for what is left of
-  // hold_at_least — giving up when `deadline` passes. The manager starts
-  // again on the next Renew. Safe to call from a callback that runs on one
-  // of the manager's own threads (OnLost): that thread is let go, not
-  // joined, and ends after its current step.
-  void Shutdown(absl::Duration deadline);
+  // Marks every tracked hold of `group` (HoldState::group) lost — their
+  // critical sections must stop — and releases each, keeping the key for
+  // what is left of hold_at_least, giving up when `deadline` passes. Holds
+  // of other groups keep being renewed. When no hold is tracked any more it
+  // also stops the manager's threads; it starts again on the next Renew.
+  // Safe to call from a callback that runs on one of the manager's own
+  // threads (OnLost): that thread is let go, not joined, and ends after its
+  // current step.
+  void Shutdown(uint64_t group, absl::Duration deadline);
 
   // For the fork handlers (lock/internal/fork.h). In the child the manager
   // has no threads, nothing scheduled and no tracked holds: the holds of the
@@ -69,6 +71,9 @@ class RenewalManager {
   static constexpr int kWorkers = 2;
 
  private:
+  // Stops and joins the scheduler and the workers; drops what was planned.
+  void StopThreads();
+
   // What falls due: a renewal, or the check that marks a hold lost when
   // its local validity ran out while no renewal answered (a worker stuck
   // on an unreachable node must not keep a loss unannounced). A check is
