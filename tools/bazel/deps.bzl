@@ -38,6 +38,7 @@ _SYSTEM_LIBRARIES = {
     "gtest": "/usr/lib/x86_64-linux-gnu",
     "hiredis": "/usr/lib/x86_64-linux-gnu",
     "nlohmann_json": "/usr/include",
+    "openssl": "/usr/lib/x86_64-linux-gnu",
 }
 
 def redis_lock_deps():
