@@ -2,7 +2,7 @@
 # build (CMakeLists.txt: FIND is find_package, with REQUIRED) and for a
 # project that finds the installed package (redis_lockConfig.cmake: FIND is
 # find_dependency). On Debian 12: libabsl-dev, nlohmann-json3-dev and
-# libhiredis-dev (through pkg-config, pkgconf).
+# libhiredis-dev and libssl-dev (through pkg-config, pkgconf).
 macro(redis_lock_find_dependencies FIND)
   set(THREADS_PREFER_PTHREAD_FLAG ON)
   cmake_language(CALL ${FIND} Threads ${ARGN})
@@ -11,5 +11,8 @@ macro(redis_lock_find_dependencies FIND)
   cmake_language(CALL ${FIND} PkgConfig ${ARGN})
   if(NOT TARGET PkgConfig::hiredis)
     pkg_check_modules(hiredis REQUIRED IMPORTED_TARGET hiredis)
+  endif()
+  if(NOT TARGET PkgConfig::openssl)
+    pkg_check_modules(openssl REQUIRED IMPORTED_TARGET openssl)
   endif()
 endmacro()

@@ -1,7 +1,14 @@
 #include "lock/redis/connection.h"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -62,6 +69,98 @@ timeval TimeoutTimeval(absl::Duration d) {
   return tv;
 }
 
+std::string ErrnoCause(int err) { return std::strerror(err); }
+
+void SetBlocking(int fd, bool blocking) {
+  const int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+}
+
+// Waits until `fd` is ready for `events` or `deadline` passes.
+bool WaitReady(int fd, short events, absl::Time deadline) {
+  while (true) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd p{fd, events, 0};
+    const int ms = left == absl::InfiniteDuration()
+                       ? -1
+                       : static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    const int n = poll(&p, 1, ms);
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let the I/O call report it
+  }
+}
+
+absl::Time DeadlineAfter(absl::Duration timeout) {
+  return timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
+}
+
+// Keep-alive as hiredis' redisEnableKeepAlive set it: a peer that vanished
+// without a FIN (a partition, a dead host) is noticed in ~30 s even on a
+// connection that sits idle in a pool.
+void EnableKeepAlive(int fd) {
+  int on = 1, idle = 15, interval = 5, count = 3;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+// A connected, non-blocking socket to `ep`, or why not, by `deadline`.
+// Each address a host name resolves to is tried in turn.
+int ConnectSocket(const Endpoint& ep, absl::Time deadline, std::string* cause) {
+  auto attempt = [&](int family, const sockaddr* sa, socklen_t len) -> int {
+    const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *cause = ErrnoCause(errno);
+      return -1;
+    }
+    if (connect(fd, sa, len) == 0) return fd;
+    if (errno == EINPROGRESS || errno == EAGAIN) {
+      if (!WaitReady(fd, POLLOUT, deadline)) {
+        *cause = "timed out waiting for the server";
+        close(fd);
+        return -1;
+      }
+      int err = 0;
+      socklen_t err_len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
+      if (err == 0) return fd;
+      errno = err;
+    }
+    *cause = ErrnoCause(errno);
+    close(fd);
+    return -1;
+  };
+  if (ep.unix_socket) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (ep.host.size() >= sizeof sa.sun_path) {
+      *cause = "socket path too long";
+      return -1;
+    }
+    std::memcpy(sa.sun_path, ep.host.c_str(), ep.host.size() + 1);
+    return attempt(AF_UNIX, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const std::string port = absl::StrCat(ep.port);
+  if (const int rc = getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    *cause = absl::StrCat("cannot resolve \"", ep.host, "\": ", gai_strerror(rc));
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = attempt(a->ai_family, a->ai_addr, a->ai_addrlen);
+  }
+  freeaddrinfo(found);
+  if (fd >= 0) EnableKeepAlive(fd);
+  return fd;
+}
+
 }  // namespace
 
 void BoundArrayReplies(redisReader* reader) {
@@ -74,47 +173,48 @@ void BoundArrayReplies(redisReader* reader) {
   reader->fn = bounded;
 }
 
-absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
-                            absl::string_view doing) {
-  if (ctx == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("redis ", addr, ": ", doing, ": cannot allocate context"));
-  }
-  absl::string_view cause = ctx->errstr;
-  if (ctx->err == REDIS_ERR_IO &&
-      (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT ||
-       cause == std::strerror(EAGAIN))) {
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", addr, ": ", doing, ": timed out waiting for the server"));
-  }
-  if (ctx->err == REDIS_ERR_OOM) {
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", addr, ": ", doing, ": reply rejected (it announced an array "
-        "of more than ", kMaxArrayElements, " elements, or memory ran out); "
-        "connection dropped"));
-  }
-  if (ctx->err == REDIS_ERR_EOF) {
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", addr, ": ", doing, ": connection closed by the server"));
-  }
-  return absl::UnavailableError(
-      absl::StrCat("redis ", addr, ": ", doing, ": ", cause));
+Connection::Connection(int fd, std::unique_ptr<TlsSession> tls, std::string addr,
+                       absl::Duration connect_timeout)
+    : fd_(fd),
+      tls_(std::move(tls)),
+      reader_(redisReaderCreate(), redisReaderFree),
+      addr_(std::move(addr)),
+      connect_timeout_(connect_timeout) {
+  BoundArrayReplies(reader_.get());
 }
+
+Connection::~Connection() { close(fd_); }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const ConnectionOptions& options) {
   ASSIGN_OR_RETURN(Endpoint ep, ParseAddr(options.addr));
-  timeval tv = TimeoutTimeval(options.connect_timeout);
-  ContextPtr ctx(ep.unix_socket
-                     ? redisConnectUnixWithTimeout(ep.host.c_str(), tv)
-                     : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv));
-  if (ctx == nullptr || ctx->err != 0) {
-    return TransportError(ctx.get(), options.addr, "connect");
+  if (options.tls != nullptr && ep.unix_socket) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis ", options.addr, ": TLS over a unix socket: Redis serves TLS on TCP only"));
   }
-  if (!ep.unix_socket) redisEnableKeepAlive(ctx.get());
-  BoundArrayReplies(ctx->reader);
+  const absl::Time deadline = DeadlineAfter(options.connect_timeout);
+  std::string cause;
+  const int fd = ConnectSocket(ep, deadline, &cause);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("redis ", options.addr, ": connect: ", cause));
+  }
+  std::unique_ptr<TlsSession> tls;
+  if (options.tls != nullptr) {
+    absl::StatusOr<std::unique_ptr<TlsSession>> session =
+        TlsSession::Start(*options.tls, fd, ep.host);
+    if (!session.ok()) {
+      close(fd);
+      return session.status();
+    }
+    tls = *std::move(session);
+  } else {
+    // Plaintext reads and writes block, bounded by the socket's timeouts:
+    // one system call each, as hiredis did. TLS stays non-blocking and polls.
+    SetBlocking(fd, true);
+  }
   std::unique_ptr<Connection> conn(
-      new Connection(std::move(ctx), options.addr));
+      new Connection(fd, std::move(tls), options.addr, options.connect_timeout));
+  if (conn->tls_ != nullptr) RETURN_IF_ERROR(conn->Handshake(deadline));
   if (!options.password.empty()) {
     absl::StatusOr<ReplyPtr> auth =
         options.username.empty()
@@ -131,24 +231,75 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
   return conn;
 }
 
-bool Connection::LooksAlive() const {
+absl::Status Connection::Handshake(absl::Time deadline) {
+  while (true) {
+    TlsSession::Io io = tls_->Handshake();
+    switch (io.kind) {
+      case TlsSession::Io::kDone:
+        return absl::OkStatus();
+      case TlsSession::Io::kWantRead:
+      case TlsSession::Io::kWantWrite:
+        if (!WaitReady(fd_, io.kind == TlsSession::Io::kWantRead ? POLLIN : POLLOUT, deadline)) {
+          return TimedOut("TLS handshake");
+        }
+        continue;
+      case TlsSession::Io::kClosed:
+        return Fail("TLS handshake",
+                    "connection closed by the server (is this a TLS port? "
+                    "does the server require a client certificate?)");
+      case TlsSession::Io::kError:
+        // A plaintext server answers a ClientHello with an error line.
+        if (absl::StrContains(io.cause, "wrong version number") ||
+            absl::StrContains(io.cause, "packet length too long")) {
+          io.cause += " (the server does not speak TLS on this port)";
+        }
+        return Fail("TLS handshake", io.cause);
+    }
+  }
+}
+
+bool Connection::LooksAlive() {
   if (broken_) return false;
-  pollfd p{ctx_->fd, POLLIN | POLLRDHUP, 0};
-  return poll(&p, 1, 0) == 0;
+  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, 0) == 0) return true;
+  if (tls_ == nullptr || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) return false;
+  // Over TLS an idle connection may have been sent session tickets after the
+  // handshake: consumed here, they leave it alive. Anything else is not.
+  char scratch[512];
+  while (true) {
+    TlsSession::Io io = tls_->Read(scratch, sizeof scratch);
+    if (io.kind == TlsSession::Io::kWantRead) return true;
+    broken_ = true;
+    return false;
+  }
 }
 
 absl::Status Connection::SetTimeout(absl::Duration timeout) {
-  if (timeout == current_timeout_) return absl::OkStatus();
-  if (redisSetTimeout(ctx_.get(), TimeoutTimeval(timeout)) != REDIS_OK) {
-    return Fail("set timeout");
+  if (tls_ != nullptr || timeout == current_timeout_) return absl::OkStatus();
+  const timeval tv = TimeoutTimeval(timeout);
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+      setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+    return Fail("set timeout", ErrnoCause(errno));
   }
   current_timeout_ = timeout;
   return absl::OkStatus();
 }
 
-absl::Status Connection::Fail(absl::string_view doing) {
+absl::Status Connection::Fail(absl::string_view doing, absl::string_view cause) {
   broken_ = true;
-  return TransportError(ctx_.get(), addr_, doing);
+  return absl::UnavailableError(absl::StrCat("redis ", addr_, ": ", doing, ": ", cause));
+}
+
+absl::Status Connection::TimedOut(absl::string_view doing) {
+  return Fail(doing, "timed out waiting for the server");
+}
+
+absl::Status Connection::Closed(absl::string_view doing) {
+  // A TLS port drops a plaintext client at its first bytes.
+  return Fail(doing, replied_ || tls_ != nullptr
+                         ? "connection closed by the server"
+                         : "connection closed by the server (before any reply: if "
+                           "this is a TLS port, the target needs \"tls\")");
 }
 
 namespace {
@@ -177,14 +328,15 @@ absl::Status Connection::Append(absl::Span<const absl::string_view> argv) {
     return absl::UnavailableError(
         absl::StrCat("redis ", addr_, ": connection is broken"));
   }
-  // The request is formatted here, in one pass into a buffer the connection
-  // keeps, rather than by redisAppendCommandArgv: hiredis builds it with
-  // printf-style sds calls that cost more client CPU than everything else
-  // in an acquire+release pair put together (callgrind).
+  // The request is formatted here, in one pass straight into the output
+  // buffer: hiredis builds it with printf-style sds calls that cost more
+  // client CPU than everything else in an acquire+release pair put
+  // together (callgrind).
   size_t len = 1 + DecimalLength(argv.size()) + 2;
   for (absl::string_view a : argv) len += 1 + DecimalLength(a.size()) + 2 + a.size() + 2;
-  request_.resize(len);
-  char* p = PutHeader(request_.data(), '*', argv.size());
+  const size_t at = out_.size();
+  out_.resize(at + len);
+  char* p = PutHeader(out_.data() + at, '*', argv.size());
   for (absl::string_view a : argv) {
     p = PutHeader(p, '$', a.size());
     if (!a.empty()) std::memcpy(p, a.data(), a.size());
@@ -192,36 +344,139 @@ absl::Status Connection::Append(absl::Span<const absl::string_view> argv) {
     *p++ = '\r';
     *p++ = '\n';
   }
-  if (redisAppendFormattedCommand(ctx_.get(), request_.data(), len) != REDIS_OK) {
-    return Fail(argv.empty() ? "append" : argv[0]);
+  return absl::OkStatus();
+}
+
+absl::Status Connection::WriteAll(absl::Duration timeout, absl::string_view doing) {
+  RETURN_IF_ERROR(SetTimeout(timeout));
+  const absl::Time deadline = DeadlineAfter(timeout);
+  size_t sent = 0;
+  while (sent < out_.size()) {
+    const char* data = out_.data() + sent;
+    const size_t size = out_.size() - sent;
+    if (tls_ == nullptr) {
+      const ssize_t n = send(fd_, data, size, MSG_NOSIGNAL);
+      if (n >= 0) {
+        sent += static_cast<size_t>(n);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return TimedOut(doing);
+      } else if (errno != EINTR) {
+        return Fail(doing, ErrnoCause(errno));
+      }
+      continue;
+    }
+    TlsSession::Io io = tls_->Write(data, size);
+    switch (io.kind) {
+      case TlsSession::Io::kDone:
+        sent += static_cast<size_t>(io.bytes);
+        break;
+      case TlsSession::Io::kWantRead:
+      case TlsSession::Io::kWantWrite:
+        if (!WaitReady(fd_, io.kind == TlsSession::Io::kWantRead ? POLLIN : POLLOUT, deadline)) {
+          return TimedOut(doing);
+        }
+        break;
+      case TlsSession::Io::kClosed:
+        return Closed(doing);
+      case TlsSession::Io::kError:
+        return Fail(doing, io.cause);
+    }
+  }
+  out_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Connection::Feed(const char* data, size_t size, absl::string_view doing) {
+  if (redisReaderFeed(reader_.get(), data, size) != REDIS_OK) {
+    return Fail(doing, "cannot buffer the reply");
   }
   return absl::OkStatus();
+}
+
+absl::Status Connection::ReadSome(absl::Time deadline, absl::string_view doing) {
+  char buf[16 * 1024];
+  while (true) {
+    if (tls_ == nullptr) {
+      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) return Feed(buf, static_cast<size_t>(n), doing);
+      if (n == 0) return Closed(doing);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return TimedOut(doing);
+      if (errno != EINTR) return Fail(doing, ErrnoCause(errno));
+      continue;
+    }
+    TlsSession::Io io = tls_->Read(buf, sizeof buf);
+    switch (io.kind) {
+      case TlsSession::Io::kDone:
+        return Feed(buf, static_cast<size_t>(io.bytes), doing);
+      case TlsSession::Io::kWantRead:
+      case TlsSession::Io::kWantWrite:
+        if (!WaitReady(fd_, io.kind == TlsSession::Io::kWantRead ? POLLIN : POLLOUT, deadline)) {
+          return TimedOut(doing);
+        }
+        continue;
+      case TlsSession::Io::kClosed:
+        return Closed(doing);
+      case TlsSession::Io::kError:
+        return Fail(doing, io.cause);
+    }
+  }
+}
+
+absl::StatusOr<ReplyPtr> Connection::TakeReply(absl::string_view doing) {
+  void* raw = nullptr;
+  if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
+    if (reader_->err == REDIS_ERR_OOM) {
+      return Fail(doing, absl::StrCat("reply rejected (it announced an array of more than ",
+                                      kMaxArrayElements,
+                                      " elements, or memory ran out); connection dropped"));
+    }
+    return Fail(doing, absl::StrCat("protocol error: ", reader_->errstr));
+  }
+  if (raw != nullptr) replied_ = true;
+  return ReplyPtr(static_cast<redisReply*>(raw));
 }
 
 absl::Status Connection::Flush() {
-  int done = 0;
-  while (!done) {
-    if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) return Fail("write");
-  }
-  return absl::OkStatus();
+  // A subscriber's requests are small; the connect timeout bounds them.
+  return WriteAll(connect_timeout_, "write");
 }
 
 absl::Status Connection::Send(absl::Duration timeout) {
-  RETURN_IF_ERROR(SetTimeout(timeout));
-  return Flush();
+  return WriteAll(timeout, "write");
 }
 
 absl::Status Connection::ReadAvailable() {
-  if (redisBufferRead(ctx_.get()) != REDIS_OK) return Fail("read");
-  return absl::OkStatus();
+  char buf[16 * 1024];
+  if (tls_ == nullptr) {
+    const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) return Feed(buf, static_cast<size_t>(n), "read");
+    if (n == 0) return Closed("read");
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return absl::OkStatus();
+    return Fail("read", ErrnoCause(errno));
+  }
+  // Until OpenSSL wants the socket again: nothing decrypted may stay in its
+  // buffers, where the caller's poll() would not see it.
+  while (true) {
+    TlsSession::Io io = tls_->Read(buf, sizeof buf);
+    switch (io.kind) {
+      case TlsSession::Io::kDone:
+        RETURN_IF_ERROR(Feed(buf, static_cast<size_t>(io.bytes), "read"));
+        continue;
+      case TlsSession::Io::kWantRead:
+        return absl::OkStatus();
+      case TlsSession::Io::kWantWrite:
+        if (!WaitReady(fd_, POLLOUT, DeadlineAfter(connect_timeout_))) return TimedOut("read");
+        continue;
+      case TlsSession::Io::kClosed:
+        return Closed("read");
+      case TlsSession::Io::kError:
+        return Fail("read", io.cause);
+    }
+  }
 }
 
 absl::StatusOr<ReplyPtr> Connection::NextBufferedReply() {
-  void* raw = nullptr;
-  if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
-    return Fail("parse reply");
-  }
-  return ReplyPtr(static_cast<redisReply*>(raw));
+  return TakeReply("parse reply");
 }
 
 absl::StatusOr<ReplyPtr> Connection::ReadReply(absl::Duration timeout) {
@@ -230,12 +485,19 @@ absl::StatusOr<ReplyPtr> Connection::ReadReply(absl::Duration timeout) {
 
 absl::StatusOr<ReplyPtr> Connection::ReadReplyFor(absl::Duration timeout,
                                                   absl::string_view doing) {
-  RETURN_IF_ERROR(SetTimeout(timeout));
-  void* raw = nullptr;
-  if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) {
-    return Fail(doing);
+  if (broken_) {
+    return absl::UnavailableError(
+        absl::StrCat("redis ", addr_, ": connection is broken"));
   }
-  return ReplyPtr(static_cast<redisReply*>(raw));
+  // Whatever Append queued goes out first (pipelines send it with Send).
+  if (!out_.empty()) RETURN_IF_ERROR(WriteAll(timeout, doing));
+  RETURN_IF_ERROR(SetTimeout(timeout));
+  const absl::Time deadline = DeadlineAfter(timeout);
+  while (true) {
+    ASSIGN_OR_RETURN(ReplyPtr reply, TakeReply(doing));
+    if (reply != nullptr) return reply;
+    RETURN_IF_ERROR(ReadSome(deadline, doing));
+  }
 }
 
 absl::StatusOr<ReplyPtr> Connection::RawCommand(

@@ -1,13 +1,15 @@
-// One synchronous connection to one Redis server over hiredis.
+// One synchronous connection to one Redis server: TCP, TLS (OpenSSL) or a
+// unix socket; hiredis' reader parses the replies.
 //
 //   ConnectionOptions o{.addr = "127.0.0.1:6379", .password = "s3cret"};
 //   ASSIGN_OR_RETURN(auto conn, Connection::Open(o));
 //   ASSIGN_OR_RETURN(ReplyPtr r, conn->Command({"GET", "k"}, absl::Milliseconds(600)));
 //
 // Error channels (hiredis has two, and they mean different things):
-//  - transport failure (connect refused, I/O error, timeout): kUnavailable with
-//    the address and the cause; the connection is then broken() for good and
-//    must be discarded — hiredis leaves such a context unusable.
+//  - transport failure (connect refused, TLS handshake, I/O error, timeout):
+//    kUnavailable with the address and the cause; the connection is then
+//    broken() for good and must be discarded (a late reply would answer the
+//    next command).
 //  - an error reply from the server: kFailedPrecondition (or kPermissionDenied
 //    for authentication) carrying the server's text; the connection stays fine.
 //
@@ -27,6 +29,8 @@
 #include "absl/types/span.h"
 #include "lock/redis/errors.h"
 #include "lock/redis/reply.h"
+#include "lock/redis/tls.h"
+#include "lock/redis/tls_session.h"
 
 namespace lock::redis {
 
@@ -40,17 +44,15 @@ struct ConnectionOptions {
   // Empty means no AUTH. Never included in any message.
   std::string password;
   int db = 0;
+  // TLS to this server (the target's context, shared); nullptr = plaintext.
+  // Not for unix sockets: Redis serves TLS on TCP only.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 // Makes `reader` refuse array replies announcing more elements than any
 // legitimate reply here has (hiredis would reserve the whole table up front:
 // 13 hostile bytes could reserve gigabytes). Every Connection's reader has it.
 void BoundArrayReplies(redisReader* reader);
-
-// Maps a failed hiredis call on `ctx` to a status naming `addr` and what was
-// being done. The one place that knows hiredis' error codes.
-absl::Status TransportError(const redisContext* ctx, absl::string_view addr,
-                            absl::string_view doing);
 
 class Connection {
  public:
@@ -85,31 +87,49 @@ class Connection {
   // Non-blocking use, for a subscriber connection driven by poll(): send
   // what Append queued, read what the socket has, and take complete replies
   // one by one (nullptr when none is complete yet).
-  int fd() const { return ctx_->fd; }
+  int fd() const { return fd_; }
   absl::Status Flush();
   absl::Status ReadAvailable();
   absl::StatusOr<ReplyPtr> NextBufferedReply();
 
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
   bool broken() const { return broken_; }
   // False when an idle connection has already been closed by the server
   // (restart, CLIENT KILL, idle timeout): one non-blocking poll, no round
-  // trip. A healthy idle connection has nothing to read.
-  bool LooksAlive() const;
+  // trip. A healthy idle connection has nothing to read (over TLS, nothing
+  // but session tickets, which this consumes).
+  bool LooksAlive();
   const std::string& addr() const { return addr_; }
 
  private:
-  Connection(ContextPtr ctx, std::string addr)
-      : ctx_(std::move(ctx)), addr_(std::move(addr)) {}
+  Connection(int fd, std::unique_ptr<TlsSession> tls, std::string addr,
+             absl::Duration connect_timeout);
+  absl::Status Handshake(absl::Time deadline);
   absl::Status SetTimeout(absl::Duration timeout);
+  absl::Status WriteAll(absl::Duration timeout, absl::string_view doing);
+  // Reads what the socket has (waiting at most until `deadline` on TLS, or
+  // the socket timeout on plaintext) into the reader.
+  absl::Status ReadSome(absl::Time deadline, absl::string_view doing);
+  absl::Status Feed(const char* data, size_t size, absl::string_view doing);
+  absl::StatusOr<ReplyPtr> TakeReply(absl::string_view doing);
   absl::StatusOr<ReplyPtr> ReadReplyFor(absl::Duration timeout,
                                         absl::string_view doing);
-  absl::Status Fail(absl::string_view doing);
+  absl::Status Fail(absl::string_view doing, absl::string_view cause);
+  absl::Status Closed(absl::string_view doing);
+  absl::Status TimedOut(absl::string_view doing);
 
-  ContextPtr ctx_;
-  std::string addr_;
-  absl::Duration current_timeout_ = absl::InfiniteDuration();
+  const int fd_;
+  const std::unique_ptr<TlsSession> tls_;  // nullptr on plaintext
+  const std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
+  const std::string addr_;
+  const absl::Duration connect_timeout_;
+  absl::Duration current_timeout_ = absl::InfiniteDuration();  // plaintext socket's
   bool broken_ = false;
-  std::string request_;  // formatting buffer of Append, reused
+  bool replied_ = false;  // a reply came: the server speaks this protocol
+  std::string out_;       // requests queued by Append, not yet written
 };
 
 }  // namespace lock::redis

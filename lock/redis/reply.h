@@ -1,5 +1,4 @@
-// RAII ownership of hiredis objects. hiredis hands out raw pointers with two
-// different release functions; these aliases make the owner explicit.
+// RAII ownership of hiredis replies, and their text.
 #ifndef LOCK_REDIS_REPLY_H_
 #define LOCK_REDIS_REPLY_H_
 
@@ -16,11 +15,6 @@ struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
 
 inline absl::string_view ReplyText(const redisReply& r) {
   return absl::string_view(r.str, r.len);

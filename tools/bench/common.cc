@@ -114,9 +114,9 @@ double Mean(const std::vector<double>& v) {
   return sum / v.size();
 }
 
-lock::redis::ContextPtr RawConnect(const std::string& addr) {
+ContextPtr RawConnect(const std::string& addr) {
   const size_t colon = addr.rfind(':');
-  lock::redis::ContextPtr c(
+  ContextPtr c(
       redisConnect(addr.substr(0, colon).c_str(), std::atoi(addr.c_str() + colon + 1)));
   if (c == nullptr || c->err) {
     std::cerr << "bench: cannot connect to " << addr << "\n";

@@ -50,7 +50,11 @@ double Percentile(std::vector<double> v, double q);
 double Mean(const std::vector<double>& v);
 
 // Bare hiredis: the floor the library is compared with.
-lock::redis::ContextPtr RawConnect(const std::string& addr);
+struct ContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+ContextPtr RawConnect(const std::string& addr);
 // A prepared command: argv pointers and lengths built once, sent many times.
 class RawCommand {
  public:

@@ -70,7 +70,7 @@ class RawFanOut {
   }
 
   RawCommand acquire_, release_;
-  std::vector<lock::redis::ContextPtr> ctxs_;
+  std::vector<ContextPtr> ctxs_;
 };
 
 }  // namespace

@@ -24,7 +24,7 @@ constexpr char kRawPrefix[] = "bench:raw:";
 // sends (same key length, same token length, ttl, count, fencing flag and
 // fence retention).
 struct RawPair {
-  lock::redis::ContextPtr ctx;
+  ContextPtr ctx;
   std::unique_ptr<RawCommand> acquire, release;
 
   RawPair(const std::string& addr, const std::string& key, const std::string& token) {

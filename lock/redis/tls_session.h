@@ -1,0 +1,51 @@
+// One TLS session over a connected, non-blocking socket: Connection's TLS
+// side. Every call returns at once; the caller polls the socket for what
+// the session wants (kWantRead, kWantWrite) until its own deadline, so no
+// SSL call ever blocks without a bound.
+#ifndef LOCK_REDIS_TLS_SESSION_H_
+#define LOCK_REDIS_TLS_SESSION_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "lock/redis/tls.h"
+
+typedef struct ssl_st SSL;
+
+namespace lock::redis {
+
+class TlsSession {
+ public:
+  struct Io {
+    enum Kind { kDone, kWantRead, kWantWrite, kClosed, kError } kind;
+    int bytes = 0;       // kDone: bytes read or written
+    std::string cause;   // kError: what OpenSSL said
+  };
+
+  // Prepares the client side of a handshake with `host` (the address's
+  // host; the context's server_name wins when set) as SNI and expected name.
+  static absl::StatusOr<std::unique_ptr<TlsSession>> Start(const TlsContext& context, int fd,
+                                                           const std::string& host);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  Io Handshake();
+  Io Read(char* buf, size_t size);
+  Io Write(const char* data, size_t size);
+
+ private:
+  explicit TlsSession(SSL* ssl) : ssl_(ssl) {}
+  Io Result(int n, bool handshake);
+
+  SSL* const ssl_;
+};
+
+// The reasons in OpenSSL's error queue, "; "-joined, and clears it.
+std::string OpenSslErrors();
+
+}  // namespace lock::redis
+
+#endif  // LOCK_REDIS_TLS_SESSION_H_
