@@ -12,9 +12,9 @@
 // Parsing is a pure function of the texts plus the environment variables
 // named by `password_env` / `sentinel_password_env` and the TLS files named
 // in "tls" blocks (read at load time); configuration files are read by
-// registry.h. Validation is
-// strict and exhaustive: every error of every source is reported at once, as
-// one absl::InvalidArgumentError whose message has one error per line, each
+// registry.h. Validation is strict and exhaustive: every error of every
+// source is reported at once, as one absl::InvalidArgumentError whose message
+// has one error per line, each
 // `<source>: <JSON pointer>: <message>[, got <bad value>]`.
 //
 // Resolution order of every policy field:

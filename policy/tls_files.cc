@@ -130,17 +130,19 @@ std::string Resolve(std::string_view directory, const std::string& path) {
 void LoadTlsFiles(std::string_view directory, const Where& at,
                   ErrorList& errors, TlsOptions* tls,
                   std::map<std::string, std::string>* fingerprints) {
+  // The paths as configured: errors show the value as it was given.
+  std::map<std::string_view, std::string> configured;
   // Reads one configured file into *pem; false when it is not given or could
   // not be read (reported).
   auto load = [&](std::string_view field, std::string* path, std::string* pem) {
     if (path->empty()) return false;
-    const std::string configured = *path;
-    *path = Resolve(directory, configured);
+    configured[field] = *path;
+    *path = Resolve(directory, *path);
     FileText file = ReadWholeFile(*path);
     (*fingerprints)[*path] = FingerprintOf(file);
     if (!file.error.empty()) {
       errors.Add(at / field, Cat("cannot read ", *path, ": ", file.error),
-                 ShowString(configured));
+                 ShowString(configured[field]));
       return false;
     }
     *pem = std::move(file.text);
@@ -148,7 +150,8 @@ void LoadTlsFiles(std::string_view directory, const Where& at,
   };
   auto report = [&](std::string_view field, const std::string& path,
                     std::string_view problem) {
-    errors.Add(at / field, Cat(path, ": ", problem), ShowString(path));
+    errors.Add(at / field, Cat(path, ": ", problem),
+               ShowString(configured[field]));
   };
 
   if (load("ca_file", &tls->ca_file, &tls->ca_pem)) {
@@ -197,7 +200,7 @@ void LoadTlsFiles(std::string_view directory, const Where& at,
                  Cat("the private key in ", tls->key_file,
                      " does not match the certificate in ", tls->cert_file,
                      " (a key and a certificate from different pairs?)"),
-                 ShowString(tls->key_file));
+                 ShowString(configured["key_file"]));
     }
   }
 }
