@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -35,9 +36,20 @@ struct FileText {
 
 FileText ReadWholeFile(const std::string& path) {
   FileText out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     out.error = std::error_code(errno, std::generic_category()).message();
+    return out;
+  }
+  // Only regular files (symlinks to them, as mounted secrets are, count):
+  // reading a device or a pipe could block the loader forever.
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    out.error = S_ISDIR(st.st_mode)
+                    ? std::error_code(EISDIR, std::generic_category()).message()
+                    : "not a regular file";
+    ::close(fd);
     return out;
   }
   char buffer[16384];

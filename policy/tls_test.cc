@@ -161,6 +161,19 @@ TEST_F(TlsTest, UnreadableFileNamesErrno) {
                   HasSubstr("Is a directory"))));
 }
 
+// A device or a pipe would block the loader (or never end).
+TEST_F(TlsTest, OnlyRegularFilesAreRead) {
+  EXPECT_THAT(ErrorLines(WithTls(Files("/dev/zero", "", ""))),
+              ElementsAre(StartsWith("test.json: /redis/default/tls/ca_file: "
+                                     "cannot read /dev/zero: not a regular "
+                                     "file")));
+  const std::string fifo = pki_->dir + "/fifo.pem";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(ErrorLines(WithTls(Files(fifo, "", ""))),
+              ElementsAre(HasSubstr("cannot read " + fifo +
+                                    ": not a regular file")));
+}
+
 TEST_F(TlsTest, GarbageFilesAreRejectedByContent) {
   const std::string garbage = pki_->dir + "/garbage.pem";
   WriteFile(garbage, "this is not PEM\n");
