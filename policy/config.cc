@@ -123,6 +123,12 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
     absl::Span<const ConfigSource> sources) {
+  return ParseConfig(sources, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
+    absl::Span<const ConfigSource> sources,
+    std::map<std::string, std::string>* files) {
   ErrorList errors;
   internal::Merged merged;
   // Entries of `merged` point into these documents: reserve so that they
@@ -150,12 +156,16 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
       all_parsed = false;
       continue;
     }
+    merged.directory = source.directory;
     internal::ReadObject(documents.back(), Where{source.name, ""},
                          internal::TopLevelFields(), errors, &merged);
   }
   // Cross-source references are meaningless when a source could not be read.
   std::vector<Policy> policies;
   if (all_parsed) policies = internal::ResolvePolicies(merged, errors);
+  // Also when invalid: a watcher must notice when a missing or bad TLS file
+  // is fixed.
+  if (files != nullptr) *files = merged.files;
   if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
 
   std::vector<RedisTarget> targets;

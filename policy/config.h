@@ -10,9 +10,11 @@
 //   const policy::Policy* p = (*s)->FindPolicy("order-close");
 //
 // Parsing is a pure function of the texts plus the environment variables
-// named by `password_env`; file access lives in registry.h. Validation is
-// strict and exhaustive: every error of every source is reported at once, as
-// one absl::InvalidArgumentError whose message has one error per line, each
+// named by `password_env` / `sentinel_password_env` and the TLS files named
+// in "tls" blocks (read at load time); configuration files are read by
+// registry.h. Validation is strict and exhaustive: every error of every
+// source is reported at once, as one absl::InvalidArgumentError whose message
+// has one error per line, each
 // `<source>: <JSON pointer>: <message>[, got <bad value>]`.
 //
 // Resolution order of every policy field:
@@ -22,6 +24,7 @@
 #ifndef POLICY_CONFIG_H_
 #define POLICY_CONFIG_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,13 +50,27 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
 absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
     absl::Span<const ConfigSource> sources);
 
+// As above, and sets *files to the other files the configuration read (the
+// TLS files of targets with "tls" enabled), by resolved path, each with
+// FileFingerprint() of the content that was read — also when the
+// configuration is invalid, so that a watcher sees a missing or broken file
+// being fixed.
+absl::StatusOr<std::shared_ptr<const Snapshot>> ParseConfig(
+    absl::Span<const ConfigSource> sources,
+    std::map<std::string, std::string>* files);
+
+// What a watcher compares to notice that a file changed: its size and a hash
+// of its content, or why it cannot be read.
+std::string FileFingerprint(const std::string& path);
+
 // Renders a resolved policy back as a configuration object (the value of a
 // "policies" entry): every field, durations as strings ("30s", "600ms").
 // Feeding it back to ParseConfig yields the same Policy.
 nlohmann::json ExplainPolicy(const Policy& policy);
 
 // Same for a target (the value of a "redis" entry). Never includes the
-// password, only password_env.
+// passwords, only password_env and sentinel_password_env, nor the PEM
+// contents of the TLS files, only their (resolved) paths.
 nlohmann::json ExplainTarget(const RedisTarget& target);
 
 // A whole resolved configuration: {"redis": {...}, "policies": {...}}.
@@ -67,6 +84,7 @@ const std::vector<std::string_view>& PolicyFieldNames();
 const std::vector<std::string_view>& WaitFieldNames();
 const std::vector<std::string_view>& RetryFieldNames();
 const std::vector<std::string_view>& RenewalFieldNames();
+const std::vector<std::string_view>& TlsFieldNames();
 
 }  // namespace policy
 

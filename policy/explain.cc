@@ -38,7 +38,8 @@ nlohmann::json ExplainPolicy(const Policy& p) {
 }
 
 nlohmann::json ExplainTarget(const RedisTarget& t) {
-  // Built field by field on purpose: t.password must never be rendered.
+  // Built field by field on purpose: t.password, t.sentinel_password and
+  // t.tls.key_pem must never be rendered.
   nlohmann::json out = {
       {"mode", RedisModeName(t.mode)},
       {"db", t.db},
@@ -55,10 +56,24 @@ nlohmann::json ExplainTarget(const RedisTarget& t) {
   if (t.mode == RedisMode::kSentinel) {
     out["sentinels"] = t.sentinels;
     out["master_name"] = t.master_name;
+    out["sentinel_username"] = t.sentinel_username;
+    out["sentinel_password_env"] = t.sentinel_password_env;
   } else {
     out["addrs"] = t.addrs;
   }
   if (t.mode == RedisMode::kRedlock) out["drift_factor"] = t.drift_factor;
+  // The paths only, never the PEM texts (key_pem is a secret). Left out
+  // when nothing was set, as a configuration without "tls" reads.
+  if (t.tls != TlsOptions()) {
+    out["tls"] = {
+        {"enabled", t.tls.enabled},
+        {"ca_file", t.tls.ca_file},
+        {"cert_file", t.tls.cert_file},
+        {"key_file", t.tls.key_file},
+        {"server_name", t.tls.server_name},
+        {"verify_peer", t.tls.verify_peer},
+    };
+  }
   return out;
 }
 

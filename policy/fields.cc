@@ -239,7 +239,61 @@ const std::vector<Field<RenewalPolicy>>& RenewalFields() {
   return *fields;
 }
 
+// Targets are read once, so this is the one place the environment is
+// consulted (for password_env and sentinel_password_env). Errors name the
+// variable, never its value.
+void ReadPasswordEnv(const json& v, const Where& at, ErrorList& e,
+                     std::string* env, std::string* password) {
+  std::string name;
+  if (!ReadCheckedString(v, at, &CheckEnvName, e, &name)) return;
+  *env = name;
+  if (name.empty()) return;
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) {
+    e.Add(at, Cat("environment variable ", name, " is not set"), Show(v));
+  } else if (*value == '\0') {
+    e.Add(at, Cat("environment variable ", name, " is empty"), Show(v));
+  } else {
+    *password = value;
+  }
+}
+
+// A file path of the "tls" block; "" = not given. JSON can spell a NUL
+// byte, a path cannot: open() would silently use the part before it.
+void ReadTlsPath(const json& v, const Where& at, ErrorList& e,
+                 std::string* out) {
+  std::string path;
+  if (!ReadString(v, at, e, &path)) return;
+  if (path.find('\0') != std::string::npos) {
+    e.Add(at, "must not contain a NUL character", Show(v));
+    return;
+  }
+  *out = std::move(path);
+}
+
 }  // namespace
+
+const std::vector<Field<TlsOptions>>& TlsFields() {
+  static const auto* fields = new std::vector<Field<TlsOptions>>{
+      {"enabled", [](const json& v, const Where& at, ErrorList& e,
+                     TlsOptions* t) { ReadBool(v, at, e, &t->enabled); }},
+      {"ca_file", [](const json& v, const Where& at, ErrorList& e,
+                     TlsOptions* t) { ReadTlsPath(v, at, e, &t->ca_file); }},
+      {"cert_file",
+       [](const json& v, const Where& at, ErrorList& e, TlsOptions* t) {
+         ReadTlsPath(v, at, e, &t->cert_file);
+       }},
+      {"key_file", [](const json& v, const Where& at, ErrorList& e,
+                      TlsOptions* t) { ReadTlsPath(v, at, e, &t->key_file); }},
+      {"server_name",
+       [](const json& v, const Where& at, ErrorList& e, TlsOptions* t) {
+         ReadString(v, at, e, &t->server_name);
+       }},
+      {"verify_peer", [](const json& v, const Where& at, ErrorList& e,
+                         TlsOptions* t) { ReadBool(v, at, e, &t->verify_peer); }},
+  };
+  return *fields;
+}
 
 const std::vector<Field<Policy>>& PolicyFields() {
   static const auto* fields = new std::vector<Field<Policy>>{
@@ -314,22 +368,8 @@ const std::vector<Field<RedisTarget>>& TargetFields() {
       {"username", [](const json& v, const Where& at, ErrorList& e,
                       RedisTarget* t) { ReadString(v, at, e, &t->username); }},
       {"password_env",
-       // Targets are read once, so this is the one place the environment is
-       // consulted. Errors name the variable, never its value.
        [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
-         std::string name;
-         if (!ReadCheckedString(v, at, &CheckEnvName, e, &name)) return;
-         t->password_env = name;
-         if (name.empty()) return;
-         const char* password = std::getenv(name.c_str());
-         if (password == nullptr) {
-           e.Add(at, Cat("environment variable ", name, " is not set"),
-                 Show(v));
-         } else if (*password == '\0') {
-           e.Add(at, Cat("environment variable ", name, " is empty"), Show(v));
-         } else {
-           t->password = password;
-         }
+         ReadPasswordEnv(v, at, e, &t->password_env, &t->password);
        }},
       {"connect_timeout",
        [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
@@ -346,6 +386,24 @@ const std::vector<Field<RedisTarget>>& TargetFields() {
       {"master_name",
        [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
          ReadString(v, at, e, &t->master_name);
+       }},
+      {"sentinel_username",
+       [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
+         ReadString(v, at, e, &t->sentinel_username);
+       }},
+      {"sentinel_password_env",
+       [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
+         ReadPasswordEnv(v, at, e, &t->sentinel_password_env,
+                         &t->sentinel_password);
+       }},
+      {"tls",
+       // The block's presence is what turns TLS on; "enabled": false inside
+       // it turns it off again while keeping the settings. Its files are
+       // read afterwards (LoadTlsFiles, merge.cc), once the whole target is
+       // known to be clean.
+       [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
+         if (v.is_object()) t->tls.enabled = true;
+         ReadObject(v, at, TlsFields(), e, &t->tls);
        }},
       {"drift_factor",
        [](const json& v, const Where& at, ErrorList& e, RedisTarget* t) {
@@ -384,6 +442,9 @@ const std::vector<std::string_view>& RetryFieldNames() {
 }
 const std::vector<std::string_view>& RenewalFieldNames() {
   return internal::NamesOnce(internal::RenewalFields());
+}
+const std::vector<std::string_view>& TlsFieldNames() {
+  return internal::NamesOnce(internal::TlsFields());
 }
 
 }  // namespace policy

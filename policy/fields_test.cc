@@ -134,11 +134,14 @@ TEST(FieldNamesTest, ListTheAcceptedFields) {
   EXPECT_THAT(TopLevelFieldNames(),
               ElementsAre("$schema", "redis", "defaults", "policies"));
   EXPECT_THAT(PolicyFieldNames(), SizeIs(13));
-  EXPECT_THAT(TargetFieldNames(), SizeIs(12));
+  EXPECT_THAT(TargetFieldNames(), SizeIs(15));
   EXPECT_THAT(WaitFieldNames(), ElementsAre("timeout", "notify"));
   EXPECT_THAT(RetryFieldNames(), SizeIs(5));
   EXPECT_THAT(RenewalFieldNames(),
               ElementsAre("enabled", "threshold", "on_failure"));
+  EXPECT_THAT(TlsFieldNames(),
+              ElementsAre("enabled", "ca_file", "cert_file", "key_file",
+                          "server_name", "verify_peer"));
 }
 
 }  // namespace

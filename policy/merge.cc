@@ -7,6 +7,7 @@
 
 #include "policy/config.h"
 #include "policy/internal/merged.h"
+#include "policy/internal/tls_files.h"
 
 namespace policy::internal {
 namespace {
@@ -125,11 +126,23 @@ void ReadTargets(const json& value, const Where& at, ErrorList& errors,
   ReadEntries(
       value, at, "redis target", "target", "targets", merged->targets, errors,
       [&](const std::string& name, const json& body, const Where& entry) {
+        const size_t errors_before = errors.size();
         RedisTarget target;
         target.name = name;
         ReadObject(body, entry, TargetFields(), errors, &target);
         if (body.is_object()) {
           CheckTargetMode(body, target, entry, errors);
+        }
+        // The struct rules and the files only for a target that read
+        // cleanly: a field left at its default by a reported mistake would
+        // be blamed a second time (a cert_file of the wrong type as "key_file
+        // needs cert_file").
+        if (errors.size() == errors_before) {
+          CheckTargetTlsAndAuth(target, entry, errors);
+          if (target.tls.enabled) {
+            LoadTlsFiles(merged->directory, entry / "tls", errors, &target.tls,
+                         &merged->files);
+          }
         }
         merged->targets.emplace(name, TargetEntry{std::move(target), entry});
       });

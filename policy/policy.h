@@ -155,6 +155,31 @@ inline constexpr std::array<RedisMode, 4> kAllRedisModes = {
     RedisMode::kStandalone, RedisMode::kSentinel, RedisMode::kCluster,
     RedisMode::kRedlock};
 
+// TLS to every node of a Redis target: data nodes, sentinels, cluster nodes.
+//
+// How the configuration fills it: a "tls" object turns TLS on unless it says
+// "enabled": false. Relative file paths are resolved against the directory of
+// the configuration file (the working directory for a configuration that is
+// no file) and held made absolute, so a later chdir or a reload finds the same
+// files. The files are read and checked (PEM, key matches certificate) when
+// the configuration is loaded, so a bad rotation is a reload error instead of
+// failing handshakes; Registry::Watch reloads when they change.
+struct TlsOptions {
+  bool enabled = false;
+  // The files as configured (relative paths resolved, see below). Empty = not given.
+  std::string ca_file;      // CA bundle to verify servers with; empty = the system's default trust store
+  std::string cert_file;    // client certificate (chain) for mutual TLS; with key_file
+  std::string key_file;
+  // SNI and the name the server certificate must match; empty = the host of each address (an IP is matched as an IP).
+  std::string server_name;
+  bool verify_peer = true;
+  // The PEM contents of the files, read when the configuration was loaded. key_pem is a secret: never printed.
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+  friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
+};
+
 // Where and how to connect for one named Redis target.
 struct RedisTarget {
   // The target's name: the key of its entry in "redis".
@@ -184,6 +209,18 @@ struct RedisTarget {
   // master's name.
   std::vector<std::string> sentinels;
   std::string master_name;
+  // sentinel mode: AUTH towards the sentinels themselves, which have ACLs
+  // of their own (the data node's username/password do not apply to them).
+  // Same rules as username / password_env / password: the user needs the
+  // password variable, a missing variable is a load error, and the password
+  // is never printed.
+  std::string sentinel_username;
+  std::string sentinel_password_env;
+  std::string sentinel_password;
+
+  // TLS to every node of the target (data nodes, sentinels, cluster nodes).
+  // Not with "unix:" addresses: Redis serves TLS only on TCP.
+  TlsOptions tls;
 
   // redlock mode: clock drift allowance as a fraction of the TTL (plus 2ms)
   // subtracted from the validity time, as in the Redlock paper. [0, 0.1].
@@ -252,6 +289,10 @@ class Snapshot {
 struct ConfigSource {
   std::string name;
   std::string text;
+  // The directory relative file paths in this source (TLS files) are
+  // resolved against: the configuration file's own directory. "" = the
+  // working directory, for a text that is no file.
+  std::string directory = {};
 };
 
 }  // namespace policy

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <system_error>
 #include <thread>
@@ -117,7 +118,12 @@ absl::StatusOr<std::vector<ConfigSource>> ReadConfigSources(
   std::vector<ConfigSource> sources;
   for (std::string& file : files) {
     ASSIGN_OR_RETURN(std::string text, ReadFile(file));
-    sources.push_back(ConfigSource{std::move(file), std::move(text)});
+    // Relative TLS paths in a file are relative to the file, not to
+    // wherever the process happens to run.
+    std::string directory =
+        std::filesystem::path(file).parent_path().string();
+    sources.push_back(ConfigSource{std::move(file), std::move(text),
+                                   std::move(directory)});
   }
   return sources;
 }
@@ -225,8 +231,17 @@ std::optional<absl::Status> Registry::ReloadIfChanged() {
   if (path_.empty()) return std::nullopt;
   std::lock_guard<std::mutex> lock(reload_mu_);
   std::string fingerprint = Fingerprint(path_);
-  if (fingerprint == fingerprint_) return std::nullopt;
+  if (fingerprint == fingerprint_ && !TlsFilesChanged()) return std::nullopt;
   return ReloadLocked(std::move(fingerprint));
+}
+
+bool Registry::TlsFilesChanged() const {
+  // Compared with what the parser itself read, not with a second look taken
+  // after parsing: a certificate rotated while the parser ran is then seen
+  // as a change by the next poll instead of being missed.
+  return std::any_of(tls_files_.begin(), tls_files_.end(), [](const auto& f) {
+    return FileFingerprint(f.first) != f.second;
+  });
 }
 
 absl::Status Registry::ReloadLocked(std::string fingerprint) {
@@ -234,8 +249,11 @@ absl::Status Registry::ReloadLocked(std::string fingerprint) {
   // after the fingerprint, so the next poll sees a difference and reloads.
   fingerprint_ = std::move(fingerprint);
   ASSIGN_OR_RETURN(std::vector<ConfigSource> sources, ReadConfigSources(path_));
+  // The TLS files of this attempt replace the watched ones even when it
+  // fails: fixing a missing or broken certificate must trigger the next
+  // reload.
   ASSIGN_OR_RETURN(std::shared_ptr<const Snapshot> snapshot,
-                   ParseConfig(sources));
+                   ParseConfig(sources, &tls_files_));
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_ = std::move(snapshot);
   return absl::OkStatus();

@@ -26,6 +26,7 @@
 #define POLICY_REGISTRY_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -85,7 +86,8 @@ class Registry {
   absl::Status Reload();
 
   // Starts a background thread that checks the files every `interval` (the
-  // set of *.json files of a directory and every file's content) and calls
+  // set of *.json files of a directory, every file's content, and the TLS
+  // certificate and key files the configuration names) and calls
   // Reload() when anything changed, reporting its result to `on_reload` (on
   // that thread; may be empty). Each change is reported once, so a broken
   // file does not repeat its error every interval; a manual Reload() counts
@@ -110,6 +112,9 @@ class Registry {
   std::optional<absl::Status> ReloadIfChanged();
   // Requires reload_mu_.
   absl::Status ReloadLocked(std::string fingerprint);
+  // Whether a TLS file of the last reload attempt differs from what that
+  // attempt read. Requires reload_mu_.
+  bool TlsFilesChanged() const;
 
   const std::string path_;  // "" for an inline configuration.
 
@@ -120,6 +125,10 @@ class Registry {
   // Fingerprint of the files as of the last reload attempt, successful or
   // not. Guarded by reload_mu_.
   std::string fingerprint_;
+  // The TLS files the last reload attempt read (certificates, keys), by
+  // path, with FileFingerprint() of what it read: a rotated certificate is a
+  // change too. Guarded by reload_mu_.
+  std::map<std::string, std::string> tls_files_;
 
   std::mutex watcher_mu_;
   std::unique_ptr<Watcher> watcher_;  // Guarded by watcher_mu_.

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "policy/internal/tls_testing.h"
 #include "util/status_matchers.h"
 
 namespace policy {
@@ -294,6 +295,77 @@ TEST_F(RegistryTest, WatchNoticesANewFileInTheDirectory) {
 
   Write("20-policies.json", R"({"policies": {"p": {"ttl": "4s"}}})");
   ASSERT_TRUE(Eventually([&] { return TtlOf(**r) == absl::Seconds(4); }));
+}
+
+// A configuration whose target "default" uses the TLS files of certs/
+// (relative to the configuration file).
+constexpr char kTlsConfig[] = R"({"redis": {"default": {
+    "addrs": ["127.0.0.1:6380"],
+    "tls": {"ca_file": "certs/ca.pem", "cert_file": "certs/client.pem",
+            "key_file": "certs/client.key"}}}})";
+
+std::string CertPemOf(const Registry& registry) {
+  std::shared_ptr<const RedisTarget> t = registry.FindTarget("default");
+  return t == nullptr ? "" : t->tls.cert_pem;
+}
+
+// Certificates are rotated by replacing the files, not the configuration:
+// the watcher must notice them too.
+TEST_F(RegistryTest, WatchReloadsRotatedTlsFiles) {
+  const tls_testing::Pki old_pki = tls_testing::MakePki(PathOf("certs"));
+  const tls_testing::Pki new_pki = tls_testing::MakePki(PathOf("new"));
+  Write("locks.json", kTlsConfig);
+  absl::StatusOr<std::unique_ptr<Registry>> r =
+      Registry::Load(PathOf("locks.json"));
+  ASSERT_THAT(r, IsOk());
+  const std::string old_cert = CertPemOf(**r);
+  ASSERT_FALSE(old_cert.empty());
+  Reports reports;
+  (*r)->Watch(kPollInterval, reports.Callback());
+
+  // A rotation as tools do it, one file after the other: in between, the new
+  // certificate does not match the old key, which is reported and leaves
+  // the working snapshot in place.
+  ASSERT_EQ(std::rename(new_pki.cert.c_str(), old_pki.cert.c_str()), 0);
+  ASSERT_TRUE(Eventually([&] { return reports.size() >= 1; }));
+  EXPECT_THAT(reports.Get()[0],
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("/redis/default/tls/key_file: the private "
+                                 "key in " +
+                                 old_pki.key + " does not match")));
+  EXPECT_EQ(CertPemOf(**r), old_cert);
+
+  ASSERT_EQ(std::rename(new_pki.key.c_str(), old_pki.key.c_str()), 0);
+  ASSERT_TRUE(Eventually([&] { return reports.size() >= 2; }));
+  EXPECT_THAT(reports.Get()[1], IsOk());
+  std::ifstream in(old_pki.cert);
+  const std::string rotated((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(CertPemOf(**r), rotated);
+  EXPECT_NE(rotated, old_cert);
+  EXPECT_EQ(reports.size(), 2u);
+}
+
+// A file the configuration names but that is missing: creating it is a
+// change, although the configuration never loaded with it.
+TEST_F(RegistryTest, WatchNoticesAMissingTlsFileAppearing) {
+  Write("locks.json", PolicyFile("5s"));
+  absl::StatusOr<std::unique_ptr<Registry>> r =
+      Registry::Load(PathOf("locks.json"));
+  ASSERT_THAT(r, IsOk());
+  Reports reports;
+  (*r)->Watch(kPollInterval, reports.Callback());
+
+  Write("locks.json", kTlsConfig);
+  ASSERT_TRUE(Eventually([&] { return reports.size() >= 1; }));
+  EXPECT_THAT(reports.Get()[0], StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("No such file")));
+  EXPECT_EQ(CertPemOf(**r), "");
+
+  // openssl writes the files one by one, so a poll may see some of them
+  // only (another error report); in the end the configuration loads.
+  tls_testing::MakePki(PathOf("certs"));
+  ASSERT_TRUE(Eventually([&] { return !CertPemOf(**r).empty(); }));
+  ASSERT_TRUE(Eventually([&] { return reports.Get().back().ok(); }));
 }
 
 TEST_F(RegistryTest, StopWatchingStopsReloads) {

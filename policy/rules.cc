@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
@@ -185,6 +186,67 @@ void CheckTargetReference(const Policy& p,
           known.empty() ? "no targets are defined under \"redis\""
                         : Cat("known targets: ", QuotedList(known))),
       ShowString(p.redis));
+}
+
+// ---------------------------------------------------------------------------
+// Targets.
+
+void CheckTargetTlsAndAuth(const RedisTarget& t, const Where& at,
+                           ErrorList& errors) {
+  const bool sentinel = t.mode == RedisMode::kSentinel;
+  for (const auto& [field, value] :
+       {std::pair<std::string_view, const std::string&>{"sentinel_username",
+                                                        t.sentinel_username},
+        {"sentinel_password_env", t.sentinel_password_env}}) {
+    if (!sentinel && !value.empty()) {
+      errors.Add(at / field,
+                 Cat("is only used with mode \"sentinel\", not ",
+                     Quoted(RedisModeName(t.mode)),
+                     ": the data nodes are authenticated by \"username\" and "
+                     "\"password_env\""),
+                 ShowString(value));
+    }
+  }
+  if (sentinel && !t.sentinel_username.empty() &&
+      t.sentinel_password_env.empty()) {
+    errors.Add(at / "sentinel_username",
+               "needs \"sentinel_password_env\": AUTH with a user needs a "
+               "password",
+               ShowString(t.sentinel_username));
+  }
+
+  // A disabled block is kept as written and checked for nothing more: it is
+  // how TLS is switched off without deleting its settings.
+  if (!t.tls.enabled) return;
+  const Where tls = at / "tls";
+  // A certificate without its key (or the reverse) cannot authenticate:
+  // mutual TLS needs both, server-only TLS neither. A target built in code
+  // may carry the PEM texts without file names.
+  const bool has_cert = !t.tls.cert_file.empty() || !t.tls.cert_pem.empty();
+  const bool has_key = !t.tls.key_file.empty() || !t.tls.key_pem.empty();
+  if (has_cert != has_key) {
+    errors.Add(tls / (has_cert ? "cert_file" : "key_file"),
+               has_cert ? "needs \"key_file\": a client certificate is "
+                          "presented with its private key (both or neither)"
+                        : "needs \"cert_file\": a private key is used with "
+                          "its client certificate (both or neither)",
+               ShowString(has_cert ? t.tls.cert_file : t.tls.key_file));
+  }
+  // Redis serves TLS only on TCP ports; a unix socket is local and plain.
+  for (const auto& [field, list] :
+       {std::pair<std::string_view, const std::vector<std::string>&>{
+            "addrs", t.addrs},
+        {"sentinels", t.sentinels}}) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].starts_with("unix:")) {
+        errors.Add(at / field / i,
+                   "is a unix socket, but \"tls\" is enabled: Redis serves "
+                   "TLS only on TCP (use a host:port address, or set "
+                   "\"tls\": {\"enabled\": false})",
+                   ShowString(list[i]));
+      }
+    }
+  }
 }
 
 std::string UnknownPolicyMessage(std::string_view name,

@@ -346,7 +346,7 @@ class SchemaTest : public ::testing::Test {
     return values;
   }
 
-  // Variables named by password_env must exist for the parser; their values
+  // Variables named by password_env and sentinel_password_env must exist for the parser; their values
   // do not matter here.
   static void ProvidePasswords(const json& config) {
     if (!config.is_object() || !config.contains("redis") ||
@@ -354,11 +354,13 @@ class SchemaTest : public ::testing::Test {
       return;
     }
     for (const auto& [name, target] : config["redis"].items()) {
-      if (!target.is_object() || !target.contains("password_env")) continue;
-      const json& var = target["password_env"];
-      if (var.is_string() && !var.get<std::string>().empty() &&
-          var.get<std::string>() != "POLICY_TEST_NEVER_SET") {
-        setenv(var.get<std::string>().c_str(), "test-password", 0);
+      for (const char* field : {"password_env", "sentinel_password_env"}) {
+        if (!target.is_object() || !target.contains(field)) continue;
+        const json& var = target[field];
+        if (var.is_string() && !var.get<std::string>().empty() &&
+            var.get<std::string>() != "POLICY_TEST_NEVER_SET") {
+          setenv(var.get<std::string>().c_str(), "test-password", 0);
+        }
       }
     }
   }
@@ -395,6 +397,7 @@ TEST_F(SchemaTest, DeclaresExactlyTheFieldsTheParserAccepts) {
   EXPECT_EQ(SchemaProperties("#/$defs/wait"), AsSet(WaitFieldNames()));
   EXPECT_EQ(SchemaProperties("#/$defs/retry"), AsSet(RetryFieldNames()));
   EXPECT_EQ(SchemaProperties("#/$defs/renewal"), AsSet(RenewalFieldNames()));
+  EXPECT_EQ(SchemaProperties("#/$defs/tls"), AsSet(TlsFieldNames()));
 }
 
 TEST_F(SchemaTest, EnumsMatchTheModel) {
@@ -412,7 +415,7 @@ TEST_F(SchemaTest, EnumsMatchTheModel) {
 
 TEST_F(SchemaTest, EveryFieldIsDescribed) {
   for (const char* def : {"#/$defs/policy", "#/$defs/target", "#/$defs/retry",
-                          "#/$defs/wait", "#/$defs/renewal"}) {
+                          "#/$defs/wait", "#/$defs/renewal", "#/$defs/tls"}) {
     for (const auto& [name, property] :
          (*schema_->Resolve(def))["properties"].items()) {
       const bool described =
@@ -488,6 +491,14 @@ TEST_F(SchemaTest, ValidatorRejectsTypicalMistakes) {
           R"({"redis": {"r": {"mode": "sentinel", "sentinels": ["s:1"], "master_name": ""}}})",
           R"({"redis": {"r": {"addrs": ["h:1"], "master_name": "m"}}})",
           R"({"redis": {"r": {"addrs": ["h:1"], "password_env": "1X"}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "tls": {"cert_file": "c.pem"}}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "tls": {"key_file": "k.pem"}}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "tls": {"verify": false}}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "tls": {"enabled": "yes"}}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "tls": true}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "sentinel_username": "u"}}})",
+          R"({"redis": {"r": {"addrs": ["h:1"], "sentinel_password_env": "P"}}})",
+          R"({"redis": {"r": {"mode": "sentinel", "sentinels": ["s:1"], "master_name": "m", "sentinel_username": "u"}}})",
           R"({"extra": 1})",
       }) {
     EXPECT_THAT(schema_->Validate(json::parse(bad, nullptr, false)),

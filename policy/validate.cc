@@ -140,4 +140,11 @@ absl::StatusOr<Policy> ResolvePolicy(const Policy& options,
   return p;
 }
 
+absl::Status CheckTarget(const RedisTarget& target, std::string_view source) {
+  ErrorList errors;
+  internal::CheckTargetTlsAndAuth(
+      target, Where{source, ""} / "redis" / target.name, errors);
+  return errors.ToStatus();
+}
+
 }  // namespace policy

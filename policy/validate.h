@@ -40,6 +40,17 @@ absl::StatusOr<Policy> ResolvePolicy(const Policy& options,
                                      const Snapshot& snapshot,
                                      std::string_view source);
 
+// Checks a Redis target built in code (for a Snapshot made from structs) by
+// the rules a "redis" entry named `target.name` gets for its TLS block and its
+// sentinel authentication: with TLS enabled, a client certificate and its
+// key both or neither (as files or as PEM texts) and no "unix:" address;
+// sentinel_username / sentinel_password_env only in sentinel mode, the user
+// with a password variable. Files are not read here: the loader does that,
+// and a target built in code carries the PEM texts itself. Errors as the
+// parser reports them:
+//   `<source>: /redis/<name>/tls/cert_file: needs "key_file": ...`
+absl::Status CheckTarget(const RedisTarget& target, std::string_view source);
+
 }  // namespace policy
 
 #endif  // POLICY_VALIDATE_H_

@@ -4,7 +4,7 @@
 // hang or leak. When it accepts a configuration, the resolved snapshot
 // rendered by ExplainSnapshot must parse again to the very same policies and
 // targets ("feeding it back to ParseConfig yields the same Policy"), and
-// must never contain a password.
+// must never contain a password or a private key.
 //
 // The first byte picks the entry point: even = one source, odd = the input
 // split at the first 0x00 byte into two sources merged like a directory.
@@ -38,9 +38,11 @@ void CheckRoundTrip(const policy::Snapshot& s) {
   for (const std::string& name : s.TargetNames()) {
     const policy::RedisTarget& target = *s.FindTarget(name);
     if (!(target == *t.FindTarget(name))) Fail("target changed");
-    if (!target.password.empty() &&
-        rendered.find(target.password) != std::string::npos) {
-      Fail("password rendered");
+    for (const std::string* secret :
+         {&target.password, &target.sentinel_password, &target.tls.key_pem}) {
+      if (!secret->empty() && rendered.find(*secret) != std::string::npos) {
+        Fail("secret rendered");
+      }
     }
   }
 }

@@ -81,6 +81,8 @@ void ReadObject(const nlohmann::json& object, const Where& at,
 // of a target (each "redis" entry).
 const std::vector<Field<Policy>>& PolicyFields();
 const std::vector<Field<RedisTarget>>& TargetFields();
+// The "tls" object of a target.
+const std::vector<Field<TlsOptions>>& TlsFields();
 
 }  // namespace policy::internal
 

@@ -43,6 +43,12 @@ struct Merged {
   std::map<std::string, std::string_view> defaults_fields;
   std::map<std::string, PolicyEntry, std::less<>> policies;
   std::map<std::string, TargetEntry, std::less<>> targets;
+  // The directory of the source being read (ConfigSource::directory):
+  // relative TLS file paths are resolved against it.
+  std::string_view directory;
+  // The TLS files read, by resolved path, with FileFingerprint() of what
+  // was read (ParseConfig's `files`).
+  std::map<std::string, std::string> files;
 };
 
 // The table of a source's top-level object: reading a source adds its

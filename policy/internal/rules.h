@@ -91,6 +91,18 @@ void CheckTargetReference(const Policy& p,
                           const std::vector<std::string_view>& known,
                           const Where& at, ErrorList& errors);
 
+// ---------------------------------------------------------------------------
+// Targets.
+
+// The rules of a target's "tls" block and its sentinel authentication, on
+// the struct, reported below `at` (the target's path): the parser applies
+// them to each "redis" entry it read, CheckTarget (validate.h) to a target
+// built in code. With TLS enabled: cert_file and key_file both or neither,
+// no "unix:" address. sentinel_username / sentinel_password_env only in
+// sentinel mode, and the user needs the password variable.
+void CheckTargetTlsAndAuth(const RedisTarget& t, const Where& at,
+                           ErrorList& errors);
+
 // What "extends" naming no policy of `known` is told.
 std::string UnknownPolicyMessage(std::string_view name,
                                  const std::vector<std::string_view>& known);

@@ -109,6 +109,13 @@ int Explain(const std::vector<std::string>& argv) {
                         {"resolved", policy::ExplainPolicy(*p)}};
   if (const policy::RedisTarget* t = (*snapshot)->FindTarget(p->redis)) {
     out["redis_target"] = policy::ExplainTarget(*t);
+    // Valid, so no error; but it should not go unnoticed. On stderr, so the
+    // JSON on stdout stays machine-readable.
+    if (t->tls.enabled && !t->tls.verify_peer) {
+      std::cerr << "lockctl: warning: redis target \"" << t->name
+                << "\" has tls.verify_peer false: server certificates are not "
+                   "verified, anyone on the network path can pose as Redis\n";
+    }
   }
   std::cout << out.dump(2) << "\n";
   return kExitOk;
