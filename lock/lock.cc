@@ -19,6 +19,7 @@
 #include "lock/internal/notifier.h"
 #include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
+#include "lock/internal/target.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
 #include "policy/validate.h"
@@ -134,12 +135,9 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
   auto it = backends.find(target.name);
   if (it != backends.end() && it->second.target == target) return it->second.backend;
   // New or changed by a reload: locks still using the old backend keep it.
-  const redis::PoolOptions data{
-      .connection = {.connect_timeout = target.connect_timeout,
-                     .username = target.username,
-                     .password = target.password,
-                     .db = target.db},
-      .max_size = target.pool_size};
+  ASSIGN_OR_RETURN(redis::ConnectionOptions connection, internal::ConnectionOptionsFor(target));
+  const redis::PoolOptions data{.connection = std::move(connection),
+                                .max_size = target.pool_size};
   auto standalone = [&data](const std::string& addr) {
     redis::PoolOptions o = data;
     o.connection.addr = addr;
@@ -152,7 +150,11 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
       break;
     case policy::RedisMode::kSentinel:
       backend->homes.push_back(std::make_shared<redis::SentinelTopology>(
-          redis::SentinelOptions{target.sentinels, target.master_name, data}));
+          redis::SentinelOptions{.sentinels = target.sentinels,
+                                 .master_name = target.master_name,
+                                 .data = data,
+                                 .sentinel_username = target.sentinel_username,
+                                 .sentinel_password = target.sentinel_password}));
       break;
     case policy::RedisMode::kCluster:
       backend->homes.push_back(std::make_shared<redis::ClusterTopology>(

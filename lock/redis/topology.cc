@@ -277,7 +277,10 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::Discover(
   std::vector<std::string> problems;
   for (const std::string& sentinel : options_.sentinels) {
     ConnectionOptions s{.addr = sentinel,
-                        .connect_timeout = options_.data.connection.connect_timeout};
+                        .connect_timeout = options_.data.connection.connect_timeout,
+                        .username = options_.sentinel_username,
+                        .password = options_.sentinel_password,
+                        .tls = options_.data.connection.tls};
     absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(s);
     if (!conn.ok()) {
       problems.push_back(std::string(conn.status().message()));

@@ -146,7 +146,11 @@ class StandaloneTopology : public Topology {
 struct SentinelOptions {
   std::vector<std::string> sentinels;  // host:port
   std::string master_name;
-  PoolOptions data;  // for the master: auth, db, timeouts, size (addr unused)
+  PoolOptions data;  // for the master: auth, db, timeouts, size, TLS (addr unused)
+  // AUTH to the sentinels themselves (Redis 6.2+: sentinel requirepass /
+  // ACL); empty password = none. TLS and timeouts are data's.
+  std::string sentinel_username;
+  std::string sentinel_password;
 };
 
 class SentinelTopology : public Topology {

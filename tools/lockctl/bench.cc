@@ -284,7 +284,7 @@ int Bench(const std::vector<std::string>& argv) {
 
   // Fencing counters never expire by design; the bench's own are removed.
   if (absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-          lock::redis::Connection::Open(ConnectionOptionsFor(*ctx->target));
+          ConnectTo(*ctx->target);
       conn.ok()) {
     std::vector<std::string> del = {"DEL"};
     for (const std::string& k : own_keys) {

@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/target.h"
+#include "util/status_macros.h"
 
 namespace lockctl {
 
@@ -140,14 +142,11 @@ absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
   return ctx;
 }
 
-lock::redis::ConnectionOptions ConnectionOptionsFor(
+absl::StatusOr<std::unique_ptr<lock::redis::Connection>> ConnectTo(
     const policy::RedisTarget& target) {
-  return lock::redis::ConnectionOptions{
-      .addr = target.addrs.empty() ? std::string() : target.addrs[0],
-      .connect_timeout = target.connect_timeout,
-      .username = target.username,
-      .password = target.password,
-      .db = target.db};
+  ASSIGN_OR_RETURN(lock::redis::ConnectionOptions options,
+                   lock::internal::ConnectionOptionsFor(target));
+  return lock::redis::Connection::Open(options);
 }
 
 int ExitCodeFor(const absl::Status& s) {

@@ -92,9 +92,10 @@ struct PolicyContext {
 absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
                                          const std::string& policy_name);
 
-// How to connect to a target, as the library does (first address, ACL user,
-// password read from password_env at load time, db, connect_timeout).
-lock::redis::ConnectionOptions ConnectionOptionsFor(
+// A connection to the target's first address, made as the library makes
+// them (lock::internal::ConnectionOptionsFor: ACL user, password read from
+// password_env at load time, db, connect_timeout, TLS).
+absl::StatusOr<std::unique_ptr<lock::redis::Connection>> ConnectTo(
     const policy::RedisTarget& target);
 
 // Maps an error to the documented exit code.

@@ -219,7 +219,7 @@ int List(const std::vector<std::string>& argv) {
   const std::string& prefix = ctx->policy->key_prefix;
 
   absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-      lock::redis::Connection::Open(ConnectionOptionsFor(*ctx->target));
+      ConnectTo(*ctx->target);
   if (!conn.ok()) return Fail(conn.status());
   const absl::Duration timeout =
       std::max(ctx->policy->script_timeout, absl::Seconds(1));
