@@ -266,7 +266,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Masters(
 
 absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     int replicas, int sentinels, std::string master_name,
-    RedisServerOptions base) {
+    RedisServerOptions base, std::string sentinel_password) {
   if (replicas < 1 || sentinels < 1 || master_name.empty()) {
     return absl::InvalidArgumentError(
         "Sentinel: needs >= 1 replica, >= 1 sentinel and a master name");
@@ -274,6 +274,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
   std::unique_ptr<RedisFleet> fleet(new RedisFleet(Kind::kSentinel));
   fleet->master_name_ = master_name;
   fleet->password_ = base.password;
+  fleet->sentinel_password_ = sentinel_password;
   RETURN_IF_ERROR(fleet->PrepareTls(&base));
 
   RedisServerOptions data = base;
@@ -322,6 +323,8 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     sentinel.tls = base.tls;
     sentinel.tls_auth_clients = base.tls_auth_clients;
     sentinel.tls_dir = base.tls_dir;
+    // The harness's own connections AUTH with `password`.
+    sentinel.password = sentinel_password;
     const std::string& name = master_name;
     sentinel.extra_config = {
         {"sentinel monitor",
@@ -334,6 +337,10 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     if (!base.password.empty()) {
       sentinel.extra_config.push_back(
           {"sentinel auth-pass", name + " " + Quote(base.password)});
+    }
+    if (!sentinel_password.empty()) {
+      sentinel.extra_config.push_back(
+          {"sentinel sentinel-pass", Quote(sentinel_password)});
     }
     sentinel_options.push_back(std::move(sentinel));
   }
@@ -558,6 +565,10 @@ std::string RedisFleet::PolicyTargetJson() const {
   }
   if (!password_.empty()) {
     absl::StrAppend(&json, R"(, "password_env": "REDIS_PASSWORD")");
+  }
+  if (!sentinel_password_.empty()) {
+    absl::StrAppend(&json,
+                    R"(, "sentinel_password_env": "REDIS_SENTINEL_PASSWORD")");
   }
   if (tls_files_.has_value()) {
     absl::StrAppend(&json, R"(, "tls": {"ca_file": )",

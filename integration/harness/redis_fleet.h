@@ -94,11 +94,15 @@ class RedisFleet {
   // `master_name` with quorum min(2, sentinels), down-after-milliseconds
   // 1000 and failover-timeout 3000. A `base.password` protects the data
   // nodes (requirepass, masterauth, sentinel auth-pass), not the sentinels.
-  // Ready when every replica is in sync and every sentinel reports the
-  // master, all replicas (link ok) and all other sentinels.
+  // A `sentinel_password` protects the sentinels (their requirepass; they
+  // authenticate to each other with `sentinel sentinel-pass`), and
+  // PolicyTargetJson() then names "sentinel_password_env":
+  // "REDIS_SENTINEL_PASSWORD". Ready when every replica is in sync and every
+  // sentinel reports the master, all replicas (link ok) and all other
+  // sentinels.
   static absl::StatusOr<std::unique_ptr<RedisFleet>> Sentinel(
       int replicas = 1, int sentinels = 3, std::string master_name = "mymaster",
-      RedisServerOptions base = {});
+      RedisServerOptions base = {}, std::string sentinel_password = "");
 
   // A cluster of `masters` (>= 3) shards with `replicas_per_master` (>= 0)
   // replicas each (cluster-0..), the 16384 slots split evenly in order.
@@ -237,6 +241,7 @@ class RedisFleet {
   std::vector<std::unique_ptr<RedisServer>> sentinels_;
   std::string master_name_;  // Sentinel only.
   std::string password_;     // base.password, for MIGRATE AUTH.
+  std::string sentinel_password_;  // Sentinel only.
   int shards_ = 0;           // Cluster only.
   int replicas_per_master_ = 0;
   std::vector<std::string> node_ids_;  // Cluster: CLUSTER MYID by index.

@@ -487,12 +487,14 @@ absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
   while (true) {
     if (std::optional<std::string> exit = runner_->CheckExited()) {
       const std::string log = Log().substr(log_offset);
+      const std::string ports =
+          port_ == plain_port_
+              ? absl::StrCat("port ", port_)
+              : absl::StrCat("ports ", plain_port_, " and ", port_, " (TLS)");
       const std::string message = absl::StrCat(
-          options_.name, ": ", binary_, " (", runner_->Describe(),
-          ") on port ", plain_port_, tls_files_.has_value() ? absl::StrCat(
-              " (TLS port ", port_, ")") : "",
-          " exited at startup (", *exit,
-          "); log tail:\n", LastLines(log));
+          options_.name, ": ", binary_, " (", runner_->Describe(), ") on ",
+          ports, " exited at startup (", *exit, "); log tail:\n",
+          LastLines(log));
       if (absl::StrContains(log, "Address already in use")) {
         return absl::UnavailableError(message);
       }

@@ -463,6 +463,30 @@ TEST_F(TlsFleetTest, SentinelsMonitorAndFailOverOverTls) {
       "OK");
 }
 
+// Every credential at once: TLS with client certificates, a password on the
+// data nodes and another on the sentinels.
+TEST_F(TlsFleetTest, SentinelsWithTheirOwnPassword) {
+  RedisServerOptions base = MutualTls();
+  base.password = "data secret";
+  RedisFleet* fleet =
+      Start(RedisFleet::Sentinel(1, 2, "mymaster", base, "sentinel secret"));
+  ASSERT_NE(fleet, nullptr);
+  const TlsFiles& tls = *fleet->tls_files();
+  const int port = fleet->sentinel(0).port();
+  const std::string ask = "SENTINEL get-master-addr-by-name mymaster";
+  EXPECT_THAT(TlsCli(port, tls, true, ask).out, HasSubstr("NOAUTH"));
+  const Ran authed = TlsCli(port, tls, true, "-a 'sentinel secret' " + ask);
+  EXPECT_THAT(Lines(authed.out),
+              testing::Contains(absl::StrCat(fleet->node(0).port())))
+      << authed.out;
+  EXPECT_THAT(fleet->MasterAddr(), IsOkAndHolds(fleet->node(0).addr()));
+  EXPECT_THAT(fleet->PolicyTargetJson(),
+              AllOf(HasSubstr(R"("password_env": "REDIS_PASSWORD")"),
+                    HasSubstr(R"("sentinel_password_env": )"
+                              R"("REDIS_SENTINEL_PASSWORD")"),
+                    HasSubstr(R"("tls": {)")));
+}
+
 TEST_F(TlsFleetTest, ClusterAnswersTlsPortsToTlsClientsAndMovesSlots) {
   RedisFleet* fleet = Start(RedisFleet::Cluster(3, 1, MutualTls()));
   ASSERT_NE(fleet, nullptr);
