@@ -410,8 +410,11 @@ class ContainerRunner : public Runner {
     std::vector<std::string> run = {
         "run",      "-d",         "--name",  container_, "--network",
         "host",     "--ulimit",   kNofile,   "--ulimit", kNproc,
-        "--volume", absl::StrCat(spec.dir, ":", spec.dir),
-        image,      "/usr/bin/redis-server"};
+        "--volume", absl::StrCat(spec.dir, ":", spec.dir)};
+    for (const std::string& dir : spec.extra_dirs) {
+      run.insert(run.end(), {"--volume", absl::StrCat(dir, ":", dir, ":ro")});
+    }
+    run.insert(run.end(), {image, "/usr/bin/redis-server"});
     run.insert(run.end(), spec.args.begin(), spec.args.end());
     absl::StatusOr<std::string> id =
         RunChecked(engine_.Command(run), kEngineTimeout);

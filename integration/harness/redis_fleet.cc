@@ -1,6 +1,11 @@
 #include "integration/harness/redis_fleet.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -168,11 +173,26 @@ std::string CanonicalView(const std::vector<ClusterNode>& nodes) {
   return absl::StrJoin(lines, "\n");
 }
 
+// A JSON string literal.
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, "\\u00",
+                      absl::Hex(static_cast<int>(c), absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
 std::string JsonList(const std::vector<std::string>& items) {
   std::vector<std::string> quoted;
-  for (const std::string& item : items) {
-    quoted.push_back(absl::StrCat("\"", item, "\""));
-  }
+  for (const std::string& item : items) quoted.push_back(JsonString(item));
   return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
 }
 
@@ -223,6 +243,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Standalone(
   if (base.name == RedisServerOptions().name) base.name = "redis-0";
   std::unique_ptr<RedisFleet> fleet(new RedisFleet(Kind::kStandalone));
   fleet->password_ = base.password;
+  RETURN_IF_ERROR(fleet->PrepareTls(&base));
   ASSIGN_OR_RETURN(fleet->nodes_, StartAll({std::move(base)}));
   return fleet;
 }
@@ -232,6 +253,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Masters(
   if (n < 1) return absl::InvalidArgumentError("Masters: n must be >= 1");
   std::unique_ptr<RedisFleet> fleet(new RedisFleet(Kind::kMasters));
   fleet->password_ = base.password;
+  RETURN_IF_ERROR(fleet->PrepareTls(&base));
   std::vector<RedisServerOptions> options;
   for (int i = 0; i < n; ++i) {
     RedisServerOptions node = base;
@@ -244,7 +266,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Masters(
 
 absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     int replicas, int sentinels, std::string master_name,
-    RedisServerOptions base) {
+    RedisServerOptions base, std::string sentinel_password) {
   if (replicas < 1 || sentinels < 1 || master_name.empty()) {
     return absl::InvalidArgumentError(
         "Sentinel: needs >= 1 replica, >= 1 sentinel and a master name");
@@ -252,6 +274,8 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
   std::unique_ptr<RedisFleet> fleet(new RedisFleet(Kind::kSentinel));
   fleet->master_name_ = master_name;
   fleet->password_ = base.password;
+  fleet->sentinel_password_ = sentinel_password;
+  RETURN_IF_ERROR(fleet->PrepareTls(&base));
 
   RedisServerOptions data = base;
   // Redis 7 delays a diskless full sync by 5 s by default, to batch
@@ -293,6 +317,14 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     sentinel.sentinel = true;
     sentinel.backend = base.backend;
     sentinel.start_timeout = base.start_timeout;
+    // A TLS sentinel serves clients on its TLS port and, by
+    // tls-replication, talks TLS to the nodes and to the other sentinels
+    // (announcing its TLS port to them).
+    sentinel.tls = base.tls;
+    sentinel.tls_auth_clients = base.tls_auth_clients;
+    sentinel.tls_dir = base.tls_dir;
+    // The harness's own connections AUTH with `password`.
+    sentinel.password = sentinel_password;
     const std::string& name = master_name;
     sentinel.extra_config = {
         {"sentinel monitor",
@@ -305,6 +337,10 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Sentinel(
     if (!base.password.empty()) {
       sentinel.extra_config.push_back(
           {"sentinel auth-pass", name + " " + Quote(base.password)});
+    }
+    if (!sentinel_password.empty()) {
+      sentinel.extra_config.push_back(
+          {"sentinel sentinel-pass", Quote(sentinel_password)});
     }
     sentinel_options.push_back(std::move(sentinel));
   }
@@ -359,6 +395,7 @@ absl::StatusOr<std::unique_ptr<RedisFleet>> RedisFleet::Cluster(
   }
   std::unique_ptr<RedisFleet> fleet(new RedisFleet(Kind::kCluster));
   fleet->password_ = base.password;
+  RETURN_IF_ERROR(fleet->PrepareTls(&base));
   fleet->shards_ = masters;
   fleet->replicas_per_master_ = replicas_per_master;
   std::vector<RedisServerOptions> options;
@@ -444,6 +481,26 @@ absl::Status RedisFleet::SetUpCluster(int masters, int replicas_per_master) {
 RedisFleet::~RedisFleet() {
   StopAll(sentinels_);
   StopAll(nodes_);
+  if (!owned_tls_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(owned_tls_dir_, ignored);
+  }
+}
+
+absl::Status RedisFleet::PrepareTls(RedisServerOptions* base) {
+  if (!base->tls) return absl::OkStatus();
+  if (base->tls_dir.empty()) {
+    const char* env = std::getenv("TEST_TMPDIR");
+    std::string dir = absl::StrCat(env != nullptr && *env != '\0' ? env : "/tmp",
+                                   "/redis-tls-XXXXXX");
+    if (mkdtemp(dir.data()) == nullptr) {
+      return absl::InternalError(absl::StrCat("mkdtemp ", dir));
+    }
+    owned_tls_dir_ = dir;
+    base->tls_dir = dir;
+  }
+  ASSIGN_OR_RETURN(tls_files_, MakeTlsFiles(base->tls_dir));
+  return absl::OkStatus();
 }
 
 // --- All kinds --------------------------------------------------------------
@@ -508,6 +565,16 @@ std::string RedisFleet::PolicyTargetJson() const {
   }
   if (!password_.empty()) {
     absl::StrAppend(&json, R"(, "password_env": "REDIS_PASSWORD")");
+  }
+  if (!sentinel_password_.empty()) {
+    absl::StrAppend(&json,
+                    R"(, "sentinel_password_env": "REDIS_SENTINEL_PASSWORD")");
+  }
+  if (tls_files_.has_value()) {
+    absl::StrAppend(&json, R"(, "tls": {"ca_file": )",
+                    JsonString(tls_files_->ca_cert), R"(, "cert_file": )",
+                    JsonString(tls_files_->client_cert), R"(, "key_file": )",
+                    JsonString(tls_files_->client_key), "}");
   }
   return json + "}";
 }

@@ -26,6 +26,21 @@
 // the cluster helpers is the shard, served by whichever of its nodes is the
 // master at the time.
 //
+// TLS: `base.tls` makes every node of any topology a TLS server
+// (RedisServerOptions::tls) with certificates from one MakeTlsFiles()
+// directory the fleet makes (or `base.tls_dir`), so that nodes trust each
+// other: replicas replicate over TLS, sentinels monitor the master's TLS
+// port (SENTINEL GET-MASTER-ADDR-BY-NAME answers it) and reach replicas and
+// each other over TLS, and a cluster runs `tls-cluster yes`. addrs(),
+// sentinel_addrs() and PolicyTargetJson() name TLS ports. The harness
+// itself keeps talking plaintext to each node's plain_addr().
+//
+// Redis 7.0 with `tls-cluster yes` answers CLUSTER SLOTS / NODES and MOVED /
+// ASK redirections with the TLS ports to a client on a TLS connection and
+// with the plaintext ports to one on a plaintext connection (CLUSTER SHARDS
+// lists both), and MIGRATE connects over TLS, so MoveSlot() migrates to the
+// target's TLS port.
+//
 // Thread-safety: node(i)/sentinel(i) are RedisServers (thread-safe). The
 // topology operations (Failover, MoveSlot, ...) serialize among themselves.
 #ifndef INTEGRATION_HARNESS_REDIS_FLEET_H_
@@ -34,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +59,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "integration/harness/redis_server.h"
+#include "integration/harness/tls_files.h"
 
 namespace lock::harness {
 
@@ -77,11 +94,15 @@ class RedisFleet {
   // `master_name` with quorum min(2, sentinels), down-after-milliseconds
   // 1000 and failover-timeout 3000. A `base.password` protects the data
   // nodes (requirepass, masterauth, sentinel auth-pass), not the sentinels.
-  // Ready when every replica is in sync and every sentinel reports the
-  // master, all replicas (link ok) and all other sentinels.
+  // A `sentinel_password` protects the sentinels (their requirepass; they
+  // authenticate to each other with `sentinel sentinel-pass`), and
+  // PolicyTargetJson() then names "sentinel_password_env":
+  // "REDIS_SENTINEL_PASSWORD". Ready when every replica is in sync and every
+  // sentinel reports the master, all replicas (link ok) and all other
+  // sentinels.
   static absl::StatusOr<std::unique_ptr<RedisFleet>> Sentinel(
       int replicas = 1, int sentinels = 3, std::string master_name = "mymaster",
-      RedisServerOptions base = {});
+      RedisServerOptions base = {}, std::string sentinel_password = "");
 
   // A cluster of `masters` (>= 3) shards with `replicas_per_master` (>= 0)
   // replicas each (cluster-0..), the 16384 slots split evenly in order.
@@ -114,8 +135,15 @@ class RedisFleet {
 
   // The policy-config "redis" target for this topology, as one JSON object:
   // {"mode": "sentinel", "sentinels": [...], "master_name": "mymaster"} etc.
-  // (policy/schema.json, $defs/target).
+  // (policy/schema.json, $defs/target). A TLS fleet adds
+  // "tls": {"ca_file": ..., "cert_file": ..., "key_file": ...} (the CA and
+  // the client certificate of tls_files()).
   std::string PolicyTargetJson() const;
+
+  // The certificates every node uses, or nullptr for a plaintext fleet.
+  const TlsFiles* tls_files() const {
+    return tls_files_.has_value() ? &*tls_files_ : nullptr;
+  }
 
   // --- Sentinel -------------------------------------------------------------
   int sentinel_count() const { return static_cast<int>(sentinels_.size()); }
@@ -190,6 +218,10 @@ class RedisFleet {
 
   explicit RedisFleet(Kind kind) : kind_(kind) {}
 
+  // For a `base.tls` fleet: makes the shared certificates (in a directory
+  // the fleet owns unless base->tls_dir names one) and points base at them.
+  absl::Status PrepareTls(RedisServerOptions* base);
+
   absl::Status WaitForSentinelsReady(absl::Duration timeout);
   absl::Status SetUpCluster(int masters, int replicas_per_master);
   // The cluster as one reachable node sees it.
@@ -209,9 +241,12 @@ class RedisFleet {
   std::vector<std::unique_ptr<RedisServer>> sentinels_;
   std::string master_name_;  // Sentinel only.
   std::string password_;     // base.password, for MIGRATE AUTH.
+  std::string sentinel_password_;  // Sentinel only.
   int shards_ = 0;           // Cluster only.
   int replicas_per_master_ = 0;
   std::vector<std::string> node_ids_;  // Cluster: CLUSTER MYID by index.
+  std::optional<TlsFiles> tls_files_;  // TLS fleets.
+  std::string owned_tls_dir_;          // Removed by the destructor.
 
   std::mutex ops_mu_;  // Serializes topology operations.
   std::map<int, Migration> migrations_;  // Guarded by ops_mu_; by slot.

@@ -43,6 +43,10 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(10);
 constexpr absl::Duration kExecTimeout = absl::Seconds(10);
 constexpr char kConfigFile[] = "redis.conf";
 constexpr char kLogFile[] = "redis.log";
+constexpr char kTlsDir[] = "tls";  // Default certificate directory.
+constexpr char kSocketFile[] = "redis.sock";
+// Unix socket paths must fit sun_path (108 bytes with the NUL); stay clear.
+constexpr size_t kMaxSocketPath = 100;
 
 using ::util::ErrnoError;
 using ::util::ErrnoText;
@@ -141,32 +145,51 @@ absl::StatusOr<std::string> FindRedisServer() {
       "REDIS_SERVER to its path");
 }
 
-absl::StatusOr<std::string> MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string path = absl::StrCat(
-      base != nullptr && *base != '\0' ? base : "/tmp", "/redis-XXXXXX");
+// `for_socket`: the directory will hold the unix socket, whose path must
+// stay under kMaxSocketPath; a long $TEST_TMPDIR gives way to /tmp.
+absl::StatusOr<std::string> MakeTempDir(bool for_socket) {
+  const char* env = std::getenv("TEST_TMPDIR");
+  std::string base = env != nullptr && *env != '\0' ? env : "/tmp";
+  if (for_socket &&
+      absl::StrCat(base, "/redis-XXXXXX/", kSocketFile).size() >=
+          kMaxSocketPath) {
+    base = "/tmp";
+  }
+  std::string path = absl::StrCat(base, "/redis-XXXXXX");
   if (mkdtemp(path.data()) == nullptr) {
     return ErrnoError(absl::StrCat("mkdtemp ", path));
   }
   return path;
 }
 
-// The kernel hands out a port that is free now; another process may still
-// take it before redis-server binds it, which Start() handles by retrying.
-absl::StatusOr<int> PickFreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket");
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(addr);
-  const bool ok =
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
-  const int error = errno;
-  close(fd);
-  if (!ok) return absl::InternalError("pick port: " + ErrnoText(error));
-  return ntohs(addr.sin_port);
+// `count` distinct ports the kernel hands out as free now (all bound at
+// once, so they differ); another process may still take one before
+// redis-server binds it, which Start() handles by retrying.
+absl::StatusOr<std::vector<int>> PickFreePorts(int count) {
+  std::vector<int> fds;
+  std::vector<int> ports;
+  absl::Status status;
+  for (int i = 0; i < count && status.ok(); ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      status = ErrnoError("socket");
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+      status = absl::InternalError("pick port: " + ErrnoText(errno));
+      break;
+    }
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  if (!status.ok()) return status;
+  return ports;
 }
 
 // redis.conf splits lines like a shell; quoting keeps paths and passwords
@@ -226,6 +249,14 @@ RedisServer::RedisServer(RedisServerOptions options, std::string binary,
 absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
     RedisServerOptions options) {
   std::signal(SIGPIPE, SIG_IGN);
+  if (options.tls && options.tls_auth_clients != "no" &&
+      options.tls_auth_clients != "yes" &&
+      options.tls_auth_clients != "optional") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.name, ": tls_auth_clients \"",
+                     options.tls_auth_clients,
+                     "\": expected \"no\", \"yes\" or \"optional\""));
+  }
   ServerBackend backend = options.backend;
   if (backend == ServerBackend::kFromEnvironment) {
     ASSIGN_OR_RETURN(backend, BackendFromEnvironment());
@@ -237,21 +268,33 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   } else {
     runner = internal::NewProcessRunner(options.name);
   }
-  ASSIGN_OR_RETURN(std::string dir, MakeTempDir());
+  ASSIGN_OR_RETURN(std::string dir, MakeTempDir(options.unix_socket));
   // Owned from here on, so every error path removes the directory.
   std::unique_ptr<RedisServer> server(
       new RedisServer(std::move(options), std::move(binary), std::move(dir),
                       std::move(runner)));
+  if (server->options_.unix_socket) {
+    server->socket_path_ = absl::StrCat(server->dir_, "/", kSocketFile);
+  }
+  if (server->options_.tls) {
+    const std::string tls_dir =
+        server->options_.tls_dir.empty()
+            ? absl::StrCat(server->dir_, "/", kTlsDir)
+            : server->options_.tls_dir;
+    ASSIGN_OR_RETURN(server->tls_files_, MakeTlsFiles(tls_dir));
+  }
   {
     std::lock_guard<std::mutex> lock(server->mu_);
     absl::Status status;
+    const bool tls = server->options_.tls;
+    const bool cluster = server->options_.cluster;
     for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
-      ASSIGN_OR_RETURN(server->port_, PickFreePort());
-      if (server->options_.cluster) {
-        do {
-          ASSIGN_OR_RETURN(server->bus_port_, PickFreePort());
-        } while (server->bus_port_ == server->port_);
-      }
+      // [plaintext, TLS if tls, bus if cluster], all distinct.
+      ASSIGN_OR_RETURN(std::vector<int> ports,
+                       PickFreePorts(1 + (tls ? 1 : 0) + (cluster ? 1 : 0)));
+      server->plain_port_ = ports[0];
+      server->port_ = tls ? ports[1] : ports[0];
+      if (cluster) server->bus_port_ = ports.back();
       RETURN_IF_ERROR(server->WriteConfig());
       status = server->LaunchLocked();
       if (!absl::IsUnavailable(status)) break;
@@ -271,7 +314,12 @@ RedisServer::~RedisServer() {
 std::string RedisServer::host() const { return kHost; }
 
 std::string RedisServer::addr() const {
+  if (!socket_path_.empty()) return absl::StrCat("unix:", socket_path_);
   return absl::StrCat(kHost, ":", port_);
+}
+
+std::string RedisServer::plain_addr() const {
+  return absl::StrCat(kHost, ":", plain_port_);
 }
 
 pid_t RedisServer::pid() const {
@@ -325,12 +373,13 @@ absl::Status RedisServer::Restart(bool keep_data) {
   }
   RETURN_IF_ERROR(runner_->Kill());
   if (!keep_data) {
-    // Everything but our config and log is data (dump.rdb, the AOF dir, or
-    // whatever extra_config renamed them to).
+    // Everything but our config, log and certificates is data (dump.rdb,
+    // the AOF dir, or whatever extra_config renamed them to). The unix
+    // socket goes too; the server makes it anew.
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(dir_, error)) {
       const std::string file = entry.path().filename();
-      if (file != kConfigFile && file != kLogFile) {
+      if (file != kConfigFile && file != kLogFile && file != kTlsDir) {
         std::filesystem::remove_all(entry.path(), error);
       }
       if (error) break;
@@ -351,7 +400,7 @@ absl::StatusOr<std::string> RedisServer::Exec(
 
 absl::StatusOr<RedisReply> RedisServer::Query(
     const std::vector<std::string>& argv, absl::Duration timeout) {
-  return Call(port_, options_.password, argv, timeout);
+  return Call(plain_port_, options_.password, argv, timeout);
 }
 
 std::string RedisServer::Log() const {
@@ -363,7 +412,7 @@ std::string RedisServer::Log() const {
 
 absl::Status RedisServer::WriteConfig() const {
   std::string config = absl::StrCat(
-      "port ", port_, "\nbind ", kHost,
+      "port ", plain_port_, "\nbind ", kHost,
       "\nprotected-mode no\ndaemonize no\ndir ", Quote(dir_), "\nlogfile ",
       Quote(absl::StrCat(dir_, "/", kLogFile)), "\nsave \"\"\nappendonly ",
       options_.appendonly ? "yes" : "no",
@@ -376,6 +425,30 @@ absl::Status RedisServer::WriteConfig() const {
                     "cluster-enabled yes\ncluster-config-file nodes.conf\n"
                     "cluster-port ",
                     bus_port_, "\ncluster-node-timeout 2000\n");
+  }
+  if (tls_files_.has_value()) {
+    const TlsFiles& tls = *tls_files_;
+    const std::string* cert = &tls.server_cert;
+    const std::string* key = &tls.server_key;
+    if (options_.server_cert == RedisServerOptions::ServerCert::kExpired) {
+      cert = &tls.expired_server_cert;
+      key = &tls.expired_server_key;
+    } else if (options_.server_cert ==
+               RedisServerOptions::ServerCert::kWrongHost) {
+      cert = &tls.wrong_host_server_cert;
+      key = &tls.wrong_host_server_key;
+    }
+    // The plaintext `port` above stays for the harness (see plain_addr()).
+    absl::StrAppend(&config, "tls-port ", port_, "\ntls-cert-file ",
+                    Quote(*cert), "\ntls-key-file ", Quote(*key),
+                    "\ntls-ca-cert-file ", Quote(tls.ca_cert),
+                    "\ntls-auth-clients ", options_.tls_auth_clients,
+                    "\ntls-replication yes\n");
+    if (options_.cluster) absl::StrAppend(&config, "tls-cluster yes\n");
+  }
+  if (!socket_path_.empty()) {
+    absl::StrAppend(&config, "unixsocket ", Quote(socket_path_),
+                    "\nunixsocketperm 700\n");
   }
   for (const auto& [key, value] : options_.extra_config) {
     absl::StrAppend(&config, key, " ", value, "\n");
@@ -394,6 +467,10 @@ absl::Status RedisServer::LaunchLocked() {
   spec.args = {absl::StrCat(dir_, "/", kConfigFile)};
   if (options_.sentinel) spec.args.push_back("--sentinel");
   spec.dir = dir_;
+  if (tls_files_.has_value() &&
+      !absl::StartsWith(tls_files_->dir, absl::StrCat(dir_, "/"))) {
+    spec.extra_dirs.push_back(tls_files_->dir);
+  }
   spec.log_path = absl::StrCat(dir_, "/", kLogFile);
   const size_t log_offset = Log().size();
   // A container takes a while to launch; that counts against the timeout.
@@ -410,21 +487,26 @@ absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
   while (true) {
     if (std::optional<std::string> exit = runner_->CheckExited()) {
       const std::string log = Log().substr(log_offset);
+      const std::string ports =
+          port_ == plain_port_
+              ? absl::StrCat("port ", port_)
+              : absl::StrCat("ports ", plain_port_, " and ", port_, " (TLS)");
       const std::string message = absl::StrCat(
-          options_.name, ": ", binary_, " (", runner_->Describe(),
-          ") on port ", port_, " exited at startup (", *exit,
-          "); log tail:\n", LastLines(log));
+          options_.name, ": ", binary_, " (", runner_->Describe(), ") on ",
+          ports, " exited at startup (", *exit, "); log tail:\n",
+          LastLines(log));
       if (absl::StrContains(log, "Address already in use")) {
         return absl::UnavailableError(message);
       }
       return absl::FailedPreconditionError(message);
     }
-    probe = Call(port_, options_.password, {"PING"}, kProbeTimeout).status();
+    probe = Call(plain_port_, options_.password, {"PING"}, kProbeTimeout)
+                .status();
     const bool late = absl::Now() > deadline;
     if (probe.ok() && !late) break;
     if (late) {
       return absl::DeadlineExceededError(absl::StrCat(
-          options_.name, ": no PING reply from ", addr(), " within ",
+          options_.name, ": no PING reply from ", plain_addr(), " within ",
           absl::FormatDuration(options_.start_timeout), " (last: ",
           probe.ok() ? "PONG, too late" : probe.message(), "); log tail:\n",
           LastLines(Log().substr(log_offset))));
@@ -432,11 +514,12 @@ absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
     absl::SleepFor(kPollInterval);
   }
   // Our child may not have noticed yet that another server owns the port.
-  ASSIGN_OR_RETURN(RedisReply info, Call(port_, options_.password,
+  ASSIGN_OR_RETURN(RedisReply info, Call(plain_port_, options_.password,
                                          {"INFO", "server"}, kProbeTimeout));
   if (!runner_->Owns(info.str)) {
     return absl::UnavailableError(absl::StrCat(
-        options_.name, ": port ", port_, " is served by another process"));
+        options_.name, ": port ", plain_port_,
+        " is served by another process"));
   }
   return absl::OkStatus();
 }

@@ -23,6 +23,13 @@
 // engine; LOCK_CONTAINER_ENGINE=podman|docker|PATH picks one. See
 // container_runner.cc for the image and for leftover cleanup.
 //
+// TLS and unix sockets: with `tls` the server serves clients on a TLS port
+// (addr()) with certificates from MakeTlsFiles() (tls_files.h); with
+// `unix_socket` clients reach it at "unix:<path>". Either way it keeps a
+// plaintext TCP port on 127.0.0.1 (plain_addr()) that only the harness
+// uses: readiness PINGs, Exec()/Query() and fleet setup go through hiredis
+// 0.14, which has no TLS. Clients under test should never be given it.
+//
 // Topologies (several servers, sentinels, a cluster) are in redis_fleet.h.
 #ifndef INTEGRATION_HARNESS_REDIS_SERVER_H_
 #define INTEGRATION_HARNESS_REDIS_SERVER_H_
@@ -31,6 +38,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +46,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "integration/harness/tls_files.h"
 
 namespace lock::harness {
 
@@ -96,6 +105,35 @@ struct RedisServerOptions {
 
   // Process or container; see the top of the file.
   ServerBackend backend = ServerBackend::kFromEnvironment;
+
+  // --- TLS ------------------------------------------------------------------
+  // Serve clients over TLS only: `tls-port` on a free port (port(),
+  // addr()), plus `tls-replication yes` (a replica connects to its master's
+  // TLS port; Sentinel talks TLS to the nodes it monitors and to other
+  // sentinels) and, for a `cluster` node, `tls-cluster yes` (the bus, and
+  // MIGRATE, use TLS). The plaintext `port` stays, bound to 127.0.0.1, for
+  // the harness alone: see plain_addr().
+  bool tls = false;
+  // `tls-auth-clients`: "no" (default here; Redis's own default is "yes"),
+  // "yes" (clients must present a certificate signed by the CA:
+  // TlsFiles::client_cert) or "optional". Anything else: kInvalidArgument.
+  std::string tls_auth_clients = "no";
+  // The certificate the TLS port presents. kExpired and kWrongHost are for
+  // tests of client-side verification; a node presenting them cannot take
+  // part in TLS replication or a TLS cluster bus.
+  enum class ServerCert { kValid, kExpired, kWrongHost };
+  ServerCert server_cert = ServerCert::kValid;
+  // Where the certificates are: MakeTlsFiles(tls_dir). Empty: a directory of
+  // the server's own (<server dir>/tls). Servers that must trust each other
+  // (a fleet) share one; RedisFleet sets it.
+  std::string tls_dir;
+
+  // --- Unix socket ----------------------------------------------------------
+  // Also listen on a unix socket (`unixsocket`, `unixsocketperm 700`) in the
+  // server's directory; addr() is then "unix:<path>". The path is kept under
+  // 100 bytes (sun_path holds 108): when $TEST_TMPDIR is too long for that,
+  // the server's directory goes under /tmp instead.
+  bool unix_socket = false;
 };
 
 namespace internal {
@@ -112,7 +150,9 @@ class RedisServer {
   // `start_timeout`, kUnavailable when every port tried was taken; startup
   // errors include the tail of the server log. With the container backend,
   // kFailedPrecondition also when no container engine works (the message
-  // says why) and kInvalidArgument for an unknown LOCK_TEST_BACKEND.
+  // says why) and kInvalidArgument for an unknown LOCK_TEST_BACKEND. A `tls`
+  // server: kInvalidArgument for a bad `tls_auth_clients`, kNotFound
+  // without the openssl CLI (MakeTlsFiles).
   //
   // Sets SIGPIPE to SIG_IGN for the whole process: a server killed between
   // connect and write would otherwise kill the test with it.
@@ -128,9 +168,26 @@ class RedisServer {
 
   const std::string& name() const { return options_.name; }
   std::string host() const;
-  // The port stays the same across Restart().
+  // The TCP port clients connect to: the TLS port of a `tls` server, else
+  // the plaintext port. Ports stay the same across Restart().
   int port() const { return port_; }
+  // What a client connects to: "127.0.0.1:<port()>", or "unix:<path>" for a
+  // `unix_socket` server.
   std::string addr() const;
+  // The plaintext port and "127.0.0.1:<plain port>": the harness's own way
+  // in (Exec, Query, readiness). The same as port() / addr() for a plain
+  // TCP server; for a TLS or unix-socket server a port that exists only
+  // because hiredis 0.14 (which the harness uses) speaks neither TLS nor,
+  // here, unix sockets. Always available.
+  int plain_port() const { return plain_port_; }
+  std::string plain_addr() const;
+  // The unix socket's path, or "" without `unix_socket`.
+  const std::string& unix_socket_path() const { return socket_path_; }
+  // The certificates of a `tls` server (the same files across Restart()),
+  // else nullptr.
+  const TlsFiles* tls_files() const {
+    return tls_files_.has_value() ? &*tls_files_ : nullptr;
+  }
   // The cluster bus port of a `cluster` node, else 0.
   int cluster_bus_port() const { return bus_port_; }
   // -1 while the server is down. For a container, the host pid of its
@@ -153,7 +210,7 @@ class RedisServer {
   absl::Status Resume();
 
   // Stops the server (whatever its state) and starts it again on the same
-  // port and directory, then waits for PING. keep_data: the data survives --
+  // ports, directory, certificates and socket path, then waits for PING. keep_data: the data survives --
   // via SAVE, or the AOF when `appendonly`; a server that is already down
   // restarts from whatever it last persisted. !keep_data: the server starts
   // empty. kUnavailable if another process took the port meanwhile.
@@ -181,15 +238,18 @@ class RedisServer {
               std::unique_ptr<internal::Runner> runner);
 
   absl::Status WriteConfig() const;
-  // Spawns the server and waits for it; kUnavailable means the port was taken.
+  // Spawns the server and waits for it; kUnavailable means a port was taken.
   absl::Status LaunchLocked();
   absl::Status WaitUntilReadyLocked(size_t log_offset, absl::Time deadline);
 
   const RedisServerOptions options_;
   const std::string binary_;
   const std::string dir_;
-  int port_ = 0;      // Chosen by Start(), constant afterwards.
-  int bus_port_ = 0;  // Likewise; cluster nodes only.
+  int port_ = 0;        // Chosen by Start(), constant afterwards.
+  int plain_port_ = 0;  // Likewise; == port_ unless `tls`.
+  int bus_port_ = 0;    // Likewise; cluster nodes only.
+  std::string socket_path_;             // Set by Start(); unix_socket only.
+  std::optional<TlsFiles> tls_files_;   // Set by Start(); tls only.
 
   mutable std::mutex mu_;
   // Guarded by mu_. Process: forks on a thread of its own, because

@@ -23,6 +23,9 @@ struct LaunchSpec {
   std::string binary;             // redis-server on the host
   std::vector<std::string> args;  // after the binary
   std::string dir;                // the server's directory (data, config)
+  // Other directories the server reads (certificates kept elsewhere); a
+  // container mounts them read-only at the same path.
+  std::vector<std::string> extra_dirs;
   std::string log_path;           // early output (before `logfile` opens)
 };
 

@@ -9,6 +9,12 @@
 // redlock (--n independent masters, default 3). The JSON goes to stdout (one
 // object, ready to paste under "redis": {"default": ...}); node details go
 // to stderr. LOCK_TEST_BACKEND=container runs the nodes as containers.
+//
+// --tls: every node serves clients over TLS only (replication, Sentinel and
+// the cluster bus too), with throwaway certificates; the printed target then
+// carries "tls": {"ca_file", "cert_file", "key_file"} and TLS ports. Each
+// node also keeps a plaintext port on 127.0.0.1 for the harness (listed on
+// stderr as "admin").
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,12 +37,14 @@ using ::lock::harness::RedisFleet;
 
 constexpr char kUsage[] =
     "usage: redis-up standalone|sentinel|cluster|redlock [--n N] "
-    "[--replicas R]\n"
+    "[--replicas R] [--tls]\n"
     "  standalone        one server\n"
     "  sentinel  --n N   a master, N replicas (default 1), 3 sentinels\n"
     "  cluster   --n N   N masters (default 3, >= 3), --replicas R each "
     "(default 1)\n"
     "  redlock   --n N   N independent masters (default 3)\n"
+    "  --tls             TLS-only nodes with test certificates; the target\n"
+    "                    gets a \"tls\" block (CA, client cert and key)\n"
     "Prints the policy-config redis target as JSON on stdout, runs until "
     "Ctrl-C or SIGTERM, then stops every node.\n";
 
@@ -56,8 +64,13 @@ int main(int argc, char** argv) {
   const std::string mode = args[0];
   int n = -1;
   int replicas = 1;
+  lock::harness::RedisServerOptions base;
   for (size_t i = 1; i < args.size(); ++i) {
     std::string flag = args[i];
+    if (flag == "--tls") {
+      base.tls = true;
+      continue;
+    }
     std::string value;
     if (const size_t eq = flag.find('='); eq != std::string::npos) {
       value = flag.substr(eq + 1);
@@ -87,13 +100,13 @@ int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<RedisFleet>> fleet;
   if (mode == "standalone") {
-    fleet = RedisFleet::Standalone();
+    fleet = RedisFleet::Standalone(base);
   } else if (mode == "sentinel") {
-    fleet = RedisFleet::Sentinel(n < 0 ? 1 : n);
+    fleet = RedisFleet::Sentinel(n < 0 ? 1 : n, 3, "mymaster", base);
   } else if (mode == "cluster") {
-    fleet = RedisFleet::Cluster(n < 0 ? 3 : n, replicas);
+    fleet = RedisFleet::Cluster(n < 0 ? 3 : n, replicas, base);
   } else if (mode == "redlock") {
-    fleet = RedisFleet::Masters(n < 0 ? 3 : n);
+    fleet = RedisFleet::Masters(n < 0 ? 3 : n, base);
   } else {
     return Usage("unknown mode \"" + mode + "\"");
   }
@@ -103,17 +116,22 @@ int main(int argc, char** argv) {
   }
   std::cerr << "redis-up: " << mode << " up in "
             << absl::FormatDuration(absl::Now() - start) << "\n";
-  for (int i = 0; i < (*fleet)->size(); ++i) {
-    lock::harness::RedisServer& node = (*fleet)->node(i);
-    std::cerr << "  " << node.name() << "  " << node.addr() << "  ("
-              << node.backend_description() << ", pid " << node.pid()
-              << ")\n";
-  }
+  auto describe = [](lock::harness::RedisServer& node) {
+    std::cerr << "  " << node.name() << "  " << node.addr();
+    if (node.plain_addr() != node.addr()) {
+      std::cerr << "  (admin " << node.plain_addr() << ")";
+    }
+    std::cerr << "  (" << node.backend_description() << ", pid "
+              << node.pid() << ")\n";
+  };
+  for (int i = 0; i < (*fleet)->size(); ++i) describe((*fleet)->node(i));
   for (int i = 0; i < (*fleet)->sentinel_count(); ++i) {
-    lock::harness::RedisServer& node = (*fleet)->sentinel(i);
-    std::cerr << "  " << node.name() << "  " << node.addr() << "  ("
-              << node.backend_description() << ", pid " << node.pid()
-              << ")\n";
+    describe((*fleet)->sentinel(i));
+  }
+  if (const lock::harness::TlsFiles* tls = (*fleet)->tls_files()) {
+    std::cerr << "  certificates in " << tls->dir << " (try: redis-cli --tls "
+              << "--cacert " << tls->ca_cert << " --cert " << tls->client_cert
+              << " --key " << tls->client_key << " -p <port>)\n";
   }
   std::cout << (*fleet)->PolicyTargetJson() << std::endl;
   std::cerr << "redis-up: running; Ctrl-C stops every node\n";

@@ -60,6 +60,30 @@ c=$(ports | head -1)
 "$cli" -p "$c" cluster info | grep -q 'cluster_state:ok' || fail "cluster not ok"
 stop INT $(ports)
 
+# --tls: the target names TLS ports and the certificates that reach them.
+open_port() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+json_field() { grep -o "\"$1\": \"[^\"]*\"" "$out" | cut -d'"' -f4; }
+start standalone --tls
+grep -q '^{"mode": "standalone", "addrs": \["127.0.0.1:[0-9]*"\], "tls": {"ca_file": "[^"]*/ca.crt", "cert_file": "[^"]*/client.crt", "key_file": "[^"]*/client.key"}}$' "$out" ||
+  fail "$(cat "$out")"
+p=$(ports)
+tls=(--tls --cacert "$(json_field ca_file)" --cert "$(json_field cert_file)" --key "$(json_field key_file)")
+[[ $("$cli" "${tls[@]}" -p "$p" ping) == PONG ]] || fail "TLS standalone does not answer over TLS"
+[[ $("$cli" -p "$p" ping 2>/dev/null) != PONG ]] || fail "TLS port answers plaintext"
+kill -INT "$pid"
+wait "$pid" || fail "redis-up --tls exited with $?"
+open_port "$p" && fail "TLS port $p still open after SIGINT"
+
+start sentinel --tls
+grep -q '"tls": {"ca_file"' "$out" || fail "$(cat "$out")"
+tls=(--tls --cacert "$(json_field ca_file)" --cert "$(json_field cert_file)" --key "$(json_field key_file)")
+s=$(ports | head -1)
+"$cli" "${tls[@]}" -p "$s" sentinel get-master-addr-by-name mymaster | grep -q 127.0.0.1 ||
+  fail "TLS sentinel does not know the master"
+kill -TERM "$pid"
+wait "$pid" || fail "redis-up --tls exited with $?"
+for port in $(ports); do open_port "$port" && fail "port $port still open"; done
+
 "$redis_up" bogus 2>/dev/null && fail "unknown mode accepted"
 "$redis_up" redlock --n x 2>/dev/null && fail "bad --n accepted"
 echo PASS
