@@ -287,19 +287,24 @@ absl::Status Connection::SetTimeout(absl::Duration timeout) {
 
 absl::Status Connection::Fail(absl::string_view doing, absl::string_view cause) {
   broken_ = true;
-  return absl::UnavailableError(absl::StrCat("redis ", addr_, ": ", doing, ": ", cause));
+  return absl::UnavailableError(absl::StrCat(
+      "redis ", addr_, ": ", doing, ": ", cause,
+      tls_ != nullptr && tls_->client_certificate_missing() && !replied_
+          ? " (the server asked for a client certificate and the target has none: "
+            "tls.cert_file, tls.key_file)"
+          : ""));
 }
 
 absl::Status Connection::TimedOut(absl::string_view doing) {
   return Fail(doing, "timed out waiting for the server");
 }
 
-absl::Status Connection::Closed(absl::string_view doing) {
-  // A TLS port drops a plaintext client at its first bytes.
-  return Fail(doing, replied_ || tls_ != nullptr
-                         ? "connection closed by the server"
-                         : "connection closed by the server (before any reply: if "
-                           "this is a TLS port, the target needs \"tls\")");
+absl::Status Connection::Closed(absl::string_view doing, absl::string_view cause) {
+  // A TLS port drops a plaintext client at its first bytes, with a FIN or
+  // a reset: said so, or the cause alone would explain nothing.
+  if (replied_ || tls_ != nullptr) return Fail(doing, cause);
+  return Fail(doing, absl::StrCat(cause, " before any reply (if this is a TLS port, "
+                                         "the target needs \"tls\")"));
 }
 
 namespace {
@@ -400,6 +405,7 @@ absl::Status Connection::ReadSome(absl::Time deadline, absl::string_view doing) 
       const ssize_t n = recv(fd_, buf, sizeof buf, 0);
       if (n > 0) return Feed(buf, static_cast<size_t>(n), doing);
       if (n == 0) return Closed(doing);
+      if (errno == ECONNRESET) return Closed(doing, ErrnoCause(errno));
       if (errno == EAGAIN || errno == EWOULDBLOCK) return TimedOut(doing);
       if (errno != EINTR) return Fail(doing, ErrnoCause(errno));
       continue;

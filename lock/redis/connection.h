@@ -118,7 +118,8 @@ class Connection {
   absl::StatusOr<ReplyPtr> ReadReplyFor(absl::Duration timeout,
                                         absl::string_view doing);
   absl::Status Fail(absl::string_view doing, absl::string_view cause);
-  absl::Status Closed(absl::string_view doing);
+  absl::Status Closed(absl::string_view doing,
+                      absl::string_view cause = "connection closed by the server");
   absl::Status TimedOut(absl::string_view doing);
 
   const int fd_;

@@ -135,7 +135,9 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsCo
     return absl::InvalidArgumentError(
         "TLS: a client certificate needs its key, and a key its certificate");
   }
-  if (!config.cert_pem.empty()) {
+  if (config.cert_pem.empty()) {
+    SSL_CTX_set_client_cert_cb(ctx.get(), TlsSession::OnCertificateRequest);
+  } else {
     auto chain = ReadCertificates(config.cert_pem);
     if (chain.empty()) {
       return absl::InvalidArgumentError("TLS: the client certificate text holds no PEM certificate");
@@ -202,8 +204,14 @@ absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::Start(const TlsContext& 
           absl::StrCat("TLS: cannot verify against the name \"", name, "\""));
     }
   }
+  SSL_set_app_data(ssl, session.get());
   SSL_set_connect_state(ssl);
   return session;
+}
+
+int TlsSession::OnCertificateRequest(SSL* ssl, X509**, EVP_PKEY**) {
+  static_cast<TlsSession*>(SSL_get_app_data(ssl))->client_certificate_missing_ = true;
+  return 0;
 }
 
 TlsSession::Io TlsSession::Result(int n, bool handshake) {

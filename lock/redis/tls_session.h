@@ -13,6 +13,8 @@
 #include "lock/redis/tls.h"
 
 typedef struct ssl_st SSL;
+typedef struct x509_st X509;
+typedef struct evp_pkey_st EVP_PKEY;
 
 namespace lock::redis {
 
@@ -33,6 +35,13 @@ class TlsSession {
   TlsSession& operator=(const TlsSession&) = delete;
 
   Io Handshake();
+  // The server asked for a client certificate and the context has none:
+  // with TLS 1.3 the server's refusal comes after the client's handshake
+  // is done, as a reset at the first command, which alone explains nothing.
+  bool client_certificate_missing() const { return client_certificate_missing_; }
+  // OpenSSL's client certificate callback of a context without one: notes
+  // the request on the session and sends no certificate.
+  static int OnCertificateRequest(SSL* ssl, X509** x509, EVP_PKEY** pkey);
   Io Read(char* buf, size_t size);
   Io Write(const char* data, size_t size);
 
@@ -41,6 +50,7 @@ class TlsSession {
   Io Result(int n, bool handshake);
 
   SSL* const ssl_;
+  bool client_certificate_missing_ = false;
 };
 
 // The reasons in OpenSSL's error queue, "; "-joined, and clears it.
