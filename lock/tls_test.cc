@@ -2,7 +2,9 @@
 // certificates it makes: verification of the server (CA, name, expiry),
 // mutual TLS, the wrong protocol on either side, a restart under a held lock,
 // Sentinel failover and Cluster MOVED over TLS, and unix sockets.
+#include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -191,6 +193,46 @@ TEST(TlsTest, RestartWhileHeldReconnectsAndReloadsTheScripts) {
   EXPECT_GE(redis::TlsHandshakes() - before, 1);
   EXPECT_EQ(server->Exec({"EXISTS", "{t:restart}"}).value_or("?"), "0");
   EXPECT_THAT(LockOnce(*locker), IsOk());
+}
+
+// Hot reload: a rotated CA file is picked up for new connections. The
+// configuration first trusts an unrelated CA (refused), then the file is
+// overwritten with the right one and the watcher swaps the policies in.
+TEST(TlsTest, RotatedCaFileIsPickedUpByHotReload) {
+  auto server = StartServer({.tls = true});
+  ASSERT_NE(server, nullptr);
+  const harness::TlsFiles& f = *server->tls_files();
+  const std::string dir = ::testing::TempDir();
+  const std::string ca = dir + "/rotating-ca.crt";
+  const auto copy = [](const std::string& from, const std::string& to) {
+    std::ifstream in(from, std::ios::binary);
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    out << in.rdbuf();
+  };
+  copy(f.other_ca_cert, ca);
+  const nlohmann::json config = {
+      {"redis", {{"default", {{"addrs", {server->addr()}}, {"connect_timeout", "500ms"},
+                              {"tls", {{"ca_file", "rotating-ca.crt"}}}}}}},
+      {"policies", {{"p", {{"key_prefix", "t:"}, {"on_busy", "fail"},
+                           {"retry", {{"max_attempts", 1}}}}}}}};
+  const std::string path = dir + "/rotating.json";
+  std::ofstream(path) << config.dump();
+  auto registry = policy::Registry::Load(path);
+  ASSERT_THAT(registry, IsOk());
+  std::shared_ptr<policy::Registry> shared(*std::move(registry));
+  std::atomic<int> reloads{0};
+  shared->Watch(absl::Milliseconds(20), [&](const absl::Status& s) {
+    if (s.ok()) reloads++;
+  });
+  auto locker = Locker::Create(shared);
+  ASSERT_THAT(locker, IsOk());
+  EXPECT_THAT(LockOnce(**locker), StatusIs(absl::StatusCode::kUnavailable,
+                                           HasSubstr("certificate verify failed")));
+  copy(f.ca_cert, ca);
+  for (int i = 0; i < 200 && reloads == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_GT(reloads.load(), 0);
+  EXPECT_THAT(LockOnce(**locker), IsOk());
+  shared->StopWatching();
 }
 
 TEST(UnixSocketTest, LocksOverAUnixSocket) {
