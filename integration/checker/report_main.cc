@@ -110,16 +110,22 @@ What it does **not** guarantee:
 )md";
 
 constexpr char kTls[] = R"md(
-## Transport security: the TLS gap
+## Transport security
 
-hiredis 0.14.1, the version Debian 12 ships, has no TLS. Lock traffic, the
-AUTH password and owner tokens cross the network in clear text, and a host on
-the path could read or forge replies. Deploy Redis for locks on loopback, a
-unix socket (`"addrs": ["unix:/run/redis/redis.sock"]`) or a private network
-you trust; anywhere else, put a TLS tunnel in front of it (stunnel, spiped,
-or a TLS-terminating proxy on each client host). Passwords come only from
-the environment (`password_env`) and never appear in errors or in
-`lockctl explain` (`//integration/hostile:security_test`).
+A Redis target with a `"tls"` block (docs/POLICIES.md) talks TLS (OpenSSL;
+TLS 1.2 or later) to every node, sentinel and cluster node: the server's
+certificate is verified against `ca_file` (or the system's trust store) and
+its name against the address's host or `server_name`; a client certificate
+(`cert_file`, `key_file`) serves servers with `tls-auth-clients yes`. hiredis
+0.14.1 has no TLS, so the library does the socket and TLS I/O itself and
+keeps hiredis' reader for parsing. `//lock:tls_test` runs every case against
+TLS redis-servers (wrong CA, wrong host, expired certificate, missing client
+certificate, plaintext and TLS on the wrong port, a restart under a held
+lock, Sentinel failover and Cluster MOVED over TLS). Without `"tls"`, lock
+traffic, the AUTH password and owner tokens cross the network in clear text:
+use loopback, a unix socket or a private network. Passwords come only from
+the environment (`password_env`, `sentinel_password_env`) and never appear
+in errors or in `lockctl explain` (`//integration/hostile:security_test`).
 )md";
 
 constexpr char kFindings[] = R"md(
@@ -128,7 +134,7 @@ constexpr char kFindings[] = R"md(
 - **Huge array announcements reserved memory up front (fixed).** A reply
   `*700000000\r\n` (13 bytes) made hiredis 0.14 allocate the 5.6 GB element
   table before any element arrived. Only a hostile or corrupted server (or a
-  host on the path, see the TLS gap) can send it. `lock/redis/connection.cc`
+  host on the path of a connection without TLS) can send it. `lock/redis/connection.cc`
   now gives every context's reader a `createArray` that refuses more than
   65,536 elements (lock replies have at most five), so such a reply is a
   reader error: the call fails with `kUnavailable` ("reply rejected") and the

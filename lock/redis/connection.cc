@@ -207,14 +207,15 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
       return session.status();
     }
     tls = *std::move(session);
-  } else {
-    // Plaintext reads and writes block, bounded by the socket's timeouts:
-    // one system call each, as hiredis did. TLS stays non-blocking and polls.
-    SetBlocking(fd, true);
   }
   std::unique_ptr<Connection> conn(
       new Connection(fd, std::move(tls), options.addr, options.connect_timeout));
+  // The TLS handshake is polled, so that connect_timeout bounds all of it.
   if (conn->tls_ != nullptr) RETURN_IF_ERROR(conn->Handshake(deadline));
+  // Then reads and writes block, each bounded by the socket's timeouts
+  // (SetTimeout): one system call per read or write, as hiredis did, TLS or
+  // not. A deadline polled after a would-block read costs two more per reply.
+  SetBlocking(fd, true);
   if (!options.password.empty()) {
     absl::StatusOr<ReplyPtr> auth =
         options.username.empty()
@@ -266,16 +267,16 @@ bool Connection::LooksAlive() {
   // Over TLS an idle connection may have been sent session tickets after the
   // handshake: consumed here, they leave it alive. Anything else is not.
   char scratch[512];
-  while (true) {
-    TlsSession::Io io = tls_->Read(scratch, sizeof scratch);
-    if (io.kind == TlsSession::Io::kWantRead) return true;
-    broken_ = true;
-    return false;
-  }
+  SetBlocking(fd_, false);
+  const TlsSession::Io io = tls_->Read(scratch, sizeof scratch);
+  SetBlocking(fd_, true);
+  if (io.kind == TlsSession::Io::kWantRead) return true;
+  broken_ = true;
+  return false;
 }
 
 absl::Status Connection::SetTimeout(absl::Duration timeout) {
-  if (tls_ != nullptr || timeout == current_timeout_) return absl::OkStatus();
+  if (timeout == current_timeout_) return absl::OkStatus();
   const timeval tv = TimeoutTimeval(timeout);
   if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
       setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
@@ -354,7 +355,6 @@ absl::Status Connection::Append(absl::Span<const absl::string_view> argv) {
 
 absl::Status Connection::WriteAll(absl::Duration timeout, absl::string_view doing) {
   RETURN_IF_ERROR(SetTimeout(timeout));
-  const absl::Time deadline = DeadlineAfter(timeout);
   size_t sent = 0;
   while (sent < out_.size()) {
     const char* data = out_.data() + sent;
@@ -377,10 +377,9 @@ absl::Status Connection::WriteAll(absl::Duration timeout, absl::string_view doin
         break;
       case TlsSession::Io::kWantRead:
       case TlsSession::Io::kWantWrite:
-        if (!WaitReady(fd_, io.kind == TlsSession::Io::kWantRead ? POLLIN : POLLOUT, deadline)) {
-          return TimedOut(doing);
-        }
-        break;
+        // A blocking socket wants again only when its timeout ran out.
+        if (io.interrupted) break;
+        return TimedOut(doing);
       case TlsSession::Io::kClosed:
         return Closed(doing);
       case TlsSession::Io::kError:
@@ -398,7 +397,7 @@ absl::Status Connection::Feed(const char* data, size_t size, absl::string_view d
   return absl::OkStatus();
 }
 
-absl::Status Connection::ReadSome(absl::Time deadline, absl::string_view doing) {
+absl::Status Connection::ReadSome(absl::string_view doing) {
   char buf[16 * 1024];
   while (true) {
     if (tls_ == nullptr) {
@@ -416,10 +415,8 @@ absl::Status Connection::ReadSome(absl::Time deadline, absl::string_view doing) 
         return Feed(buf, static_cast<size_t>(io.bytes), doing);
       case TlsSession::Io::kWantRead:
       case TlsSession::Io::kWantWrite:
-        if (!WaitReady(fd_, io.kind == TlsSession::Io::kWantRead ? POLLIN : POLLOUT, deadline)) {
-          return TimedOut(doing);
-        }
-        continue;
+        if (io.interrupted) continue;
+        return TimedOut(doing);
       case TlsSession::Io::kClosed:
         return Closed(doing);
       case TlsSession::Io::kError:
@@ -460,25 +457,32 @@ absl::Status Connection::ReadAvailable() {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return absl::OkStatus();
     return Fail("read", ErrnoCause(errno));
   }
-  // Until OpenSSL wants the socket again: nothing decrypted may stay in its
-  // buffers, where the caller's poll() would not see it.
-  while (true) {
+  // Until OpenSSL wants the socket again, without blocking: nothing
+  // decrypted may stay in its buffers, where the caller's poll() would not
+  // see it.
+  SetBlocking(fd_, false);
+  absl::Status status;
+  bool more = true;
+  while (more && status.ok()) {
     TlsSession::Io io = tls_->Read(buf, sizeof buf);
     switch (io.kind) {
       case TlsSession::Io::kDone:
-        RETURN_IF_ERROR(Feed(buf, static_cast<size_t>(io.bytes), "read"));
-        continue;
+        status = Feed(buf, static_cast<size_t>(io.bytes), "read");
+        break;
       case TlsSession::Io::kWantRead:
-        return absl::OkStatus();
       case TlsSession::Io::kWantWrite:
-        if (!WaitReady(fd_, POLLOUT, DeadlineAfter(connect_timeout_))) return TimedOut("read");
-        continue;
+        more = io.interrupted;
+        break;
       case TlsSession::Io::kClosed:
-        return Closed("read");
+        status = Closed("read");
+        break;
       case TlsSession::Io::kError:
-        return Fail("read", io.cause);
+        status = Fail("read", io.cause);
+        break;
     }
   }
+  SetBlocking(fd_, true);
+  return status;
 }
 
 absl::StatusOr<ReplyPtr> Connection::NextBufferedReply() {
@@ -498,11 +502,10 @@ absl::StatusOr<ReplyPtr> Connection::ReadReplyFor(absl::Duration timeout,
   // Whatever Append queued goes out first (pipelines send it with Send).
   if (!out_.empty()) RETURN_IF_ERROR(WriteAll(timeout, doing));
   RETURN_IF_ERROR(SetTimeout(timeout));
-  const absl::Time deadline = DeadlineAfter(timeout);
   while (true) {
     ASSIGN_OR_RETURN(ReplyPtr reply, TakeReply(doing));
     if (reply != nullptr) return reply;
-    RETURN_IF_ERROR(ReadSome(deadline, doing));
+    RETURN_IF_ERROR(ReadSome(doing));
   }
 }
 

@@ -110,9 +110,9 @@ class Connection {
   absl::Status Handshake(absl::Time deadline);
   absl::Status SetTimeout(absl::Duration timeout);
   absl::Status WriteAll(absl::Duration timeout, absl::string_view doing);
-  // Reads what the socket has (waiting at most until `deadline` on TLS, or
-  // the socket timeout on plaintext) into the reader.
-  absl::Status ReadSome(absl::Time deadline, absl::string_view doing);
+  // Reads what the socket has into the reader, waiting at most the socket's
+  // timeout.
+  absl::Status ReadSome(absl::string_view doing);
   absl::Status Feed(const char* data, size_t size, absl::string_view doing);
   absl::StatusOr<ReplyPtr> TakeReply(absl::string_view doing);
   absl::StatusOr<ReplyPtr> ReadReplyFor(absl::Duration timeout,
@@ -127,7 +127,7 @@ class Connection {
   const std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
   const std::string addr_;
   const absl::Duration connect_timeout_;
-  absl::Duration current_timeout_ = absl::InfiniteDuration();  // plaintext socket's
+  absl::Duration current_timeout_ = absl::InfiniteDuration();  // the socket's
   bool broken_ = false;
   bool replied_ = false;  // a reply came: the server speaks this protocol
   std::string out_;       // requests queued by Append, not yet written

@@ -215,15 +215,15 @@ int TlsSession::OnCertificateRequest(SSL* ssl, X509**, EVP_PKEY**) {
 }
 
 TlsSession::Io TlsSession::Result(int n, bool handshake) {
-  if (n > 0) return {Io::kDone, n, {}};
+  if (n > 0) return {Io::kDone, n, false, {}};
   const int err = SSL_get_error(ssl_, n);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-      return {Io::kWantRead, 0, {}};
+      return {Io::kWantRead, 0, errno == EINTR, {}};
     case SSL_ERROR_WANT_WRITE:
-      return {Io::kWantWrite, 0, {}};
+      return {Io::kWantWrite, 0, errno == EINTR, {}};
     case SSL_ERROR_ZERO_RETURN:
-      return {Io::kClosed, 0, {}};
+      return {Io::kClosed, 0, false, {}};
     default:
       break;
   }
@@ -239,10 +239,10 @@ TlsSession::Io TlsSession::Result(int n, bool handshake) {
     if (err == SSL_ERROR_SYSCALL && errno != 0) {
       cause = std::strerror(errno);
     } else {
-      return {Io::kClosed, 0, {}};  // EOF without close_notify
+      return {Io::kClosed, 0, false, {}};  // EOF without close_notify
     }
   }
-  return {Io::kError, 0, std::move(cause)};
+  return {Io::kError, 0, false, std::move(cause)};
 }
 
 TlsSession::Io TlsSession::Handshake() {
@@ -251,7 +251,7 @@ TlsSession::Io TlsSession::Handshake() {
   const int n = SSL_do_handshake(ssl_);
   if (n == 1) {
     g_handshakes.fetch_add(1, std::memory_order_relaxed);
-    return {Io::kDone, 1, {}};
+    return {Io::kDone, 1, false, {}};
   }
   return Result(n, /*handshake=*/true);
 }

@@ -1,7 +1,8 @@
-// One TLS session over a connected, non-blocking socket: Connection's TLS
-// side. Every call returns at once; the caller polls the socket for what
-// the session wants (kWantRead, kWantWrite) until its own deadline, so no
-// SSL call ever blocks without a bound.
+// One TLS session over a connected socket: Connection's TLS side. The
+// handshake runs on the non-blocking socket, polled by the caller until its
+// deadline; reads and writes then run on the blocking socket, each bounded
+// by the socket's timeouts (kWantRead / kWantWrite then mean the timeout
+// ran out, unless `interrupted`), so no SSL call blocks without a bound.
 #ifndef LOCK_REDIS_TLS_SESSION_H_
 #define LOCK_REDIS_TLS_SESSION_H_
 
@@ -23,6 +24,7 @@ class TlsSession {
   struct Io {
     enum Kind { kDone, kWantRead, kWantWrite, kClosed, kError } kind;
     int bytes = 0;       // kDone: bytes read or written
+    bool interrupted = false;  // kWant*: by a signal (EINTR): call again
     std::string cause;   // kError: what OpenSSL said
   };
 

@@ -123,6 +123,7 @@ void Redlock(const Flags& f);
 void Cluster(const Flags& f);
 void Overhead(const Flags& f);
 void Pairs(const Flags& f, const std::string& addr);
+void Tls(const Flags& f);  // starts its own TLS server
 
 }  // namespace bench
 

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   if (bench::Wants(f, "handoff")) bench::Handoff(f, addr);
   if (bench::Wants(f, "redlock")) bench::Redlock(f);
   if (bench::Wants(f, "cluster")) bench::Cluster(f);
+  if (bench::Wants(f, "tls")) bench::Tls(f);
   if (bench::Wants(f, "renewal")) bench::Renewal(f, addr, server_pid);
   return 0;
 }

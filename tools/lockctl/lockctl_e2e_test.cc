@@ -37,7 +37,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kConfig[] = R"json({
-  "redis": { "default": { "addrs": ["ADDR"], "password_env": "PWENV",
+  "redis": { "default": { "addrs": ["ADDR"], "password_env": "PWENV", TARGET_EXTRA
                           "connect_timeout": "300ms" } },
   "defaults": { "script_timeout": "500ms" },
   "policies": {
@@ -136,7 +136,9 @@ class LockctlTest : public lock::harness::RedisTest {
     if (HasFatalFailure()) return;
     config_ = absl::StrCat(TmpDir(), "/policies.json");
     std::ofstream(config_) << absl::StrReplaceAll(
-        kConfig, {{"ADDR", server().addr()}, {"PWENV", PasswordEnv()}});
+        kConfig, {{"ADDR", server().addr()},
+                  {"PWENV", PasswordEnv()},
+                  {"TARGET_EXTRA", TargetExtra()}});
     auto registry = policy::Registry::Load(config_);
     ASSERT_THAT(registry, IsOk());
     auto locker = lock::Locker::Create(
@@ -146,6 +148,8 @@ class LockctlTest : public lock::harness::RedisTest {
   }
 
   virtual std::string PasswordEnv() { return ""; }
+  // More fields of the target, each followed by a comma.
+  virtual std::string TargetExtra() { return ""; }
 
   // A lock held through the library, as an application would hold it.
   std::unique_ptr<lock::RedisLock> HoldState(const std::string& policy,
@@ -443,6 +447,35 @@ TEST_F(LockctlAuthTest, UsesThePasswordFromPasswordEnv) {
               {{"LOCKCTL_E2E_PW", "not-the-s3cret-zz"}});
   EXPECT_EQ(r.code, 3) << r;
   EXPECT_THAT(r.err + r.out, Not(HasSubstr("not-the-s3cret-zz")));
+}
+
+// lockctl reads the target's "tls" block as the library does: here a server
+// that also demands a client certificate.
+class LockctlTlsTest : public LockctlTest {
+ protected:
+  lock::harness::RedisServerOptions ServerOptions() override {
+    return {.name = "redis-tls", .tls = true, .tls_auth_clients = "yes"};
+  }
+  std::string TargetExtra() override {
+    const lock::harness::TlsFiles& f = *server().tls_files();
+    return absl::StrCat(R"("tls": {"ca_file": ")", f.ca_cert, R"(", "cert_file": ")",
+                        f.client_cert, R"(", "key_file": ")", f.client_key, R"("},)");
+  }
+};
+
+TEST_F(LockctlTlsTest, StatusListAndReleaseOverTls) {
+  auto lk = HoldState("orders", "order-1");
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Lockctl(WithConfig({"status", "orders", "order-1", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr(lk->owner_token()));
+  r = Lockctl(WithConfig({"list", "orders"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("order-1"));
+  r = Lockctl(WithConfig({"release", "orders", "order-1", "--owner", lk->owner_token()}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Inspect("orders", "order-1"),
+              ::util::testing::IsOkAndHolds(::testing::Field(&lock::LockState::held, false)));
 }
 
 }  // namespace
