@@ -18,6 +18,7 @@
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
 #include "policy/config.h"
+#include "policy/internal/files.h"
 #include "util/status_macros.h"
 
 namespace policy {
@@ -41,22 +42,11 @@ absl::Status ErrnoError(int error, const char* action,
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(errno, "open", path);
-  std::string text;
-  char buffer[16384];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      ::close(fd);
-      return ErrnoError(error, "read", path);
-    }
-    text.append(buffer, static_cast<size_t>(n));
+  absl::StatusOr<std::string> text = internal::ReadRegularFile(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("cannot read ", path, ": ", text.status().message()));
   }
-  ::close(fd);
   return text;
 }
 

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "policy/config.h"
+#include "policy/internal/files.h"
 
 namespace policy::internal {
 namespace {
@@ -29,52 +30,10 @@ namespace {
 // device), and reading it whole on every poll would be a waste.
 constexpr size_t kMaxFileSize = 1 << 20;
 
-struct FileText {
-  std::string text;
-  std::string error;  // "" = read; else what went wrong (errno text)
-};
-
-FileText ReadWholeFile(const std::string& path) {
-  FileText out;
-  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    out.error = std::error_code(errno, std::generic_category()).message();
-    return out;
-  }
-  // Only regular files (symlinks to them, as mounted secrets are, count):
-  // reading a device or a pipe could block the loader forever.
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    out.error = S_ISDIR(st.st_mode)
-                    ? std::error_code(EISDIR, std::generic_category()).message()
-                    : "not a regular file";
-    ::close(fd);
-    return out;
-  }
-  char buffer[16384];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      out.error = std::error_code(errno, std::generic_category()).message();
-      break;
-    }
-    out.text.append(buffer, static_cast<size_t>(n));
-    if (out.text.size() > kMaxFileSize) {
-      out.error = "larger than 1 MiB, not a PEM file";
-      break;
-    }
-  }
-  ::close(fd);
-  if (!out.error.empty()) out.text.clear();
-  return out;
-}
-
-std::string FingerprintOf(const FileText& file) {
-  if (!file.error.empty()) return Cat("error: ", file.error);
-  return Cat(file.text.size(), " ", std::hash<std::string>()(file.text));
+// What a watcher compares: the text read, or why it could not be.
+std::string FingerprintOf(const absl::StatusOr<std::string>& file) {
+  if (!file.ok()) return Cat("error: ", file.status().message());
+  return Cat(file->size(), " ", std::hash<std::string>()(*file));
 }
 
 struct BioFree {
@@ -150,14 +109,14 @@ void LoadTlsFiles(std::string_view directory, const Where& at,
     if (path->empty()) return false;
     configured[field] = *path;
     *path = Resolve(directory, *path);
-    FileText file = ReadWholeFile(*path);
+    absl::StatusOr<std::string> file = ReadRegularFile(*path, kMaxFileSize);
     (*fingerprints)[*path] = FingerprintOf(file);
-    if (!file.error.empty()) {
-      errors.Add(at / field, Cat("cannot read ", *path, ": ", file.error),
+    if (!file.ok()) {
+      errors.Add(at / field, Cat("cannot read ", *path, ": ", file.status().message()),
                  ShowString(configured[field]));
       return false;
     }
-    *pem = std::move(file.text);
+    *pem = *std::move(file);
     return true;
   };
   auto report = [&](std::string_view field, const std::string& path,
@@ -222,7 +181,7 @@ void LoadTlsFiles(std::string_view directory, const Where& at,
 namespace policy {
 
 std::string FileFingerprint(const std::string& path) {
-  return internal::FingerprintOf(internal::ReadWholeFile(path));
+  return internal::FingerprintOf(internal::ReadRegularFile(path, internal::kMaxFileSize));
 }
 
 }  // namespace policy
