@@ -22,6 +22,7 @@
 #include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
+#include "lock/testing/locker_from_json.h"
 #include "nlohmann/json.hpp"
 #include "util/status_matchers.h"
 
@@ -76,12 +77,9 @@ class EdgeFleetTest : public harness::RedisFleetTest {
   std::unique_ptr<Locker> LockerFor(const nlohmann::json& target,
                                     const nlohmann::json& policies) {
     nlohmann::json config = {{"redis", {{"default", target}}}, {"policies", policies}};
-    auto registry = policy::Registry::FromJson(config.dump(), "edge.json");
-    EXPECT_THAT(registry, IsOk());
-    if (!registry.ok()) return nullptr;
-    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker = LockerFromJson(config.dump(), "edge.json");
     EXPECT_THAT(locker, IsOk());
-    return *std::move(locker);
+    return locker.ok() ? *std::move(locker) : nullptr;
   }
 
   // Two masters, the second made a replica of the first, in sync.

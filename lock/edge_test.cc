@@ -22,6 +22,7 @@
 #include "integration/harness/redis_test.h"
 #include "lock/internal/lock_core.h"
 #include "lock/lock.h"
+#include "lock/testing/locker_from_json.h"
 #include "util/status_matchers.h"
 
 namespace lock {
@@ -57,10 +58,8 @@ class EdgeTest : public harness::RedisTest {
   }
   void SetUp() override {
     harness::RedisTest::SetUp();
-    auto registry = policy::Registry::FromJson(
-        absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}), "edge.json");
-    ASSERT_THAT(registry, IsOk());
-    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker =
+        LockerFromJson(absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}), "edge.json");
     ASSERT_THAT(locker, IsOk());
     locker_ = *std::move(locker);
   }

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/lock.h"
+#include "lock/testing/locker_from_json.h"
 #include "policy/registry.h"
 #include "util/status_matchers.h"
 
@@ -261,9 +262,7 @@ TEST_F(ForkTest, LockHeldInTheParentAndDestroyedInTheChildStaysHeld) {
 // subscriber: without sending anything, without joining threads it does not
 // have, without waiting for the parent's waiters.
 TEST_F(ForkTest, ChildDestroysTheParentsLockerWithoutHangingOrReleasing) {
-  auto registry = policy::Registry::FromJson(config_, "test.json");
-  ASSERT_THAT(registry, IsOk());
-  auto created = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+  auto created = LockerFromJson(config_, "test.json");
   ASSERT_THAT(created, IsOk());
   std::unique_ptr<Locker> locker = *std::move(created);
   auto holder = locker->NewLock("plain", "held");

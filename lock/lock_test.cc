@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
+#include "lock/testing/locker_from_json.h"
 #include "util/status_matchers.h"
 
 namespace lock {
@@ -49,9 +50,7 @@ class WithTest : public harness::RedisTest {
   void SetUp() override {
     harness::RedisTest::SetUp();
     config_ = absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}});
-    auto registry = policy::Registry::FromJson(config_, "test.json");
-    ASSERT_THAT(registry, IsOk());
-    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker = LockerFromJson(config_, "test.json");
     ASSERT_THAT(locker, IsOk());
     locker_ = *std::move(locker);
   }

@@ -15,6 +15,7 @@
 #include "integration/harness/redis_test.h"
 #include "lock/internal/lock_core.h"
 #include "lock/lock.h"
+#include "lock/testing/locker_from_json.h"
 #include "util/status_matchers.h"
 
 namespace lock {
@@ -47,10 +48,8 @@ class RenewalTest : public harness::RedisTest {
  protected:
   void SetUp() override {
     harness::RedisTest::SetUp();
-    auto registry = policy::Registry::FromJson(
-        absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}), "test.json");
-    ASSERT_THAT(registry, IsOk());
-    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker =
+        LockerFromJson(absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}), "test.json");
     ASSERT_THAT(locker, IsOk());
     locker_ = *std::move(locker);
   }

@@ -16,6 +16,7 @@ def engine_test(name, size = "medium", deps = [], **kwargs):
         tags = ["integration"],
         deps = [
             ":engine",
+            ":locker_from_json",
             "//integration/harness:redis_test",
             "//policy",
             "//util:status_matchers",

@@ -17,6 +17,7 @@
 #include "integration/harness/redis_test.h"
 #include "lock/lock.h"
 #include "lock/redis/tls.h"
+#include "lock/testing/locker_from_json.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
 #include "util/status_matchers.h"
@@ -40,10 +41,7 @@ std::unique_ptr<Locker> LockerOn(nlohmann::json target) {
       {"policies",
        {{"p", {{"key_prefix", "t:"}, {"on_busy", "fail"}, {"script_timeout", "1s"},
                {"retry", {{"max_attempts", 1}}}}}}}};
-  auto registry = policy::Registry::FromJson(config.dump(), "tls.json");
-  EXPECT_THAT(registry, IsOk());
-  if (!registry.ok()) return nullptr;
-  auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+  auto locker = LockerFromJson(config.dump(), "tls.json");
   EXPECT_THAT(locker, IsOk());
   return locker.ok() ? *std::move(locker) : nullptr;
 }

@@ -14,6 +14,7 @@
 #include "integration/harness/redis_server.h"
 #include "lock/lock.h"
 #include "lock/redis/topology.h"
+#include "lock/testing/locker_from_json.h"
 #include "util/status_matchers.h"
 
 namespace lock {
@@ -52,9 +53,7 @@ class RedlockTest : public ::testing::Test {
         "rl-renew": { "redis": "quorum", "key_prefix": "rl:", "ttl": "400ms",
                       "script_timeout": "100ms", "renewal": { "threshold": 0.5 } }
       } })");
-    auto registry = policy::Registry::FromJson(config, "redlock.json");
-    ASSERT_THAT(registry, IsOk());
-    auto locker = Locker::Create(std::shared_ptr<policy::Registry>(*std::move(registry)));
+    auto locker = LockerFromJson(config, "redlock.json");
     ASSERT_THAT(locker, IsOk());
     locker_ = *std::move(locker);
   }
