@@ -55,6 +55,10 @@ absl::StatusOr<Endpoint> ParseAddr(absl::string_view addr) {
 // bigger announcement becomes a reader error and the connection is dropped.
 constexpr int kMaxArrayElements = 1 << 16;
 
+// What a connection keeps of its request buffer between calls: lock
+// requests are far smaller; see WriteAll.
+constexpr size_t kKeptRequestBuffer = 16 * 1024;
+
 const redisReplyObjectFunctions* g_hiredis_functions = nullptr;
 
 void* BoundedCreateArray(const redisReadTask* task, int elements) {
@@ -386,7 +390,13 @@ absl::Status Connection::WriteAll(absl::Duration timeout, absl::string_view doin
         return Fail(doing, io.cause);
     }
   }
-  out_.clear();
+  // A renewal pipeline can be megabytes: keep a small buffer for the next
+  // request, not the largest one ever sent (hiredis freed its buffer too).
+  if (out_.capacity() > kKeptRequestBuffer) {
+    std::string().swap(out_);
+  } else {
+    out_.clear();
+  }
   return absl::OkStatus();
 }
 
