@@ -308,6 +308,26 @@ TEST_F(TlsFleetTest, SentinelWithAWrongPasswordIsAClearError) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("sentinel")));
 }
 
+// Redlock over TLS: every master of the quorum is reached over TLS.
+TEST_F(TlsFleetTest, RedlockQuorumOverTls) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Masters(3, Options{.tls = true}));
+  ASSERT_NE(fleet, nullptr);
+  const nlohmann::json target = nlohmann::json::parse(fleet->PolicyTargetJson());
+  ASSERT_EQ(target.value("mode", ""), "redlock");
+  ASSERT_TRUE(target.contains("tls"));
+  auto locker = LockerFor(*fleet);
+  ASSERT_NE(locker, nullptr);
+  auto held = locker->NewLock("p", "quorum");
+  ASSERT_THAT(held, IsOk());
+  ASSERT_THAT((*held)->Acquire(), IsOk());
+  for (int i = 0; i < fleet->size(); ++i) {  // the owner hash is on every master
+    EXPECT_EQ(fleet->node(i).Exec({"HGET", "{t:quorum}", "owner"}).value_or("?"),
+              (*held)->owner_token())
+        << fleet->node(i).name();
+  }
+  EXPECT_THAT((*held)->Release(), IsOk());
+}
+
 // A slot moved away: the client follows MOVED to a TLS port (Redis answers a
 // TLS client with TLS ports).
 TEST_F(TlsFleetTest, ClusterMovedOverTls) {
