@@ -136,7 +136,9 @@ absl::StatusOr<StatsDump> ParseJson(std::string_view text) {
   for (auto [name, out] :
        {std::pair{"worker_queue_len", &dump.renewal_queue_len},
         std::pair{"worker_queue_cap", &dump.renewal_queue_cap},
-        std::pair{"renewal_round_trips", &dump.renewal_round_trips}}) {
+        std::pair{"renewal_round_trips", &dump.renewal_round_trips},
+        std::pair{"config_reloads", &dump.config_reloads},
+        std::pair{"config_reload_errors", &dump.config_reload_errors}}) {
     if (absl::Status s = global(name, out); !s.ok()) return s;
   }
   for (const auto& [policy, j] : root["policies"].items()) {
@@ -263,6 +265,14 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
       dump.renewal_round_trips = AsInt(s->value);
       continue;
     }
+    if (s->name == "lock_config_reloads_total") {
+      dump.config_reloads = AsInt(s->value);
+      continue;
+    }
+    if (s->name == "lock_config_reload_errors_total") {
+      dump.config_reload_errors = AsInt(s->value);
+      continue;
+    }
     auto policy = s->labels.find("policy");
     if (policy == s->labels.end()) continue;  // not ours
     bool known = false;
@@ -356,6 +366,8 @@ void AddDump(StatsDump& into, const StatsDump& from) {
   into.renewal_queue_len += from.renewal_queue_len;
   into.renewal_queue_cap += from.renewal_queue_cap;
   into.renewal_round_trips += from.renewal_round_trips;
+  into.config_reloads += from.config_reloads;
+  into.config_reload_errors += from.config_reload_errors;
 }
 
 double EstimateQuantile(const HistogramSnapshot& h, double q) {
@@ -449,6 +461,11 @@ std::string RenderStatsTables(const StatsDump& dump) {
     row("queue length / capacity",
         absl::StrCat(dump.renewal_queue_len, " / ", dump.renewal_queue_cap));
   }
+  if (dump.config_reloads > 0 || dump.config_reload_errors > 0) {
+    absl::StrAppend(&out, "\nconfiguration (hot reload)\n");
+    row("changes swapped in", absl::StrCat(dump.config_reloads));
+    row("edits refused", absl::StrCat(dump.config_reload_errors));
+  }
   return out;
 }
 
@@ -471,6 +488,8 @@ nlohmann::json StatsDumpToJson(const StatsDump& dump) {
           {"renewal_round_trips", dump.renewal_round_trips},
           {"renewal_queue_len", dump.renewal_queue_len},
           {"renewal_queue_cap", dump.renewal_queue_cap},
+          {"config_reloads", dump.config_reloads},
+          {"config_reload_errors", dump.config_reload_errors},
           {"policies", std::move(policies)}};
 }
 

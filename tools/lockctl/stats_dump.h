@@ -34,6 +34,9 @@ struct StatsDump {
   int64_t renewal_queue_len = 0;
   int64_t renewal_queue_cap = 0;
   int64_t renewal_round_trips = 0;
+  // Hot reload (lock::Init watching its files): swapped in / refused.
+  int64_t config_reloads = 0;
+  int64_t config_reload_errors = 0;
 };
 
 // Parses a dump in either format. kInvalidArgument naming the line (or JSON

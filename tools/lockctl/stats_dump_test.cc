@@ -43,10 +43,15 @@ void FillCounters() {
       lock::internal::CountersFor("nightly \"report\"");
   b.skipped = 4;
   b.acquired = 1;
+  for (int i = 0; i < 3; ++i) lock::internal::AddConfigReload(true);
+  lock::internal::AddConfigReload(false);
 }
 
 void ExpectMatchesLibrary(const StatsDump& d) {
   const lock::Stats s = lock::GetStats();
+  EXPECT_EQ(d.config_reloads, 3);
+  EXPECT_EQ(d.config_reload_errors, 1);
+  EXPECT_EQ(d.config_reloads, s.config_reloads);
   ASSERT_EQ(d.per_policy.count("order-close"), 1u);
   ASSERT_EQ(d.per_policy.count("nightly \"report\""), 1u);
   for (const auto& [name, want] : s.per_policy) {
@@ -95,6 +100,7 @@ TEST(StatsDumpTest, BothFormatsRenderTheSameTables) {
   ASSERT_THAT(p, IsOk());
   EXPECT_EQ(RenderStatsTables(*j), RenderStatsTables(*p));
   EXPECT_THAT(RenderStatsTables(*j), HasSubstr("policy order-close\n"));
+  EXPECT_THAT(RenderStatsTables(*j), HasSubstr("edits refused"));
 }
 
 TEST(StatsDumpTest, MergesDumps) {
