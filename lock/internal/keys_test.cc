@@ -47,5 +47,27 @@ TEST(LockKeys, AllKeysShareOneHashTag) {
   EXPECT_EQ(k.CancelMarker("tok"), "{order:close:42}:cancel:tok");
 }
 
+TEST(PrimitiveKeys, EachKindHasItsOwnKeysUnderTheSameHashTag) {
+  const ReadWriteKeys rw("p:", "k");
+  EXPECT_EQ(rw.writer(), "{p:k}:rw:writer");
+  EXPECT_EQ(rw.readers(), "{p:k}:rw:readers");
+  EXPECT_EQ(rw.writers_waiting(), "{p:k}:rw:writers_waiting");
+  EXPECT_EQ(rw.fence(), "{p:k}:fence");
+  EXPECT_EQ(rw.channel(), "{p:k}:rw:released");
+  EXPECT_EQ(rw.CancelMarker("t"), "{p:k}:cancel:t");
+  const SemaphoreKeys sem("p:", "k");
+  EXPECT_EQ(sem.holders(), "{p:k}:sem:holders");
+  EXPECT_EQ(sem.channel(), "{p:k}:sem:released");
+  EXPECT_EQ(sem.CancelMarker("t"), "{p:k}:cancel:t");
+  const FairKeys fair("p:", "k");
+  EXPECT_EQ(fair.owner(), "{p:k}:fair:owner");
+  EXPECT_EQ(fair.queue(), "{p:k}:fair:queue");
+  EXPECT_EQ(fair.timeouts(), "{p:k}:fair:timeouts");
+  EXPECT_EQ(fair.fence(), "{p:k}:fence");
+  EXPECT_EQ(fair.channel(), "{p:k}:fair:released");
+  // The fence record is the resource's, whichever kind holds it exclusively.
+  EXPECT_EQ(fair.fence(), LockKeys("p:", "k").fence());
+}
+
 }  // namespace
 }  // namespace lock::internal
