@@ -579,8 +579,14 @@ class FairTest : public PrimitiveScriptsTest {
                       "86400000", absl::StrCat(queue_lease_ms)});
   }
   int64_t Release(const std::string& token) {
-    return RunInt(scripts::k_fair_release, {keys_.owner(), keys_.queue(), keys_.timeouts()},
+    return RunInt(scripts::k_fair_release,
+                  {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
                   {token, "0", keys_.channel()});
+  }
+  int64_t HandOff(const std::string& token) {
+    return RunInt(scripts::k_fair_release,
+                  {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
+                  {token, "0", keys_.channel(), "handoff", "1", "86400000"});
   }
   int64_t Cancel(const std::string& token) {
     return RunInt(scripts::k_fair_cancel,
@@ -713,6 +719,64 @@ TEST_F(FairTest, CancelLeavesTheQueueAndTellsTheNewHead) {
   EXPECT_EQ(Cancel("b"), 1);
   EXPECT_EQ(RedisInt({"EXISTS", keys_.owner()}), 0);
   EXPECT_EQ(Release("b"), 0);
+}
+
+// "handoff": the release makes the head the owner, for as long as its place
+// had left, and names it with its fencing token; the head's next call
+// re-enters and takes its full lease.
+TEST_F(FairTest, HandoffGrantsTheHeadInsideTheRelease) {
+  const Triple first = Try("a");
+  ASSERT_EQ(first[0], 1);
+  ASSERT_EQ(Try("b", 5000)[2], 1);
+  ASSERT_EQ(Try("c")[2], 2);
+  const int64_t b_place_ends = Score(keys_.timeouts(), "b");
+  auto sub = Subscribe(keys_.channel());
+  ASSERT_NE(sub, nullptr);
+  EXPECT_EQ(HandOff("a"), 2);
+  const std::vector<std::string> message = absl::StrSplit(NextMessage(*sub), ' ');
+  ASSERT_EQ(message.size(), 2u);
+  EXPECT_EQ(message[0], "b");
+  int64_t fence = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(message[1], &fence));
+  EXPECT_GT(fence, first[1]);
+  // b owns it now, no longer than its place would have lasted.
+  EXPECT_EQ(Redis({"HGET", keys_.owner(), "owner"}), "b");
+  EXPECT_LE(RedisInt({"PTTL", keys_.owner()}), 5000);
+  EXPECT_LE(ServerMs() + RedisInt({"PTTL", keys_.owner()}), b_place_ends + 2);
+  EXPECT_EQ(Score(keys_.queue(), "b"), -1);
+  EXPECT_EQ(Try("c")[2], 1);  // c moved up, and waits for b
+  // b's call re-enters with the token it was told, and takes its ttl.
+  const Triple b = Try("b");
+  EXPECT_EQ(b[0], 1);
+  EXPECT_EQ(b[1], fence);
+  EXPECT_GT(RedisInt({"PTTL", keys_.owner()}), kMinute - 5000);
+  // With nobody left in line a handoff is a plain release.
+  EXPECT_EQ(HandOff("b"), 2);
+  EXPECT_EQ(NextMessage(*sub).substr(0, 2), "c ");
+  EXPECT_EQ(HandOff("c"), 1);
+  EXPECT_EQ(NextMessage(*sub), "");
+  EXPECT_EQ(RedisInt({"EXISTS", keys_.owner()}), 0);
+}
+
+// A head handed the lock that never takes it up keeps it only until its
+// place would have ended; then the next waiter gets in.
+TEST_F(FairTest, AHandoffToADeadHeadEndsWithItsPlace) {
+  ASSERT_EQ(Try("a")[0], 1);
+  ASSERT_EQ(Try("dead", 200)[2], 1);
+  ASSERT_EQ(Try("next")[2], 2);
+  const int64_t dead_place_ends = Score(keys_.timeouts(), "dead");
+  ASSERT_EQ(HandOff("a"), 2);
+  Triple got{};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    got = Try("next");
+    if (got[0] == 1) break;
+    EXPECT_EQ(got[2], 1);
+    EXPECT_LE(got[1], 200);  // the handed lease left
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  ASSERT_EQ(got[0], 1);
+  EXPECT_GE(got[1] / 1000, dead_place_ends);
 }
 
 // The calls per handoff are a release and the head's one try, whatever
