@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "util/key_slot.h"
 #include "util/status_matchers.h"
 
 namespace lock::internal {
@@ -67,6 +68,21 @@ TEST(PrimitiveKeys, EachKindHasItsOwnKeysUnderTheSameHashTag) {
   EXPECT_EQ(fair.channel(), "{p:k}:fair:released");
   // The fence record is the resource's, whichever kind holds it exclusively.
   EXPECT_EQ(fair.fence(), LockKeys("p:", "k").fence());
+}
+
+// Redis Cluster runs a script only when all its keys are in one slot.
+TEST(PrimitiveKeys, EveryKeyOfAPrimitiveIsInOneClusterSlot) {
+  const ReadWriteKeys rw("orders:", "42");
+  const SemaphoreKeys sem("orders:", "42");
+  const FairKeys fair("orders:", "42");
+  const int slot = util::KeySlot(LockKeys("orders:", "42").owner());
+  for (const std::string& key :
+       {rw.writer(), rw.readers(), rw.writers_waiting(), rw.fence(), rw.channel(),
+        rw.CancelMarker("t"), sem.holders(), sem.channel(), sem.CancelMarker("t"),
+        fair.owner(), fair.queue(), fair.timeouts(), fair.fence(), fair.channel(),
+        fair.CancelMarker("t")}) {
+    EXPECT_EQ(util::KeySlot(key), slot) << key;
+  }
 }
 
 }  // namespace
