@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -487,6 +488,69 @@ TEST_F(ReadWriteTest, AStreamOfReadersDoesNotStarveAWriter) {
   EXPECT_EQ(Write("w")[0], 1);
 }
 
+// Threads taking either side at random, each polling until it gets in:
+// never a writer together with anyone, and readers do overlap.
+TEST_F(ReadWriteTest, ConcurrentReadersAndWritersKeepTheInvariant) {
+  std::atomic<int> readers{0}, writers{0}, most_readers{0}, violations{0};
+  std::atomic<int> writes{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 6; ++th) {
+    threads.emplace_back([&, th] {
+      std::unique_ptr<redis::Connection> conn = Open();
+      if (conn == nullptr) return;
+      for (int i = 0; i < 30; ++i) {
+        const bool write = (i + th) % 4 == 0;
+        const std::string token = absl::StrCat(write ? "w" : "r", th, ":", i);
+        while (true) {
+          redis::ReplyPtr r =
+              write ? RunOn(*conn, scripts::k_rw_write_acquire,
+                            {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
+                             keys_.fence(), keys_.CancelMarker(token)},
+                            {token, "60000", "1", "1", "86400000", "60000"})
+                    : RunOn(*conn, scripts::k_rw_read_acquire,
+                            {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
+                             keys_.CancelMarker(token)},
+                            {token, "60000", "1"});
+          if (r == nullptr) return;
+          if (r->element[0]->integer == 1) break;
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        if (write) {
+          if (++writers != 1 || readers.load() != 0) ++violations;
+          ++writes;
+        } else {
+          const int now = ++readers;
+          if (writers.load() != 0) ++violations;
+          int seen = most_readers.load();
+          while (now > seen && !most_readers.compare_exchange_weak(seen, now)) {
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+        redis::ReplyPtr r;
+        if (write) {
+          --writers;
+          r = RunOn(*conn, scripts::k_release, {keys_.writer()},
+                    {token, "0", keys_.channel(), "0"});
+        } else {
+          --readers;
+          r = RunOn(*conn, scripts::k_rw_read_release, {keys_.readers()},
+                    {token, keys_.channel()});
+        }
+        if (r == nullptr) return;
+        EXPECT_EQ(r->integer, 1) << token;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(violations.load(), 0);
+  EXPECT_GT(writes.load(), 0);
+  EXPECT_GT(most_readers.load(), 1);
+  for (const std::string& key :
+       {keys_.writer(), keys_.readers(), keys_.writers_waiting()}) {
+    EXPECT_EQ(RedisInt({"EXISTS", key}), 0) << key;
+  }
+}
+
 TEST_F(ReadWriteTest, AnAbandonedClaimEndsByTheServersClock) {
   ASSERT_EQ(Read("r1")[0], 1);
   constexpr int64_t kClaim = 200;
@@ -721,6 +785,65 @@ TEST_F(FairTest, CancelLeavesTheQueueAndTellsTheNewHead) {
   EXPECT_EQ(Cancel("b"), 1);
   EXPECT_EQ(RedisInt({"EXISTS", keys_.owner()}), 0);
   EXPECT_EQ(Release("b"), 0);
+}
+
+// Waiters that all keep asking (each polling on its own connection) are
+// still served in the order they joined.
+TEST_F(FairTest, ConcurrentWaitersAreServedInTicketOrder) {
+  ASSERT_EQ(Try("holder")[0], 1);
+  constexpr int kWaiters = 8;
+  std::vector<int64_t> tickets(kWaiters, -1);
+  std::mutex mu;
+  std::vector<int> grant_order;
+  std::atomic<int> joined{0};
+  std::atomic<int> holders{0};
+  std::atomic<int> violations{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kWaiters; ++th) {
+    threads.emplace_back([&, th] {
+      std::unique_ptr<redis::Connection> conn = Open();
+      if (conn == nullptr) return;
+      const std::string token = absl::StrCat("w", th);
+      auto try_once = [&] {
+        return RunOn(*conn, scripts::k_fair_acquire,
+                     {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence(),
+                      keys_.CancelMarker(token)},
+                     {token, "60000", "1", "1", "86400000", "60000"});
+      };
+      redis::ReplyPtr r = try_once();
+      if (r == nullptr) return;
+      EXPECT_EQ(r->element[0]->integer, 0);
+      tickets[th] = Score(keys_.queue(), token);
+      ++joined;
+      while (true) {
+        r = try_once();
+        if (r == nullptr) return;
+        if (r->element[0]->integer == 1) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(100 + 50 * th));
+      }
+      if (++holders != 1) ++violations;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        grant_order.push_back(th);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      --holders;
+      r = RunOn(*conn, scripts::k_fair_release,
+                {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
+                {token, "0", keys_.channel()});
+      if (r != nullptr) {
+        EXPECT_EQ(r->integer, 1);
+      }
+    });
+  }
+  ASSERT_TRUE(harness::Eventually([&] { return joined.load() == kWaiters; }));
+  ASSERT_EQ(Release("holder"), 1);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(violations.load(), 0);
+  ASSERT_EQ(grant_order.size(), static_cast<size_t>(kWaiters));
+  for (size_t i = 1; i < grant_order.size(); ++i) {
+    EXPECT_LT(tickets[grant_order[i - 1]], tickets[grant_order[i]]) << i;
+  }
 }
 
 // "handoff": the release makes the head the owner, for as long as its place
