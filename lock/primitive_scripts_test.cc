@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/internal/script_values.h"
 #include "lock/lock.h"
 #include "lock/redis/connection.h"
@@ -77,6 +78,27 @@ class PrimitiveScriptsTest : public harness::RedisTest {
         redis::RunScript(conn, script, k, a, absl::Seconds(5));
     EXPECT_THAT(r, IsOk()) << script.name;
     return r.ok() ? *std::move(r) : nullptr;
+  }
+
+  // The typed calls of lock/internal/primitive_calls.h.
+  redis::ReplyPtr Run(const internal::PrimitiveCall& call) {
+    return Run(*call.script, call.keys, call.args);
+  }
+  Triple RunTriple(const internal::PrimitiveCall& call) {
+    redis::ReplyPtr r = Run(call);
+    if (r == nullptr) return {-99, 0, 0};
+    absl::StatusOr<internal::AcquireReply> a =
+        internal::ParseAcquireReply(*r, call.script->name);
+    EXPECT_THAT(a, IsOk());
+    if (!a.ok()) return {-99, 0, 0};
+    return {a->status, a->a, a->b};
+  }
+  int64_t RunInt(const internal::PrimitiveCall& call) {
+    redis::ReplyPtr r = Run(call);
+    if (r == nullptr) return -99;
+    absl::StatusOr<int64_t> v = internal::ParseIntegerReply(*r, call.script->name);
+    EXPECT_THAT(v, IsOk());
+    return v.value_or(-99);
   }
 
   Triple RunTriple(const scripts::EmbeddedScript& script,
@@ -164,7 +186,6 @@ class PrimitiveScriptsTest : public harness::RedisTest {
   std::unique_ptr<redis::Connection> conn_;
 };
 
-std::string Text(const redisReply& r) { return std::string(redis::ReplyText(r)); }
 
 // ---------------------------------------------------------------------------
 // Semaphore.
@@ -173,13 +194,13 @@ class SemaphoreTest : public PrimitiveScriptsTest {
  protected:
   Triple Acquire(const std::string& token, int64_t ttl_ms, int permits,
                  int count = 1) {
-    return RunTriple(scripts::k_sem_acquire,
-                     {keys_.holders(), keys_.CancelMarker(token)},
-                     {token, absl::StrCat(ttl_ms), absl::StrCat(count),
-                      absl::StrCat(permits)});
+    return RunTriple(internal::SemAcquire(keys_, token, ttl_ms, count, permits));
   }
   int64_t Release(const std::string& token) {
-    return RunInt(scripts::k_sem_release, {keys_.holders()}, {token, keys_.channel()});
+    return RunInt(internal::SemRelease(keys_, token));
+  }
+  int64_t Extend(const std::string& token, int64_t lease_ms, bool renew = false) {
+    return RunInt(internal::SemExtend(keys_, token, lease_ms, renew));
   }
   int64_t InUse() { return RedisInt({"ZCARD", keys_.holders()}); }
 
@@ -285,7 +306,7 @@ TEST_F(SemaphoreTest, ExpiredHoldersPermitReturnsAfterItsLeaseNeverEarlier) {
   EXPECT_EQ(Score(keys_.holders(), "dead"), -1);
   // The dead holder's late release and extend change nothing.
   EXPECT_EQ(Release("dead"), 0);
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"dead", "60000"}), 0);
+  EXPECT_EQ(Extend("dead", 60000), 0);
   EXPECT_EQ(InUse(), 1);
 }
 
@@ -295,7 +316,7 @@ TEST_F(SemaphoreTest, ReleaseByANonOwnerChangesNothing) {
   auto sub = Subscribe(keys_.channel());
   ASSERT_NE(sub, nullptr);
   EXPECT_EQ(Release("intruder"), 0);
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"intruder", "60000"}), 0);
+  EXPECT_EQ(Extend("intruder", 60000), 0);
   EXPECT_EQ(Score(keys_.holders(), "a"), end);
   EXPECT_EQ(Score(keys_.holders(), "intruder"), -1);
   EXPECT_EQ(Acquire("b", kMinute, 1)[0], 0);
@@ -313,7 +334,7 @@ TEST_F(SemaphoreTest, LoweredPermitsKeepHoldersAndGrantNothingUntilBelow) {
   const Triple refused = Acquire("d", kMinute, 2);
   EXPECT_EQ(refused[0], 0);
   EXPECT_EQ(refused[2], 3);  // in use, above the new count
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"c", "60000", "renew"}), 1);
+  EXPECT_EQ(Extend("c", 60000, /*renew=*/true), 1);
   EXPECT_EQ(InUse(), 3);
   // ... and one release brings the count to 2: still nothing to grant.
   EXPECT_EQ(Release("a"), 1);
@@ -327,40 +348,35 @@ TEST_F(SemaphoreTest, ExtendIsOwnerCheckedAndRenewalNeverShortens) {
   ASSERT_EQ(Acquire("a", kMinute, 2)[0], 1);
   const int64_t long_end = Score(keys_.holders(), "a");
   // A renewal with a shorter lease leaves the longer one.
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"a", "1000", "renew"}), 1);
+  EXPECT_EQ(Extend("a", 1000, /*renew=*/true), 1);
   EXPECT_EQ(Score(keys_.holders(), "a"), long_end);
   // An explicit extend sets it exactly, shorter too, and the key follows.
   const int64_t before = ServerMs();
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"a", "2000"}), 1);
+  EXPECT_EQ(Extend("a", 2000), 1);
   const int64_t end = Score(keys_.holders(), "a");
   EXPECT_GE(end, before + 2000);
   EXPECT_LE(end, ServerMs() + 2000);
   EXPECT_LE(RedisInt({"PTTL", keys_.holders()}), 2000);
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.holders()}, {"b", "2000"}), 0);
+  EXPECT_EQ(Extend("b", 2000), 0);
   // sem_inspect: in use and each holder's lease left.
-  redis::ReplyPtr r = Run(scripts::k_sem_inspect, {keys_.holders()}, {});
+  redis::ReplyPtr r = Run(internal::SemInspect(keys_));
   ASSERT_NE(r, nullptr);
-  ASSERT_EQ(r->elements, 2u);
-  EXPECT_EQ(r->element[0]->integer, 1);
-  ASSERT_EQ(r->element[1]->elements, 2u);
-  EXPECT_EQ(Text(*r->element[1]->element[0]), "a");
-  EXPECT_GT(r->element[1]->element[1]->integer, 1000);
-  EXPECT_LE(r->element[1]->element[1]->integer, 2000);
+  absl::StatusOr<internal::SemaphoreState> state = internal::ParseSemInspect(*r);
+  ASSERT_THAT(state, IsOk());
+  EXPECT_EQ(state->in_use, 1);
+  ASSERT_EQ(state->holders.size(), 1u);
+  EXPECT_EQ(state->holders[0].token, "a");
+  EXPECT_GT(state->holders[0].ms_left, 1000);
+  EXPECT_LE(state->holders[0].ms_left, 2000);
 }
 
 TEST_F(SemaphoreTest, CancelSettlesALostAcquireReplyInEitherOrder) {
   // The acquire ran: the cancel gives the permit back.
   ASSERT_EQ(Acquire("ran", kMinute, 1)[0], 1);
-  EXPECT_EQ(RunInt(scripts::k_sem_cancel,
-                   {keys_.holders(), keys_.CancelMarker("ran")},
-                   {"ran", "5000", keys_.channel()}),
-            1);
+  EXPECT_EQ(RunInt(internal::SemCancel(keys_, "ran", 5000)), 1);
   EXPECT_EQ(InUse(), 0);
   // The acquire is still on its way: the marker makes it refuse.
-  EXPECT_EQ(RunInt(scripts::k_sem_cancel,
-                   {keys_.holders(), keys_.CancelMarker("late")},
-                   {"late", "5000", keys_.channel()}),
-            0);
+  EXPECT_EQ(RunInt(internal::SemCancel(keys_, "late", 5000)), 0);
   EXPECT_EQ(Acquire("late", kMinute, 1), (Triple{-1, 0, 0}));
   EXPECT_EQ(InUse(), 0);
 }
@@ -384,25 +400,18 @@ TEST_F(SemaphoreTest, BadArgumentsFailBeforeAnyWrite) {
 class ReadWriteTest : public PrimitiveScriptsTest {
  protected:
   Triple Read(const std::string& token, int64_t ttl_ms = kMinute, int count = 1) {
-    return RunTriple(scripts::k_rw_read_acquire,
-                     {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
-                      keys_.CancelMarker(token)},
-                     {token, absl::StrCat(ttl_ms), absl::StrCat(count)});
+    return RunTriple(internal::RwReadAcquire(keys_, token, ttl_ms, count));
   }
   Triple Write(const std::string& token, int64_t claim_ms = kMinute,
                int64_t ttl_ms = kMinute) {
-    return RunTriple(scripts::k_rw_write_acquire,
-                     {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
-                      keys_.fence(), keys_.CancelMarker(token)},
-                     {token, absl::StrCat(ttl_ms), "1", "1", "86400000",
-                      absl::StrCat(claim_ms)});
+    return RunTriple(internal::RwWriteAcquire(keys_, token, ttl_ms, 1, claim_ms));
   }
   int64_t ReadRelease(const std::string& token) {
-    return RunInt(scripts::k_rw_read_release, {keys_.readers()}, {token, keys_.channel()});
+    return RunInt(internal::RwReadRelease(keys_, token));
   }
   // The write side is released by the mutex's release.lua.
   int64_t WriteRelease(const std::string& token) {
-    return RunInt(scripts::k_release, {keys_.writer()}, {token, "0", keys_.channel(), "0"});
+    return RunInt(internal::RwWriteRelease(keys_, token, 0));
   }
 
   const ReadWriteKeys keys_{"rw:", "doc"};
@@ -579,47 +588,39 @@ TEST_F(ReadWriteTest, CancelWithdrawsAClaimAndUndoesLostAcquires) {
   ASSERT_EQ(Read("r2")[0], 0);
   auto sub = Subscribe(keys_.channel());
   ASSERT_NE(sub, nullptr);
-  const std::vector<std::string> keys = {keys_.writer(), keys_.readers(),
-                                         keys_.writers_waiting(), keys_.CancelMarker("w")};
   // The writer gives up: its claim goes, and the readers it held back hear it.
-  EXPECT_EQ(RunInt(scripts::k_rw_cancel, keys, {"w", "5000", keys_.channel()}), 0);
+  EXPECT_EQ(RunInt(internal::RwCancel(keys_, "w", 5000)), 0);
   EXPECT_EQ(NextMessage(*sub), keys_.writers_waiting());
   EXPECT_EQ(Read("r2")[0], 1);
   // Its acquire, still on its way, is refused.
   EXPECT_EQ(Write("w"), (Triple{-1, 0, 0}));
   // A read hold whose reply was lost is given back.
-  EXPECT_EQ(RunInt(scripts::k_rw_cancel,
-                   {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
-                    keys_.CancelMarker("r2")},
-                   {"r2", "5000", keys_.channel()}),
-            1);
+  EXPECT_EQ(RunInt(internal::RwCancel(keys_, "r2", 5000)), 1);
   EXPECT_EQ(Score(keys_.readers(), "r2"), -1);
 }
 
 TEST_F(ReadWriteTest, WriteSideRenewsAndReadHoldsExtend) {
   ASSERT_EQ(Write("w", kMinute, 1000)[0], 1);
   // The write side is a mutex-style owner hash: extend.lua renews it.
-  EXPECT_EQ(RunInt(scripts::k_extend, {keys_.writer()}, {"w", "30000", "renew"}), 1);
+  EXPECT_EQ(RunInt(internal::RwWriteExtend(keys_, "w", 30000, /*renew=*/true)), 1);
   EXPECT_GT(RedisInt({"PTTL", keys_.writer()}), 20000);
-  EXPECT_EQ(RunInt(scripts::k_extend, {keys_.writer()}, {"x", "30000"}), 0);
+  EXPECT_EQ(RunInt(internal::RwWriteExtend(keys_, "x", 30000, false)), 0);
   EXPECT_EQ(WriteRelease("w"), 1);
   ASSERT_EQ(Read("r", 1000)[0], 1);
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.readers()}, {"r", "30000", "renew"}), 1);
+  EXPECT_EQ(RunInt(internal::RwReadExtend(keys_, "r", 30000, /*renew=*/true)), 1);
   EXPECT_GT(Score(keys_.readers(), "r"), ServerMs() + 20000);
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.readers()}, {"q", "30000"}), 0);
+  EXPECT_EQ(RunInt(internal::RwReadExtend(keys_, "q", 30000, false)), 0);
   // rw_inspect: no writer, one reader.
-  redis::ReplyPtr r = Run(scripts::k_rw_inspect,
-                          {keys_.writer(), keys_.readers(), keys_.writers_waiting(),
-                           keys_.fence()},
-                          {});
+  redis::ReplyPtr r = Run(internal::RwInspect(keys_));
   ASSERT_NE(r, nullptr);
-  ASSERT_EQ(r->elements, 7u);
-  EXPECT_EQ(Text(*r->element[0]), "");
-  EXPECT_EQ(r->element[1]->integer, -2);
-  EXPECT_GT(r->element[4]->integer, 0);  // last fence issued (the write)
-  ASSERT_EQ(r->element[5]->elements, 2u);
-  EXPECT_EQ(Text(*r->element[5]->element[0]), "r");
-  EXPECT_EQ(r->element[6]->elements, 0u);
+  absl::StatusOr<internal::ReadWriteState> state = internal::ParseRwInspect(*r);
+  ASSERT_THAT(state, IsOk());
+  EXPECT_EQ(state->writer.owner, "");
+  EXPECT_EQ(state->writer.pttl_ms, -2);
+  EXPECT_GT(state->writer.last_fence, 0);  // last fence issued (the write)
+  ASSERT_EQ(state->readers.size(), 1u);
+  EXPECT_EQ(state->readers[0].token, "r");
+  EXPECT_TRUE(state->waiting_writers.empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -638,27 +639,16 @@ class FairTest : public PrimitiveScriptsTest {
   }
   Triple Try(const std::string& token, int64_t queue_lease_ms = kMinute,
              int count = 1) {
-    return RunTriple(scripts::k_fair_acquire,
-                     {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence(),
-                      keys_.CancelMarker(token)},
-                     {token, absl::StrCat(kMinute), absl::StrCat(count), "1",
-                      "86400000", absl::StrCat(queue_lease_ms)});
+    return RunTriple(internal::FairAcquire(keys_, token, kMinute, count, queue_lease_ms));
   }
   int64_t Release(const std::string& token) {
-    return RunInt(scripts::k_fair_release,
-                  {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
-                  {token, "0", keys_.channel()});
+    return RunInt(internal::FairRelease(keys_, token, 0));
   }
   int64_t HandOff(const std::string& token) {
-    return RunInt(scripts::k_fair_release,
-                  {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
-                  {token, "0", keys_.channel(), "handoff", "1", "86400000"});
+    return RunInt(internal::FairRelease(keys_, token, 0, /*handoff=*/true));
   }
   int64_t Cancel(const std::string& token) {
-    return RunInt(scripts::k_fair_cancel,
-                  {keys_.owner(), keys_.queue(), keys_.timeouts(),
-                   keys_.CancelMarker(token)},
-                  {token, "5000", keys_.channel()});
+    return RunInt(internal::FairCancel(keys_, token, 5000));
   }
 
   const FairKeys keys_{"f:", "ledger"};
@@ -732,9 +722,7 @@ TEST_F(FairTest, ADeadWaiterIsDroppedAfterItsQueueLease) {
   ASSERT_EQ(got[0], 1);
   EXPECT_GT(refused, 5);
   // Its lease is gone: extending it fails, and a late call joins at the tail.
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.timeouts(), keys_.queue()},
-                   {"dead", "60000"}),
-            0);
+  EXPECT_EQ(RunInt(internal::FairPlaceExtend(keys_, "dead", 60000)), 0);
   ASSERT_EQ(Try("third")[2], 1);
   EXPECT_EQ(Try("dead")[2], 2);
 }
@@ -743,30 +731,28 @@ TEST_F(FairTest, ExtendingItsPlaceKeepsAWaiterInLine) {
   ASSERT_EQ(Try("holder")[0], 1);
   ASSERT_EQ(Try("w", 300)[2], 1);
   const int64_t before = Score(keys_.timeouts(), "w");
-  EXPECT_EQ(RunInt(scripts::k_lease_extend, {keys_.timeouts(), keys_.queue()},
-                   {"w", "60000", "renew"}),
-            1);
+  EXPECT_EQ(RunInt(internal::FairPlaceExtend(keys_, "w", 60000)), 1);
   EXPECT_GT(Score(keys_.timeouts(), "w"), before + 50000);
   EXPECT_GT(RedisInt({"PTTL", keys_.queue()}), 50000);
   EXPECT_GT(RedisInt({"PTTL", keys_.timeouts()}), 50000);
   // The holder renews with the mutex's extend.lua.
-  EXPECT_EQ(RunInt(scripts::k_extend, {keys_.owner()}, {"holder", "90000", "renew"}), 1);
+  EXPECT_EQ(RunInt(internal::FairExtend(keys_, "holder", 90000, /*renew=*/true)), 1);
   EXPECT_GT(RedisInt({"PTTL", keys_.owner()}), 80000);
-  EXPECT_EQ(RunInt(scripts::k_extend, {keys_.owner()}, {"w", "90000"}), 0);
+  EXPECT_EQ(RunInt(internal::FairExtend(keys_, "w", 90000, false)), 0);
   // Re-entry by the holder.
   EXPECT_EQ(Try("holder", kMinute, 2)[0], 1);
   EXPECT_EQ(Try("stranger", kMinute, 2), (Triple{-2, 0, 0}));
   // fair_inspect: the holder, and the queue in order.
-  redis::ReplyPtr r = Run(scripts::k_fair_inspect,
-                          {keys_.owner(), keys_.queue(), keys_.timeouts(), keys_.fence()},
-                          {});
+  redis::ReplyPtr r = Run(internal::FairInspect(keys_));
   ASSERT_NE(r, nullptr);
-  ASSERT_EQ(r->elements, 6u);
-  EXPECT_EQ(Text(*r->element[0]), "holder");
-  EXPECT_EQ(r->element[2]->integer, 2);
-  EXPECT_GT(r->element[3]->integer, 0);
-  ASSERT_EQ(r->element[5]->elements, 2u);
-  EXPECT_EQ(Text(*r->element[5]->element[0]), "w");
+  absl::StatusOr<internal::FairState> state = internal::ParseFairInspect(*r);
+  ASSERT_THAT(state, IsOk());
+  EXPECT_EQ(state->owner.owner, "holder");
+  EXPECT_EQ(state->owner.hold_count, 2);
+  EXPECT_GT(state->owner.fence, 0);
+  EXPECT_EQ(state->owner.last_fence, state->owner.fence);
+  ASSERT_EQ(state->queue.size(), 1u);
+  EXPECT_EQ(state->queue[0].token, "w");
 }
 
 TEST_F(FairTest, CancelLeavesTheQueueAndTellsTheNewHead) {
@@ -858,11 +844,12 @@ TEST_F(FairTest, HandoffGrantsTheHeadInsideTheRelease) {
   auto sub = Subscribe(keys_.channel());
   ASSERT_NE(sub, nullptr);
   EXPECT_EQ(HandOff("a"), 2);
-  const std::vector<std::string> message = absl::StrSplit(NextMessage(*sub), ' ');
-  ASSERT_EQ(message.size(), 2u);
-  EXPECT_EQ(message[0], "b");
-  int64_t fence = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(message[1], &fence));
+  absl::StatusOr<internal::FairReleaseMessage> message =
+      internal::ParseFairReleaseMessage(NextMessage(*sub));
+  ASSERT_THAT(message, IsOk());
+  EXPECT_EQ(message->next, "b");
+  EXPECT_TRUE(message->handed_off);
+  const int64_t fence = message->fence;
   EXPECT_GT(fence, first[1]);
   // b owns it now, no longer than its place would have lasted.
   EXPECT_EQ(Redis({"HGET", keys_.owner(), "owner"}), "b");
@@ -930,6 +917,23 @@ TEST_F(FairTest, CommandsPerHandoffDoNotDependOnTheQueueLength) {
   }
   EXPECT_EQ(per_handoff[2], 2.0);
   EXPECT_EQ(per_handoff[32], 2.0);
+}
+
+TEST(FairReleaseMessageTest, WakeOrHandoff) {
+  absl::StatusOr<internal::FairReleaseMessage> m =
+      internal::ParseFairReleaseMessage("host:1:abc");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->next, "host:1:abc");
+  EXPECT_FALSE(m->handed_off);
+  m = internal::ParseFairReleaseMessage("host:1:abc 1733000000000001");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_TRUE(m->handed_off);
+  EXPECT_EQ(m->fence, 1733000000000001);
+  m = internal::ParseFairReleaseMessage("");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->next, "");
+  EXPECT_THAT(internal::ParseFairReleaseMessage("t x"),
+              StatusIs(absl::StatusCode::kInternal));
 }
 
 // ---------------------------------------------------------------------------
