@@ -5,8 +5,9 @@
 // are checked against the server's clock (TIME and the scores the scripts
 // write), never against sleeps that race it.
 //
-// Also: the engine refuses the kinds it does not run yet, so that no policy
-// of another kind silently behaves as a mutex.
+// Also: the engine refuses the kinds it does not run yet (read_write, fair;
+// the semaphore runs, see semaphore_test), so that no policy of another kind
+// silently behaves as a mutex.
 #include <atomic>
 #include <map>
 #include <memory>
@@ -953,8 +954,10 @@ TEST_F(KindRefusalTest, OtherKindsAreRefusedNotRunAsAMutex) {
   })json", {{"ADDR", server().addr()}});
   absl::StatusOr<std::unique_ptr<Locker>> locker = LockerFromJson(config, "kinds.json");
   ASSERT_THAT(locker, IsOk());
+  // The semaphore runs through the engine (semaphore_test); the others not
+  // yet.
   for (const auto& [policy, kind] : std::vector<std::pair<std::string, std::string>>{
-           {"quota", "semaphore"}, {"docs", "read_write"}, {"ledger", "fair"}}) {
+           {"docs", "read_write"}, {"ledger", "fair"}}) {
     const std::string want = absl::StrCat("policy \"", policy, "\" is of kind \"", kind,
                                           "\", which lock::With/NewLock does not take yet");
     bool ran = false;
@@ -971,14 +974,13 @@ TEST_F(KindRefusalTest, OtherKindsAreRefusedNotRunAsAMutex) {
   }
   // Options built in code are refused the same way.
   LockOptions options;
-  options.kind = policy::LockKind::kSemaphore;
-  options.permits = 2;
+  options.kind = policy::LockKind::kFair;
   EXPECT_THAT((*locker)->WithOptions("k", options, [](Held&) { return absl::OkStatus(); }),
-              StatusIs(absl::StatusCode::kUnimplemented,
-                       HasSubstr("is of kind \"semaphore\"")));
-  // Nothing was written, and mutexes work as before.
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("is of kind \"fair\"")));
+  // Nothing was written, and mutexes and semaphores work.
   EXPECT_EQ(RedisInt({"DBSIZE"}), 0);
   EXPECT_THAT((*locker)->With("plain", "k", [] { return absl::OkStatus(); }), IsOk());
+  EXPECT_THAT((*locker)->With("quota", "k", [] { return absl::OkStatus(); }), IsOk());
 }
 
 }  // namespace
