@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/lock_core.h"
 #include "lock/lock.h"
 #include "lock/testing/locker_from_json.h"
 #include "util/status_matchers.h"
@@ -52,7 +53,9 @@ constexpr char kConfig[] = R"json({
                   "renewal": { "enabled": false }, "wait": { "timeout": "5s" },
                   "retry": { "initial_delay": "5s", "max_delay": "5s", "jitter": 0 } },
     "sem-once": { "kind": "semaphore", "permits": 2, "key_prefix": "o:", "reentrant": false },
-    "mutex": { "key_prefix": "s:" }
+    "mutex": { "key_prefix": "s:" },
+    "mutex-renew": { "key_prefix": "r:", "ttl": "300ms", "script_timeout": "100ms",
+                     "renewal": { "threshold": 0.5 } }
   }
 })json";
 
@@ -187,6 +190,41 @@ TEST_F(SemaphoreTest, RenewalKeepsThePermitPastSeveralTtls) {
   }), IsOk());
   EXPECT_GE(GetStats().per_policy["sem-renew"].renewals - before.renewals, 5);
   EXPECT_EQ(InUse("r:", "long"), 0);
+}
+
+// A mutex and a permit held at once on one Redis are renewed by the same
+// manager (in one pipeline when due together), each by its own script
+// (extend.lua, lease_extend.lua).
+TEST_F(SemaphoreTest, PermitAndMutexAreRenewedSideBySide) {
+  ASSERT_THAT(locker_->With("sem-renew", "both", [&](Held& permit) {
+    return locker_->With("mutex-renew", "both", [&](Held& mutex) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(900));  // 3 × ttl
+      EXPECT_FALSE(permit.lost());
+      EXPECT_FALSE(mutex.lost());
+      EXPECT_EQ(Redis({"HGET", "{r:both}", "owner"}), mutex.owner_token());
+      EXPECT_NE(Redis({"ZSCORE", SemaphoreKeys("r:", "both").holders(), permit.owner_token()}),
+                "");
+      return absl::OkStatus();
+    });
+  }), IsOk());
+}
+
+// lock::Shutdown gives back the permits of the process-wide Locker.
+TEST_F(SemaphoreTest, ShutdownGivesThePermitBack) {
+  auto shared = LockerFromJson(absl::StrReplaceAll(kConfig, {{"ADDR", server().addr()}}),
+                               "shared.json");
+  ASSERT_THAT(shared, IsOk());
+  std::shared_ptr<Locker> global = *std::move(shared);
+  InitWith(global);
+  auto lk = global->NewLock("sem-renew", "shut");
+  ASSERT_THAT(lk, IsOk());
+  ASSERT_THAT((*lk)->Acquire(), IsOk());
+  ASSERT_THAT((*lk)->EnableAutoRenew(), IsOk());
+  EXPECT_EQ(InUse("r:", "shut"), 1);
+  std::shared_ptr<internal::HoldState> hold = internal::LockAccess::Core(**lk).hold();
+  Shutdown(absl::Seconds(2));
+  EXPECT_TRUE(hold->lost.load());
+  EXPECT_EQ(InUse("r:", "shut"), 0);
 }
 
 // A renewal that finds the permit gone marks the hold lost.
@@ -331,6 +369,20 @@ TEST_F(SemaphoreTest, StatsCountUnderThePolicy) {
   EXPECT_EQ(after.released - before.released, 6);
   EXPECT_EQ(after.busy - before.busy, 1);
   EXPECT_EQ(after.active, before.active);
+}
+
+// Permits counted on independent masters could not bound the holders.
+TEST_F(SemaphoreTest, SemaphoreOnARedlockTargetIsRefused) {
+  const std::string config = absl::StrReplaceAll(R"json({
+    "redis": { "default": { "addrs": ["ADDR"] },
+               "quorum": { "mode": "redlock", "addrs": ["ADDR", "ADDR2", "ADDR3"] } },
+    "policies": { "q": { "kind": "semaphore", "permits": 2, "redis": "quorum" } }
+  })json", {{"ADDR2", "127.0.0.1:1"}, {"ADDR3", "127.0.0.1:2"}, {"ADDR", server().addr()}});
+  auto locker = LockerFromJson(config, "redlock.json");
+  ASSERT_THAT(locker, IsOk());
+  EXPECT_THAT((*locker)->NewLock("q", "k"),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       HasSubstr("is a semaphore on redis target \"quorum\", a Redlock")));
 }
 
 }  // namespace
