@@ -31,8 +31,8 @@ int64_t CoalesceNs(const HoldState& h) {
       50'000'000, static_cast<int64_t>(h.lease_ns() * h.policy->renewal.threshold / 4));
 }
 
-// extend.lua's (and lease_extend.lua's) mode for renewals: never shorten a lease the owner set longer
-// while this renewal was on its way.
+// extend.lua's (and lease_extend.lua's) mode for renewals: never shorten a
+// lease the owner set longer while this renewal was on its way.
 constexpr absl::string_view kRenewMode = "renew";
 
 }  // namespace
