@@ -242,7 +242,8 @@ thread_local std::vector<HeldHere> t_held_here;
 bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
   const policy::Policy& pa = a.policy();
   const policy::Policy& pb = b.policy();
-  if (pa.redis != pb.redis ||
+  // Each kind has Redis keys of its own (lock/internal/keys.h).
+  if (pa.redis != pb.redis || pa.kind != pb.kind ||
       pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
     return false;
   }
@@ -352,6 +353,18 @@ absl::Status Locker::FencedSet(std::string_view policy,
   // (or in Redlock mode); accepting it would let such a holder's write pass
   // a fresh resource, and a stale one's always win against other 0 writers.
   if (fencing_token == 0) {
+    // A semaphore's holds never get a token: say so rather than blame the
+    // fencing setting. (Only the local snapshot is read: still no Redis.)
+    const std::shared_ptr<const policy::Policy> named = impl_->registry->FindPolicy(policy);
+    if (named != nullptr && named->kind == policy::LockKind::kSemaphore) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
+          "\": fencing token 0 is what a semaphore hold carries: its permits are "
+          "shared by up to ", named->permits, " holders at once, so no hold is "
+          "exclusive and none gets a fencing token; a fenced write needs an "
+          "exclusive lock (a \"mutex\" policy with fencing on) and its "
+          "Held::fencing_token()"));
+    }
     return absl::FailedPreconditionError(absl::StrCat(
         "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
         "\": fencing token 0 means no fencing token was issued (the policy "

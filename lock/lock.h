@@ -60,7 +60,8 @@ class Held {
   // expired (fencing_retention) or Redis restarted without persistence,
   // provided the server clock never steps back (and, after a failover, the
   // new master's clock is not behind by more than the failover took).
-  // 0 when the policy has "fencing": false or in Redlock mode: no token.
+  // 0 when the policy has "fencing": false or in Redlock mode: no token;
+  // 0 for a semaphore permit too (permits are shared: no hold is exclusive).
   int64_t fencing_token() const;
   // True once the lock is known to have expired or changed hands (found by
   // auto-renewal, Extend, or the final release).
@@ -102,6 +103,10 @@ class Locker {
   // Runs `fn` while holding the lock `key` under the named policy, and
   // releases it on every path: fn returning an error, fn throwing (the
   // exception is rethrown after the release), or fn succeeding.
+  // The policy's "kind" says what holding means: "mutex" (default), one
+  // owner; "semaphore", one of its `permits` (IsBusy & co. when all are
+  // taken; renewed and lost like a mutex; fencing token 0). "read_write" and
+  // "fair" are refused with kUnimplemented until the engine runs them.
   // Returns fn's error if it failed; otherwise IsLost if the lock was lost
   // while fn ran (its writes may be unsafe), else the release result.
   // kNotFound for an unknown policy (the message lists the known ones),
@@ -142,7 +147,8 @@ class Locker {
   // least the highest token that ever wrote it; IsStaleFence otherwise.
   // An equal token is accepted (one hold may write many times under its one
   // token; two holds never share one). Token 0 -- what fencing_token()
-  // returns when the policy has "fencing": false -- is kFailedPrecondition
+  // returns when the policy has "fencing": false, or for a semaphore permit
+  // (the message says which) -- is kFailedPrecondition
   // and a negative token kInvalidArgument, both before Redis is touched:
   // neither can fence anything.
   // Refused (kFailedPrecondition) on a Redlock target: independent masters

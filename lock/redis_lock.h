@@ -5,9 +5,14 @@
 //   WriteWithFence(lk->fencing_token());
 //   RETURN_IF_ERROR(lk->Release());
 //
+// On a semaphore policy ("kind": "semaphore", docs/POLICIES.md "Kinds") an
+// instance holds one permit of `permits`: Acquire takes one (busy when all
+// are taken), Release gives it back, renewal and loss work as for a mutex,
+// and fencing_token() is 0 (permits are shared; no hold is exclusive).
+//
 // Reentrancy is per instance: Acquire on an instance that already holds the
 // lock re-enters it (when the policy is reentrant) and needs as many Release
-// calls. A second instance for the same key is a different owner and waits.
+// calls. A re-entered semaphore instance still holds one permit. A second instance for the same key is a different owner and waits.
 // Each fresh acquisition takes a new random owner token, so a late or repeated
 // release from an earlier hold can never free a later one.
 //
@@ -33,6 +38,12 @@ struct LockAccess;
 }  // namespace internal
 
 // A lock's state as stored in Redis, read in one consistent snapshot.
+//
+// On a semaphore policy ("kind": "semaphore") the owner fields describe one
+// permit: the inspecting instance's own when it holds one, else the permit
+// whose lease ends first; `holders` counts the permits in use, hold_count
+// is 1 for another instance's permit (re-entry levels are counted by the
+// holding instance, not in Redis), and the fencing fields are 0.
 struct LockState {
   bool held = false;         // some owner holds it now
   std::string owner_token;   // "" when free
@@ -41,6 +52,8 @@ struct LockState {
   int64_t fencing_token = 0;       // token of the current hold; 0 when free
   // Highest token issued for the key within fencing_retention; 0 when none.
   int64_t last_fencing_token = 0;
+  // Holders now: 0 or 1 for a mutex, the permits in use for a semaphore.
+  int64_t holders = 0;
 };
 
 class RedisLock {
@@ -86,7 +99,9 @@ class RedisLock {
   // (UnlockByValue, like the Go library); the last level deletes the key and
   // notifies waiters. The lease is not refreshed, and hold_at_least is not
   // applied (the caller does not know when the hold began). IsNotHeld
-  // otherwise; never touches another owner's lock.
+  // otherwise; never touches another owner's lock. kFailedPrecondition on a
+  // semaphore: its levels are not kept in Redis (ReleaseOwnedBy gives a
+  // permit back whole).
   absl::Status ReleaseLevelOwnedBy(std::string_view owner_token);
   // Reads the key's state in Redis, whoever holds it.
   absl::StatusOr<LockState> Inspect();

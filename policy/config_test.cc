@@ -164,7 +164,7 @@ INSTANTIATE_TEST_SUITE_P(
          R"(unknown field "max_attempt", did you mean "max_attempts"?)"},
         {"UnknownFieldWithoutSuggestion", P(R"("a": {"colour": "red"})"),
          "/policies/a/colour",
-         R"(unknown field "colour"; expected one of "redis", "key_prefix", "ttl")"},
+         R"(unknown field "colour"; expected one of "redis", "key_prefix", "kind", "permits", "ttl")"},
         {"UnknownTopLevelField",
          R"({"redis": {"default": {"addrs": ["h:1"]}}, "polices": {}})",
          "/polices", R"(did you mean "policies"?)"},

@@ -12,6 +12,7 @@ nlohmann::json ExplainPolicy(const Policy& p) {
   nlohmann::json out = {
       {"redis", p.redis},
       {"key_prefix", p.key_prefix},
+      {"kind", LockKindName(p.kind)},
       {"ttl", FormatConfigDuration(p.ttl)},
       {"on_busy", OnBusyName(p.on_busy)},
       {"wait",
@@ -33,6 +34,8 @@ nlohmann::json ExplainPolicy(const Policy& p) {
       {"reentrant", p.reentrant},
       {"hold_at_least", FormatConfigDuration(p.hold_at_least)},
   };
+  // Only where set: a semaphore's count (0 = not set, never valid JSON).
+  if (p.permits != 0) out["permits"] = p.permits;
   if (!p.extends.empty()) out["extends"] = p.extends;
   return out;
 }

@@ -303,6 +303,14 @@ const std::vector<Field<Policy>>& PolicyFields() {
        [](const json& v, const Where& at, ErrorList& e, Policy* p) {
          ReadCheckedString(v, at, &CheckKeyPrefix, e, &p->key_prefix);
        }},
+      {"kind",
+       [](const json& v, const Where& at, ErrorList& e, Policy* p) {
+         ReadEnum(v, at, kAllLockKinds, &LockKindName, e, &p->kind);
+       }},
+      {"permits",
+       [](const json& v, const Where& at, ErrorList& e, Policy* p) {
+         ReadInt(v, at, kPermitsRange, e, &p->permits);
+       }},
       {"ttl",
        [](const json& v, const Where& at, ErrorList& e, Policy* p) {
          ReadDuration(v, at, &LeaseDuration, e, &p->ttl);

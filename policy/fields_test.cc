@@ -133,7 +133,7 @@ TEST_F(PasswordTest, OtherErrorsNeverShowThePassword) {
 TEST(FieldNamesTest, ListTheAcceptedFields) {
   EXPECT_THAT(TopLevelFieldNames(),
               ElementsAre("$schema", "redis", "defaults", "policies"));
-  EXPECT_THAT(PolicyFieldNames(), SizeIs(13));
+  EXPECT_THAT(PolicyFieldNames(), SizeIs(15));
   EXPECT_THAT(TargetFieldNames(), SizeIs(15));
   EXPECT_THAT(WaitFieldNames(), ElementsAre("timeout", "notify"));
   EXPECT_THAT(RetryFieldNames(), SizeIs(5));

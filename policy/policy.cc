@@ -53,6 +53,20 @@ std::string_view RedisModeName(RedisMode mode) {
   return "unknown";
 }
 
+std::string_view LockKindName(LockKind kind) {
+  switch (kind) {
+    case LockKind::kMutex:
+      return "mutex";
+    case LockKind::kReadWrite:
+      return "read_write";
+    case LockKind::kSemaphore:
+      return "semaphore";
+    case LockKind::kFair:
+      return "fair";
+  }
+  return "unknown";
+}
+
 std::optional<OnBusy> OnBusyFromName(std::string_view name) {
   return FromName(kAllOnBusy, &OnBusyName, name);
 }
@@ -64,6 +78,10 @@ std::optional<OnRenewalFailure> OnRenewalFailureFromName(
 
 std::optional<RedisMode> RedisModeFromName(std::string_view name) {
   return FromName(kAllRedisModes, &RedisModeName, name);
+}
+
+std::optional<LockKind> LockKindFromName(std::string_view name) {
+  return FromName(kAllLockKinds, &LockKindName, name);
 }
 
 int RedlockQuorum(int masters) { return masters / 2 + 1; }

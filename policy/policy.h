@@ -43,6 +43,25 @@ enum class OnRenewalFailure {
 inline constexpr std::array<OnRenewalFailure, 2> kAllOnRenewalFailure = {
     OnRenewalFailure::kSignal, OnRenewalFailure::kIgnore};
 
+// Which synchronizer a policy's locks are (docs/POLICIES.md "Kinds",
+// docs/DESIGN.md section 4 for their Redis layout). The engine takes only
+// kMutex so far: the others are refused by lock::With/NewLock until it
+// supports them, never silently run as a mutex.
+enum class LockKind {
+  kMutex,      // "mutex": one owner at a time (the default).
+  kReadWrite,  // "read_write": shared readers or one writer; writer
+               // preference (a waiting writer holds back new readers).
+  kSemaphore,  // "semaphore": up to `permits` holders at once, each permit
+               // with its own lease.
+  kFair,       // "fair": a mutex granted in request order (FIFO queue).
+};
+inline constexpr std::array<LockKind, 4> kAllLockKinds = {
+    LockKind::kMutex, LockKind::kReadWrite, LockKind::kSemaphore,
+    LockKind::kFair};
+
+// The largest "permits" a semaphore policy may have.
+inline constexpr int kMaxPermits = 1000000;
+
 // How waiting for a busy lock is bounded. Waiting ends at whichever comes
 // first: `timeout` or RetryPolicy::max_attempts.
 struct WaitPolicy {
@@ -106,6 +125,14 @@ struct Policy {
   std::string key_prefix;
 
   // --- Affects correctness ---
+  // Which synchronizer this is. Default: a mutex (the behaviour before kinds
+  // existed).
+  LockKind kind = LockKind::kMutex;
+  // kSemaphore only, and required there: how many holders at once, 1..
+  // kMaxPermits. 0 = not set (every other kind). Lowering it leaves holders
+  // above the new count their permits until they release or expire; no new
+  // permit is granted until fewer than `permits` are held.
+  int permits = 0;
   // Lease length: how long the key lives without renewal. Must be > 0.
   absl::Duration ttl = absl::Seconds(30);
   // What to do when the lock is held by somebody else.
@@ -240,11 +267,13 @@ struct RedisTarget {
 std::string_view OnBusyName(OnBusy on_busy);
 std::string_view OnRenewalFailureName(OnRenewalFailure on_failure);
 std::string_view RedisModeName(RedisMode mode);
+std::string_view LockKindName(LockKind kind);
 
 // Inverse of the *Name functions; nullopt for anything else (case-sensitive).
 std::optional<OnBusy> OnBusyFromName(std::string_view name);
 std::optional<OnRenewalFailure> OnRenewalFailureFromName(std::string_view name);
 std::optional<RedisMode> RedisModeFromName(std::string_view name);
+std::optional<LockKind> LockKindFromName(std::string_view name);
 
 // Number of Redlock masters that must agree: n/2 + 1.
 int RedlockQuorum(int masters);

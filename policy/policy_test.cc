@@ -13,6 +13,9 @@ TEST(PolicyTest, EnumNamesRoundTrip) {
   for (RedisMode v : kAllRedisModes) {
     EXPECT_EQ(RedisModeFromName(RedisModeName(v)), v);
   }
+  for (LockKind v : kAllLockKinds) {
+    EXPECT_EQ(LockKindFromName(LockKindName(v)), v);
+  }
 }
 
 TEST(PolicyTest, NamesAreTheConfigSpellings) {
@@ -21,12 +24,16 @@ TEST(PolicyTest, NamesAreTheConfigSpellings) {
   EXPECT_EQ(RedisModeName(RedisMode::kRedlock), "redlock");
   EXPECT_EQ(OnBusyFromName("Wait"), std::nullopt);  // Case-sensitive.
   EXPECT_EQ(RedisModeFromName(""), std::nullopt);
+  EXPECT_EQ(LockKindName(LockKind::kReadWrite), "read_write");
+  EXPECT_EQ(LockKindFromName("read-write"), std::nullopt);
 }
 
 TEST(PolicyTest, DefaultsMatchTheDesign) {
   const Policy p;
   EXPECT_EQ(p.redis, "default");
   EXPECT_EQ(p.key_prefix, "");
+  EXPECT_EQ(p.kind, LockKind::kMutex);
+  EXPECT_EQ(p.permits, 0);
   EXPECT_EQ(p.ttl, absl::Seconds(30));
   EXPECT_EQ(p.on_busy, OnBusy::kWait);
   EXPECT_EQ(p.wait.timeout, absl::Seconds(10));

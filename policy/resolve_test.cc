@@ -123,6 +123,124 @@ TEST(ResolutionTest, CrossFieldRulesSeeTheResolvedValues) {
               IsOk());
 }
 
+// ---------------------------------------------------------------------------
+// kind and permits (issue 15).
+
+TEST(KindTest, DefaultIsAMutexWithoutPermits) {
+  absl::StatusOr<Policy> p = ParsePolicy(WithPolicies(R"("a": {})"), "a");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->kind, LockKind::kMutex);
+  EXPECT_EQ(p->permits, 0);
+}
+
+TEST(KindTest, EveryKindParses) {
+  for (LockKind kind : kAllLockKinds) {
+    const std::string name(LockKindName(kind));
+    const std::string permits =
+        kind == LockKind::kSemaphore ? R"(, "permits": 5)" : "";
+    absl::StatusOr<Policy> p = ParsePolicy(
+        WithPolicies(R"("a": {"kind": ")" + name + "\"" + permits + "}"), "a");
+    ASSERT_THAT(p, IsOk()) << name;
+    EXPECT_EQ(p->kind, kind);
+    EXPECT_EQ(p->permits, kind == LockKind::kSemaphore ? 5 : 0);
+    EXPECT_EQ(LockKindFromName(name), kind);
+  }
+  EXPECT_EQ(LockKindFromName("Mutex"), std::nullopt);
+  EXPECT_EQ(LockKindFromName("rw"), std::nullopt);
+}
+
+TEST(KindTest, UnknownKindIsNamedWithAHint) {
+  EXPECT_THAT(ErrorLines(WithPolicies(R"("a": {"kind": "semaphor"})")),
+              ElementsAre(
+                  "test.json: /policies/a/kind: must be one of \"mutex\", "
+                  "\"read_write\", \"semaphore\", \"fair\" (did you mean "
+                  "\"semaphore\"?), got \"semaphor\""));
+}
+
+TEST(KindTest, SemaphoreNeedsPermits) {
+  EXPECT_THAT(ErrorLines(WithPolicies(R"("q": {"kind": "semaphore"})")),
+              ElementsAre("test.json: /policies/q/kind: kind \"semaphore\" "
+                          "needs \"permits\": how many holders at once, "
+                          "1..1000000, got \"semaphore\""));
+}
+
+TEST(KindTest, PermitsOnAnotherKindNamesThePath) {
+  EXPECT_THAT(
+      ErrorLines(WithPolicies(R"("a": {"permits": 2},
+                                 "b": {"kind": "fair", "permits": 2})")),
+      ElementsAre("test.json: /policies/a/permits: is only used with kind "
+                  "\"semaphore\", not \"mutex\", got 2",
+                  "test.json: /policies/b/permits: is only used with kind "
+                  "\"semaphore\", not \"fair\", got 2"));
+}
+
+TEST(KindTest, PermitsBounds) {
+  for (const std::string bad : {"0", "-1", "1000001", "2.5", "\"4\"", "true"}) {
+    EXPECT_THAT(
+        ErrorLines(WithPolicies(R"("a": {"kind": "semaphore", "permits": )" +
+                                bad + "}")),
+        ElementsAre(StartsWith("test.json: /policies/a/permits: ")))
+        << bad;
+  }
+  for (int good : {1, 1000000}) {
+    absl::StatusOr<Policy> p = ParsePolicy(
+        WithPolicies(R"("a": {"kind": "semaphore", "permits": )" +
+                     std::to_string(good) + "}"),
+        "a");
+    ASSERT_THAT(p, IsOk()) << good;
+    EXPECT_EQ(p->permits, good);
+  }
+}
+
+TEST(KindTest, HoldAtLeastIsForMutexesOnly) {
+  EXPECT_THAT(ErrorLines(WithPolicies(
+                  R"("a": {"kind": "read_write", "hold_at_least": "1m"})")),
+              ElementsAre("test.json: /policies/a/hold_at_least: is only used "
+                          "with kind \"mutex\", not \"read_write\", got "
+                          "\"1m\""));
+  EXPECT_THAT(ParsePolicy(WithPolicies(
+                  R"("a": {"kind": "fair", "hold_at_least": "0s"})"), "a"),
+              IsOk());
+}
+
+TEST(KindTest, InheritedLikeEveryField) {
+  const std::string json = R"({
+    "redis": {"default": {"addrs": ["h:1"]}},
+    "defaults": {"kind": "semaphore", "permits": 4},
+    "policies": {
+      "quota": {},
+      "small": {"extends": "quota", "permits": 1}
+    }
+  })";
+  absl::StatusOr<Policy> quota = ParsePolicy(json, "quota");
+  ASSERT_THAT(quota, IsOk());
+  EXPECT_EQ(quota->kind, LockKind::kSemaphore);
+  EXPECT_EQ(quota->permits, 4);
+  absl::StatusOr<Policy> small = ParsePolicy(json, "small");
+  ASSERT_THAT(small, IsOk());
+  EXPECT_EQ(small->permits, 1);
+  // A kind set below permits inherited from above: the permits are still
+  // there, and meaningless, so it is an error at the policy's own path.
+  EXPECT_THAT(ErrorLines(R"({
+                "redis": {"default": {"addrs": ["h:1"]}},
+                "defaults": {"kind": "semaphore", "permits": 4},
+                "policies": {"rw": {"kind": "read_write"}}})"),
+              ElementsAre("test.json: /policies/rw/permits: is only used with "
+                          "kind \"semaphore\", not \"read_write\", got 4"));
+}
+
+TEST(KindTest, ExplainShowsKindAndPermitsOnlyWhereSet) {
+  absl::StatusOr<Policy> sem = ParsePolicy(
+      WithPolicies(R"("a": {"kind": "semaphore", "permits": 3})"), "a");
+  ASSERT_THAT(sem, IsOk());
+  const nlohmann::json explained = ExplainPolicy(*sem);
+  EXPECT_EQ(explained["kind"], "semaphore");
+  EXPECT_EQ(explained["permits"], 3);
+  const nlohmann::json mutex = ExplainPolicy(Policy());
+  EXPECT_EQ(mutex["kind"], "mutex");
+  EXPECT_FALSE(mutex.contains("permits"));
+}
+
 // Issue 12(a): a short lease with the default script_timeout, as the Go
 // library accepts it (lock.Lock(ctx, key, time.Second, fn)).
 TEST(ShortLeaseTest, UnsetScriptTimeoutIsDerivedFromTheLease) {

@@ -135,6 +135,32 @@ std::string CheckAddress(std::string_view addr) {
 // ---------------------------------------------------------------------------
 // Whole policies.
 
+void CheckKindRules(const Policy& p, const Where& at, ErrorList& errors) {
+  const bool semaphore = p.kind == LockKind::kSemaphore;
+  if (semaphore && p.permits == 0) {
+    errors.Add(at / "kind",
+               Cat("kind \"semaphore\" needs \"permits\": how many holders "
+                   "at once, 1..",
+                   kMaxPermits),
+               ShowString(LockKindName(p.kind)));
+  }
+  if (!semaphore && p.permits != 0) {
+    errors.Add(at / "permits",
+               Cat("is only used with kind \"semaphore\", not ",
+                   Quoted(LockKindName(p.kind))),
+               ShowInt(p.permits));
+  }
+  // Run-once jobs keep a mutex's key after release; a permit, a read hold or
+  // a place in a queue kept after release has no meaning of its own yet.
+  if (p.kind != LockKind::kMutex &&
+      p.hold_at_least != absl::ZeroDuration()) {
+    errors.Add(at / "hold_at_least",
+               Cat("is only used with kind \"mutex\", not ",
+                   Quoted(LockKindName(p.kind))),
+               ShowDuration(p.hold_at_least));
+  }
+}
+
 void CheckCrossFieldRules(const Policy& p, bool script_timeout_set,
                           const Where& at, ErrorList& errors) {
   const std::string derived =
@@ -143,6 +169,7 @@ void CheckCrossFieldRules(const Policy& p, bool script_timeout_set,
           : "; script_timeout is not set: derived from the ttl, at least 1ms "
             "(the lease is too short for it: lengthen the ttl or disable "
             "renewal)";
+  CheckKindRules(p, at, errors);
   if (p.retry.initial_delay > p.retry.max_delay) {
     errors.Add(at / "retry" / "initial_delay",
                Cat("must be <= retry.max_delay (",

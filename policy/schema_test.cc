@@ -411,6 +411,9 @@ TEST_F(SchemaTest, EnumsMatchTheModel) {
   EXPECT_EQ(SchemaEnum("#/$defs/policy", "on_busy"), on_busy);
   EXPECT_EQ(SchemaEnum("#/$defs/renewal", "on_failure"), on_failure);
   EXPECT_EQ(SchemaEnum("#/$defs/target", "mode"), modes);
+  std::set<std::string> kinds;
+  for (LockKind v : kAllLockKinds) kinds.insert(std::string(LockKindName(v)));
+  EXPECT_EQ(SchemaEnum("#/$defs/policy", "kind"), kinds);
 }
 
 TEST_F(SchemaTest, EveryFieldIsDescribed) {
@@ -485,6 +488,12 @@ TEST_F(SchemaTest, ValidatorRejectsTypicalMistakes) {
           R"({"policies": {"a": {"renewal": {"threshold": 0}}}})",
           R"({"policies": {"a": {"on_busy": "maybe"}}})",
           R"({"policies": {"a b": {}}})",
+          R"({"policies": {"a": {"kind": "rw"}}})",
+          R"({"policies": {"a": {"kind": "semaphore", "permits": 0}}})",
+          R"({"policies": {"a": {"kind": "semaphore", "permits": 1000001}}})",
+          R"({"policies": {"a": {"kind": "mutex", "permits": 2}}})",
+          R"({"policies": {"a": {"kind": "fair", "hold_at_least": "1s"}}})",
+          R"({"policies": {"a": {"kind": "fair", "hold_at_least": "0.5s"}}})",
           R"({"defaults": {"extends": "a"}})",
           R"({"redis": {"r": {"addrs": []}}})",
           R"({"redis": {"r": {"addrs": ["h:1", "h:1"], "mode": "redlock"}}})",

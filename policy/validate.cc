@@ -70,7 +70,13 @@ void CheckPolicyFields(const Policy& p, bool script_timeout_set,
       !problem.empty()) {
     errors.Add(at / "key_prefix", problem, internal::ShowString(p.key_prefix));
   }
+  CheckEnumField(p.kind, kAllLockKinds, &LockKindName, at / "kind", errors);
   CheckEnumField(p.on_busy, kAllOnBusy, &OnBusyName, at / "on_busy", errors);
+  // 0 is "not set" in the struct; the parser never sees it then (explain
+  // leaves it out).
+  if (p.permits != 0) {
+    CheckIntField(p.permits, internal::kPermitsRange, at / "permits", errors);
+  }
   const Where renewal = at / "renewal";
   CheckEnumField(p.renewal.on_failure, kAllOnRenewalFailure,
                  &OnRenewalFailureName, renewal / "on_failure", errors);

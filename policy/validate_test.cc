@@ -177,6 +177,39 @@ INSTANTIATE_TEST_SUITE_P(
          [](Policy& p) {
            p.renewal.on_failure = static_cast<OnRenewalFailure>(9);
          }},
+        // Kinds (issue 15).
+        {"Semaphore",
+         [](Policy& p) {
+           p.kind = LockKind::kSemaphore;
+           p.permits = 8;
+         }},
+        {"ReadWrite", [](Policy& p) { p.kind = LockKind::kReadWrite; }},
+        {"Fair", [](Policy& p) { p.kind = LockKind::kFair; }},
+        {"SemaphoreWithoutPermits",
+         [](Policy& p) { p.kind = LockKind::kSemaphore; }},
+        {"SemaphorePermitsNegative",
+         [](Policy& p) {
+           p.kind = LockKind::kSemaphore;
+           p.permits = -2;
+         }},
+        {"SemaphorePermitsAboveTheLimit",
+         [](Policy& p) {
+           p.kind = LockKind::kSemaphore;
+           p.permits = kMaxPermits + 1;
+         }},
+        {"PermitsOnAMutex", [](Policy& p) { p.permits = 3; }},
+        {"PermitsOnFair",
+         [](Policy& p) {
+           p.kind = LockKind::kFair;
+           p.permits = 3;
+         }},
+        {"HoldAtLeastOnReadWrite",
+         [](Policy& p) {
+           p.kind = LockKind::kReadWrite;
+           p.hold_at_least = absl::Minutes(1);
+         }},
+        {"KindOutOfRange",
+         [](Policy& p) { p.kind = static_cast<LockKind>(11); }},
         // Strings.
         {"KeyPrefixWithBrace", [](Policy& p) { p.key_prefix = "{orders}"; }},
         {"KeyPrefixTooLong",
@@ -219,6 +252,22 @@ TEST(ResolvePolicyTest, MessageNamesTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "LockOptions: /policies/options/ttl: must be > 0, got "
                        "\"0s\""));
+}
+
+TEST(ResolvePolicyTest, KindRulesNameTheirFields) {
+  Policy options;
+  options.kind = LockKind::kSemaphore;
+  EXPECT_THAT(ResolvePolicy(options, *TwoTargets(), kSource),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "LockOptions: /policies/options/kind: kind "
+                       "\"semaphore\" needs \"permits\": how many holders at "
+                       "once, 1..1000000, got \"semaphore\""));
+  options.kind = LockKind::kReadWrite;
+  options.permits = 4;
+  EXPECT_THAT(ResolvePolicy(options, *TwoTargets(), kSource),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "LockOptions: /policies/options/permits: is only used "
+                       "with kind \"semaphore\", not \"read_write\", got 4"));
 }
 
 TEST(ResolvePolicyTest, ScriptTimeoutAtItsDefaultIsFittedToTheLease) {

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "lock/internal/counters.h"
 #include "lock/redis/topology.h"
+#include "lock/scripts/embedded.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
 
@@ -31,6 +32,14 @@ inline int64_t SteadyNowNs() {
 // Time since `start_ns` (a SteadyNowNs value).
 inline absl::Duration Since(int64_t start_ns) {
   return absl::Nanoseconds(SteadyNowNs() - start_ns);
+}
+
+// The script that extends a hold's lease (renewal, Held::Extend) for the
+// kinds the engine runs: extend.lua on a mutex's owner hash, lease_extend.lua
+// on a semaphore's holders ZSET. Both take KEYS {lease key} and ARGV
+// {token, lease ms[, "renew"]}, and answer 1 (extended) or 0 (gone: lost).
+inline const scripts::EmbeddedScript& ExtendScriptOf(policy::LockKind kind) {
+  return kind == policy::LockKind::kSemaphore ? scripts::k_lease_extend : scripts::k_extend;
 }
 
 // The lease mutex of a hold (see HoldState::lease_mu); defined in renewal.cc,
@@ -50,8 +59,10 @@ struct HoldState {
   // The Locker whose locks these are (Backend::group); 0 for none.
   uint64_t group = 0;
   std::string key;        // the caller's key, without prefix
-  std::string owner_key;  // {P K}
-  std::string channel;    // release channel, from LockKeys
+  // Where the lease lives: the owner hash {P K} (mutex), or the holders
+  // ZSET {P K}:sem:holders (semaphore). What the extend script gets.
+  std::string owner_key;
+  std::string channel;    // release channel of the kind (keys.h)
   std::string token;
   int64_t fence = 0;
   int64_t acquired_at_ns = 0;  // steady clock, when the acquire was sent
@@ -75,6 +86,7 @@ struct HoldState {
   // an older epoch neither moves valid_until_ns nor reschedules itself.
   std::atomic<uint64_t> lease_epoch{0};
   int64_t lease_ns() const { return lease_ms.load() * 1'000'000; }
+  const scripts::EmbeddedScript& extend_script() const { return ExtendScriptOf(policy->kind); }
 
   // Orders valid_until_ns updates against lease changes. Held only for a
   // few loads and stores, never across a call. One of a fixed set shared

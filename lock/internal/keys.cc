@@ -38,4 +38,43 @@ std::string LockKeys::CancelMarker(absl::string_view token) const {
   return absl::StrCat(owner(), ":cancel:", token);
 }
 
+namespace {
+std::string Tag(absl::string_view prefix, absl::string_view key) {
+  return absl::StrCat("{", prefix, key, "}");
+}
+}  // namespace
+
+ReadWriteKeys::ReadWriteKeys(absl::string_view prefix, absl::string_view key)
+    : tag_(Tag(prefix, key)),
+      writer_(absl::StrCat(tag_, ":rw:writer")),
+      readers_(absl::StrCat(tag_, ":rw:readers")),
+      writers_waiting_(absl::StrCat(tag_, ":rw:writers_waiting")),
+      fence_(absl::StrCat(tag_, ":fence")),
+      channel_(absl::StrCat(tag_, ":rw:released")) {}
+
+std::string ReadWriteKeys::CancelMarker(absl::string_view token) const {
+  return absl::StrCat(tag_, ":cancel:", token);
+}
+
+SemaphoreKeys::SemaphoreKeys(absl::string_view prefix, absl::string_view key)
+    : tag_(Tag(prefix, key)),
+      holders_(absl::StrCat(tag_, ":sem:holders")),
+      channel_(absl::StrCat(tag_, ":sem:released")) {}
+
+std::string SemaphoreKeys::CancelMarker(absl::string_view token) const {
+  return absl::StrCat(tag_, ":cancel:", token);
+}
+
+FairKeys::FairKeys(absl::string_view prefix, absl::string_view key)
+    : tag_(Tag(prefix, key)),
+      owner_(absl::StrCat(tag_, ":fair:owner")),
+      queue_(absl::StrCat(tag_, ":fair:queue")),
+      timeouts_(absl::StrCat(tag_, ":fair:timeouts")),
+      fence_(absl::StrCat(tag_, ":fence")),
+      channel_(absl::StrCat(tag_, ":fair:released")) {}
+
+std::string FairKeys::CancelMarker(absl::string_view token) const {
+  return absl::StrCat(tag_, ":cancel:", token);
+}
+
 }  // namespace lock::internal

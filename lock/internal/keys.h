@@ -1,13 +1,54 @@
 // The one place that knows how a lock is laid out in Redis.
 //
-// For policy key prefix P and lock key K every key shares the hash tag {P K},
-// so all of them live in one cluster slot and one script can touch them all:
-//   {P K}                 owner hash: owner token, hold count, fence of this hold
-//   {P K}:fence           last fencing token issued; expires fencing_retention
-//                         after the last fresh acquisition (tokens follow the
-//                         server clock, so they still only go up)
+// For policy key prefix P and lock key K every key of every kind shares the
+// hash tag {P K}, so a primitive lives in one cluster slot and one script can
+// touch all of its keys. Each kind has keys of its own (a policy edited from
+// one kind to another never meets a key of the wrong type); the fence record
+// and the cancel markers are shared.
+//
+// Every kind:
+//   {P K}:fence           last fencing token issued for an exclusive hold of
+//                         the resource (mutex, read_write's writer, fair);
+//                         expires fencing_retention after the last fresh
+//                         acquisition (tokens follow the server clock, so
+//                         they still only go up)
 //   {P K}:cancel:<token>  marker refusing a late acquire whose reply was lost
+//
+// mutex (LockKeys):
+//   {P K}                 owner hash: owner token, hold count, fence of this hold
 //   {P K}:released        pub/sub channel announcing releases to waiters
+//
+// read_write (ReadWriteKeys), writer preference:
+//   {P K}:rw:writer       the writer's owner hash, laid out as the mutex's
+//                         (extend.lua and release.lua serve the write side)
+//   {P K}:rw:readers      ZSET reader token -> end of its lease (ms, server
+//                         clock); the key expires with the last lease
+//   {P K}:rw:writers_waiting  ZSET token -> end of a waiting writer's claim:
+//                         while one is live no new reader is admitted, so a
+//                         stream of readers cannot starve writers; a writer
+//                         that stops trying loses its claim after that time
+//   {P K}:rw:released     channel: the write release, the last read release,
+//                         and the last claim withdrawn
+//
+// semaphore (SemaphoreKeys):
+//   {P K}:sem:holders     ZSET holder token -> end of its lease (ms, server
+//                         clock): a permit whose holder died returns exactly
+//                         when its lease ends, never earlier. Granted while
+//                         fewer than `permits` live entries exist, so holders
+//                         above a lowered `permits` keep theirs until release
+//                         or expiry and nothing is granted until below it.
+//   {P K}:sem:released    channel: a permit came back
+//
+// fair (FairKeys), a mutex granted in request order:
+//   {P K}:fair:owner      owner hash, laid out as the mutex's (extend.lua
+//                         extends the holder)
+//   {P K}:fair:queue      ZSET waiter token -> ticket (tail + 1 on enqueue):
+//                         the order
+//   {P K}:fair:timeouts   ZSET waiter token -> end of its place in the queue
+//                         (ms, server clock); a waiter that stops retrying or
+//                         extending leaves the queue then
+//   {P K}:fair:released   channel; a release publishes the token of the one
+//                         waiter that may now take the lock (the head)
 #ifndef LOCK_INTERNAL_KEYS_H_
 #define LOCK_INTERNAL_KEYS_H_
 
@@ -44,6 +85,54 @@ class LockKeys {
   std::string keys_;
   uint32_t owner_len_;
   uint32_t fence_len_;
+};
+
+// The keys of a read_write primitive (see the layout above).
+class ReadWriteKeys {
+ public:
+  ReadWriteKeys(absl::string_view prefix, absl::string_view key);
+
+  const std::string& writer() const { return writer_; }
+  const std::string& readers() const { return readers_; }
+  const std::string& writers_waiting() const { return writers_waiting_; }
+  const std::string& fence() const { return fence_; }
+  const std::string& channel() const { return channel_; }
+  std::string CancelMarker(absl::string_view token) const;
+
+ private:
+  std::string tag_;  // "{P K}"
+  std::string writer_, readers_, writers_waiting_, fence_, channel_;
+};
+
+// The keys of a semaphore (see the layout above).
+class SemaphoreKeys {
+ public:
+  SemaphoreKeys(absl::string_view prefix, absl::string_view key);
+
+  const std::string& holders() const { return holders_; }
+  const std::string& channel() const { return channel_; }
+  std::string CancelMarker(absl::string_view token) const;
+
+ private:
+  std::string tag_;
+  std::string holders_, channel_;
+};
+
+// The keys of a fair lock (see the layout above).
+class FairKeys {
+ public:
+  FairKeys(absl::string_view prefix, absl::string_view key);
+
+  const std::string& owner() const { return owner_; }
+  const std::string& queue() const { return queue_; }
+  const std::string& timeouts() const { return timeouts_; }
+  const std::string& fence() const { return fence_; }
+  const std::string& channel() const { return channel_; }
+  std::string CancelMarker(absl::string_view token) const;
+
+ private:
+  std::string tag_;
+  std::string owner_, queue_, timeouts_, fence_, channel_;
 };
 
 }  // namespace lock::internal

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/script_values.h"
@@ -38,9 +39,32 @@ double UnitRandom() {
 absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
     std::shared_ptr<const Backend> backend,
     std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+  // Every lock instance is built here (With, WithOptions, NewLock,
+  // UnlockByValue, internal::NewRedisLock). The engine runs mutexes and
+  // semaphores; read_write and fair have their scripts
+  // (lock/scripts/{rw,fair}_*.lua) but not yet their engine (issue 15):
+  // running their policies as a mutex would silently grant one holder where
+  // the configuration asked for readers or a queue.
+  if (policy->kind != policy::LockKind::kMutex &&
+      policy->kind != policy::LockKind::kSemaphore) {
+    return absl::UnimplementedError(absl::StrCat(
+        "policy \"", policy->name, "\" is of kind \"",
+        util::ToAbsl(policy::LockKindName(policy->kind)),
+        "\", which lock::With/NewLock does not take yet (only \"mutex\" and "
+        "\"semaphore\")"));
+  }
   RETURN_IF_ERROR(ValidateKey(key));
   if (backend == nullptr || backend->homes.empty()) {
     return absl::InvalidArgumentError("lock backend has no Redis to talk to");
+  }
+  if (policy->kind == policy::LockKind::kSemaphore && backend->redlock()) {
+    // Independent masters would each count permits of their own: a quorum
+    // of them granting does not bound the holders by `permits`.
+    return absl::UnimplementedError(absl::StrCat(
+        "policy \"", policy->name, "\" is a semaphore on redis target \"", policy->redis,
+        "\", a Redlock quorum of independent masters: permits counted on "
+        "separate masters cannot bound the holders, so semaphores need a "
+        "standalone, Sentinel or Cluster target"));
   }
   return std::unique_ptr<LockCore>(
       new LockCore(std::move(backend), std::move(policy), std::string(key)));
@@ -92,7 +116,18 @@ LockCore::LockCore(std::shared_ptr<const Backend> backend,
       policy_(std::move(policy)),
       key_(std::move(key)),
       keys_(policy_->key_prefix, key_),
+      sem_keys_(policy_->kind == policy::LockKind::kSemaphore
+                    ? std::make_unique<const SemaphoreKeys>(policy_->key_prefix, key_)
+                    : nullptr),
       counters_(CountersFor(policy_->name)) {}
+
+absl::string_view LockCore::lease_key() const {
+  return semaphore() ? absl::string_view(sem_keys_->holders()) : keys_.owner();
+}
+
+absl::string_view LockCore::channel() const {
+  return semaphore() ? absl::string_view(sem_keys_->channel()) : keys_.channel();
+}
 
 LockCore::~LockCore() {
   OpScope scope(this);
@@ -193,11 +228,22 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
       util::Decimal(count + 1, count_buf), fencing ? "1" : "0",
       util::Decimal(Millis(policy_->fencing_retention), retention_buf)};
   if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
+  // A semaphore takes (or re-enters) one permit instead: same reply shape,
+  // fencing token 0.
+  PrimitiveCall sem_call;
+  std::vector<absl::string_view> sem_keys, sem_args;
+  if (semaphore()) {
+    sem_call = SemAcquire(*sem_keys_, token, Millis(policy_->ttl), count + 1, policy_->permits);
+    sem_keys = sem_call.KeyViews();
+    sem_args = sem_call.ArgViews();
+  }
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;
   const int64_t call_start = SteadyNowNs();
   absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
-      scripts::k_acquire, keys, args,
+      semaphore() ? *sem_call.script : scripts::k_acquire,
+      semaphore() ? absl::MakeConstSpan(sem_keys) : absl::MakeConstSpan(keys),
+      semaphore() ? absl::MakeConstSpan(sem_args) : absl::MakeConstSpan(args),
       {.timeout = policy_->script_timeout,
        .wait_replicas = backend_->min_replicas_ack,
        .wait_timeout = backend_->replica_ack_timeout},
@@ -215,14 +261,11 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
     }
     return cause;
   }
-  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, "acquire"));
+  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, semaphore() ? "sem_acquire" : "acquire"));
   if (r[0] == 1 && fresh && run->replicas_acked < backend_->min_replicas_ack) {
     // Granted by a master that could not show the grant on enough replicas:
     // a failover now could hand the lock to someone else, so give it back.
-    char zero_buf[24];
-    const absl::string_view rel_keys[] = {keys_.owner()};
-    const absl::string_view rel_args[] = {token, util::Decimal(0, zero_buf), keys_.channel(), "0"};
-    (void)Call(scripts::k_release, rel_keys, rel_args);
+    (void)RunRelease(token, 0, 0);
     return absl::UnavailableError(absl::StrCat(
         "lock \"", key_, "\" was granted by the master but only ",
         run->replicas_acked, " of the required ", backend_->min_replicas_ack,
@@ -233,7 +276,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
   if (r[0] == 1 && !fresh && run->replicas_acked < backend_->min_replicas_ack) {
     // The re-entry refreshed the lease on a master that could not show it
     // on its replicas: keep the hold and its validity as they were.
-    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    backend_->homes[0]->Invalidate(lease_key(), nullptr);  // maybe demoted
     return absl::UnavailableError(absl::StrCat(
         "re-entry of lock \"", key_, "\": only ", run->replicas_acked, " of the required ",
         backend_->min_replicas_ack, " replicas acknowledged it within ",
@@ -251,7 +294,8 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
     return Attempt{Outcome::kHeld, absl::ZeroDuration()};
   }
   if (r[0] == 0) {
-    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1]))};
+    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1])),
+                   semaphore() ? r[2] : 1};
   }
   if (r[0] == -2) {
     LoseLocked("re-entry found the hold gone");
@@ -353,8 +397,8 @@ void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
   h->policy = policy_;
   h->group = backend_->group;
   h->key = key_;
-  h->owner_key = std::string(keys_.owner());
-  h->channel = std::string(keys_.channel());
+  h->owner_key = std::string(lease_key());
+  h->channel = std::string(channel());
   h->token = token;
   h->fence = fence;
   h->acquired_at_ns = sent_at_ns;
@@ -383,9 +427,15 @@ void LockCore::CancelLostAcquire(const std::string& token,
   const absl::string_view keys[] = {keys_.owner(), marker};
   const absl::string_view args[] = {token, util::Decimal(Millis(policy_->ttl), ttl_buf),
                                     keys_.channel()};
+  // A semaphore's permit is taken back by sem_cancel.lua instead.
+  const PrimitiveCall sem = semaphore() ? SemCancel(*sem_keys_, token, Millis(policy_->ttl))
+                                        : PrimitiveCall{&scripts::k_cancel};
+  const std::vector<absl::string_view> sem_keys = sem.KeyViews(), sem_args = sem.ArgViews();
   const absl::Status s =
       backend_->homes[0]
-          ->Run(scripts::k_cancel, keys, args,
+          ->Run(*sem.script,
+                semaphore() ? absl::MakeConstSpan(sem_keys) : absl::MakeConstSpan(keys),
+                semaphore() ? absl::MakeConstSpan(sem_args) : absl::MakeConstSpan(args),
                 {.timeout = policy_->script_timeout, .always_eval = true})
           .status();
   *cause = absl::Status(
@@ -439,6 +489,18 @@ absl::Status LockCore::Acquire() {
   return s;
 }
 
+std::string LockCore::BusyText(const Attempt& busy) const {
+  const std::string left =
+      absl::FormatDuration(absl::Trunc(busy.busy_remaining, absl::Milliseconds(1)));
+  if (semaphore()) {
+    return absl::StrCat("semaphore \"", key_, "\" (policy ", policy_->name, ") has all ",
+                        policy_->permits, policy_->permits == 1 ? " permit" : " permits",
+                        " taken (", busy.in_use, " in use); the first returns in ", left);
+  }
+  return absl::StrCat("lock \"", key_, "\" (policy ", policy_->name,
+                      ") is held by another owner for ", left, " more");
+}
+
 absl::Status LockCore::AcquireLocked() {
   const policy::Policy& p = *policy_;
   const bool wait = p.on_busy == policy::OnBusy::kWait;
@@ -450,7 +512,7 @@ absl::Status LockCore::AcquireLocked() {
           ? Clock::time_point::max()
           : start + absl::ToChronoNanoseconds(p.wait.timeout);
   std::unique_ptr<ReleaseNotifier::Watch> watch;
-  absl::Duration other_left;
+  Attempt busy{Outcome::kBusy, absl::ZeroDuration()};
   int attempt = 0;
   bool timed_out = false;
   while (true) {
@@ -461,7 +523,7 @@ absl::Status LockCore::AcquireLocked() {
     ++attempt;
     if (!a.ok()) return Annotate(a.status(), "acquire");
     if (a->outcome == Outcome::kHeld) return absl::OkStatus();
-    other_left = a->busy_remaining;
+    busy = *a;
     if (attempt >= max_attempts) break;
     Clock::time_point now = Clock::now();
     if (now >= deadline) {
@@ -481,7 +543,7 @@ absl::Status LockCore::AcquireLocked() {
           deadline == Clock::time_point::max()
               ? absl::InfiniteDuration()
               : absl::FromChrono(deadline - now);
-      watch = backend_->notifier->Subscribe(std::string(keys_.channel()),
+      watch = backend_->notifier->Subscribe(std::string(channel()),
                                             std::min(p.script_timeout, left));
       seen = watch->generation();
       now = Clock::now();
@@ -491,11 +553,12 @@ absl::Status LockCore::AcquireLocked() {
       }
     }
     // Sleep the backoff, but never past the holder's lease (a crashed holder
-    // publishes nothing) nor past the deadline.
+    // publishes nothing; a semaphore's first permit to return) nor past the
+    // deadline.
     const auto delay = std::min(
         {absl::ToChronoNanoseconds(
              policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
-         absl::ToChronoNanoseconds(other_left + absl::Milliseconds(1)),
+         absl::ToChronoNanoseconds(busy.busy_remaining + absl::Milliseconds(1)),
          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
     if (watch != nullptr && watch->active()) {
       Count(watch->WaitUntil(seen, now + delay) ? counters_.waits_woken_by_notify
@@ -506,9 +569,7 @@ absl::Status LockCore::AcquireLocked() {
     }
   }
   std::string msg = absl::StrCat(
-      "lock \"", key_, "\" (policy ", p.name, ") is held by another owner for ",
-      absl::FormatDuration(absl::Trunc(other_left, absl::Milliseconds(1))),
-      " more; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
+      BusyText(busy), "; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
       " in ",
       absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
                                        absl::Milliseconds(1))));

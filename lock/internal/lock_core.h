@@ -2,6 +2,17 @@
 // acquire, release, extend and inspect by Lua scripts on the lock's homes,
 // waiting, fencing, Redlock quorums and the hand-off to auto-renewal.
 //
+// It runs the policy kinds "mutex" and "semaphore" (issue 15) on one code
+// path: only the script calls differ (acquire.lua / release.lua /
+// extend.lua / cancel.lua / inspect.lua on the owner hash, or sem_*.lua and
+// lease_extend.lua on the holders ZSET, built by primitive_calls.h). A
+// semaphore hold is one permit: its acquire replies as the mutex's (fencing
+// token 0), its lease is renewed and lost like a mutex's, waiters wake on
+// its channel ({P K}:sem:released). Re-entry levels of a permit are counted
+// by the instance only (sem_acquire.lua refreshes the one permit of a
+// re-entered token; sem_release.lua gives it back whole), so releasing an
+// inner level is local. Other kinds are refused by Create.
+//
 // Everything documented on lock::RedisLock (redis_lock.h) holds here; this
 // header adds what the public surface hides: the Redis backend a lock lives
 // on, the factory over a connection pool, and the hold shared with Held and
@@ -58,7 +69,9 @@ struct Backend {
 
 class LockCore {
  public:
-  // Fails with kInvalidArgument when `key` is not a valid lock key.
+  // Fails with kInvalidArgument when `key` is not a valid lock key, and
+  // with kUnimplemented for a policy kind the engine does not run yet
+  // (read_write, fair) or a semaphore on a Redlock target.
   static absl::StatusOr<std::unique_ptr<LockCore>> Create(
       std::shared_ptr<const Backend> backend,
       std::shared_ptr<const policy::Policy> policy, absl::string_view key);
@@ -100,7 +113,10 @@ class LockCore {
   enum class Outcome { kHeld, kBusy };
   struct Attempt {
     Outcome outcome;
-    absl::Duration busy_remaining;  // lease left of the other owner
+    // kBusy: lease left of the other owner (semaphore: of the permit that
+    // returns first).
+    absl::Duration busy_remaining;
+    int64_t in_use = 0;  // kBusy, semaphore: permits in use
   };
 
   LockCore(std::shared_ptr<const Backend> backend,
@@ -121,6 +137,13 @@ class LockCore {
   absl::Status RunExtendScriptLocked(absl::Span<const absl::string_view> keys,
                                 absl::Span<const absl::string_view> args);
   absl::Status AcquireLocked();
+  bool semaphore() const { return sem_keys_ != nullptr; }
+  // Where the hold's lease lives (the owner hash, or the semaphore's holders
+  // ZSET) and the channel its release is published on: the kind's keys.
+  absl::string_view lease_key() const;
+  absl::string_view channel() const;
+  // Why a waiter found the lock busy, for IsBusy / IsSkipped messages.
+  std::string BusyText(const Attempt& busy) const;
   // Runs a script on a pooled connection, timing it for the statistics.
   // `outcome_unknown` (optional) is set when the request may have been
   // applied although no reply came.
@@ -145,17 +168,24 @@ class LockCore {
   absl::StatusOr<bool> CallOwned(const scripts::EmbeddedScript& script,
                                  absl::Span<const absl::string_view> keys,
                                  absl::Span<const absl::string_view> args);
-  // Runs release.lua for `token`; true when it released, false when the
-  // token did not hold the lock.
+  // Runs the kind's release for `token` (release.lua; sem_release.lua,
+  // which gives the whole permit back: `count_after` must be 0 there);
+  // true when it released, false when the token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,
                                   int64_t keep_ms);
   void CancelLostAcquire(const std::string& token, absl::Status* cause);
+  // Inspect of a semaphore: its permits in use, and this instance's permit
+  // among them (else the one that returns first).
+  absl::StatusOr<LockState> InspectSemaphore();
   absl::Status Annotate(const absl::Status& s, absl::string_view op) const;
 
   const std::shared_ptr<const Backend> backend_;
   const std::shared_ptr<const policy::Policy> policy_;
   const std::string key_;
   const LockKeys keys_;
+  // A semaphore's keys; null for a mutex (8 bytes, not ~100, per mutex: a
+  // process may keep 100,000 locks).
+  const std::unique_ptr<const SemaphoreKeys> sem_keys_;
   PolicyCounters& counters_;
 
   // Holds op_mu_ for one operation. On leaving it lets go of op_mu_ first

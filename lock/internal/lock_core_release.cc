@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
 #include "lock/internal/lock_core.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/script_values.h"
@@ -18,6 +19,12 @@ namespace lock::internal {
 
 absl::StatusOr<bool> LockCore::RunRelease(absl::string_view token,
                                            int count_after, int64_t keep_ms) {
+  if (semaphore()) {
+    // Never Redlock (Create refuses it), never kept (hold_at_least is for
+    // mutexes only), and always the whole permit (levels are local).
+    const PrimitiveCall call = SemRelease(*sem_keys_, token);
+    return CallOwned(*call.script, call.KeyViews(), call.ArgViews());
+  }
   char count_buf[24], keep_buf[24];
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {token, util::Decimal(count_after, count_buf),
@@ -40,6 +47,13 @@ absl::StatusOr<bool> LockCore::CallOwned(const scripts::EmbeddedScript& script,
 
 absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
   std::shared_ptr<HoldState> h = hold_;
+  if (semaphore() && count_after > 0) {
+    // A permit's re-entry levels are this instance's count only: Redis keeps
+    // one entry per permit (sem_acquire.lua), so an inner level needs no
+    // round trip. Renewal and the last release check the permit.
+    count_.store(count_after);
+    return absl::OkStatus();
+  }
   int64_t keep_ms = 0;
   if (count_after == 0) {
     // Renewal stops before the release is sent, so it can never run after.
@@ -102,6 +116,14 @@ absl::Status LockCore::ReleaseOwnedBy(absl::string_view owner_token) {
 }
 
 absl::Status LockCore::ReleaseLevelOwnedBy(absl::string_view owner_token) {
+  if (semaphore()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "releasing one level of semaphore \"", key_, "\" (policy ", policy_->name,
+        ") by owner token: a permit's re-entry levels are counted by the instance "
+        "holding it, not in Redis, so no level can be released from outside; "
+        "RedisLock::ReleaseOwnedBy (lockctl release --force) gives the whole "
+        "permit back"));
+  }
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {owner_token, keys_.channel()};
   absl::StatusOr<bool> released = CallOwned(scripts::k_release_level, keys, args);
@@ -146,7 +168,7 @@ absl::Status LockCore::SetLeaseLocked(absl::Duration ttl) {
   // Validity is kept in the unit Redis gets (whole ms), never more.
   const int64_t ttl_ms = Millis(ttl);
   char ttl_buf[24];
-  const absl::string_view keys[] = {keys_.owner()};
+  const absl::string_view keys[] = {lease_key()};
   const absl::string_view args[] = {hold_->token, util::Decimal(ttl_ms, ttl_buf)};
   // From here on this is the hold's lease: renewals already planned or in
   // flight for the old one no longer move its validity (their replies may
@@ -184,14 +206,14 @@ absl::Status LockCore::RunExtendScriptLocked(absl::Span<const absl::string_view>
     return held ? absl::OkStatus() : NotHeldError("extend: no quorum holds it");
   }
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
-                   backend_->homes[0]->Run(scripts::k_extend, keys, args,
+                   backend_->homes[0]->Run(ExtendScriptOf(policy_->kind), keys, args,
                                            {.timeout = policy_->script_timeout,
                                             .wait_replicas = backend_->min_replicas_ack,
                                             .wait_timeout = backend_->replica_ack_timeout}));
   ASSIGN_OR_RETURN(int64_t r, IntReply(*run.reply, "extend"));
   if (r != 1) return NotHeldError("extend: not held");
   if (run.replicas_acked < backend_->min_replicas_ack) {
-    backend_->homes[0]->Invalidate(keys_.owner(), nullptr);  // maybe demoted
+    backend_->homes[0]->Invalidate(lease_key(), nullptr);  // maybe demoted
     return absl::UnavailableError(absl::StrCat(
         "lock \"", key_, "\": the extension reached only ", run.replicas_acked,
         " of the required ", backend_->min_replicas_ack, " replicas"));
@@ -216,6 +238,7 @@ absl::Status LockCore::EnableAutoRenew() {
 }
 
 absl::StatusOr<LockState> LockCore::Inspect() {
+  if (semaphore()) return InspectSemaphore();
   const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
   absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_inspect, keys, {});
   if (!reply.ok()) return Annotate(reply.status(), "inspect");
@@ -237,6 +260,31 @@ absl::StatusOr<LockState> LockCore::Inspect() {
   st.hold_count = r.element[2]->integer;
   st.fencing_token = r.element[3]->integer;
   st.last_fencing_token = r.element[4]->integer;
+  st.holders = st.held ? 1 : 0;
+  return st;
+}
+
+absl::StatusOr<LockState> LockCore::InspectSemaphore() {
+  const PrimitiveCall call = SemInspect(*sem_keys_);
+  absl::StatusOr<redis::ReplyPtr> reply = Call(*call.script, call.KeyViews(), {});
+  if (!reply.ok()) return Annotate(reply.status(), "inspect");
+  absl::StatusOr<SemaphoreState> sem = ParseSemInspect(**reply);
+  if (!sem.ok()) return Annotate(sem.status(), "inspect");
+  LockState st;
+  st.holders = sem->in_use;
+  st.held = sem->in_use > 0;
+  if (!st.held) return st;
+  // This instance's own permit when it is among the holders, else the one
+  // whose lease ends first. Levels are not kept in Redis: 1 for a permit of
+  // another instance. No fencing tokens: permits are shared.
+  const std::shared_ptr<HoldState> mine = hold();
+  const Lease* shown = &sem->holders.front();
+  for (const Lease& l : sem->holders) {
+    if (mine != nullptr && l.token == mine->token) shown = &l;
+  }
+  st.owner_token = shown->token;
+  st.remaining = absl::Milliseconds(std::max<int64_t>(0, shown->ms_left));
+  st.hold_count = mine != nullptr && shown->token == mine->token ? hold_count() : 1;
   return st;
 }
 

@@ -9,6 +9,7 @@
 #include "lock/errors.h"
 #include "lock/internal/fork.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/internal/process.h"
 #include "lock/internal/quorum.h"
 #include "lock/redis/script.h"
@@ -30,8 +31,8 @@ int64_t CoalesceNs(const HoldState& h) {
       50'000'000, static_cast<int64_t>(h.lease_ns() * h.policy->renewal.threshold / 4));
 }
 
-// extend.lua's mode for renewals: never shorten a lease the owner set longer
-// while this renewal was on its way.
+// extend.lua's (and lease_extend.lua's) mode for renewals: never shorten a
+// lease the owner set longer while this renewal was on its way.
 constexpr absl::string_view kRenewMode = "renew";
 
 }  // namespace
@@ -268,7 +269,7 @@ void RenewalManager::RenewQuorum(const Sent& s) {
   const int n = static_cast<int>(h->homes.size());
   const int64_t sent = SteadyNowNs();
   std::vector<absl::StatusOr<redis::ReplyPtr>> results = redis::RunOnEach(
-      h->homes, scripts::k_extend, keys, args, h->policy->script_timeout);
+      h->homes, h->extend_script(), keys, args, h->policy->script_timeout);
   AddRenewalRoundTrip();
   int extended = 0;
   absl::StatusOr<bool> held = QuorumAnswer(results, h->quorum, &extended);
@@ -304,7 +305,7 @@ bool RenewalManager::RenewOne(redis::Topology& home, const Sent& s, absl::Durati
   const absl::string_view args[] = {h->token, ttl, kRenewMode};
   const int64_t sent = SteadyNowNs();
   absl::StatusOr<redis::Topology::RunResult> run =
-      home.Run(scripts::k_extend, keys, args,
+      home.Run(h->extend_script(), keys, args,
                {.timeout = timeout,
                 .wait_replicas = h->min_replicas_ack,
                 .wait_timeout = h->replica_ack_timeout});
@@ -347,7 +348,7 @@ void RenewalManager::RenewPipeline(redis::Topology& home, redis::ConnectionPool&
     ttls[i] = absl::StrCat(batch[i].lease_ms);
     const absl::string_view keys[] = {h.owner_key};
     const absl::string_view args[] = {h.token, ttls[i], kRenewMode};
-    const redis::ScriptCall call(scripts::k_extend, keys, args);
+    const redis::ScriptCall call(h.extend_script(), keys, args);
     absl::Status s = (*conn)->Append(call.argv());
     if (!s.ok()) {
       for (const Sent& f : batch) Failed(f, s);
@@ -456,6 +457,14 @@ void RenewalManager::Shutdown(uint64_t group, absl::Duration deadline) {
     const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
     if (left <= absl::ZeroDuration()) break;  // the rest expire after their ttl
     const absl::Duration timeout = std::min(left, h->policy->script_timeout);
+    if (h->policy->kind == policy::LockKind::kSemaphore) {
+      // The permit goes back whole (never on Redlock: LockCore refuses it).
+      const PrimitiveCall call =
+          SemRelease(SemaphoreKeys(h->policy->key_prefix, h->key), h->token);
+      (void)h->homes[0]->Run(*call.script, call.KeyViews(), call.ArgViews(),
+                             {.timeout = timeout});
+      continue;
+    }
     // A run-once job cut short must not run again elsewhere in its period.
     const std::string keep = absl::StrCat(h->KeepAfterReleaseMs());
     const absl::string_view keys[] = {h->owner_key};

@@ -20,6 +20,24 @@ extern const EmbeddedScript k_inspect;
 extern const EmbeddedScript k_cancel;
 extern const EmbeddedScript k_fenced_set;
 
+// Issue 15's primitives (key layouts in lock/internal/keys.h). The write
+// side of read_write and the holder of fair reuse extend.lua (and the write
+// side release.lua): their owner hashes have the mutex's layout.
+extern const EmbeddedScript k_lease_extend;  // ZSET-scored leases, every kind
+extern const EmbeddedScript k_sem_acquire;
+extern const EmbeddedScript k_sem_release;
+extern const EmbeddedScript k_sem_cancel;
+extern const EmbeddedScript k_sem_inspect;
+extern const EmbeddedScript k_rw_read_acquire;
+extern const EmbeddedScript k_rw_write_acquire;
+extern const EmbeddedScript k_rw_read_release;
+extern const EmbeddedScript k_rw_cancel;
+extern const EmbeddedScript k_rw_inspect;
+extern const EmbeddedScript k_fair_acquire;
+extern const EmbeddedScript k_fair_release;
+extern const EmbeddedScript k_fair_cancel;
+extern const EmbeddedScript k_fair_inspect;
+
 }  // namespace lock::scripts
 
 #endif  // LOCK_SCRIPTS_EMBEDDED_H_

@@ -52,6 +52,7 @@ std::string CheckRange(double x, const Range& range);
 inline constexpr Range kMaxAttemptsRange{.min = 1};
 inline constexpr Range kMultiplierRange{.min = 1};
 inline constexpr Range kJitterRange{.min = 0, .max = 1};
+inline constexpr Range kPermitsRange{.min = 1, .max = kMaxPermits};
 inline constexpr Range kThresholdRange{
     .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true};
 
@@ -78,6 +79,10 @@ std::string CheckAddress(std::string_view addr);
 
 // ---------------------------------------------------------------------------
 // Whole policies, once resolved.
+
+// The rules of "kind": a semaphore needs "permits", no other kind takes it,
+// and "hold_at_least" is for mutexes only. Part of CheckCrossFieldRules.
+void CheckKindRules(const Policy& p, const Where& at, ErrorList& errors);
 
 // Rules that tie several resolved fields together, reported at `at` (the
 // policy's path). `script_timeout_set`: false when script_timeout was derived

@@ -1,0 +1,74 @@
+-- Release one level of a held fair lock, owner-checked, and tell the next
+-- in line; optionally hand the lock straight to it.
+-- KEYS[1] owner hash, KEYS[2] queue ZSET, KEYS[3] timeouts ZSET,
+-- KEYS[4] fence record {P K}:fence (used by a handoff only)
+-- ARGV[1] owner token, ARGV[2] hold count after this call, ARGV[3] release
+-- channel; for a handoff also ARGV[4] "handoff", ARGV[5] "1" to issue a
+-- fencing token, ARGV[6] fence record retention in ms
+--
+-- By default it grants nothing: the head takes the lock with its own
+-- fair_acquire.lua call, so no lease starts for a waiter that has not asked
+-- (one that died would otherwise keep the lock). The message published is
+-- the head's token ("" when nobody waits), so a process can wake exactly
+-- that waiter: a handoff costs the release and the head's one call,
+-- whatever the length of the queue.
+-- "handoff" closes the gap of that call: the head becomes the owner here,
+-- with a fresh fencing token, for exactly as long as its place in the
+-- queue had left (so a dead head keeps the lock no longer than it would
+-- have kept its place), and the message is "<token> <fence>". The head may
+-- start at once, counting its validity from before its last call plus its
+-- queue lease, and extends the hold to its ttl (extend.lua, or fair_acquire
+-- .lua, which re-enters).
+-- Returns 1 when released (or the count lowered), 2 when released and
+-- handed to the next waiter, 0 when not held by this token.
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  return 0
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], 'count', ARGV[2])
+  return 1
+end
+local handoff = ARGV[4] == 'handoff'
+if handoff then
+  if ARGV[5] ~= '0' and ARGV[5] ~= '1' then
+    error({err = 'ERR fair_release: fencing (ARGV[5]) must be "0" or "1", got "' ..
+                 tostring(ARGV[5]) .. '"'})
+  end
+  if not ARGV[6] or not ARGV[6]:match('^[1-9][0-9]*$') or #ARGV[6] > 15 then
+    error({err = 'ERR fair_release: fence retention (ARGV[6], ms) must be an integer ' ..
+                 'in [1, 10^15), got "' .. tostring(ARGV[6]) .. '"'})
+  end
+end
+redis.call('DEL', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_text = string.format('%.0f', now)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_text)
+if #gone > 0 then
+  -- In slices: unpack() of a long list would overflow Lua's C stack.
+  for i = 1, #gone, 1000 do
+    redis.call('ZREM', KEYS[2], unpack(gone, i, math.min(i + 999, #gone)))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_text)
+end
+local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+if not handoff or not head then
+  redis.call('PUBLISH', ARGV[3], head or '')
+  return 1
+end
+local place_ends = tonumber(redis.call('ZSCORE', KEYS[3], head))
+redis.call('ZREM', KEYS[2], head)
+redis.call('ZREM', KEYS[3], head)
+local fence_text = '0'
+if ARGV[5] == '1' then
+  -- As acquire.lua: max(last + 1, server clock in us).
+  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+  fence_text = string.format('%.0f', math.max(last + 1, now_us))
+  redis.call('SET', KEYS[4], fence_text, 'PX',
+             string.format('%.0f', math.max(tonumber(ARGV[6]), place_ends - now)))
+end
+redis.call('HSET', KEYS[1], 'owner', head, 'count', 1, 'fence', fence_text)
+redis.call('PEXPIRE', KEYS[1], string.format('%.0f', place_ends - now))
+redis.call('PUBLISH', ARGV[3], head .. ' ' .. fence_text)
+return 2
