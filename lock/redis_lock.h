@@ -12,7 +12,8 @@
 //
 // Reentrancy is per instance: Acquire on an instance that already holds the
 // lock re-enters it (when the policy is reentrant) and needs as many Release
-// calls. A re-entered semaphore instance still holds one permit. A second instance for the same key is a different owner and waits.
+// calls (a re-entered semaphore instance still holds one permit). A second
+// instance for the same key is a different owner and waits.
 // Each fresh acquisition takes a new random owner token, so a late or repeated
 // release from an earlier hold can never free a later one.
 //
