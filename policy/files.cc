@@ -5,15 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <system_error>
-
 #include "absl/strings/str_cat.h"
+#include "util/errno.h"
 
 namespace policy::internal {
 namespace {
 
 absl::Status ErrnoStatus(int error) {
-  const std::string cause = std::error_code(error, std::generic_category()).message();
+  const std::string cause = util::ErrnoText(error);
   switch (error) {
     case ENOENT:
     case ENOTDIR:

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "util/errno.h"
 #include "util/status_macros.h"
 
 namespace lock::redis {
@@ -73,8 +74,6 @@ timeval TimeoutTimeval(absl::Duration d) {
   return tv;
 }
 
-std::string ErrnoCause(int err) { return std::strerror(err); }
-
 void SetBlocking(int fd, bool blocking) {
   const int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
@@ -117,7 +116,7 @@ int ConnectSocket(const Endpoint& ep, absl::Time deadline, std::string* cause) {
   auto attempt = [&](int family, const sockaddr* sa, socklen_t len) -> int {
     const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      *cause = ErrnoCause(errno);
+      *cause = util::ErrnoText(errno);
       return -1;
     }
     if (connect(fd, sa, len) == 0) return fd;
@@ -133,7 +132,7 @@ int ConnectSocket(const Endpoint& ep, absl::Time deadline, std::string* cause) {
       if (err == 0) return fd;
       errno = err;
     }
-    *cause = ErrnoCause(errno);
+    *cause = util::ErrnoText(errno);
     close(fd);
     return -1;
   };
@@ -284,7 +283,7 @@ absl::Status Connection::SetTimeout(absl::Duration timeout) {
   const timeval tv = TimeoutTimeval(timeout);
   if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
       setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
-    return Fail("set timeout", ErrnoCause(errno));
+    return Fail("set timeout", util::ErrnoText(errno));
   }
   current_timeout_ = timeout;
   return absl::OkStatus();
@@ -370,7 +369,7 @@ absl::Status Connection::WriteAll(absl::Duration timeout, absl::string_view doin
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return TimedOut(doing);
       } else if (errno != EINTR) {
-        return Fail(doing, ErrnoCause(errno));
+        return Fail(doing, util::ErrnoText(errno));
       }
       continue;
     }
@@ -414,9 +413,9 @@ absl::Status Connection::ReadSome(absl::string_view doing) {
       const ssize_t n = recv(fd_, buf, sizeof buf, 0);
       if (n > 0) return Feed(buf, static_cast<size_t>(n), doing);
       if (n == 0) return Closed(doing);
-      if (errno == ECONNRESET) return Closed(doing, ErrnoCause(errno));
+      if (errno == ECONNRESET) return Closed(doing, util::ErrnoText(errno));
       if (errno == EAGAIN || errno == EWOULDBLOCK) return TimedOut(doing);
-      if (errno != EINTR) return Fail(doing, ErrnoCause(errno));
+      if (errno != EINTR) return Fail(doing, util::ErrnoText(errno));
       continue;
     }
     TlsSession::Io io = tls_->Read(buf, sizeof buf);
@@ -465,7 +464,7 @@ absl::Status Connection::ReadAvailable() {
     if (n > 0) return Feed(buf, static_cast<size_t>(n), "read");
     if (n == 0) return Closed("read");
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return absl::OkStatus();
-    return Fail("read", ErrnoCause(errno));
+    return Fail("read", util::ErrnoText(errno));
   }
   // Until OpenSSL wants the socket again, without blocking: nothing
   // decrypted may stay in its buffers, where the caller's poll() would not

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lock/redis/tls_session.h"
+#include "util/errno.h"
 
 namespace lock::redis {
 namespace {
@@ -237,7 +238,7 @@ TlsSession::Io TlsSession::Result(int n, bool handshake) {
   }
   if (cause.empty()) {
     if (err == SSL_ERROR_SYSCALL && errno != 0) {
-      cause = std::strerror(errno);
+      cause = util::ErrnoText(errno);
     } else {
       return {Io::kClosed, 0, false, {}};  // EOF without close_notify
     }
