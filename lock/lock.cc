@@ -85,7 +85,12 @@ struct Locker::Impl {
       const policy::Snapshot& snapshot, const policy::Policy& policy);
   absl::StatusOr<std::unique_ptr<RedisLock>> MakeLock(
       std::shared_ptr<const policy::Policy> policy,
-      const policy::Snapshot& snapshot, std::string_view key);
+      const policy::Snapshot& snapshot, std::string_view key,
+      internal::Access access = internal::Access::kDefault);
+  // A lock under the named policy (NewLock, NewReadLock, NewWriteLock).
+  absl::StatusOr<std::unique_ptr<RedisLock>> MakeNamedLock(std::string_view policy,
+                                                           std::string_view key,
+                                                           internal::Access access);
   // kFailedPrecondition in a fork() child of the process that built it.
   absl::Status CheckProcess() const;
   // Acquire + run `fn` with a Held, refusing a key this thread holds in an
@@ -181,10 +186,18 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::Impl::MakeLock(
     std::shared_ptr<const policy::Policy> policy,
-    const policy::Snapshot& snapshot, std::string_view key) {
+    const policy::Snapshot& snapshot, std::string_view key, internal::Access access) {
   ASSIGN_OR_RETURN(std::shared_ptr<const internal::Backend> backend,
                    BackendFor(snapshot, *policy));
-  return internal::NewRedisLock(std::move(backend), std::move(policy), key);
+  return internal::NewRedisLock(std::move(backend), std::move(policy), key, access);
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::Impl::MakeNamedLock(
+    std::string_view policy, std::string_view key, internal::Access access) {
+  RETURN_IF_ERROR(CheckProcess());
+  std::shared_ptr<const policy::Snapshot> snapshot = registry->snapshot();
+  ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
+  return MakeLock(std::move(p), *snapshot, key, access);
 }
 
 absl::Status Locker::Impl::CheckProcess() const {
@@ -194,10 +207,17 @@ absl::Status Locker::Impl::CheckProcess() const {
 
 absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
     std::string_view policy, std::string_view key) {
-  RETURN_IF_ERROR(impl_->CheckProcess());
-  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
-  ASSIGN_OR_RETURN(auto p, FindPolicy(snapshot, policy));
-  return impl_->MakeLock(std::move(p), *snapshot, key);
+  return impl_->MakeNamedLock(policy, key, internal::Access::kDefault);
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewReadLock(std::string_view policy,
+                                                               std::string_view key) {
+  return impl_->MakeNamedLock(policy, key, internal::Access::kRead);
+}
+
+absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewWriteLock(std::string_view policy,
+                                                                std::string_view key) {
+  return impl_->MakeNamedLock(policy, key, internal::Access::kWrite);
 }
 
 namespace {
@@ -330,6 +350,28 @@ absl::Status Locker::With(std::string_view policy, std::string_view key,
   return With(policy, key, [&fn](Held&) { return fn(); });
 }
 
+absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
+                              const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewReadLock(policy, key));
+  return impl_->AcquireAndRun(*lock, fn);
+}
+
+absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
+                              const std::function<absl::Status()>& fn) {
+  return WithRead(policy, key, [&fn](Held&) { return fn(); });
+}
+
+absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
+                               const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewWriteLock(policy, key));
+  return impl_->AcquireAndRun(*lock, fn);
+}
+
+absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
+                               const std::function<absl::Status()>& fn) {
+  return WithWrite(policy, key, [&fn](Held&) { return fn(); });
+}
+
 absl::Status Locker::WithOptions(std::string_view key,
                                  const LockOptions& options,
                                  const std::function<absl::Status(Held&)>& fn) {
@@ -364,6 +406,13 @@ absl::Status Locker::FencedSet(std::string_view policy,
           "exclusive and none gets a fencing token; a fenced write needs an "
           "exclusive lock (a \"mutex\" policy with fencing on) and its "
           "Held::fencing_token()"));
+    }
+    if (named != nullptr && named->kind == policy::LockKind::kReadWrite && named->fencing) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
+          "\": fencing token 0 is what a read hold carries: readers share the "
+          "lock, so none gets a fencing token; write under WithWrite and pass "
+          "its Held::fencing_token()"));
     }
     return absl::FailedPreconditionError(absl::StrCat(
         "FencedSet on policy \"", ToAbsl(policy), "\" to \"", ToAbsl(resource_key),
@@ -511,6 +560,30 @@ absl::Status With(std::string_view policy, std::string_view key,
                   const std::function<absl::Status()>& fn) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   return locker->With(policy, key, fn);
+}
+
+absl::Status WithRead(std::string_view policy, std::string_view key,
+                      const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithRead(policy, key, fn);
+}
+
+absl::Status WithRead(std::string_view policy, std::string_view key,
+                      const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithRead(policy, key, fn);
+}
+
+absl::Status WithWrite(std::string_view policy, std::string_view key,
+                       const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithWrite(policy, key, fn);
+}
+
+absl::Status WithWrite(std::string_view policy, std::string_view key,
+                       const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithWrite(policy, key, fn);
 }
 
 absl::Status LockWithOptions(std::string_view key, const LockOptions& options,

@@ -61,7 +61,8 @@ class Held {
   // provided the server clock never steps back (and, after a failover, the
   // new master's clock is not behind by more than the failover took).
   // 0 when the policy has "fencing": false or in Redlock mode: no token;
-  // 0 for a semaphore permit too (permits are shared: no hold is exclusive).
+  // 0 for a semaphore permit and a read hold too (shared: not exclusive).
+  // The write side of a read_write lock and a fair lock get one.
   int64_t fencing_token() const;
   // True once the lock is known to have expired or changed hands (found by
   // auto-renewal, Extend, or the final release).
@@ -105,8 +106,10 @@ class Locker {
   // exception is rethrown after the release), or fn succeeding.
   // The policy's "kind" says what holding means: "mutex" (default), one
   // owner; "semaphore", one of its `permits` (IsBusy & co. when all are
-  // taken; renewed and lost like a mutex; fencing token 0). "read_write" and
-  // "fair" are refused with kUnimplemented until the engine runs them.
+  // taken; fencing token 0); "read_write", the write side (see WithRead);
+  // "fair", one owner, granted in request order. Every kind is renewed,
+  // lost, waited for and reported like a mutex. Kinds other than mutex are
+  // refused (kUnimplemented) on a Redlock target.
   // Returns fn's error if it failed; otherwise IsLost if the lock was lost
   // while fn ran (its writes may be unsafe), else the release result.
   // kNotFound for an unknown policy (the message lists the known ones),
@@ -124,6 +127,23 @@ class Locker {
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status()>& fn);
 
+  // With on a "read_write" policy: WithRead shares the lock with other
+  // readers (fencing token 0), WithWrite holds it alone (With means write).
+  // Writer preference: a writer that waits keeps new readers out (its claim
+  // lasts one ttl past its last attempt), so a stream of readers cannot
+  // starve it. kInvalidArgument on a policy of another kind. A thread may
+  // not nest a read or write With of a key it holds either way
+  // (IsSelfDeadlock): a nested read would wait behind a writer waiting for
+  // the outer hold.
+  absl::Status WithRead(std::string_view policy, std::string_view key,
+                        const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithRead(std::string_view policy, std::string_view key,
+                        const std::function<absl::Status()>& fn);
+  absl::Status WithWrite(std::string_view policy, std::string_view key,
+                         const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithWrite(std::string_view policy, std::string_view key,
+                         const std::function<absl::Status()>& fn);
+
   // Same as With with an unnamed policy.
   absl::Status WithOptions(std::string_view key, const LockOptions& options,
                            const std::function<absl::Status(Held&)>& fn);
@@ -133,6 +153,12 @@ class Locker {
                                                      std::string_view key);
   absl::StatusOr<std::unique_ptr<RedisLock>> NewLock(std::string_view key,
                                                      const LockOptions& options);
+  // The read or the write side of `key` under a "read_write" policy
+  // (NewLock gives the write side); kInvalidArgument for another kind.
+  absl::StatusOr<std::unique_ptr<RedisLock>> NewReadLock(std::string_view policy,
+                                                         std::string_view key);
+  absl::StatusOr<std::unique_ptr<RedisLock>> NewWriteLock(std::string_view policy,
+                                                          std::string_view key);
 
   // Releases one re-entry level of `key` if and only if `owner_token` holds
   // it, from any process, like the Go library's UnlockByValue; the last
@@ -222,6 +248,14 @@ absl::Status With(std::string_view policy, std::string_view key,
                   const std::function<absl::Status(Held&)>& fn);
 absl::Status With(std::string_view policy, std::string_view key,
                   const std::function<absl::Status()>& fn);
+absl::Status WithRead(std::string_view policy, std::string_view key,
+                      const std::function<absl::Status(Held&)>& fn);
+absl::Status WithRead(std::string_view policy, std::string_view key,
+                      const std::function<absl::Status()>& fn);
+absl::Status WithWrite(std::string_view policy, std::string_view key,
+                       const std::function<absl::Status(Held&)>& fn);
+absl::Status WithWrite(std::string_view policy, std::string_view key,
+                       const std::function<absl::Status()>& fn);
 
 // Locker::FencedSet on the process-wide Locker.
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,

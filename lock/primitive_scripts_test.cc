@@ -141,23 +141,6 @@ class PrimitiveScriptsTest : public harness::RedisTest {
     return v;
   }
 
-  // EVALSHA + EVAL calls the server has run so far.
-  int64_t ScriptCalls() {
-    int64_t total = 0;
-    const std::string info = Redis({"INFO", "commandstats"});
-    for (absl::string_view line : absl::StrSplit(info, absl::ByAnyChar("\r\n"))) {
-      for (absl::string_view cmd : {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
-        if (absl::StartsWith(line, cmd)) {
-          std::string rest(line.substr(cmd.size()));
-          int64_t n = 0;
-          EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, rest.find(',')), &n));
-          total += n;
-        }
-      }
-    }
-    return total;
-  }
-
   // A connection subscribed to `channel`.
   std::unique_ptr<redis::Connection> Subscribe(const std::string& channel) {
     std::unique_ptr<redis::Connection> sub = Open();
@@ -935,52 +918,6 @@ TEST(FairReleaseMessageTest, WakeOrHandoff) {
   EXPECT_EQ(m->next, "");
   EXPECT_THAT(internal::ParseFairReleaseMessage("t x"),
               StatusIs(absl::StatusCode::kInternal));
-}
-
-// ---------------------------------------------------------------------------
-// The engine refuses what it does not run yet.
-
-class KindRefusalTest : public harness::RedisTest {};
-
-TEST_F(KindRefusalTest, OtherKindsAreRefusedNotRunAsAMutex) {
-  const std::string config = absl::StrReplaceAll(R"json({
-    "redis": { "default": { "addrs": ["ADDR"] } },
-    "policies": {
-      "plain": { "key_prefix": "m:" },
-      "quota": { "kind": "semaphore", "permits": 4 },
-      "docs": { "kind": "read_write" },
-      "ledger": { "kind": "fair" }
-    }
-  })json", {{"ADDR", server().addr()}});
-  absl::StatusOr<std::unique_ptr<Locker>> locker = LockerFromJson(config, "kinds.json");
-  ASSERT_THAT(locker, IsOk());
-  // The semaphore runs through the engine (semaphore_test); the others not
-  // yet.
-  for (const auto& [policy, kind] : std::vector<std::pair<std::string, std::string>>{
-           {"docs", "read_write"}, {"ledger", "fair"}}) {
-    const std::string want = absl::StrCat("policy \"", policy, "\" is of kind \"", kind,
-                                          "\", which lock::With/NewLock does not take yet");
-    bool ran = false;
-    EXPECT_THAT((*locker)->With(policy, "k", [&] {
-      ran = true;
-      return absl::OkStatus();
-    }),
-                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr(want)));
-    EXPECT_FALSE(ran);
-    EXPECT_THAT((*locker)->NewLock(policy, "k"),
-                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr(want)));
-    EXPECT_THAT((*locker)->UnlockByValue(policy, "k", "tok"),
-                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr(want)));
-  }
-  // Options built in code are refused the same way.
-  LockOptions options;
-  options.kind = policy::LockKind::kFair;
-  EXPECT_THAT((*locker)->WithOptions("k", options, [](Held&) { return absl::OkStatus(); }),
-              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("is of kind \"fair\"")));
-  // Nothing was written, and mutexes and semaphores work.
-  EXPECT_EQ(RedisInt({"DBSIZE"}), 0);
-  EXPECT_THAT((*locker)->With("plain", "k", [] { return absl::OkStatus(); }), IsOk());
-  EXPECT_THAT((*locker)->With("quota", "k", [] { return absl::OkStatus(); }), IsOk());
 }
 
 }  // namespace

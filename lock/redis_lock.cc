@@ -42,10 +42,10 @@ LockCore& LockAccess::Core(const RedisLock& lock) { return *lock.core_; }
 
 absl::StatusOr<std::unique_ptr<RedisLock>> NewRedisLock(
     std::shared_ptr<const Backend> backend,
-    std::shared_ptr<const policy::Policy> policy, std::string_view key) {
+    std::shared_ptr<const policy::Policy> policy, std::string_view key, Access access) {
   ASSIGN_OR_RETURN(std::unique_ptr<LockCore> core,
                    LockCore::Create(std::move(backend), std::move(policy),
-                                    util::ToAbsl(key)));
+                                    util::ToAbsl(key), access));
   return LockAccess::Wrap(std::move(core));
 }
 

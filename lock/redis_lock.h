@@ -5,10 +5,16 @@
 //   WriteWithFence(lk->fencing_token());
 //   RETURN_IF_ERROR(lk->Release());
 //
-// On a semaphore policy ("kind": "semaphore", docs/POLICIES.md "Kinds") an
-// instance holds one permit of `permits`: Acquire takes one (busy when all
-// are taken), Release gives it back, renewal and loss work as for a mutex,
-// and fencing_token() is 0 (permits are shared; no hold is exclusive).
+// What an instance holds follows the policy's kind (docs/POLICIES.md
+// "Kinds"); renewal, loss, waiting and the outcomes are the mutex's for all:
+//   semaphore   one permit of `permits` (busy when all are taken);
+//               fencing_token() is 0 (permits are shared)
+//   read_write  the write side (Locker::NewLock, NewWriteLock: exclusive,
+//               with a fencing token) or the read side (NewReadLock: shared
+//               with other readers, fencing token 0). Writer preference: a
+//               waiting writer keeps new readers out until it got its turn
+//   fair        a mutex granted in request order: a waiting Acquire keeps
+//               its place in line; one that gives up leaves it
 //
 // Reentrancy is per instance: Acquire on an instance that already holds the
 // lock re-enters it (when the policy is reentrant) and needs as many Release
@@ -40,11 +46,12 @@ struct LockAccess;
 
 // A lock's state as stored in Redis, read in one consistent snapshot.
 //
-// On a semaphore policy ("kind": "semaphore") the owner fields describe one
-// permit: the inspecting instance's own when it holds one, else the permit
-// whose lease ends first; `holders` counts the permits in use, hold_count
-// is 1 for another instance's permit (re-entry levels are counted by the
-// holding instance, not in Redis), and the fencing fields are 0.
+// On a semaphore, and a read_write lock held by readers, the owner fields
+// describe one shared hold: the inspecting instance's own when it has one,
+// else the one whose lease ends first; `holders` counts them, hold_count
+// is 1 for another instance's hold (re-entry levels of a shared hold are
+// counted by the instance holding it, not in Redis), and fencing_token is
+// 0 (last_fencing_token is still the write side's).
 struct LockState {
   bool held = false;         // some owner holds it now
   std::string owner_token;   // "" when free
@@ -53,8 +60,12 @@ struct LockState {
   int64_t fencing_token = 0;       // token of the current hold; 0 when free
   // Highest token issued for the key within fencing_retention; 0 when none.
   int64_t last_fencing_token = 0;
-  // Holders now: 0 or 1 for a mutex, the permits in use for a semaphore.
+  // Holders now: 0 or 1 for a mutex, the write side and a fair lock, the
+  // permits in use for a semaphore, the readers of a read-held lock.
   int64_t holders = 0;
+  // Waiters that Redis knows of: writers waiting on a read_write lock (their
+  // claims), the queue of a fair lock; 0 for the other kinds.
+  int64_t waiting = 0;
 };
 
 class RedisLock {

@@ -305,7 +305,7 @@ TEST_F(SemaphoreTest, ReentryKeepsOnePermit) {
   // One level cannot be released from outside: Redis keeps no levels.
   EXPECT_THAT(locker_->UnlockByValue("sem-fail", "re", (*lk)->owner_token()),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("re-entry levels are counted by the instance")));
+                       HasSubstr("a shared hold's levels are counted by the instance")));
   ASSERT_THAT((*lk)->Release(), IsOk());
   EXPECT_EQ((*lk)->hold_count(), 1);
   EXPECT_EQ(InUse("s:", "re"), 1);
@@ -382,7 +382,7 @@ TEST_F(SemaphoreTest, SemaphoreOnARedlockTargetIsRefused) {
   ASSERT_THAT(locker, IsOk());
   EXPECT_THAT((*locker)->NewLock("q", "k"),
               StatusIs(absl::StatusCode::kUnimplemented,
-                       HasSubstr("is a semaphore on redis target \"quorum\", a Redlock")));
+                       HasSubstr("is of kind \"semaphore\" on redis target \"quorum\", a Redlock")));
 }
 
 }  // namespace

@@ -32,7 +32,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
@@ -86,6 +89,23 @@ class RedisTest : public ::testing::Test {
     int64_t v = 0;
     EXPECT_TRUE(absl::SimpleAtoi(text, &v)) << "not an integer: " << text;
     return v;
+  }
+  // EVALSHA + EVAL calls the server has run so far (INFO commandstats):
+  // what a test counts to show the Redis work per lock operation.
+  int64_t ScriptCalls() {
+    int64_t total = 0;
+    const std::string info = Redis({"INFO", "commandstats"});
+    for (absl::string_view line : absl::StrSplit(info, absl::ByAnyChar("\r\n"))) {
+      for (absl::string_view cmd : {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
+        if (absl::StartsWith(line, cmd)) {
+          std::string rest(line.substr(cmd.size()));
+          int64_t n = 0;
+          EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, rest.find(',')), &n)) << line;
+          total += n;
+        }
+      }
+    }
+    return total;
   }
 
  private:

@@ -34,12 +34,18 @@ inline absl::Duration Since(int64_t start_ns) {
   return absl::Nanoseconds(SteadyNowNs() - start_ns);
 }
 
-// The script that extends a hold's lease (renewal, Held::Extend) for the
-// kinds the engine runs: extend.lua on a mutex's owner hash, lease_extend.lua
-// on a semaphore's holders ZSET. Both take KEYS {lease key} and ARGV
-// {token, lease ms[, "renew"]}, and answer 1 (extended) or 0 (gone: lost).
-inline const scripts::EmbeddedScript& ExtendScriptOf(policy::LockKind kind) {
-  return kind == policy::LockKind::kSemaphore ? scripts::k_lease_extend : scripts::k_extend;
+// Which side of a read_write lock an instance takes. kDefault is the write
+// side there (lock::With on a read_write policy means write), and the only
+// side of every other kind.
+enum class Access : uint8_t { kDefault, kRead, kWrite };
+
+// The script that extends a hold's lease (renewal, Held::Extend):
+// extend.lua on an owner hash (mutex, the write side, fair), lease_extend.lua
+// on a ZSET of leases (a semaphore permit, a read hold). Both take KEYS
+// {lease key} and ARGV {token, lease ms[, "renew"]}, and answer 1 (extended)
+// or 0 (gone: lost).
+inline const scripts::EmbeddedScript& ExtendScriptOf(bool lease_in_zset) {
+  return lease_in_zset ? scripts::k_lease_extend : scripts::k_extend;
 }
 
 // The lease mutex of a hold (see HoldState::lease_mu); defined in renewal.cc,
@@ -59,8 +65,9 @@ struct HoldState {
   // The Locker whose locks these are (Backend::group); 0 for none.
   uint64_t group = 0;
   std::string key;        // the caller's key, without prefix
-  // Where the lease lives: the owner hash {P K} (mutex), or the holders
-  // ZSET {P K}:sem:holders (semaphore). What the extend script gets.
+  // Where the lease lives: an owner hash ({P K} of a mutex, the write side's,
+  // the fair lock's) or a ZSET of leases (a semaphore's holders, the
+  // readers). What the extend script gets.
   std::string owner_key;
   std::string channel;    // release channel of the kind (keys.h)
   std::string token;
@@ -74,6 +81,8 @@ struct HoldState {
   std::atomic<bool> released{false};  // the owner let go; stop renewing
   std::atomic<bool> renewing{false};  // handed to the renewal manager
   std::atomic<bool> lost{false};
+  bool lease_in_zset = false;        // owner_key is a ZSET of leases
+  Access access = Access::kDefault;  // the side of a read_write lock
   std::stop_source stop;
 
   // The lease the holder asked for last, in the milliseconds Redis gets:
@@ -86,7 +95,7 @@ struct HoldState {
   // an older epoch neither moves valid_until_ns nor reschedules itself.
   std::atomic<uint64_t> lease_epoch{0};
   int64_t lease_ns() const { return lease_ms.load() * 1'000'000; }
-  const scripts::EmbeddedScript& extend_script() const { return ExtendScriptOf(policy->kind); }
+  const scripts::EmbeddedScript& extend_script() const { return ExtendScriptOf(lease_in_zset); }
 
   // Orders valid_until_ns updates against lease changes. Held only for a
   // few loads and stores, never across a call. One of a fixed set shared

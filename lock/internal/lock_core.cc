@@ -38,36 +38,29 @@ double UnitRandom() {
 
 absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
     std::shared_ptr<const Backend> backend,
-    std::shared_ptr<const policy::Policy> policy, absl::string_view key) {
+    std::shared_ptr<const policy::Policy> policy, absl::string_view key, Access access) {
   // Every lock instance is built here (With, WithOptions, NewLock,
-  // UnlockByValue, internal::NewRedisLock). The engine runs mutexes and
-  // semaphores; read_write and fair have their scripts
-  // (lock/scripts/{rw,fair}_*.lua) but not yet their engine (issue 15):
-  // running their policies as a mutex would silently grant one holder where
-  // the configuration asked for readers or a queue.
-  if (policy->kind != policy::LockKind::kMutex &&
-      policy->kind != policy::LockKind::kSemaphore) {
-    return absl::UnimplementedError(absl::StrCat(
-        "policy \"", policy->name, "\" is of kind \"",
-        util::ToAbsl(policy::LockKindName(policy->kind)),
-        "\", which lock::With/NewLock does not take yet (only \"mutex\" and "
-        "\"semaphore\")"));
-  }
+  // UnlockByValue, internal::NewRedisLock).
   RETURN_IF_ERROR(ValidateKey(key));
   if (backend == nullptr || backend->homes.empty()) {
     return absl::InvalidArgumentError("lock backend has no Redis to talk to");
   }
-  if (policy->kind == policy::LockKind::kSemaphore && backend->redlock()) {
-    // Independent masters would each count permits of their own: a quorum
-    // of them granting does not bound the holders by `permits`.
+  ASSIGN_OR_RETURN(std::unique_ptr<const KindCalls> kind,
+                   KindCalls::For(*policy, key, access));
+  if (kind != nullptr && backend->redlock()) {
+    // Independent masters would each keep permits, readers or a queue of
+    // their own: a quorum of them granting bounds neither the holders by
+    // `permits`, nor readers against writers, nor the order of a queue.
     return absl::UnimplementedError(absl::StrCat(
-        "policy \"", policy->name, "\" is a semaphore on redis target \"", policy->redis,
-        "\", a Redlock quorum of independent masters: permits counted on "
-        "separate masters cannot bound the holders, so semaphores need a "
-        "standalone, Sentinel or Cluster target"));
+        "policy \"", policy->name, "\" is of kind \"",
+        util::ToAbsl(policy::LockKindName(policy->kind)), "\" on redis target \"",
+        policy->redis,
+        "\", a Redlock quorum of independent masters: only mutexes run there; "
+        "semaphores, read_write and fair locks need a standalone, Sentinel or "
+        "Cluster target"));
   }
-  return std::unique_ptr<LockCore>(
-      new LockCore(std::move(backend), std::move(policy), std::string(key)));
+  return std::unique_ptr<LockCore>(new LockCore(std::move(backend), std::move(policy),
+                                                std::string(key), std::move(kind), access));
 }
 
 namespace {
@@ -110,23 +103,22 @@ absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
 }
 
 LockCore::LockCore(std::shared_ptr<const Backend> backend,
-                     std::shared_ptr<const policy::Policy> policy,
-                     std::string key)
+                   std::shared_ptr<const policy::Policy> policy, std::string key,
+                   std::unique_ptr<const KindCalls> kind, Access access)
     : backend_(std::move(backend)),
       policy_(std::move(policy)),
       key_(std::move(key)),
       keys_(policy_->key_prefix, key_),
-      sem_keys_(policy_->kind == policy::LockKind::kSemaphore
-                    ? std::make_unique<const SemaphoreKeys>(policy_->key_prefix, key_)
-                    : nullptr),
-      counters_(CountersFor(policy_->name)) {}
+      kind_(std::move(kind)),
+      counters_(CountersFor(policy_->name)),
+      access_(access) {}
 
 absl::string_view LockCore::lease_key() const {
-  return semaphore() ? absl::string_view(sem_keys_->holders()) : keys_.owner();
+  return kind_ ? absl::string_view(kind_->lease_key()) : keys_.owner();
 }
 
 absl::string_view LockCore::channel() const {
-  return semaphore() ? absl::string_view(sem_keys_->channel()) : keys_.channel();
+  return kind_ ? absl::string_view(kind_->channel()) : keys_.channel();
 }
 
 LockCore::~LockCore() {
@@ -207,7 +199,12 @@ std::vector<absl::StatusOr<redis::ReplyPtr>> LockCore::CallAll(
   return out;
 }
 
-absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
+std::string LockCore::AcquireTokenLocked() const {
+  // Every fresh acquisition gets its own token (see the class comment).
+  return count_.load() == 0 ? NewOwnerToken() : hold_->token;
+}
+
+absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& token) {
   const int count = count_.load();
   if (count > 0 && !policy_->reentrant) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -215,8 +212,6 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
         policy_->name, " is not reentrant"));
   }
   const bool fresh = count == 0;
-  // Every fresh acquisition gets its own token (see the class comment).
-  const std::string token = fresh ? NewOwnerToken() : hold_->token;
   const std::string marker = keys_.CancelMarker(token);
   char ttl_buf[24], count_buf[24], retention_buf[24];
   const absl::string_view keys[] = {keys_.owner(), keys_.fence(), marker};
@@ -228,22 +223,21 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
       util::Decimal(count + 1, count_buf), fencing ? "1" : "0",
       util::Decimal(Millis(policy_->fencing_retention), retention_buf)};
   if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
-  // A semaphore takes (or re-enters) one permit instead: same reply shape,
-  // fencing token 0.
-  PrimitiveCall sem_call;
-  std::vector<absl::string_view> sem_keys, sem_args;
-  if (semaphore()) {
-    sem_call = SemAcquire(*sem_keys_, token, Millis(policy_->ttl), count + 1, policy_->permits);
-    sem_keys = sem_call.KeyViews();
-    sem_args = sem_call.ArgViews();
+  // The other kinds run their own acquire: same reply shape.
+  PrimitiveCall kind_call;
+  std::vector<absl::string_view> kind_keys, kind_args;
+  if (kind_) {
+    kind_call = kind_->Acquire(token, Millis(policy_->ttl), count + 1);
+    kind_keys = kind_call.KeyViews();
+    kind_args = kind_call.ArgViews();
   }
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;
   const int64_t call_start = SteadyNowNs();
   absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
-      semaphore() ? *sem_call.script : scripts::k_acquire,
-      semaphore() ? absl::MakeConstSpan(sem_keys) : absl::MakeConstSpan(keys),
-      semaphore() ? absl::MakeConstSpan(sem_args) : absl::MakeConstSpan(args),
+      kind_ ? *kind_call.script : scripts::k_acquire,
+      kind_ ? absl::MakeConstSpan(kind_keys) : absl::MakeConstSpan(keys),
+      kind_ ? absl::MakeConstSpan(kind_args) : absl::MakeConstSpan(args),
       {.timeout = policy_->script_timeout,
        .wait_replicas = backend_->min_replicas_ack,
        .wait_timeout = backend_->replica_ack_timeout},
@@ -261,7 +255,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
     }
     return cause;
   }
-  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, semaphore() ? "sem_acquire" : "acquire"));
+  ASSIGN_OR_RETURN(auto r, TripleReply(**reply, kind_ ? kind_->acquire_name() : "acquire"));
   if (r[0] == 1 && fresh && run->replicas_acked < backend_->min_replicas_ack) {
     // Granted by a master that could not show the grant on enough replicas:
     // a failover now could hand the lock to someone else, so give it back.
@@ -294,8 +288,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked() {
     return Attempt{Outcome::kHeld, absl::ZeroDuration()};
   }
   if (r[0] == 0) {
-    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1])),
-                   semaphore() ? r[2] : 1};
+    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1])), r[2]};
   }
   if (r[0] == -2) {
     LoseLocked("re-entry found the hold gone");
@@ -399,6 +392,8 @@ void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
   h->key = key_;
   h->owner_key = std::string(lease_key());
   h->channel = std::string(channel());
+  h->lease_in_zset = kind_ != nullptr && kind_->lease_in_zset();
+  h->access = access_;
   h->token = token;
   h->fence = fence;
   h->acquired_at_ns = sent_at_ns;
@@ -420,24 +415,29 @@ void LockCore::ForgetHoldLocked() {
   count_.store(0);
 }
 
-void LockCore::CancelLostAcquire(const std::string& token,
-                                  absl::Status* cause) {
+absl::StatusOr<int64_t> LockCore::RunCancel(const std::string& token) {
   const std::string marker = keys_.CancelMarker(token);
   char ttl_buf[24];
   const absl::string_view keys[] = {keys_.owner(), marker};
   const absl::string_view args[] = {token, util::Decimal(Millis(policy_->ttl), ttl_buf),
                                     keys_.channel()};
-  // A semaphore's permit is taken back by sem_cancel.lua instead.
-  const PrimitiveCall sem = semaphore() ? SemCancel(*sem_keys_, token, Millis(policy_->ttl))
-                                        : PrimitiveCall{&scripts::k_cancel};
-  const std::vector<absl::string_view> sem_keys = sem.KeyViews(), sem_args = sem.ArgViews();
-  const absl::Status s =
-      backend_->homes[0]
-          ->Run(*sem.script,
-                semaphore() ? absl::MakeConstSpan(sem_keys) : absl::MakeConstSpan(keys),
-                semaphore() ? absl::MakeConstSpan(sem_args) : absl::MakeConstSpan(args),
-                {.timeout = policy_->script_timeout, .always_eval = true})
-          .status();
+  // The other kinds undo their own hold (or withdraw a claim or a place).
+  const PrimitiveCall kind = kind_ ? kind_->Cancel(token, Millis(policy_->ttl))
+                                   : PrimitiveCall{&scripts::k_cancel};
+  const std::vector<absl::string_view> kind_keys = kind.KeyViews(),
+                                       kind_args = kind.ArgViews();
+  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                   backend_->homes[0]->Run(
+                       *kind.script,
+                       kind_ ? absl::MakeConstSpan(kind_keys) : absl::MakeConstSpan(keys),
+                       kind_ ? absl::MakeConstSpan(kind_args) : absl::MakeConstSpan(args),
+                       {.timeout = policy_->script_timeout, .always_eval = true}));
+  return IntReply(*run.reply, kind.script->name);
+}
+
+void LockCore::CancelLostAcquire(const std::string& token,
+                                  absl::Status* cause) {
+  const absl::Status s = RunCancel(token).status();
   *cause = absl::Status(
       cause->code(),
       s.ok() ? absl::StrCat(cause->message(),
@@ -449,14 +449,24 @@ void LockCore::CancelLostAcquire(const std::string& token,
                             absl::FormatDuration(policy_->ttl), " expires"));
 }
 
+void LockCore::WithdrawLocked(const std::string& token) {
+  // Left in place, a writer's claim would keep readers out, and a place at
+  // the head of a fair queue would stall it, until they expire.
+  if (kind_ && kind_->busy_leaves_trace()) (void)RunCancel(token);
+}
+
 absl::StatusOr<bool> LockCore::TryAcquire() {
   OpScope scope(this);
-  absl::StatusOr<Attempt> a = AttemptLocked();
+  const bool fresh = count_.load() == 0;
+  const std::string token = AcquireTokenLocked();
+  absl::StatusOr<Attempt> a = AttemptLocked(token);
   if (!a.ok()) {
+    if (fresh) WithdrawLocked(token);
     Count(counters_.errors);
     return Annotate(a.status(), "acquire");
   }
   if (a->outcome == Outcome::kBusy) {
+    if (fresh) WithdrawLocked(token);
     Count(counters_.busy);
     return false;
   }
@@ -490,15 +500,15 @@ absl::Status LockCore::Acquire() {
 }
 
 std::string LockCore::BusyText(const Attempt& busy) const {
-  const std::string left =
-      absl::FormatDuration(absl::Trunc(busy.busy_remaining, absl::Milliseconds(1)));
-  if (semaphore()) {
-    return absl::StrCat("semaphore \"", key_, "\" (policy ", policy_->name, ") has all ",
-                        policy_->permits, policy_->permits == 1 ? " permit" : " permits",
-                        " taken (", busy.in_use, " in use); the first returns in ", left);
+  if (kind_) {
+    return kind_->BusyText(key_, *policy_, absl::ToInt64Milliseconds(busy.busy_remaining),
+                           busy.detail);
   }
   return absl::StrCat("lock \"", key_, "\" (policy ", policy_->name,
-                      ") is held by another owner for ", left, " more");
+                      ") is held by another owner for ",
+                      absl::FormatDuration(
+                          absl::Trunc(busy.busy_remaining, absl::Milliseconds(1))),
+                      " more");
 }
 
 absl::Status LockCore::AcquireLocked() {
@@ -515,13 +525,24 @@ absl::Status LockCore::AcquireLocked() {
   Attempt busy{Outcome::kBusy, absl::ZeroDuration()};
   int attempt = 0;
   bool timed_out = false;
+  const bool fresh = count_.load() == 0;
+  const std::string token = AcquireTokenLocked();
+  // A busy attempt of some kinds leaves a trace that keeps this waiter's
+  // turn for one lease (a writer's claim, a place in a fair queue); the
+  // next attempt refreshes it, so no sleep may come close to that lease.
+  const absl::Duration max_sleep = kind_ && kind_->busy_leaves_trace()
+                                        ? p.ttl / 3
+                                        : absl::InfiniteDuration();
   while (true) {
     // Read before the attempt: a release published between the attempt and
     // the wait below moves it, so that wait ends at once.
     uint64_t seen = watch ? watch->generation() : 0;
-    absl::StatusOr<Attempt> a = AttemptLocked();
+    absl::StatusOr<Attempt> a = AttemptLocked(token);
     ++attempt;
-    if (!a.ok()) return Annotate(a.status(), "acquire");
+    if (!a.ok()) {
+      if (fresh) WithdrawLocked(token);
+      return Annotate(a.status(), "acquire");
+    }
     if (a->outcome == Outcome::kHeld) return absl::OkStatus();
     busy = *a;
     if (attempt >= max_attempts) break;
@@ -543,8 +564,9 @@ absl::Status LockCore::AcquireLocked() {
           deadline == Clock::time_point::max()
               ? absl::InfiniteDuration()
               : absl::FromChrono(deadline - now);
-      watch = backend_->notifier->Subscribe(std::string(channel()),
-                                            std::min(p.script_timeout, left));
+      watch = backend_->notifier->Subscribe(
+          std::string(channel()), std::min(p.script_timeout, left),
+          kind_ ? kind_->wake() : ReleaseNotifier::WakeMode::kOne, token);
       seen = watch->generation();
       now = Clock::now();
       if (now >= deadline) {
@@ -559,6 +581,7 @@ absl::Status LockCore::AcquireLocked() {
         {absl::ToChronoNanoseconds(
              policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
          absl::ToChronoNanoseconds(busy.busy_remaining + absl::Milliseconds(1)),
+         absl::ToChronoNanoseconds(max_sleep),
          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
     if (watch != nullptr && watch->active()) {
       Count(watch->WaitUntil(seen, now + delay) ? counters_.waits_woken_by_notify
@@ -568,6 +591,7 @@ absl::Status LockCore::AcquireLocked() {
       Count(counters_.waits_woken_by_timer);
     }
   }
+  if (fresh) WithdrawLocked(token);
   std::string msg = absl::StrCat(
       BusyText(busy), "; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
       " in ",

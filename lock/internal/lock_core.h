@@ -2,16 +2,20 @@
 // acquire, release, extend and inspect by Lua scripts on the lock's homes,
 // waiting, fencing, Redlock quorums and the hand-off to auto-renewal.
 //
-// It runs the policy kinds "mutex" and "semaphore" (issue 15) on one code
-// path: only the script calls differ (acquire.lua / release.lua /
-// extend.lua / cancel.lua / inspect.lua on the owner hash, or sem_*.lua and
-// lease_extend.lua on the holders ZSET, built by primitive_calls.h). A
-// semaphore hold is one permit: its acquire replies as the mutex's (fencing
-// token 0), its lease is renewed and lost like a mutex's, waiters wake on
-// its channel ({P K}:sem:released). Re-entry levels of a permit are counted
-// by the instance only (sem_acquire.lua refreshes the one permit of a
-// re-entered token; sem_release.lua gives it back whole), so releasing an
-// inner level is local. Other kinds are refused by Create.
+// It runs every policy kind on one code path: only the script calls differ.
+// A mutex runs acquire.lua / release.lua / extend.lua / cancel.lua /
+// inspect.lua on its owner hash, on an allocation-free path (the library's
+// hot path); the other kinds (a semaphore permit, either side of a
+// read_write lock, a fair lock) get their calls from KindCalls
+// (kind_calls.h). Every kind's acquire answers as the mutex's (fencing
+// token 0 for shared holds), its lease is renewed and lost like a mutex's,
+// waiters wake on its channel. Where a kind keeps re-entry levels only in
+// the instance (shared holds: one ZSET entry per hold), releasing an inner
+// level is local.
+//
+// One owner token serves a whole Acquire (all its attempts): a fair lock's
+// place in the queue and a waiting writer's claim belong to it, and a
+// waiter that gives up withdraws them (its token is never used again).
 //
 // Everything documented on lock::RedisLock (redis_lock.h) holds here; this
 // header adds what the public surface hides: the Redis backend a lock lives
@@ -36,6 +40,7 @@
 #include "lock/internal/counters.h"
 #include "lock/internal/hold_state.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/kind_calls.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
 #include "lock/redis/topology.h"
@@ -69,12 +74,13 @@ struct Backend {
 
 class LockCore {
  public:
-  // Fails with kInvalidArgument when `key` is not a valid lock key, and
-  // with kUnimplemented for a policy kind the engine does not run yet
-  // (read_write, fair) or a semaphore on a Redlock target.
+  // Fails with kInvalidArgument when `key` is not a valid lock key or
+  // `access` is kRead / kWrite on a policy that is not read_write, and with
+  // kUnimplemented for a kind other than mutex on a Redlock target.
   static absl::StatusOr<std::unique_ptr<LockCore>> Create(
       std::shared_ptr<const Backend> backend,
-      std::shared_ptr<const policy::Policy> policy, absl::string_view key);
+      std::shared_ptr<const policy::Policy> policy, absl::string_view key,
+      Access access = Access::kDefault);
   // A lock on one standalone Redis reached through `pool`; `notifier` (may
   // be null) wakes waiters on release when the policy has wait.notify.
   static absl::StatusOr<std::unique_ptr<LockCore>> Create(
@@ -113,16 +119,21 @@ class LockCore {
   enum class Outcome { kHeld, kBusy };
   struct Attempt {
     Outcome outcome;
-    // kBusy: lease left of the other owner (semaphore: of the permit that
-    // returns first).
+    // kBusy: how long waiting is worth it (the other owner's lease left,
+    // the first permit's, a claim's or the head's place).
     absl::Duration busy_remaining;
-    int64_t in_use = 0;  // kBusy, semaphore: permits in use
+    // kBusy: the acquire reply's third value (permits in use, why a
+    // read_write lock is busy, the place in a fair queue).
+    int64_t detail = 0;
   };
 
   LockCore(std::shared_ptr<const Backend> backend,
-            std::shared_ptr<const policy::Policy> policy, std::string key);
+           std::shared_ptr<const policy::Policy> policy, std::string key,
+           std::unique_ptr<const KindCalls> kind, Access access);
 
-  absl::StatusOr<Attempt> AttemptLocked();
+  // One attempt for `token` (a new one for a fresh acquisition, the hold's
+  // for a re-entry).
+  absl::StatusOr<Attempt> AttemptLocked(const std::string& token);
   absl::StatusOr<Attempt> AttemptQuorumLocked(int count, const std::string& token,
                                               absl::Span<const absl::string_view> keys,
                                               absl::Span<const absl::string_view> args);
@@ -137,9 +148,13 @@ class LockCore {
   absl::Status RunExtendScriptLocked(absl::Span<const absl::string_view> keys,
                                 absl::Span<const absl::string_view> args);
   absl::Status AcquireLocked();
-  bool semaphore() const { return sem_keys_ != nullptr; }
-  // Where the hold's lease lives (the owner hash, or the semaphore's holders
-  // ZSET) and the channel its release is published on: the kind's keys.
+  // The token an acquire uses for all its attempts.
+  std::string AcquireTokenLocked() const;
+  // A fresh acquire for `token` that did not take the lock gives back what
+  // its busy attempts left (a claim, a place in the queue), best effort.
+  void WithdrawLocked(const std::string& token);
+  // Where the hold's lease lives (an owner hash, or a ZSET of leases) and
+  // the channel its release is published on: the kind's keys.
   absl::string_view lease_key() const;
   absl::string_view channel() const;
   // Why a waiter found the lock busy, for IsBusy / IsSkipped messages.
@@ -168,24 +183,23 @@ class LockCore {
   absl::StatusOr<bool> CallOwned(const scripts::EmbeddedScript& script,
                                  absl::Span<const absl::string_view> keys,
                                  absl::Span<const absl::string_view> args);
-  // Runs the kind's release for `token` (release.lua; sem_release.lua,
-  // which gives the whole permit back: `count_after` must be 0 there);
-  // true when it released, false when the token did not hold the lock.
+  // Runs the kind's release for `token` (release.lua, or KindCalls::Release:
+  // `count_after` must be 0 where levels are not kept in Redis); true when
+  // it released, false when the token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,
                                   int64_t keep_ms);
   void CancelLostAcquire(const std::string& token, absl::Status* cause);
-  // Inspect of a semaphore: its permits in use, and this instance's permit
-  // among them (else the one that returns first).
-  absl::StatusOr<LockState> InspectSemaphore();
+  // Runs the kind's cancel for `token`; 1 when a hold was given back.
+  absl::StatusOr<int64_t> RunCancel(const std::string& token);
   absl::Status Annotate(const absl::Status& s, absl::string_view op) const;
 
   const std::shared_ptr<const Backend> backend_;
   const std::shared_ptr<const policy::Policy> policy_;
   const std::string key_;
   const LockKeys keys_;
-  // A semaphore's keys; null for a mutex (8 bytes, not ~100, per mutex: a
-  // process may keep 100,000 locks).
-  const std::unique_ptr<const SemaphoreKeys> sem_keys_;
+  // The calls of a kind other than the mutex; null for a mutex (8 bytes,
+  // not ~100, per mutex: a process may keep 100,000 locks).
+  const std::unique_ptr<const KindCalls> kind_;
   PolicyCounters& counters_;
 
   // Holds op_mu_ for one operation. On leaving it lets go of op_mu_ first
@@ -211,6 +225,7 @@ class LockCore {
   mutable std::mutex hold_mu_;
   std::shared_ptr<HoldState> hold_;  // guarded by hold_mu_; set under op_mu_
   std::atomic<int> count_{0};             // written under op_mu_
+  const Access access_;  // after count_: packs into its padding
 };
 
 // Wraps a core in the public type, and reaches the core of a public lock.
@@ -223,7 +238,8 @@ struct LockAccess {
 // standalone Redis reached through `pool` (tools and tests).
 absl::StatusOr<std::unique_ptr<RedisLock>> NewRedisLock(
     std::shared_ptr<const Backend> backend,
-    std::shared_ptr<const policy::Policy> policy, std::string_view key);
+    std::shared_ptr<const policy::Policy> policy, std::string_view key,
+    Access access = Access::kDefault);
 absl::StatusOr<std::unique_ptr<RedisLock>> NewRedisLock(
     std::shared_ptr<redis::ConnectionPool> pool,
     std::shared_ptr<const policy::Policy> policy, std::string_view key,

@@ -19,10 +19,10 @@ namespace lock::internal {
 
 absl::StatusOr<bool> LockCore::RunRelease(absl::string_view token,
                                            int count_after, int64_t keep_ms) {
-  if (semaphore()) {
-    // Never Redlock (Create refuses it), never kept (hold_at_least is for
-    // mutexes only), and always the whole permit (levels are local).
-    const PrimitiveCall call = SemRelease(*sem_keys_, token);
+  if (kind_) {
+    // Never Redlock (Create refuses it) and never kept (hold_at_least is
+    // for mutexes only).
+    const PrimitiveCall call = kind_->Release(token, count_after);
     return CallOwned(*call.script, call.KeyViews(), call.ArgViews());
   }
   char count_buf[24], keep_buf[24];
@@ -47,10 +47,10 @@ absl::StatusOr<bool> LockCore::CallOwned(const scripts::EmbeddedScript& script,
 
 absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
   std::shared_ptr<HoldState> h = hold_;
-  if (semaphore() && count_after > 0) {
-    // A permit's re-entry levels are this instance's count only: Redis keeps
-    // one entry per permit (sem_acquire.lua), so an inner level needs no
-    // round trip. Renewal and the last release check the permit.
+  if (kind_ && !kind_->levels_in_redis() && count_after > 0) {
+    // A shared hold's re-entry levels are this instance's count only: Redis
+    // keeps one entry per permit or read hold, so an inner level needs no
+    // round trip. Renewal and the last release check the hold.
     count_.store(count_after);
     return absl::OkStatus();
   }
@@ -105,7 +105,15 @@ absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
 }
 
 absl::Status LockCore::ReleaseOwnedBy(absl::string_view owner_token) {
-  absl::StatusOr<bool> released = RunRelease(owner_token, 0, 0);
+  // The other kinds give the hold back with their cancel, which finds the
+  // token on either side of a read_write lock (and, on a fair lock, tells
+  // the next in line).
+  absl::StatusOr<bool> released =
+      kind_ ? [&]() -> absl::StatusOr<bool> {
+        ASSIGN_OR_RETURN(int64_t r, RunCancel(std::string(owner_token)));
+        return r == 1;
+      }()
+            : RunRelease(owner_token, 0, 0);
   if (!released.ok()) return Annotate(released.status(), "release");
   if (!*released) {
     return NotHeldError(absl::StrCat("lock \"", key_,
@@ -116,13 +124,14 @@ absl::Status LockCore::ReleaseOwnedBy(absl::string_view owner_token) {
 }
 
 absl::Status LockCore::ReleaseLevelOwnedBy(absl::string_view owner_token) {
-  if (semaphore()) {
+  if (kind_) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "releasing one level of semaphore \"", key_, "\" (policy ", policy_->name,
-        ") by owner token: a permit's re-entry levels are counted by the instance "
-        "holding it, not in Redis, so no level can be released from outside; "
+        "releasing one level of lock \"", key_, "\" (policy ", policy_->name,
+        ", kind ", util::ToAbsl(policy::LockKindName(policy_->kind)),
+        ") by owner token: that is the mutex's UnlockByValue; a shared hold's "
+        "levels are counted by the instance holding it, not in Redis. "
         "RedisLock::ReleaseOwnedBy (lockctl release --force) gives the whole "
-        "permit back"));
+        "hold back"));
   }
   const absl::string_view keys[] = {keys_.owner()};
   const absl::string_view args[] = {owner_token, keys_.channel()};
@@ -206,7 +215,7 @@ absl::Status LockCore::RunExtendScriptLocked(absl::Span<const absl::string_view>
     return held ? absl::OkStatus() : NotHeldError("extend: no quorum holds it");
   }
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
-                   backend_->homes[0]->Run(ExtendScriptOf(policy_->kind), keys, args,
+                   backend_->homes[0]->Run(hold_->extend_script(), keys, args,
                                            {.timeout = policy_->script_timeout,
                                             .wait_replicas = backend_->min_replicas_ack,
                                             .wait_timeout = backend_->replica_ack_timeout}));
@@ -238,7 +247,15 @@ absl::Status LockCore::EnableAutoRenew() {
 }
 
 absl::StatusOr<LockState> LockCore::Inspect() {
-  if (semaphore()) return InspectSemaphore();
+  if (kind_) {
+    const PrimitiveCall call = kind_->Inspect();
+    absl::StatusOr<redis::ReplyPtr> reply = Call(*call.script, call.KeyViews(), {});
+    if (!reply.ok()) return Annotate(reply.status(), "inspect");
+    const std::shared_ptr<HoldState> mine = hold();
+    absl::StatusOr<LockState> st =
+        kind_->ParseInspect(**reply, mine ? absl::string_view(mine->token) : "", hold_count());
+    return st.ok() ? st : Annotate(st.status(), "inspect");
+  }
   const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
   absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_inspect, keys, {});
   if (!reply.ok()) return Annotate(reply.status(), "inspect");
@@ -261,30 +278,6 @@ absl::StatusOr<LockState> LockCore::Inspect() {
   st.fencing_token = r.element[3]->integer;
   st.last_fencing_token = r.element[4]->integer;
   st.holders = st.held ? 1 : 0;
-  return st;
-}
-
-absl::StatusOr<LockState> LockCore::InspectSemaphore() {
-  const PrimitiveCall call = SemInspect(*sem_keys_);
-  absl::StatusOr<redis::ReplyPtr> reply = Call(*call.script, call.KeyViews(), {});
-  if (!reply.ok()) return Annotate(reply.status(), "inspect");
-  absl::StatusOr<SemaphoreState> sem = ParseSemInspect(**reply);
-  if (!sem.ok()) return Annotate(sem.status(), "inspect");
-  LockState st;
-  st.holders = sem->in_use;
-  st.held = sem->in_use > 0;
-  if (!st.held) return st;
-  // This instance's own permit when it is among the holders, else the one
-  // whose lease ends first. Levels are not kept in Redis: 1 for a permit of
-  // another instance. No fencing tokens: permits are shared.
-  const std::shared_ptr<HoldState> mine = hold();
-  const Lease* shown = &sem->holders.front();
-  for (const Lease& l : sem->holders) {
-    if (mine != nullptr && l.token == mine->token) shown = &l;
-  }
-  st.owner_token = shown->token;
-  st.remaining = absl::Milliseconds(std::max<int64_t>(0, shown->ms_left));
-  st.hold_count = mine != nullptr && shown->token == mine->token ? hold_count() : 1;
   return st;
 }
 

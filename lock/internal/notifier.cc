@@ -99,12 +99,15 @@ void ReleaseNotifier::Wake() {
 }
 
 std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
-    const std::string& channel, absl::Duration timeout) {
+    const std::string& channel, absl::Duration timeout, WakeMode wake, std::string token) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Run(); });
   std::unique_ptr<Channel>& slot = channels_[channel];
   if (slot == nullptr) slot = std::make_unique<Channel>();
   Channel* ch = slot.get();
+  ch->wake = wake;
+  if (wake != WakeMode::kAddressed) token.clear();
+  if (!token.empty()) ch->addressed.emplace(token, 0);
   if (ch->refs++ == 0 && (ch->unsubscribing || !ch->confirmed)) {
     // New, or on its way out: a confirmation left from before an UNSUBSCRIBE
     // in flight would be stale, so wait for this subscription's own.
@@ -115,13 +118,15 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   }
   ch->changed.wait_for(lock, absl::ToChronoNanoseconds(timeout),
                        [&] { return ch->confirmed || stop_ || down_; });
-  return std::unique_ptr<Watch>(new Watch(this, channel, ch));
+  return std::unique_ptr<Watch>(new Watch(this, channel, ch, std::move(token)));
 }
 
-void ReleaseNotifier::Unsubscribe(const std::string& channel) {
+void ReleaseNotifier::Unsubscribe(const std::string& channel, const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = channels_.find(channel);
-  if (it == channels_.end() || --it->second->refs > 0) return;
+  if (it == channels_.end()) return;
+  if (!token.empty()) it->second->addressed.erase(token);
+  if (--it->second->refs > 0) return;
   // Lingers subscribed; SweepIdleLocked unsubscribes it later if still idle.
   it->second->idle_since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::steady_clock::now().time_since_epoch())
@@ -138,7 +143,7 @@ void ReleaseNotifier::SweepIdleLocked(int64_t now_ns) {
   }
 }
 
-ReleaseNotifier::Watch::~Watch() { notifier_->Unsubscribe(channel_); }
+ReleaseNotifier::Watch::~Watch() { notifier_->Unsubscribe(channel_, token_); }
 
 bool ReleaseNotifier::Watch::active() const {
   std::lock_guard<std::mutex> lock(notifier_->mu_);
@@ -153,8 +158,16 @@ uint64_t ReleaseNotifier::Watch::generation() const {
 bool ReleaseNotifier::Watch::WaitUntil(
     uint64_t seen, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(notifier_->mu_);
-  return state_->changed.wait_until(
-      lock, deadline, [&] { return state_->generation != seen; });
+  if (state_->wake != WakeMode::kAddressed) {
+    return state_->changed.wait_until(
+        lock, deadline, [&] { return state_->generation != seen; });
+  }
+  // Looked up on every check: other waiters' entries come and go (rehash).
+  return state_->changed.wait_until(lock, deadline, [&] {
+    auto named = state_->addressed.find(token_);
+    return (named != state_->addressed.end() && named->second > seen) ||
+           state_->dropped_at > seen;
+  });
 }
 
 void ReleaseNotifier::DisconnectedLocked() {
@@ -162,6 +175,7 @@ void ReleaseNotifier::DisconnectedLocked() {
   for (auto& [name, ch] : channels_) {
     ch->confirmed = false;
     ++ch->generation;  // waiters re-check now, then fall back to polling
+    ch->dropped_at = ch->generation;
     ch->changed.notify_all();
   }
   to_unsubscribe_.clear();  // nothing to unsubscribe on a new connection
@@ -183,11 +197,24 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
   if (it == channels_.end()) return;
   Channel& ch = *it->second;
   if (kind == "message") {
-    // One release frees the lock for one holder: wake a single waiter
-    // instead of a herd that would mostly find it taken again. The others
-    // still see the new generation when their own timers fire.
     ++ch.generation;
-    ch.changed.notify_one();
+    if (ch.wake == WakeMode::kOne) {
+      // One release frees the lock for one holder: wake a single waiter
+      // instead of a herd that would mostly find it taken again. The others
+      // still see the new generation when their own timers fire.
+      ch.changed.notify_one();
+    } else if (ch.wake == WakeMode::kAll) {
+      ch.changed.notify_all();
+    } else if (reply.elements >= 3) {
+      const absl::string_view message = Text(*reply.element[2]);
+      auto named = ch.addressed.find(message.substr(0, message.find(' ')));
+      if (named != ch.addressed.end()) {
+        named->second = ch.generation;
+        // The condition variable is shared by the channel's waiters; only
+        // the one named finds its condition true.
+        ch.changed.notify_all();
+      }
+    }
   } else if (kind == "subscribe") {
     ch.confirmed = true;
     ch.changed.notify_all();

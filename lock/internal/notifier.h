@@ -32,6 +32,16 @@ class ReleaseNotifier {
  public:
   class Watch;
 
+  // Whom a message on a channel wakes among the waiters of the process.
+  enum class WakeMode : uint8_t {
+    kOne,        // one (a mutex or a semaphore permit frees one place)
+    kAll,        // all (a write release lets every waiting reader in)
+    // the waiter whose owner token is the message's first word (a fair
+    // lock's release names the head of its queue): no other waiter of the
+    // process is woken, so a handoff costs no call of theirs
+    kAddressed,
+  };
+
   // Where to connect, asked again before every (re)connection so that the
   // subscriber follows a Sentinel failover or a changed cluster.
   using Endpoint = std::function<absl::StatusOr<redis::ConnectionOptions>()>;
@@ -47,9 +57,12 @@ class ReleaseNotifier {
   // Registers interest in `channel` and waits up to `timeout` for Redis to
   // confirm the subscription (callers pass what is left of their own wait,
   // so a hanging subscriber connection never stretches it). Always returns
-  // a Watch; check active().
+  // a Watch; check active(). `wake` is the channel's (every waiter of one
+  // channel passes the same); `token` is the waiter's owner token, which
+  // kAddressed messages name.
   std::unique_ptr<Watch> Subscribe(const std::string& channel,
-                                   absl::Duration timeout);
+                                   absl::Duration timeout, WakeMode wake = WakeMode::kOne,
+                                   std::string token = "");
 
   // For the fork handlers (lock/internal/fork.h): lock / unlock every live
   // notifier's mutex.
@@ -63,6 +76,12 @@ class ReleaseNotifier {
     bool unsubscribing = false;  // UNSUBSCRIBE queued or sent
     int64_t idle_since_ns = 0;   // when refs last dropped to 0
     uint64_t generation = 0;
+    // The generation of the last dropped connection: every waiter re-checks.
+    uint64_t dropped_at = 0;
+    WakeMode wake = WakeMode::kOne;
+    // kAddressed: the tokens of the waiters, each with the generation of the
+    // last message that named it (0: none yet).
+    absl::flat_hash_map<std::string, uint64_t> addressed;
     std::condition_variable changed;
   };
 
@@ -76,7 +95,7 @@ class ReleaseNotifier {
   void Wake();
   void DisconnectedLocked();
   void Handle(const redisReply& reply);
-  void Unsubscribe(const std::string& channel);
+  void Unsubscribe(const std::string& channel, const std::string& token);
 
   const Endpoint endpoint_;
   const pid_t built_by_ = ProcessId();
@@ -102,17 +121,24 @@ class ReleaseNotifier::Watch {
   // subscriber connection drops, so that waiters re-check at once). A
   // release wakes one waiter of the process; a dropped connection wakes all.
   uint64_t generation() const;
-  // Waits until generation() differs from `seen` (true) or `deadline` (false).
+  // Waits until a release that concerns this waiter was published after
+  // generation() read `seen` (true) or `deadline` (false): any release,
+  // or on a kAddressed channel one that names this waiter's token (and
+  // any dropped connection).
   bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline);
 
  private:
   friend class ReleaseNotifier;
-  Watch(ReleaseNotifier* notifier, std::string channel, Channel* state)
-      : notifier_(notifier), channel_(std::move(channel)), state_(state) {}
+  Watch(ReleaseNotifier* notifier, std::string channel, Channel* state, std::string token)
+      : notifier_(notifier),
+        channel_(std::move(channel)),
+        state_(state),
+        token_(std::move(token)) {}
 
   ReleaseNotifier* const notifier_;
   const std::string channel_;
   Channel* const state_;  // lives while refs > 0
+  const std::string token_;  // kAddressed channels only
 };
 
 }  // namespace lock::internal

@@ -9,6 +9,7 @@
 #include "lock/errors.h"
 #include "lock/internal/fork.h"
 #include "lock/internal/parallel.h"
+#include "lock/internal/kind_calls.h"
 #include "lock/internal/primitive_calls.h"
 #include "lock/internal/process.h"
 #include "lock/internal/quorum.h"
@@ -457,10 +458,10 @@ void RenewalManager::Shutdown(uint64_t group, absl::Duration deadline) {
     const absl::Duration left = absl::Nanoseconds(end - SteadyNowNs());
     if (left <= absl::ZeroDuration()) break;  // the rest expire after their ttl
     const absl::Duration timeout = std::min(left, h->policy->script_timeout);
-    if (h->policy->kind == policy::LockKind::kSemaphore) {
-      // The permit goes back whole (never on Redlock: LockCore refuses it).
-      const PrimitiveCall call =
-          SemRelease(SemaphoreKeys(h->policy->key_prefix, h->key), h->token);
+    if (h->policy->kind != policy::LockKind::kMutex) {
+      // The other kinds give the hold back whole (never on Redlock:
+      // LockCore refuses them there).
+      const PrimitiveCall call = FinalReleaseOf(*h->policy, h->key, h->access, h->token);
       (void)h->homes[0]->Run(*call.script, call.KeyViews(), call.ArgViews(),
                              {.timeout = timeout});
       continue;
