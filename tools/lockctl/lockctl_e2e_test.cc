@@ -397,6 +397,9 @@ TEST_F(LockctlTest, RedisDownExits3) {
            {"list", "orders"},
            {"release", "orders", "k", "--owner", "t"},
            {"release", "orders", "k", "--force", "--yes"},
+           {"status", "pool", "k"},
+           {"list", "docs"},
+           {"release", "line", "k", "--owner", "t"},
            {"bench", "--policy", "orders", "--seconds", "0.2"}}) {
     CliRun r = Lockctl(WithConfig(args));
     EXPECT_EQ(r.code, 3) << args[0] << ": " << r;
