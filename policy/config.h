@@ -68,6 +68,12 @@ std::string FileFingerprint(const std::string& path);
 // Feeding it back to ParseConfig yields the same Policy.
 nlohmann::json ExplainPolicy(const Policy& policy);
 
+// The policy's kind in words, for an operator: what holding means, which
+// holds get a fencing token, and the kind's own rules (a semaphore's permits,
+// the fair queue, read_write's writer preference). Not configuration: kept
+// out of ExplainPolicy so that its output still parses back.
+std::string ExplainKind(const Policy& policy);
+
 // Same for a target (the value of a "redis" entry). Never includes the
 // passwords, only password_env and sentinel_password_env, nor the PEM
 // contents of the TLS files, only their (resolved) paths.

@@ -1,6 +1,7 @@
 // Rendering resolved policies and targets back as configuration JSON.
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "policy/config.h"
 #include "policy/internal/errors.h"
 
@@ -38,6 +39,45 @@ nlohmann::json ExplainPolicy(const Policy& p) {
   if (p.permits != 0) out["permits"] = p.permits;
   if (!p.extends.empty()) out["extends"] = p.extends;
   return out;
+}
+
+std::string ExplainKind(const Policy& p) {
+  const std::string lease = absl::StrCat("its lease (ttl ", FormatConfigDuration(p.ttl), ")");
+  // Fencing tokens exist for exclusive holds only: shared holds run side by
+  // side, so no order among them could refuse a stale one's writes.
+  const std::string exclusive_fence =
+      p.fencing ? "gets a fencing token that only goes up (pass it to fenced writes)"
+                : "gets no fencing token (\"fencing\": false)";
+  switch (p.kind) {
+    case LockKind::kMutex:
+      return absl::StrCat(
+          "mutex: one holder at a time; it holds the lock until it releases it or ", lease,
+          " ends without renewal. Each hold ", exclusive_fence, ".");
+    case LockKind::kReadWrite:
+      return absl::StrCat(
+          "read_write: any number of readers hold it together, or one writer alone; each "
+          "hold until it is released or ", lease,
+          " ends. Writer preference: while a writer waits (its claim lasts as long as it "
+          "keeps trying) no new reader is admitted, so a stream of readers cannot starve "
+          "writers. Only the write hold is exclusive: it ", exclusive_fence,
+          "; read holds get none.");
+    case LockKind::kSemaphore:
+      return absl::StrCat(
+          "semaphore: up to ", p.permits, p.permits == 1 ? " holder" : " holders",
+          " at once, each holding one permit until it releases it or ", lease,
+          " ends (a dead holder's permit comes back then, never earlier). No hold is "
+          "exclusive, so none gets a fencing token. Lowering \"permits\" takes no permit "
+          "away: holders above the new count keep theirs until they release or expire, "
+          "and no permit is granted until fewer than the new count are held.");
+    case LockKind::kFair:
+      return absl::StrCat(
+          "fair: a mutex granted in request order: waiters queue, and a release tells "
+          "the head of the queue, which takes it next. A waiter keeps its place while it "
+          "keeps retrying; a dead waiter leaves the queue when its place's lease ends. "
+          "The holder holds it until it releases it or ", lease, " ends; each hold ",
+          exclusive_fence, ".");
+  }
+  return std::string(LockKindName(p.kind));
 }
 
 nlohmann::json ExplainTarget(const RedisTarget& t) {

@@ -15,6 +15,7 @@ using config_testing::Parse;
 using config_testing::kSource;
 using ::util::testing::IsOk;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 // ---------------------------------------------------------------------------
 // Snapshot and explain.
@@ -86,6 +87,37 @@ TEST(SnapshotTest, ExplainRoundTripsThroughTheParser) {
     ASSERT_NE((*second)->FindTarget(name), nullptr) << name;
     EXPECT_EQ(*(*second)->FindTarget(name), *(*first)->FindTarget(name));
   }
+}
+
+TEST(SnapshotTest, ExplainKindSaysWhatHoldingMeansPerKind) {
+  Policy p;
+  EXPECT_THAT(ExplainKind(p), ::testing::AllOf(::testing::StartsWith("mutex: one holder"),
+                                               HasSubstr("ttl 30s"),
+                                               HasSubstr("gets a fencing token")));
+  p.fencing = false;
+  EXPECT_THAT(ExplainKind(p), HasSubstr("gets no fencing token"));
+  p.fencing = true;
+
+  p.kind = LockKind::kSemaphore;
+  p.permits = 8;
+  EXPECT_THAT(ExplainKind(p),
+              ::testing::AllOf(HasSubstr("up to 8 holders at once"),
+                               HasSubstr("none gets a fencing token"),
+                               HasSubstr("holders above the new count keep theirs")));
+  p.permits = 0;
+
+  p.kind = LockKind::kReadWrite;
+  EXPECT_THAT(ExplainKind(p),
+              ::testing::AllOf(HasSubstr("Writer preference"),
+                               HasSubstr("no new reader is admitted"),
+                               HasSubstr("Only the write hold is exclusive: it gets a fencing"),
+                               HasSubstr("read holds get none")));
+
+  p.kind = LockKind::kFair;
+  EXPECT_THAT(ExplainKind(p),
+              ::testing::AllOf(HasSubstr("granted in request order"),
+                               HasSubstr("a dead waiter leaves the queue when its place's lease ends"),
+                               HasSubstr("gets a fencing token")));
 }
 
 TEST(SnapshotTest, CanBeBuiltFromStructs) {

@@ -21,6 +21,7 @@
 #include "lock/redis/reply.h"
 #include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
+#include "tools/lockctl/kinds.h"
 
 namespace lockctl {
 namespace {
@@ -33,6 +34,12 @@ constexpr char kStatusHelp[] =
     "fencing token of the current hold and the last one ever issued for the\n"
     "key. A run-once job's key that was released but is kept until\n"
     "hold_at_least has passed shows as \"released (kept for hold_at_least)\".\n"
+    "\n"
+    "Other kinds show what is theirs: a semaphore its permits in use and each\n"
+    "holder with its lease left; a read_write lock its writer (lease, re-entry\n"
+    "count, fencing token) or its readers, and the writers waiting (their\n"
+    "claims hold back new readers); a fair lock its owner and its queue in\n"
+    "order, with the time each place has left.\n"
     "\n"
     "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
     "  --json             one JSON object instead of text\n"
@@ -49,6 +56,9 @@ constexpr char kListHelp[] =
     "Lists the locks held under the policy's key prefix, with owner and lease\n"
     "left. Keys are found with SCAN (never KEYS, which blocks Redis) matching\n"
     "{<prefix><PATTERN>}; fencing counters and cancel markers are skipped.\n"
+    "For a semaphore, read_write or fair policy it scans for that kind's keys\n"
+    "and shows one line per lock holding or queueing anything: \"3/8 permits\",\n"
+    "\"writer TOKEN\", \"2 readers, 1 writer waiting\", \"held by TOKEN, 4 queued\".\n"
     "Policies whose prefixes overlap (one starts with the other) on the same\n"
     "Redis see each other's locks.\n"
     "\n"
@@ -79,6 +89,12 @@ constexpr char kReleaseHelp[] =
     "               holder loses the lock while it may still be writing: its\n"
     "               fenced writes will be refused once a new holder wrote.\n"
     "--yes          do not ask (required when stdin is not a terminal)\n"
+    "\n"
+    "Other kinds: --owner TOKEN gives back that token's hold (a semaphore\n"
+    "permit, a reader, the writer, a fair lock's owner) or takes it out of\n"
+    "the line (a waiting writer's claim, a place in a fair queue); --force\n"
+    "gives back every hold it read (each checked against its token) and\n"
+    "leaves waiters alone.\n"
     "\n"
     "Waiters are woken as on a normal release. Without --owner or --force\n"
     "nothing is done.\n"
@@ -139,25 +155,246 @@ std::string EscapeGlob(const std::string& literal) {
   return out;
 }
 
-// The lock key whose owner hash is `redis_key` under `prefix`, or nullopt
-// when `redis_key` is no owner hash of that prefix (a fencing counter or a
-// cancel marker, say). The layout is LockKeys's: an owner key is a head, the
-// lock key, then a tail, found by comparing the owner keys of "" and "?".
-std::optional<std::string> LockKeyOf(const std::string& prefix,
+// The lock key whose `key_of` key is `redis_key` under `prefix` (say the
+// owner hash {P K}), or nullopt when `redis_key` is no such key of that prefix
+// (a fencing counter or a cancel marker, say). Every such key is a head, the
+// lock key, then a tail, found by comparing the keys of "" and "?".
+std::optional<std::string> LockKeyOf(const RedisKeyOf& key_of, const std::string& prefix,
                                      absl::string_view redis_key) {
-  const std::string bare(lock::internal::LockKeys(prefix, "").owner());
-  const std::string probe(lock::internal::LockKeys(prefix, "?").owner());
+  const std::string bare = key_of(prefix, "");
+  const std::string probe = key_of(prefix, "?");
   const size_t at =
       std::mismatch(bare.begin(), bare.end(), probe.begin()).first - bare.begin();
   const absl::string_view head = absl::string_view(bare).substr(0, at);
   const absl::string_view tail = absl::string_view(bare).substr(at);
   absl::string_view key = redis_key;
   if (!absl::ConsumePrefix(&key, head) || !absl::ConsumeSuffix(&key, tail) ||
-      !lock::internal::ValidateKey(key).ok() ||
-      lock::internal::LockKeys(prefix, key).owner() != redis_key) {
+      !lock::internal::ValidateKey(key).ok() || key_of(prefix, key) != redis_key) {
     return std::nullopt;
   }
   return std::string(key);
+}
+
+// The keys of the locks of the policy's kind whose key matches the glob
+// `match`, sorted, each once: a SCAN for each key that shows such a lock
+// exists (PresenceKeys), with the glob in place of the key and the prefix
+// taken literally.
+absl::StatusOr<std::vector<std::string>> ScanLockKeys(lock::redis::Connection& conn,
+                                                      const PolicyContext& ctx,
+                                                      const std::string& match) {
+  const std::string& prefix = ctx.policy->key_prefix;
+  const absl::Duration timeout =
+      std::max(ctx.policy->script_timeout, absl::Seconds(1));
+  std::vector<std::string> keys;
+  for (const RedisKeyOf& key_of : PresenceKeys(ctx.policy->kind)) {
+    const std::string pattern = key_of(EscapeGlob(prefix), match);
+    std::string cursor = "0";
+    do {
+      absl::StatusOr<lock::redis::ReplyPtr> r = conn.Command(
+          {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, timeout);
+      if (!r.ok()) return r.status();
+      const redisReply& reply = **r;
+      if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2 ||
+          reply.element[0]->type != REDIS_REPLY_STRING ||
+          reply.element[1]->type != REDIS_REPLY_ARRAY) {
+        return absl::InternalError("SCAN: unexpected reply shape");
+      }
+      cursor = std::string(lock::redis::ReplyText(*reply.element[0]));
+      for (size_t i = 0; i < reply.element[1]->elements; ++i) {
+        // Only the keys asked for. The fencing counter {P K}:fence and cancel
+        // markers {P K}:cancel:<token> do not match the pattern (checked
+        // anyway rather than trusted), while a lock key such as
+        // "order:cancel:7" or "x:fence" is a lock like any other.
+        std::optional<std::string> key = LockKeyOf(
+            key_of, prefix, lock::redis::ReplyText(*reply.element[1]->element[i]));
+        if (key.has_value()) keys.push_back(*std::move(key));
+      }
+    } while (cursor != "0");
+  }
+  std::sort(keys.begin(), keys.end());
+  // SCAN may repeat a key, and a lock may have several of the keys scanned.
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// "under policy jobs (prefix "job:", match "*") on 127.0.0.1:6379 db 0".
+std::string Scope(const PolicyContext& ctx, const std::string& match) {
+  return absl::StrCat("under policy ", ctx.policy->name, " (prefix \"",
+                      ctx.policy->key_prefix, "\", match \"", match, "\") on ",
+                      ctx.Where());
+}
+
+// `list`'s text around the table, and the frame of its JSON.
+std::string ListFooter(const PolicyContext& ctx, size_t n, size_t not_shown,
+                       int limit, const std::string& match) {
+  if (n == 0) return absl::StrCat("no locks held ", Scope(ctx, match), "\n");
+  std::string out = absl::StrCat(n, n == 1 ? " lock " : " locks ", Scope(ctx, match), "\n");
+  if (not_shown > 0) {
+    absl::StrAppend(&out, not_shown, " more not shown (--limit ", limit, ")\n");
+  }
+  return out;
+}
+nlohmann::json ListJson(const PolicyContext& ctx, const std::string& match,
+                        size_t not_shown) {
+  return {{"policy", ctx.policy->name},
+          {"key_prefix", ctx.policy->key_prefix},
+          {"match", match},
+          {"redis", ctx.Where()},
+          {"locks", nlohmann::json::array()},
+          {"not_shown", not_shown}};
+}
+
+// list for the kinds beyond the mutex: one line per lock that holds or
+// queues anything, with its summary.
+int ListPrimitives(const Args& args, const PolicyContext& ctx,
+                   lock::redis::Connection& conn, const std::vector<std::string>& keys,
+                   const std::string& match, int limit) {
+  std::vector<PrimitiveView> locks;
+  size_t not_shown = 0;
+  for (const std::string& key : keys) {
+    absl::StatusOr<PrimitiveView> v = InspectPrimitive(conn, ctx, key);
+    if (!v.ok()) return Fail(v.status());
+    if (!IsActive(*v)) continue;  // released or expired since the SCAN
+    if (static_cast<int>(locks.size()) >= limit) {
+      ++not_shown;
+      continue;
+    }
+    locks.push_back(*std::move(v));
+  }
+  if (args.Has("json")) {
+    nlohmann::json out = ListJson(ctx, match, not_shown);
+    out["kind"] = policy::LockKindName(ctx.policy->kind);
+    for (const PrimitiveView& v : locks) out["locks"].push_back(PrimitiveJson(v));
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (!locks.empty()) {
+    std::vector<std::vector<std::string>> rows = {{"KEY", "KIND", "SUMMARY"}};
+    for (const PrimitiveView& v : locks) {
+      rows.push_back({v.key, std::string(policy::LockKindName(v.kind)), Summary(v)});
+    }
+    std::cout << RenderTable(rows);
+  }
+  std::cout << ListFooter(ctx, locks.size(), not_shown, limit, match);
+  return kExitOk;
+}
+
+// Asks on the terminal before a forced release; true when confirmed.
+bool Confirm(const std::string& what,
+             const std::vector<std::vector<std::string>>& rows) {
+  std::cerr << "about to force-release " << what << "\n"
+            << RenderTable(rows)
+            << "Its holder loses the lock even if it is still working. "
+               "Release it? [y/N] "
+            << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "y" && answer != "Y" && answer != "yes") {
+    std::cerr << "lockctl: not released\n";
+    return false;
+  }
+  return true;
+}
+
+// The audit trail of a forced release: who removed whose hold, on stderr so
+// that it reaches the operator's log even when stdout is parsed. `role` is
+// left out for a mutex (its only hold is the owner's).
+void LogForceRelease(const PolicyContext& ctx, const std::string& key,
+                     const std::string& redis_key, const std::string& role,
+                     const std::string& owner, int64_t fence, int64_t count,
+                     absl::Duration ttl_left) {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  (void)gethostname(host, sizeof(host) - 1);
+  std::cerr << "lockctl: "
+            << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
+                                absl::UTCTimeZone())
+            << " force-release policy=" << ctx.policy->name << " key=" << key
+            << " redis_key=" << redis_key << " redis=" << ctx.target->addrs[0]
+            << " db=" << ctx.target->db
+            << (role.empty() ? "" : " role=") << role << " owner=" << owner
+            << " fence=" << fence << " count=" << count
+            << " ttl_left=" << FormatTtl(ttl_left)
+            << " by=" << (user != nullptr ? user : "?") << "@" << host
+            << " pid=" << getpid() << "\n";
+}
+
+// release for the kinds beyond the mutex: `owner` gives back that token's
+// hold (a permit, a reader, the writer, the fair owner) or takes it out of
+// the line (a writer's claim, a fair waiter); --force gives back every hold
+// it read, each checked against its token, so a hold taken in between is
+// never removed.
+int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
+                     const std::string& key, const std::optional<std::string>& owner) {
+  absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
+      ConnectTo(*ctx.target);
+  if (!conn.ok()) return Fail(conn.status());
+  absl::StatusOr<PrimitiveView> before = InspectPrimitive(**conn, ctx, key);
+  if (!before.ok()) return Fail(before.status());
+  const bool force = !owner.has_value();
+  const std::string what = absl::StrCat(ctx.policy->name, " / ", key, " (",
+                                        before->redis_key, " on ", ctx.Where(), ")");
+  std::vector<Participant> targets;
+  for (const Participant& p : Participants(*before)) {
+    if (force ? p.holds() : p.token == *owner) targets.push_back(p);
+  }
+  if (targets.empty()) {
+    if (force) {
+      std::cerr << "lockctl: " << what << " is not held; nothing to release\n";
+    } else {
+      std::cerr << "lockctl: " << what << " is not held by owner " << *owner
+                << " (no hold or place of that token); nothing was deleted; it is "
+                << Summary(*before) << "\n";
+    }
+    return kExitRefused;
+  }
+  if (force && !args.Has("yes")) {
+    std::vector<std::vector<std::string>> rows;
+    for (const Participant& p : targets) rows.push_back({"  " + RoleName(p.role), Describe(p)});
+    if (!Confirm(what, rows)) return kExitRefused;
+  }
+
+  std::vector<Participant> released, gone;
+  for (const Participant& p : targets) {
+    absl::StatusOr<bool> r = ReleaseParticipant(**conn, ctx, key, p);
+    if (!r.ok()) return Fail(r.status());
+    (*r ? released : gone).push_back(p);
+    if (*r && force) {
+      LogForceRelease(ctx, key, before->redis_key, RoleName(p.role), p.token, p.fence,
+                      p.hold_count, absl::Milliseconds(p.ms_left));
+    }
+  }
+  // A fair release tells the head of the queue that it may take the lock.
+  std::string told;
+  if (before->kind == policy::LockKind::kFair && !before->fair.queue.empty() &&
+      !released.empty() && released[0].role == Participant::kOwner) {
+    told = before->fair.queue[0].token;
+  }
+  for (const Participant& p : gone) {
+    std::cerr << "lockctl: " << what << ": the " << RoleName(p.role) << " " << p.token
+              << " was released or expired after it was inspected; nothing of it was "
+                 "deleted\n";
+  }
+  if (args.Has("json")) {
+    nlohmann::json out = {{"released", gone.empty()},
+                          {"forced", force},
+                          {"policy", ctx.policy->name},
+                          {"key", key},
+                          {"kind", policy::LockKindName(ctx.policy->kind)},
+                          {"redis_key", before->redis_key},
+                          {"removed", nlohmann::json::array()}};
+    if (owner) out["owner"] = *owner;
+    for (const Participant& p : released) out["removed"].push_back(ParticipantJson(p));
+    if (!told.empty()) out["next_told"] = told;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const Participant& p : released) {
+      std::cout << (force ? "force-released " : "released ") << what << ": removed "
+                << Describe(p) << "\n";
+    }
+    if (!told.empty()) std::cout << "the next in line, " << told << ", was told\n";
+  }
+  return gone.empty() ? kExitOk : kExitRefused;
 }
 
 }  // namespace
@@ -179,6 +416,19 @@ int Status(const std::vector<std::string>& argv) {
   }
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
+  if (ctx->policy->kind != policy::LockKind::kMutex) {
+    absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
+        ConnectTo(*ctx->target);
+    if (!conn.ok()) return Fail(conn.status());
+    absl::StatusOr<PrimitiveView> v = InspectPrimitive(**conn, *ctx, key);
+    if (!v.ok()) return Fail(v.status());
+    if (args->Has("json")) {
+      std::cout << PrimitiveJson(*v).dump(2) << "\n";
+    } else {
+      std::cout << StatusText(*v, ctx->Where());
+    }
+    return kExitOk;
+  }
   absl::StatusOr<lock::LockState> st = InspectKey(*ctx, key);
   if (!st.ok()) return Fail(st.status());
   LockView view{ctx->policy->name, key, RedisKey(*ctx, key), *st};
@@ -216,47 +466,19 @@ int List(const std::vector<std::string>& argv) {
   }
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
-  const std::string& prefix = ctx->policy->key_prefix;
 
   absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
       ConnectTo(*ctx->target);
   if (!conn.ok()) return Fail(conn.status());
-  const absl::Duration timeout =
-      std::max(ctx->policy->script_timeout, absl::Seconds(1));
-  // The owner hashes whose lock key matches: LockKeys's owner key, with the
-  // glob in place of the key and the prefix taken literally.
-  const std::string pattern(
-      lock::internal::LockKeys(EscapeGlob(prefix), match).owner());
-  std::vector<std::string> keys;
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<lock::redis::ReplyPtr> r = (*conn)->Command(
-        {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, timeout);
-    if (!r.ok()) return Fail(r.status());
-    const redisReply& reply = **r;
-    if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2 ||
-        reply.element[0]->type != REDIS_REPLY_STRING ||
-        reply.element[1]->type != REDIS_REPLY_ARRAY) {
-      return Fail(absl::InternalError("SCAN: unexpected reply shape"));
-    }
-    cursor = std::string(lock::redis::ReplyText(*reply.element[0]));
-    for (size_t i = 0; i < reply.element[1]->elements; ++i) {
-      // Only owner hashes {P K}. The fencing counter {P K}:fence and cancel
-      // markers {P K}:cancel:<token> do not match the pattern (checked anyway
-      // rather than trusted), while a lock key such as "order:cancel:7" or
-      // "x:fence" is a lock like any other.
-      std::optional<std::string> key = LockKeyOf(
-          prefix, lock::redis::ReplyText(*reply.element[1]->element[i]));
-      if (key.has_value()) keys.push_back(*std::move(key));
-    }
-  } while (cursor != "0");
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()),
-             keys.end());  // SCAN may repeat
+  absl::StatusOr<std::vector<std::string>> keys = ScanLockKeys(**conn, *ctx, match);
+  if (!keys.ok()) return Fail(keys.status());
+  if (ctx->policy->kind != policy::LockKind::kMutex) {
+    return ListPrimitives(*args, *ctx, **conn, *keys, match, limit);
+  }
 
   std::vector<LockView> locks;
   size_t not_shown = 0;
-  for (const std::string& key : keys) {
+  for (const std::string& key : *keys) {
     absl::StatusOr<lock::LockState> st = InspectKey(*ctx, key);
     if (!st.ok()) return Fail(st.status());
     if (!st->held) continue;  // released since the SCAN
@@ -268,39 +490,25 @@ int List(const std::vector<std::string>& argv) {
   }
 
   if (args->Has("json")) {
-    nlohmann::json out = {{"policy", ctx->policy->name},
-                          {"key_prefix", prefix},
-                          {"match", match},
-                          {"redis", ctx->Where()},
-                          {"locks", nlohmann::json::array()},
-                          {"not_shown", not_shown}};
+    nlohmann::json out = ListJson(*ctx, match, not_shown);
     for (const LockView& v : locks) out["locks"].push_back(LockViewJson(v));
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  if (locks.empty()) {
-    std::cout << "no locks held under policy " << ctx->policy->name
-              << " (prefix \"" << prefix << "\", match \"" << match << "\") on "
-              << ctx->Where() << "\n";
-    return kExitOk;
+  if (!locks.empty()) {
+    std::vector<std::vector<std::string>> rows = {
+        {"KEY", "STATE", "HOST", "PID", "TTL", "COUNT", "FENCE", "OWNER"}};
+    for (const LockView& v : locks) {
+      const OwnerParts o = SplitOwner(v.state.owner_token);
+      rows.push_back({v.key, v.state.hold_count == 0 ? "kept" : "held",
+                      o.host.empty() ? "-" : o.host, o.pid.empty() ? "-" : o.pid,
+                      FormatTtl(v.state.remaining),
+                      absl::StrCat(v.state.hold_count),
+                      absl::StrCat(v.state.fencing_token), v.state.owner_token});
+    }
+    std::cout << RenderTable(rows);
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"KEY", "STATE", "HOST", "PID", "TTL", "COUNT", "FENCE", "OWNER"}};
-  for (const LockView& v : locks) {
-    const OwnerParts o = SplitOwner(v.state.owner_token);
-    rows.push_back({v.key, v.state.hold_count == 0 ? "kept" : "held",
-                    o.host.empty() ? "-" : o.host, o.pid.empty() ? "-" : o.pid,
-                    FormatTtl(v.state.remaining),
-                    absl::StrCat(v.state.hold_count),
-                    absl::StrCat(v.state.fencing_token), v.state.owner_token});
-  }
-  std::cout << RenderTable(rows);
-  std::cout << locks.size() << (locks.size() == 1 ? " lock" : " locks")
-            << " under policy " << ctx->policy->name << " (prefix \"" << prefix
-            << "\", match \"" << match << "\") on " << ctx->Where() << "\n";
-  if (not_shown > 0) {
-    std::cout << not_shown << " more not shown (--limit " << limit << ")\n";
-  }
+  std::cout << ListFooter(*ctx, locks.size(), not_shown, limit, match);
   return kExitOk;
 }
 
@@ -340,6 +548,9 @@ int Release(const std::vector<std::string>& argv) {
   const std::string& key = args->positional[1];
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
+  if (ctx->policy->kind != policy::LockKind::kMutex) {
+    return ReleasePrimitive(*args, *ctx, key, owner);
+  }
   absl::StatusOr<std::unique_ptr<lock::RedisLock>> lk =
       ctx->locker->NewLock(ctx->policy->name, key);
   if (!lk.ok()) return Fail(lk.status());
@@ -361,22 +572,12 @@ int Release(const std::vector<std::string>& argv) {
       std::cerr << "lockctl: " << what << " is not held; nothing to release\n";
       return kExitRefused;
     }
-    if (!args->Has("yes")) {
-      std::cerr << "about to force-release " << what << "\n"
-                << RenderTable(
-                       {{"  owner", before.owner_token},
+    if (!args->Has("yes") &&
+        !Confirm(what, {{"  owner", before.owner_token},
                         {"  state", StateName(before)},
                         {"  fencing token", absl::StrCat(before.fencing_token)},
-                        {"  ttl left", FormatTtl(before.remaining)}})
-                << "Its holder loses the lock even if it is still working. "
-                   "Release it? [y/N] "
-                << std::flush;
-      std::string answer;
-      std::getline(std::cin, answer);
-      if (answer != "y" && answer != "Y" && answer != "yes") {
-        std::cerr << "lockctl: not released\n";
-        return kExitRefused;
-      }
+                        {"  ttl left", FormatTtl(before.remaining)}})) {
+      return kExitRefused;
     }
   }
 
@@ -402,22 +603,8 @@ int Release(const std::vector<std::string>& argv) {
 
   const lock::LockState& st = before;
   if (force) {
-    // The audit trail: who removed whose lock, on stderr so that it reaches
-    // the operator's log even when stdout is parsed.
-    const char* user = std::getenv("USER");
-    char host[256] = {};
-    (void)gethostname(host, sizeof(host) - 1);
-    std::cerr << "lockctl: "
-              << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
-                                  absl::UTCTimeZone())
-              << " force-release policy=" << ctx->policy->name << " key=" << key
-              << " redis_key=" << redis_key
-              << " redis=" << ctx->target->addrs[0] << " db=" << ctx->target->db
-              << " owner=" << st.owner_token << " fence=" << st.fencing_token
-              << " count=" << st.hold_count
-              << " ttl_left=" << FormatTtl(st.remaining)
-              << " by=" << (user != nullptr ? user : "?") << "@" << host
-              << " pid=" << getpid() << "\n";
+    LogForceRelease(*ctx, key, redis_key, /*role=*/"", st.owner_token,
+                    st.fencing_token, st.hold_count, st.remaining);
   }
   if (args->Has("json")) {
     nlohmann::json out = {{"released", true},

@@ -21,7 +21,10 @@
 #include "gtest/gtest.h"
 #include "integration/harness/redis_test.h"
 #include "lock/internal/keys.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/lock.h"
+#include "lock/redis/connection.h"
+#include "lock/redis/script.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
 #include "util/status_matchers.h"
@@ -33,8 +36,10 @@ namespace {
 
 using ::util::testing::IsOk;
 using ::util::testing::IsOkAndHolds;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
 
 constexpr char kConfig[] = R"json({
   "redis": { "default": { "addrs": ["ADDR"], "password_env": "PWENV", TARGET_EXTRA
@@ -45,7 +50,10 @@ constexpr char kConfig[] = R"json({
     "other": { "key_prefix": "other:", "ttl": "1h" },
     "starry": { "key_prefix": "*", "ttl": "1h" },
     "jobs": { "key_prefix": "job:", "ttl": "1h", "on_busy": "skip",
-              "hold_at_least": "1h" }
+              "hold_at_least": "1h" },
+    "pool": { "key_prefix": "pool:", "kind": "semaphore", "permits": 3 },
+    "docs": { "key_prefix": "doc:", "kind": "read_write" },
+    "line": { "key_prefix": "line:", "kind": "fair" }
   }
 })json";
 
@@ -389,6 +397,9 @@ TEST_F(LockctlTest, RedisDownExits3) {
            {"list", "orders"},
            {"release", "orders", "k", "--owner", "t"},
            {"release", "orders", "k", "--force", "--yes"},
+           {"status", "pool", "k"},
+           {"list", "docs"},
+           {"release", "line", "k", "--owner", "t"},
            {"bench", "--policy", "orders", "--seconds", "0.2"}}) {
     CliRun r = Lockctl(WithConfig(args));
     EXPECT_EQ(r.code, 3) << args[0] << ": " << r;
@@ -421,6 +432,248 @@ TEST_F(LockctlTest, BenchReportsBothScenarios) {
   }
   // The bench cleans up after itself: no lock, no fencing counter left.
   EXPECT_THAT(server().Exec({"KEYS", "*lockctl-bench*"}), IsOkAndHolds(""));
+}
+
+// --- the other kinds: states made with the library's own scripts ---
+
+constexpr int64_t kMinute = 60000;
+
+class LockctlKindsTest : public LockctlTest {
+ protected:
+  // Runs a script call as the engine would; its integer or acquire status.
+  int64_t Call(const lock::internal::PrimitiveCall& call) {
+    if (conn_ == nullptr) {
+      auto conn = lock::redis::Connection::Open({.addr = server().addr()});
+      EXPECT_THAT(conn, IsOk());
+      if (!conn.ok()) return -99;
+      conn_ = *std::move(conn);
+    }
+    auto r = lock::redis::RunScript(*conn_, *call.script, call.KeyViews(),
+                                    call.ArgViews(), absl::Seconds(5));
+    EXPECT_THAT(r, IsOk()) << call.script->name;
+    if (!r.ok()) return -99;
+    const redisReply& reply = **r;
+    if (reply.type == REDIS_REPLY_INTEGER) return reply.integer;
+    auto a = lock::internal::ParseAcquireReply(reply, call.script->name);
+    EXPECT_THAT(a, IsOk());
+    return a.ok() ? a->status : -99;
+  }
+
+  nlohmann::json Json(const std::vector<std::string>& args) {
+    CliRun r = Lockctl(WithConfig(args));
+    EXPECT_EQ(r.code, 0) << r;
+    return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
+  }
+
+  static std::vector<std::string> Tokens(const nlohmann::json& leases) {
+    std::vector<std::string> out;
+    for (const auto& l : leases) {
+      EXPECT_GT(l["ttl_ms"].get<int64_t>(), 0) << l;
+      EXPECT_LE(l["ttl_ms"].get<int64_t>(), kMinute) << l;
+      out.push_back(l["token"]);
+    }
+    return out;
+  }
+
+  const lock::internal::SemaphoreKeys sem_{"pool:", "p1"};
+  const lock::internal::ReadWriteKeys rw_{"doc:", "d1"};
+  const lock::internal::FairKeys fair_{"line:", "f1"};
+  std::unique_ptr<lock::redis::Connection> conn_;
+};
+
+constexpr int64_t kHeld = lock::internal::AcquireReply::kHeld;
+constexpr int64_t kBusy = lock::internal::AcquireReply::kBusy;
+
+TEST_F(LockctlKindsTest, SemaphoreStatusListAndRelease) {
+  using lock::internal::SemAcquire;
+  ASSERT_EQ(Call(SemAcquire(sem_, "tok-a", kMinute, 1, 3)), kHeld);
+  ASSERT_EQ(Call(SemAcquire(sem_, "tok-b", kMinute, 1, 3)), kHeld);
+  const lock::internal::SemaphoreKeys other("pool:", "p2");
+  ASSERT_EQ(Call(SemAcquire(other, "tok-c", kMinute, 1, 3)), kHeld);
+
+  CliRun r = Lockctl(WithConfig({"status", "pool", "p1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("kind  semaphore"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("hash tag  {pool:p1} on " + server().addr()));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("permits  2/3 in use"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("holder  tok-a ("));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("holder  tok-b ("));
+  nlohmann::json j = Json({"status", "pool", "p1", "--json"});
+  EXPECT_EQ(j["kind"], "semaphore");
+  EXPECT_EQ(j["state"], "held");
+  EXPECT_EQ(j["permits"], 3);
+  EXPECT_EQ(j["in_use"], 2);
+  EXPECT_THAT(Tokens(j["holders"]), UnorderedElementsAre("tok-a", "tok-b"));
+
+  r = Lockctl(WithConfig({"list", "pool"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(Normalize(r.out),
+            Normalize(absl::StrCat("KEY  KIND  SUMMARY\n"
+                                   "p1  semaphore  2/3 permits\n"
+                                   "p2  semaphore  1/3 permits\n"
+                                   "2 locks under policy pool (prefix \"pool:\", "
+                                   "match \"*\") on ",
+                                   server().addr(), " db 0\n")));
+  j = Json({"list", "pool", "--json"});
+  EXPECT_EQ(j["kind"], "semaphore");
+  ASSERT_EQ(j["locks"].size(), 2u) << j;
+  EXPECT_EQ(j["locks"][0]["key"], "p1");
+  EXPECT_EQ(j["locks"][0]["in_use"], 2);
+  EXPECT_EQ(j["locks"][1]["summary"], "1/3 permits");
+
+  r = Lockctl(WithConfig({"release", "pool", "p1", "--owner", "tok-a"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("released pool / p1 ({pool:p1} on "));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed permit of tok-a ("));
+  r = Lockctl(WithConfig({"release", "pool", "p1", "--owner", "tok-a"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("is not held by owner tok-a"));
+  EXPECT_THAT(r.err, HasSubstr("it is 1/3 permits"));
+
+  r = Lockctl(WithConfig({"release", "pool", "p1", "--force", "--yes", "--json"}));
+  ASSERT_EQ(r.code, 0) << r;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["forced"], true);
+  ASSERT_EQ(j["removed"].size(), 1u) << j;
+  EXPECT_EQ(j["removed"][0]["token"], "tok-b");
+  EXPECT_EQ(j["removed"][0]["role"], "permit");
+  EXPECT_THAT(r.err, HasSubstr("force-release policy=pool key=p1"));
+  EXPECT_THAT(r.err, HasSubstr("role=permit owner=tok-b"));
+  j = Json({"status", "pool", "p1", "--json"});
+  EXPECT_EQ(j["in_use"], 0);
+  EXPECT_EQ(j["state"], "free");
+  // The other semaphore is untouched.
+  EXPECT_EQ(Json({"status", "pool", "p2", "--json"})["in_use"], 1);
+}
+
+TEST_F(LockctlKindsTest, ReadWriteShowsWriterClaimsAndReaders) {
+  using lock::internal::RwReadAcquire;
+  using lock::internal::RwWriteAcquire;
+  ASSERT_EQ(Call(RwWriteAcquire(rw_, "w1", kMinute, 1, kMinute)), kHeld);
+  ASSERT_EQ(Call(RwWriteAcquire(rw_, "w2", kMinute, 1, kMinute)), kBusy);  // claims
+  const lock::internal::ReadWriteKeys shared("doc:", "d2");
+  ASSERT_EQ(Call(RwReadAcquire(shared, "r1", kMinute, 1)), kHeld);
+  ASSERT_EQ(Call(RwReadAcquire(shared, "r2", kMinute, 1)), kHeld);
+
+  CliRun r = Lockctl(WithConfig({"status", "docs", "d1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("state  write-held"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("preference  writer"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("writer  w1\n"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("  reentry count  1\n"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("waiting writer  w2 (claim "));
+  nlohmann::json j = Json({"status", "docs", "d1", "--json"});
+  EXPECT_EQ(j["kind"], "read_write");
+  EXPECT_EQ(j["preference"], "writer");
+  EXPECT_EQ(j["writer"]["token"], "w1");
+  EXPECT_EQ(j["writer"]["hold_count"], 1);
+  const int64_t fence = j["writer"]["fencing_token"].get<int64_t>();
+  EXPECT_GT(fence, 0);
+  EXPECT_EQ(j["last_fencing_token"], fence);
+  EXPECT_THAT(Tokens(j["waiting_writers"]), ElementsAre("w2"));
+  EXPECT_TRUE(j["readers"].empty());
+
+  j = Json({"status", "docs", "d2", "--json"});
+  EXPECT_EQ(j["state"], "read-held");
+  EXPECT_TRUE(j["writer"].is_null());
+  EXPECT_THAT(Tokens(j["readers"]), UnorderedElementsAre("r1", "r2"));
+
+  j = Json({"list", "docs", "--json"});
+  ASSERT_EQ(j["locks"].size(), 2u) << j;
+  EXPECT_EQ(j["locks"][0]["summary"], "writer w1, 1 writer waiting");
+  EXPECT_EQ(j["locks"][1]["summary"], "2 readers");
+  r = Lockctl(WithConfig({"list", "docs"}));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("d1  read_write  writer w1, 1 writer waiting\n"));
+
+  r = Lockctl(WithConfig({"release", "docs", "d1", "--owner", "w1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr(absl::StrCat("removed writer w1 (fencing token ", fence,
+                                            ", reentry count 1, ")));
+  j = Json({"status", "docs", "d1", "--json"});
+  EXPECT_TRUE(j["writer"].is_null());
+  EXPECT_THAT(Tokens(j["waiting_writers"]), ElementsAre("w2"));  // still waiting
+  r = Lockctl(WithConfig({"release", "docs", "d1", "--owner", "w2"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed waiting writer w2 (claim "));
+  EXPECT_TRUE(Json({"status", "docs", "d1", "--json"})["waiting_writers"].empty());
+
+  // --force gives back every reader it read.
+  r = Lockctl(WithConfig({"release", "docs", "d2", "--force", "--yes"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("force-released docs / d2 ({doc:d2} on "));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed reader r1 ("));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed reader r2 ("));
+  EXPECT_THAT(r.err, HasSubstr("role=reader owner=r1"));
+  EXPECT_EQ(Json({"status", "docs", "d2", "--json"})["state"], "free");
+  r = Lockctl(WithConfig({"release", "docs", "d2", "--force", "--yes"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("is not held; nothing to release"));
+}
+
+TEST_F(LockctlKindsTest, FairShowsTheQueueInOrderAndReleasesOwnerOrWaiter) {
+  using lock::internal::FairAcquire;
+  ASSERT_EQ(Call(FairAcquire(fair_, "o1", kMinute, 1, kMinute)), kHeld);
+  ASSERT_EQ(Call(FairAcquire(fair_, "q1", kMinute, 1, kMinute)), kBusy);
+  ASSERT_EQ(Call(FairAcquire(fair_, "q2", kMinute, 1, kMinute)), kBusy);
+  ASSERT_EQ(Call(FairAcquire(fair_, "q3", kMinute, 1, kMinute)), kBusy);
+
+  CliRun r = Lockctl(WithConfig({"status", "line", "f1"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("kind  fair"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("owner  o1\n"));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("queued 1  q1 (place "));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("queued 3  q3 (place "));
+  nlohmann::json j = Json({"status", "line", "f1", "--json"});
+  EXPECT_EQ(j["kind"], "fair");
+  EXPECT_EQ(j["owner"]["token"], "o1");
+  EXPECT_EQ(j["owner"]["hold_count"], 1);
+  EXPECT_GT(j["owner"]["fencing_token"].get<int64_t>(), 0);
+  EXPECT_THAT(Tokens(j["queue"]), ElementsAre("q1", "q2", "q3"));
+  EXPECT_EQ(j["queue"][2]["place"], 3);
+
+  j = Json({"list", "line", "--json"});
+  ASSERT_EQ(j["locks"].size(), 1u) << j;
+  EXPECT_EQ(j["locks"][0]["summary"], "held by o1, 3 queued");
+
+  r = Lockctl(WithConfig({"release", "line", "f1", "--owner", "q2"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed waiter q2 (place 2 in the queue, "));
+  EXPECT_THAT(Tokens(Json({"status", "line", "f1", "--json"})["queue"]),
+              ElementsAre("q1", "q3"));
+
+  r = Lockctl(WithConfig({"release", "line", "f1", "--force", "--yes"}));
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(Normalize(r.out), HasSubstr("removed owner o1 (fencing token "));
+  EXPECT_THAT(Normalize(r.out), HasSubstr("the next in line, q1, was told"));
+  EXPECT_THAT(r.err, HasSubstr("role=owner owner=o1"));
+  j = Json({"status", "line", "f1", "--json"});
+  EXPECT_EQ(j["state"], "free");
+  EXPECT_TRUE(j["owner"].is_null());
+  EXPECT_THAT(Tokens(j["queue"]), ElementsAre("q1", "q3"));  // q1 takes it next
+  EXPECT_EQ(Call(FairAcquire(fair_, "q3", kMinute, 1, kMinute)), kBusy);
+  EXPECT_EQ(Call(FairAcquire(fair_, "q1", kMinute, 1, kMinute)), kHeld);
+
+  r = Lockctl(WithConfig({"release", "line", "f1", "--owner", "nobody"}));
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("it is held by q1, 1 queued"));
+  r = Lockctl(WithConfig({"status", "line", "bad{key}"}));
+  EXPECT_EQ(r.code, 1) << r;
+}
+
+TEST_F(LockctlKindsTest, ExplainSaysWhatEachKindMeans) {
+  nlohmann::json j = Json({"explain", "pool"});
+  EXPECT_EQ(j["resolved"]["kind"], "semaphore");
+  EXPECT_EQ(j["resolved"]["permits"], 3);
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("up to 3 holders at once"));
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("none gets a fencing token"));
+  j = Json({"explain", "docs"});
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("Writer preference"));
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("Only the write hold is exclusive"));
+  j = Json({"explain", "line"});
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("granted in request order"));
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("a dead waiter leaves the queue"));
+  j = Json({"explain", "orders"});
+  EXPECT_THAT(j["kind"].get<std::string>(), HasSubstr("mutex: one holder at a time"));
 }
 
 // The policy's redis target decides how to authenticate.

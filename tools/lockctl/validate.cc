@@ -27,6 +27,9 @@ constexpr char kExplainHelp[] =
     "\n"
     "Prints the policy after defaults and extends are applied, and the\n"
     "redis target it uses (never the password), as JSON. Needs no Redis.\n"
+    "\"kind\" says in words what its kind (mutex, read_write, semaphore, fair)\n"
+    "means: what holding is, which holds get a fencing token, and the kind's\n"
+    "own rules (permits, writer preference, the fair queue).\n"
     "\n"
     "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
     "\n"
@@ -106,6 +109,7 @@ int Explain(const std::vector<std::string>& argv) {
     return kExitRefused;
   }
   nlohmann::json out = {{"policy", name},
+                        {"kind", policy::ExplainKind(*p)},
                         {"resolved", policy::ExplainPolicy(*p)}};
   if (const policy::RedisTarget* t = (*snapshot)->FindTarget(p->redis)) {
     out["redis_target"] = policy::ExplainTarget(*t);
