@@ -104,6 +104,10 @@ TEST_F(FairTest, GrantsFollowRequestOrderAndEachReleaseWakesOnlyTheHead) {
   const int64_t calls = ScriptCalls() - calls_before;
   EXPECT_LE(calls, 4 * kWaiters) << calls << " script calls for " << kWaiters << " handoffs";
   EXPECT_EQ(Queued("line"), 0);
+  // Statistics say what the policy's counters count.
+  EXPECT_EQ(GetStats().per_policy["fair-wait"].kind, "fair");
+  EXPECT_THAT(StatsPrometheusText(),
+              HasSubstr("lock_policy_info{policy=\"fair-wait\",kind=\"fair\"} 1\n"));
 }
 
 // A waiter that died (here: a place taken by a bare script call that never

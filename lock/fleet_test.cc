@@ -50,7 +50,15 @@ class FleetLockTest : public harness::RedisFleetTest {
           {"renew-fail", {{"key_prefix", "r:"}, {"on_busy", "fail"}}},
           {"notify", {{"key_prefix", "n:"}, {"wait", {{"timeout", "20s"}, {"notify", true}}},
                       {"retry", {{"initial_delay", "10s"}, {"max_delay", "10s"},
-                                 {"jitter", 0}}}}}}}};
+                                 {"jitter", 0}}}}},
+          // The other kinds (issue 15); one hash tag per primitive keeps
+          // each one's scripts in one slot.
+          {"sem", {{"kind", "semaphore"}, {"permits", 2}, {"on_busy", "fail"}}},
+          {"rw", {{"kind", "read_write"}, {"on_busy", "fail"}}},
+          {"fair", {{"kind", "fair"}, {"on_busy", "fail"}}},
+          {"fair-wait", {{"kind", "fair"}, {"wait", {{"timeout", "20s"}, {"notify", true}}},
+                         {"retry", {{"initial_delay", "10s"}, {"max_delay", "10s"},
+                                    {"jitter", 0}}}}}}}};
     auto locker = LockerFromJson(config.dump(), "fleet.json");
     EXPECT_THAT(locker, IsOk());
     return locker.ok() ? *std::move(locker) : nullptr;
@@ -74,6 +82,55 @@ class FleetLockTest : public harness::RedisFleetTest {
       return absl::OkStatus();
     }), IsOk());
     EXPECT_GT(fence, 0);
+  }
+
+  // Each kind's contract on `key`: a semaphore's permits bound its holders,
+  // readers share and a writer excludes them, a fair release wakes the
+  // waiter in line (its backoff is 10s: only the notification explains a
+  // quick turn).
+  void ExpectKinds(Locker& locker, const std::string& key) {
+    auto p1 = *locker.NewLock("sem", key);
+    auto p2 = *locker.NewLock("sem", key);
+    ASSERT_THAT(p1->Acquire(), IsOk());
+    ASSERT_THAT(p2->Acquire(), IsOk());
+    EXPECT_TRUE(IsBusy(locker.With("sem", key, [] { return absl::OkStatus(); }))) << key;
+    EXPECT_THAT(p1->Release(), IsOk());
+    EXPECT_THAT(locker.With("sem", key, [] { return absl::OkStatus(); }), IsOk()) << key;
+    EXPECT_THAT(p2->Release(), IsOk());
+
+    auto r1 = *locker.NewReadLock("rw", key);
+    auto r2 = *locker.NewReadLock("rw", key);
+    ASSERT_THAT(r1->Acquire(), IsOk());
+    ASSERT_THAT(r2->Acquire(), IsOk());
+    EXPECT_TRUE(IsBusy(locker.WithWrite("rw", key, [] { return absl::OkStatus(); }))) << key;
+    EXPECT_THAT(r1->Release(), IsOk());
+    EXPECT_THAT(r2->Release(), IsOk());
+    int64_t write_token = 0;
+    EXPECT_THAT(locker.WithWrite("rw", key, [&](Held& h) {
+      write_token = h.fencing_token();
+      std::thread reader([&] {  // another thread: this one would self-deadlock
+        EXPECT_TRUE(IsBusy(locker.WithRead("rw", key, [] { return absl::OkStatus(); })));
+      });
+      reader.join();
+      return absl::OkStatus();
+    }), IsOk()) << key;
+    EXPECT_GT(write_token, 0);
+
+    auto holder = *locker.NewLock("fair", key);
+    ASSERT_THAT(holder->Acquire(), IsOk());
+    const Clock::time_point start = Clock::now();
+    std::thread release([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      EXPECT_THAT(holder->Release(), IsOk());
+    });
+    int64_t fair_token = 0;
+    EXPECT_THAT(locker.With("fair-wait", key, [&](Held& h) {
+      fair_token = h.fencing_token();
+      return absl::OkStatus();
+    }), IsOk()) << key;
+    release.join();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5)) << key;
+    EXPECT_GT(fair_token, 0);
   }
 
   // T threads × N increments of one counter under one lock, non-atomically
@@ -108,6 +165,13 @@ TEST_F(FleetLockTest, SentinelContractAndMutualExclusion) {
   auto locker = LockerFor(*fleet);
   ExpectContract(*locker);
   ExpectMutualExclusion(*locker, 4, 50);
+}
+
+TEST_F(FleetLockTest, SentinelRunsEveryKind) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  ExpectKinds(*locker, "k");
 }
 
 TEST_F(FleetLockTest, SentinelFailoverDuringAHeldLockNeverMakesTwoHolders) {
@@ -244,6 +308,14 @@ TEST_F(FleetLockTest, ClusterContractAcrossMastersAndMutualExclusion) {
     }), IsOk()) << i;
   }
   ExpectMutualExclusion(*locker, 4, 50);
+}
+
+TEST_F(FleetLockTest, ClusterRunsEveryKindOnEveryMaster) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  // Keys whose slots are on different masters (as in the test above).
+  for (const char* key : {"a", "b", "c", "d"}) ExpectKinds(*locker, key);
 }
 
 TEST_F(FleetLockTest, ClusterReleaseWakesWaitersOnAnyNode) {

@@ -166,6 +166,7 @@ TEST_F(ReadWriteTest, AWaitingWriterKeepsNewReadersOutAndIsWokenByTheLastReader)
             1);
   EXPECT_EQ(Claims("w:", "doc"), 0);
   EXPECT_THAT(locker_->WithRead("rw-fail", "doc", [] { return absl::OkStatus(); }), IsOk());
+  EXPECT_EQ(GetStats().per_policy["rw-wait"].kind, "read_write");
 }
 
 // A writer that gives up (wait.timeout) withdraws its claim at once: the

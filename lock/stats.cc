@@ -9,6 +9,7 @@
 #include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
 #include "nlohmann/json.hpp"
+#include "policy/policy.h"
 
 namespace lock {
 namespace internal {
@@ -110,6 +111,8 @@ Stats GetStats() {
     std::lock_guard<std::mutex> lock(r.mu);
     for (const auto& [name, c] : r.counters) {
       PolicyStats p;
+      p.kind = std::string(
+          policy::LockKindName(static_cast<policy::LockKind>(c.kind.load())));
       p.acquired = c.acquired.load();
       p.busy = c.busy.load();
       p.skipped = c.skipped.load();
@@ -241,6 +244,13 @@ std::string StatsPrometheusText() {
     }
   }
   absl::StrAppend(&out,
+                  "# HELP lock_policy_info The kind of each policy (1), to sum its "
+                  "metrics by kind.\n# TYPE lock_policy_info gauge\n");
+  for (const auto& [policy, p] : s.per_policy) {
+    absl::StrAppend(&out, "lock_policy_info{policy=\"", LabelValue(policy), "\",kind=\"",
+                    p.kind, "\"} 1\n");
+  }
+  absl::StrAppend(&out,
                   "# HELP lock_renewal_queue_length Renewal batches waiting for a worker.\n"
                   "# TYPE lock_renewal_queue_length gauge\n"
                   "lock_renewal_queue_length ", s.worker_queue_len, "\n",
@@ -276,6 +286,7 @@ std::string StatsJson() {
   nlohmann::json policies = nlohmann::json::object();
   for (const auto& [name, p] : s.per_policy) {
     nlohmann::json j;
+    j["kind"] = p.kind;
     for (const CounterDef& c : kCounters) j[c.name] = p.*(c.field);
     for (const HistogramDef& h : kHistograms) j[h.name] = histogram(p.*(h.field));
     policies[name] = j;

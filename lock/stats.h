@@ -65,6 +65,9 @@ struct HistogramSnapshot {
 };
 
 struct PolicyStats {
+  // The policy's kind ("mutex", "read_write", "semaphore", "fair"): what
+  // its counters count (holds, permits, read or write holds).
+  std::string kind = "mutex";
   // Acquisitions by outcome.
   int64_t acquired = 0;
   int64_t busy = 0;
@@ -107,7 +110,8 @@ struct Stats {
 };
 
 Stats GetStats();
-// Prometheus text exposition format: lock_* metrics with a policy label.
+// Prometheus text exposition format: lock_* metrics with a policy label,
+// and lock_policy_info{policy,kind} 1 to aggregate them by kind.
 std::string StatsPrometheusText();
 // The same as JSON (also what `lockctl stats` reads).
 std::string StatsJson();

@@ -33,6 +33,9 @@ struct PolicyCounters {
       released{0}, active{0}, lost{0}, waits_woken_by_notify{0},
       waits_woken_by_timer{0}, renewals{0}, renewal_errors{0},
       skipped_renewals{0};
+  // The kind (policy::LockKind) of the policy's last lock built: statistics
+  // are per policy, and a policy is of one kind (a reload may change it).
+  std::atomic<int> kind{0};
   Histogram acquire_wait, hold_time, script_call, renewal_latency;
 };
 

@@ -111,7 +111,9 @@ LockCore::LockCore(std::shared_ptr<const Backend> backend,
       keys_(policy_->key_prefix, key_),
       kind_(std::move(kind)),
       counters_(CountersFor(policy_->name)),
-      access_(access) {}
+      access_(access) {
+  counters_.kind.store(static_cast<int>(policy_->kind), std::memory_order_relaxed);
+}
 
 absl::string_view LockCore::lease_key() const {
   return kind_ ? absl::string_view(kind_->lease_key()) : keys_.owner();

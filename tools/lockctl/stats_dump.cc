@@ -151,6 +151,7 @@ absl::StatusOr<StatsDump> ParseJson(std::string_view text) {
                      "no lock_acquired_total: not a lock::StatsJson() dump");
     }
     PolicyStats& p = dump.per_policy[policy];
+    if (j.contains("kind") && j["kind"].is_string()) p.kind = j["kind"].get<std::string>();
     for (const CounterField& c : kCounters) {
       if (!j.contains(c.name)) continue;
       absl::StatusOr<int64_t> v =
@@ -275,6 +276,12 @@ absl::StatusOr<StatsDump> ParsePrometheus(std::string_view text) {
     }
     auto policy = s->labels.find("policy");
     if (policy == s->labels.end()) continue;  // not ours
+    if (s->name == "lock_policy_info") {
+      if (auto kind = s->labels.find("kind"); kind != s->labels.end()) {
+        dump.per_policy[policy->second].kind = kind->second;
+      }
+      continue;
+    }
     bool known = false;
     for (const CounterField& c : kCounters) {
       if (s->name == c.name) {

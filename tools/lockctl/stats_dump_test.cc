@@ -43,6 +43,7 @@ void FillCounters() {
       lock::internal::CountersFor("nightly \"report\"");
   b.skipped = 4;
   b.acquired = 1;
+  b.kind = 2;  // policy::LockKind::kSemaphore
   for (int i = 0; i < 3; ++i) lock::internal::AddConfigReload(true);
   lock::internal::AddConfigReload(false);
 }
@@ -54,8 +55,11 @@ void ExpectMatchesLibrary(const StatsDump& d) {
   EXPECT_EQ(d.config_reloads, s.config_reloads);
   ASSERT_EQ(d.per_policy.count("order-close"), 1u);
   ASSERT_EQ(d.per_policy.count("nightly \"report\""), 1u);
+  EXPECT_EQ(d.per_policy.at("nightly \"report\"").kind, "semaphore");
+  EXPECT_EQ(d.per_policy.at("order-close").kind, "mutex");
   for (const auto& [name, want] : s.per_policy) {
     const lock::PolicyStats& got = d.per_policy.at(name);
+    EXPECT_EQ(got.kind, want.kind) << name;
     EXPECT_EQ(got.acquired, want.acquired) << name;
     EXPECT_EQ(got.busy, want.busy) << name;
     EXPECT_EQ(got.skipped, want.skipped) << name;
