@@ -1,13 +1,21 @@
 #include "lock/lock.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <stop_token>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lock/compat.h"
@@ -33,22 +41,95 @@ using util::ToAbsl;
 // ---- Held ------------------------------------------------------------------
 
 namespace internal {
+
+// The keys of a WithAll beyond what Held keeps for the first one.
+struct HeldSet {
+  struct Part {
+    RedisLock* lock;
+    std::shared_ptr<HoldState> hold;
+  };
+  struct RequestStop {
+    std::stop_source* source;
+    void operator()() const noexcept { source->request_stop(); }
+  };
+
+  explicit HeldSet(std::vector<Part> taken) : parts(std::move(taken)), links(parts.size()) {
+    // A key lost before its link exists runs the callback at once.
+    for (size_t i = 0; i < parts.size(); ++i) {
+      links[i].emplace(parts[i].hold->stop.get_token(), RequestStop{&stop});
+    }
+  }
+
+  const std::vector<Part> parts;  // the caller's order, each key once
+  // Requested by the first key whose own stop is requested (a loss under
+  // on_failure "signal"). Declared before `links`, which point at it and are
+  // destroyed first.
+  std::stop_source stop;
+  std::vector<std::optional<std::stop_callback<RequestStop>>> links;
+};
+
 // Builds the Held a critical section sees (its constructor is not public).
 struct HeldAccess {
   static Held Make(RedisLock* lock, std::shared_ptr<HoldState> hold) {
-    return Held(lock, std::move(hold));
+    return Held(lock, std::move(hold), nullptr);
+  }
+  // `parts` in the caller's order, each key once.
+  static Held Make(std::vector<HeldSet::Part> parts) {
+    RedisLock* first = parts.front().lock;
+    std::shared_ptr<HoldState> first_hold = parts.front().hold;
+    return Held(first, std::move(first_hold), std::make_unique<HeldSet>(std::move(parts)));
+  }
+  // The first lost hold in the caller's order; null when none is.
+  static const HoldState* Lost(const Held& held) {
+    if (held.set_ == nullptr) return held.hold_->lost.load() ? held.hold_.get() : nullptr;
+    for (const HeldSet::Part& part : held.set_->parts) {
+      if (part.hold->lost.load()) return part.hold.get();
+    }
+    return nullptr;
+  }
+  static size_t Size(const Held& held) {
+    return held.set_ == nullptr ? 1 : held.set_->parts.size();
   }
 };
+
 }  // namespace internal
 
-Held::Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold)
-    : lock_(lock), hold_(std::move(hold)) {}
+Held::Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold,
+           std::unique_ptr<internal::HeldSet> set)
+    : lock_(lock), hold_(std::move(hold)), set_(std::move(set)) {}
+Held::~Held() = default;
 const std::string& Held::key() const { return hold_->key; }
 const std::string& Held::owner_token() const { return hold_->token; }
 int64_t Held::fencing_token() const { return hold_->fence; }
-bool Held::lost() const { return hold_->lost.load(); }
-std::stop_token Held::stop_token() const { return hold_->stop.get_token(); }
-absl::Status Held::Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
+
+std::vector<std::string> Held::keys() const {
+  if (set_ == nullptr) return {hold_->key};
+  std::vector<std::string> keys;
+  keys.reserve(set_->parts.size());
+  for (const internal::HeldSet::Part& part : set_->parts) keys.push_back(part.hold->key);
+  return keys;
+}
+
+int64_t Held::fencing_token(std::string_view key) const {
+  if (set_ == nullptr) return hold_->key == key ? hold_->fence : 0;
+  for (const internal::HeldSet::Part& part : set_->parts) {
+    if (part.hold->key == key) return part.hold->fence;
+  }
+  return 0;
+}
+
+bool Held::lost() const { return internal::HeldAccess::Lost(*this) != nullptr; }
+
+std::stop_token Held::stop_token() const {
+  return set_ == nullptr ? hold_->stop.get_token() : set_->stop.get_token();
+}
+
+absl::Status Held::Extend(absl::Duration ttl) {
+  if (set_ == nullptr) return lock_->Renew(ttl);
+  absl::Status first;
+  for (const internal::HeldSet::Part& part : set_->parts) first.Update(part.lock->Renew(ttl));
+  return first;
+}
 
 // ---- Locker ----------------------------------------------------------------
 
@@ -225,42 +306,43 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 
 namespace {
 
-// The locks the calling thread holds in an enclosing With, innermost last.
-// With takes a fresh lock instance (a new owner), so a nested With on a key
-// the thread already holds would wait for itself until wait.timeout and then
-// report IsBusy. Keyed by the Redis key itself on its target, so two
-// policies that share a target and key_prefix are caught too; other keys and
-// other threads are real contenders and behave as always.
+// The locks the calling thread holds in an enclosing With or WithAll,
+// innermost last. With takes a fresh lock instance (a new owner), so a
+// nested With on a key the thread already holds would wait for itself until
+// wait.timeout and then report IsBusy. Keyed by the Redis key itself on its
+// target, so two policies that share a target and key_prefix are caught
+// too; other keys and other threads are real contenders and behave as
+// always.
 struct HeldHere {
   const void* locker;  // the Locker's state
   const RedisLock* lock;  // alive while registered (HeldHereScope)
 };
 thread_local std::vector<HeldHere> t_held_here;
 
-// Whether two locks are the same Redis key {prefix key} on the same target,
-// without building either key: With already built its own.
-bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
-  const policy::Policy& pa = a.policy();
-  const policy::Policy& pb = b.policy();
+// Whether two (policy, key) pairs are the same Redis key {prefix key} on the
+// same target, without building either key.
+bool SameRedisKey(const policy::Policy& pa, std::string_view ka, const policy::Policy& pb,
+                  std::string_view kb) {
   // Each kind has Redis keys of its own (lock/internal/keys.h).
   if (pa.redis != pb.redis || pa.kind != pb.kind ||
-      pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
+      pa.key_prefix.size() + ka.size() != pb.key_prefix.size() + kb.size()) {
     return false;
   }
-  return absl::StrCat(pa.key_prefix, a.key()) == absl::StrCat(pb.key_prefix, b.key());
+  return absl::StrCat(pa.key_prefix, ToAbsl(ka)) == absl::StrCat(pb.key_prefix, ToAbsl(kb));
 }
 
-absl::Status CheckNotHeldHere(const void* locker, const RedisLock& wanted) {
+absl::Status CheckNotHeldHere(const void* locker, const policy::Policy& wanted,
+                              std::string_view key) {
   for (const HeldHere& h : t_held_here) {
-    if (h.locker == locker && SameRedisKey(*h.lock, wanted)) {
+    if (h.locker == locker && SameRedisKey(h.lock->policy(), h.lock->key(), wanted, key)) {
       const std::string& held_policy = h.lock->policy().name;
-      const std::string& wanted_policy = wanted.policy().name;
       return SelfDeadlockError(absl::StrCat(
           "the calling thread already holds lock \"", h.lock->key(), "\" under policy \"",
-          held_policy, "\" in an enclosing With; a nested With on the same key",
-          wanted_policy == held_policy
+          held_policy, "\" in an enclosing With or WithAll; a nested With or WithAll on "
+          "the same key",
+          wanted.name == held_policy
               ? ""
-              : absl::StrCat(" (policy \"", wanted_policy,
+              : absl::StrCat(" (policy \"", wanted.name,
                              "\" shares its redis target and key_prefix)"),
           " would take it as another owner and wait for itself. Use the "
           "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
@@ -270,10 +352,36 @@ absl::Status CheckNotHeldHere(const void* locker, const RedisLock& wanted) {
   return absl::OkStatus();
 }
 
-// Runs `fn` while `lock` is held and releases it on every path.
-absl::Status RunHeld(RedisLock& lock, const std::function<absl::Status(Held&)>& fn) {
-  if (lock.policy().renewal.enabled) RETURN_IF_ERROR(lock.EnableAutoRenew());
-  Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
+// `s` with another message, keeping its code and payloads, so that IsBusy()
+// and the other predicates still recognise it.
+absl::Status Reworded(const absl::Status& s, std::string_view message) {
+  absl::Status out(s.code(), ToAbsl(message));
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+// Releases the locks of one hold, given in the order they were taken, in
+// reverse; the first error.
+absl::Status ReleaseAll(std::span<RedisLock* const> taken) {
+  absl::Status first;
+  for (auto it = taken.rbegin(); it != taken.rend(); ++it) first.Update((*it)->Release());
+  return first;
+}
+
+// Runs `fn` with `held` while every lock of `taken` (the locks behind it) is
+// held, and releases them all on every path.
+absl::Status RunHeld(std::span<RedisLock* const> taken, Held& held,
+                     const std::function<absl::Status(Held&)>& fn) {
+  for (RedisLock* lock : taken) {
+    if (!lock->policy().renewal.enabled) continue;
+    absl::Status renewing = lock->EnableAutoRenew();
+    if (!renewing.ok()) {
+      ReleaseAll(taken).IgnoreError();  // else the lease expires after its ttl
+      return renewing;
+    }
+  }
   absl::Status result;
   std::exception_ptr thrown;
   try {
@@ -281,15 +389,17 @@ absl::Status RunHeld(RedisLock& lock, const std::function<absl::Status(Held&)>& 
   } catch (...) {
     thrown = std::current_exception();
   }
-  absl::Status released = lock.Release();
+  absl::Status released = ReleaseAll(taken);
   if (thrown) std::rethrow_exception(thrown);
   if (!result.ok()) return result;
-  if (held.lost()) {
+  if (const internal::HoldState* lost = internal::HeldAccess::Lost(held)) {
+    const size_t n = internal::HeldAccess::Size(held);
     return LostError(absl::StrCat(
-        "lock \"", held.key(), "\" (policy ", lock.policy().name,
-        ") was lost while the critical section ran: its lease expired or "
+        "lock \"", lost->key, "\" (policy ", lost->policy->name, ")",
+        n == 1 ? "" : absl::StrCat(", one of the ", n, " keys of a WithAll,"),
+        " was lost while the critical section ran: its lease expired or "
         "another owner took it, so writes made under fencing token ",
-        held.fencing_token(), " may be unsafe"));
+        lost->fence, " may be unsafe"));
   }
   if (!released.ok()) {
     return absl::Status(
@@ -300,23 +410,30 @@ absl::Status RunHeld(RedisLock& lock, const std::function<absl::Status(Held&)>& 
   return absl::OkStatus();
 }
 
-// Registers a lock as held by this thread for the life of the scope.
+// Registers locks as held by this thread for the life of the scope.
 class HeldHereScope {
  public:
-  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(h); }
-  ~HeldHereScope() { t_held_here.pop_back(); }
+  HeldHereScope(const void* locker, std::span<RedisLock* const> locks) : count_(locks.size()) {
+    for (const RedisLock* lock : locks) t_held_here.push_back(HeldHere{locker, lock});
+  }
+  ~HeldHereScope() { t_held_here.resize(t_held_here.size() - count_); }
   HeldHereScope(const HeldHereScope&) = delete;
   HeldHereScope& operator=(const HeldHereScope&) = delete;
+
+ private:
+  const size_t count_;
 };
 
 }  // namespace
 
 absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock,
                                    const std::function<absl::Status(Held&)>& fn) {
-  RETURN_IF_ERROR(CheckNotHeldHere(this, lock));
+  RETURN_IF_ERROR(CheckNotHeldHere(this, lock.policy(), lock.key()));
   RETURN_IF_ERROR(lock.Acquire());
-  HeldHereScope scope(HeldHere{this, &lock});
-  return RunHeld(lock, fn);
+  RedisLock* const taken[] = {&lock};
+  HeldHereScope scope(this, taken);
+  Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
+  return RunHeld(taken, held, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
@@ -335,6 +452,109 @@ absl::Status Locker::WithOptions(std::string_view key,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
   return impl_->AcquireAndRun(*lock, fn);
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const std::function<absl::Status(Held&)>& fn) {
+  RETURN_IF_ERROR(impl_->CheckProcess());
+  // One snapshot for the whole set: a reload in the middle cannot give its
+  // keys different prefixes or targets.
+  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
+  ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p, FindPolicy(snapshot, policy));
+  const std::string context = absl::StrCat("WithAll on policy \"", p->name, "\"");
+  if (p->kind != policy::LockKind::kMutex) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        context, ": its kind is \"", ToAbsl(policy::LockKindName(p->kind)),
+        "\"; WithAll takes \"mutex\" policies only, since it holds each key exclusively"));
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(context, ": the set of keys is empty"));
+  }
+  // Every key is checked before any is taken: a bad one leaves nothing held.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::Status valid = internal::ValidateKey(keys[i]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(context, ": key #", i, " \"",
+                                                     absl::CHexEscape(keys[i]),
+                                                     "\": ", valid.message()));
+    }
+    RETURN_IF_ERROR(CheckNotHeldHere(impl_.get(), *p, keys[i]));
+  }
+
+  // Keys are taken in the order of their Redis keys, never the caller's:
+  // with one global order, whoever holds a key only ever waits for keys
+  // after it, so no two callers (threads or processes, taking {a,b} and
+  // {b,a}) can each hold what the other waits for. All keys share one
+  // key_prefix, so ordering by key orders by key_prefix + key. A stable
+  // sort keeps the first of duplicates, which are then dropped.
+  std::vector<size_t> order(keys.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&keys](size_t a, size_t b) { return keys[a] < keys[b]; });
+  order.erase(std::unique(order.begin(), order.end(),
+                          [&keys](size_t a, size_t b) { return keys[a] == keys[b]; }),
+              order.end());
+
+  // wait.timeout bounds the whole set, not each key: every key after the
+  // first runs on a copy of the policy whose timeout is what is left (0 =
+  // one attempt), else n keys could wait n times the timeout.
+  const bool bounded =
+      p->on_busy == policy::OnBusy::kWait && p->wait.timeout != absl::InfiniteDuration();
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline =
+      bounded ? Clock::now() + absl::ToChronoNanoseconds(p->wait.timeout) : Clock::time_point();
+  std::vector<std::unique_ptr<RedisLock>> locks;
+  std::vector<RedisLock*> taken;
+  locks.reserve(order.size());
+  taken.reserve(order.size());
+  for (size_t i : order) {
+    std::shared_ptr<const policy::Policy> key_policy = p;
+    if (bounded && !taken.empty()) {
+      auto left = std::make_shared<policy::Policy>(*p);
+      left->wait.timeout = std::max(absl::ZeroDuration(), absl::FromChrono(deadline - Clock::now()));
+      key_policy = std::move(left);
+    }
+    absl::StatusOr<std::unique_ptr<RedisLock>> lock =
+        impl_->MakeLock(std::move(key_policy), *snapshot, keys[i]);
+    absl::Status acquired = lock.ok() ? (*lock)->Acquire() : lock.status();
+    if (!acquired.ok()) {
+      const absl::Status released = ReleaseAll(taken);
+      return Reworded(acquired, absl::StrCat(
+          context, ": key #", i, " \"", keys[i], "\" (", taken.size() + 1, " of ",
+          order.size(), " in lock order): ", acquired.message(),
+          bounded && IsWaitTimedOut(acquired)
+              ? absl::StrCat("; wait.timeout ", absl::FormatDuration(p->wait.timeout),
+                             " bounds the whole set")
+              : "",
+          taken.empty() ? ""
+          : released.ok()
+              ? absl::StrCat("; the ", taken.size(), " keys taken before it were released")
+              : absl::StrCat("; releasing the ", taken.size(),
+                             " keys taken before it failed (", released.message(),
+                             "): they expire after their ttl")));
+    }
+    taken.push_back(lock->get());
+    locks.push_back(*std::move(lock));
+  }
+
+  HeldHereScope scope(impl_.get(), taken);
+  // Held lists the keys in the caller's order: `order` sorted back.
+  std::vector<size_t> by_caller(order.size());
+  std::iota(by_caller.begin(), by_caller.end(), size_t{0});
+  std::sort(by_caller.begin(), by_caller.end(),
+            [&order](size_t a, size_t b) { return order[a] < order[b]; });
+  std::vector<internal::HeldSet::Part> parts;
+  parts.reserve(order.size());
+  for (size_t j : by_caller) {
+    parts.push_back({taken[j], internal::LockAccess::Core(*taken[j]).hold()});
+  }
+  Held held = internal::HeldAccess::Make(std::move(parts));
+  return RunHeld(taken, held, fn);
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const std::function<absl::Status()>& fn) {
+  return WithAll(policy, keys, [&fn](Held&) { return fn(); });
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,
@@ -511,6 +731,18 @@ absl::Status With(std::string_view policy, std::string_view key,
                   const std::function<absl::Status()>& fn) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   return locker->With(policy, key, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, fn);
 }
 
 absl::Status LockWithOptions(std::string_view key, const LockOptions& options,
