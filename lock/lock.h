@@ -135,10 +135,10 @@ class Locker {
   // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
   // IsSelfDeadlock (kFailedPrecondition) at once, without touching Redis,
   // when the calling thread already holds the same Redis key (same target
-  // and key_prefix + key, through any policy) in an enclosing With or
-  // WithOptions of this Locker: each With is a new owner, so the nested one
-  // would only wait for itself until wait.timeout. The outer hold is
-  // unaffected. Re-entry is per RedisLock instance (NewLock + Acquire
+  // and key_prefix + key, through any policy) in an enclosing With,
+  // WithOptions or WithAll of this Locker: each With is a new owner, so the
+  // nested one would only wait for itself until wait.timeout. The outer hold
+  // is unaffected. Re-entry is per RedisLock instance (NewLock + Acquire
   // twice). Other keys, and other threads, behave as usual.
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status(Held&)>& fn);
