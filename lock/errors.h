@@ -19,9 +19,10 @@
 //                                    held: writes made under it may be unsafe
 //   not held    kFailedPrecondition  release/extend of a lock this owner does
 //                                    not hold (never touches another's lock)
-//   self-       kFailedPrecondition  a nested With on a key the calling
-//   deadlock                         thread already holds in an enclosing
-//                                    With; it would wait for itself
+//   self-       kFailedPrecondition  a nested With or WithAll on a key the
+//   deadlock                         calling thread already holds in an
+//                                    enclosing With or WithAll; it would
+//                                    wait for itself
 //   stale fence kAborted             FencedSet refused a write whose fencing
 //                                    token is older than one already written
 // Redis unreachable or too slow is kUnavailable; a bad key or policy is

@@ -1,18 +1,24 @@
 #include "lock/lock.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
-#include <exception>
 #include <mutex>
+#include <numeric>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lock/compat.h"
 #include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
+#include "lock/internal/held.h"
 #include "lock/internal/hold_state.h"
 #include "lock/internal/keys.h"
 #include "lock/internal/lock_core.h"
@@ -28,27 +34,11 @@
 
 namespace lock {
 
+using internal::CheckNotHeldHere;
+using internal::HeldHereScope;
+using internal::ReleaseAll;
+using internal::RunHeld;
 using util::ToAbsl;
-
-// ---- Held ------------------------------------------------------------------
-
-namespace internal {
-// Builds the Held a critical section sees (its constructor is not public).
-struct HeldAccess {
-  static Held Make(RedisLock* lock, std::shared_ptr<HoldState> hold) {
-    return Held(lock, std::move(hold));
-  }
-};
-}  // namespace internal
-
-Held::Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold)
-    : lock_(lock), hold_(std::move(hold)) {}
-const std::string& Held::key() const { return hold_->key; }
-const std::string& Held::owner_token() const { return hold_->token; }
-int64_t Held::fencing_token() const { return hold_->fence; }
-bool Held::lost() const { return hold_->lost.load(); }
-std::stop_token Held::stop_token() const { return hold_->stop.get_token(); }
-absl::Status Held::Extend(absl::Duration ttl) { return lock_->Renew(ttl); }
 
 // ---- Locker ----------------------------------------------------------------
 
@@ -245,98 +235,26 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
 
 namespace {
 
-// The locks the calling thread holds in an enclosing With, innermost last.
-// With takes a fresh lock instance (a new owner), so a nested With on a key
-// the thread already holds would wait for itself until wait.timeout and then
-// report IsBusy. Keyed by the Redis key itself on its target, so two
-// policies that share a target and key_prefix are caught too; other keys and
-// other threads are real contenders and behave as always.
-struct HeldHere {
-  const void* locker;  // the Locker's state
-  const RedisLock* lock;  // alive while registered (HeldHereScope)
-};
-thread_local std::vector<HeldHere> t_held_here;
-
-// Whether two locks are the same Redis key {prefix key} on the same target,
-// without building either key: With already built its own.
-bool SameRedisKey(const RedisLock& a, const RedisLock& b) {
-  const policy::Policy& pa = a.policy();
-  const policy::Policy& pb = b.policy();
-  // Each kind has Redis keys of its own (lock/internal/keys.h).
-  if (pa.redis != pb.redis || pa.kind != pb.kind ||
-      pa.key_prefix.size() + a.key().size() != pb.key_prefix.size() + b.key().size()) {
-    return false;
-  }
-  return absl::StrCat(pa.key_prefix, a.key()) == absl::StrCat(pb.key_prefix, b.key());
+// `s` with another message, keeping its code and payloads, so that IsBusy()
+// and the other predicates still recognise it.
+absl::Status Reworded(const absl::Status& s, std::string_view message) {
+  absl::Status out(s.code(), ToAbsl(message));
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
 }
-
-absl::Status CheckNotHeldHere(const void* locker, const RedisLock& wanted) {
-  for (const HeldHere& h : t_held_here) {
-    if (h.locker == locker && SameRedisKey(*h.lock, wanted)) {
-      const std::string& held_policy = h.lock->policy().name;
-      const std::string& wanted_policy = wanted.policy().name;
-      return SelfDeadlockError(absl::StrCat(
-          "the calling thread already holds lock \"", h.lock->key(), "\" under policy \"",
-          held_policy, "\" in an enclosing With; a nested With on the same key",
-          wanted_policy == held_policy
-              ? ""
-              : absl::StrCat(" (policy \"", wanted_policy,
-                             "\" shares its redis target and key_prefix)"),
-          " would take it as another owner and wait for itself. Use the "
-          "enclosing hold, or a RedisLock (NewLock) whose Acquire re-enters "
-          "per instance"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Runs `fn` while `lock` is held and releases it on every path.
-absl::Status RunHeld(RedisLock& lock, const std::function<absl::Status(Held&)>& fn) {
-  if (lock.policy().renewal.enabled) RETURN_IF_ERROR(lock.EnableAutoRenew());
-  Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
-  absl::Status result;
-  std::exception_ptr thrown;
-  try {
-    result = fn(held);
-  } catch (...) {
-    thrown = std::current_exception();
-  }
-  absl::Status released = lock.Release();
-  if (thrown) std::rethrow_exception(thrown);
-  if (!result.ok()) return result;
-  if (held.lost()) {
-    return LostError(absl::StrCat(
-        "lock \"", held.key(), "\" (policy ", lock.policy().name,
-        ") was lost while the critical section ran: its lease expired or "
-        "another owner took it, so writes made under fencing token ",
-        held.fencing_token(), " may be unsafe"));
-  }
-  if (!released.ok()) {
-    return absl::Status(
-        released.code(),
-        absl::StrCat("the critical section completed, but ", released.message(),
-                     "; the lock expires by itself after its ttl"));
-  }
-  return absl::OkStatus();
-}
-
-// Registers a lock as held by this thread for the life of the scope.
-class HeldHereScope {
- public:
-  explicit HeldHereScope(HeldHere h) { t_held_here.push_back(h); }
-  ~HeldHereScope() { t_held_here.pop_back(); }
-  HeldHereScope(const HeldHereScope&) = delete;
-  HeldHereScope& operator=(const HeldHereScope&) = delete;
-};
 
 }  // namespace
 
 absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock,
                                    const std::function<absl::Status(Held&)>& fn) {
-  RETURN_IF_ERROR(CheckNotHeldHere(this, lock));
+  RETURN_IF_ERROR(CheckNotHeldHere(this, lock.policy(), lock.key()));
   RETURN_IF_ERROR(lock.Acquire());
-  HeldHereScope scope(HeldHere{this, &lock});
-  return RunHeld(lock, fn);
+  RedisLock* const taken[] = {&lock};
+  HeldHereScope scope(this, taken);
+  Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
+  return RunHeld(taken, held, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
@@ -377,6 +295,109 @@ absl::Status Locker::WithOptions(std::string_view key,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
   return impl_->AcquireAndRun(*lock, fn);
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const std::function<absl::Status(Held&)>& fn) {
+  RETURN_IF_ERROR(impl_->CheckProcess());
+  // One snapshot for the whole set: a reload in the middle cannot give its
+  // keys different prefixes or targets.
+  std::shared_ptr<const policy::Snapshot> snapshot = impl_->registry->snapshot();
+  ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p, FindPolicy(snapshot, policy));
+  const std::string context = absl::StrCat("WithAll on policy \"", p->name, "\"");
+  if (p->kind != policy::LockKind::kMutex) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        context, ": its kind is \"", ToAbsl(policy::LockKindName(p->kind)),
+        "\"; WithAll takes \"mutex\" policies only, since it holds each key exclusively"));
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(context, ": the set of keys is empty"));
+  }
+  // Every key is checked before any is taken: a bad one leaves nothing held.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::Status valid = internal::ValidateKey(keys[i]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(context, ": key #", i, " \"",
+                                                     absl::CHexEscape(keys[i]),
+                                                     "\": ", valid.message()));
+    }
+    RETURN_IF_ERROR(CheckNotHeldHere(impl_.get(), *p, keys[i]));
+  }
+
+  // Keys are taken in the order of their Redis keys, never the caller's:
+  // with one global order, whoever holds a key only ever waits for keys
+  // after it, so no two callers (threads or processes, taking {a,b} and
+  // {b,a}) can each hold what the other waits for. All keys share one
+  // key_prefix, so ordering by key orders by key_prefix + key. A stable
+  // sort keeps the first of duplicates, which are then dropped.
+  std::vector<size_t> order(keys.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&keys](size_t a, size_t b) { return keys[a] < keys[b]; });
+  order.erase(std::unique(order.begin(), order.end(),
+                          [&keys](size_t a, size_t b) { return keys[a] == keys[b]; }),
+              order.end());
+
+  // wait.timeout bounds the whole set, not each key: every key after the
+  // first runs on a copy of the policy whose timeout is what is left (0 =
+  // one attempt), else n keys could wait n times the timeout.
+  const bool bounded =
+      p->on_busy == policy::OnBusy::kWait && p->wait.timeout != absl::InfiniteDuration();
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline =
+      bounded ? Clock::now() + absl::ToChronoNanoseconds(p->wait.timeout) : Clock::time_point();
+  std::vector<std::unique_ptr<RedisLock>> locks;
+  std::vector<RedisLock*> taken;
+  locks.reserve(order.size());
+  taken.reserve(order.size());
+  for (size_t i : order) {
+    std::shared_ptr<const policy::Policy> key_policy = p;
+    if (bounded && !taken.empty()) {
+      auto left = std::make_shared<policy::Policy>(*p);
+      left->wait.timeout = std::max(absl::ZeroDuration(), absl::FromChrono(deadline - Clock::now()));
+      key_policy = std::move(left);
+    }
+    absl::StatusOr<std::unique_ptr<RedisLock>> lock =
+        impl_->MakeLock(std::move(key_policy), *snapshot, keys[i]);
+    absl::Status acquired = lock.ok() ? (*lock)->Acquire() : lock.status();
+    if (!acquired.ok()) {
+      const absl::Status released = ReleaseAll(taken);
+      return Reworded(acquired, absl::StrCat(
+          context, ": key #", i, " \"", keys[i], "\" (", taken.size() + 1, " of ",
+          order.size(), " in lock order): ", acquired.message(),
+          bounded && IsWaitTimedOut(acquired)
+              ? absl::StrCat("; wait.timeout ", absl::FormatDuration(p->wait.timeout),
+                             " bounds the whole set")
+              : "",
+          taken.empty() ? ""
+          : released.ok()
+              ? absl::StrCat("; the ", taken.size(), " keys taken before it were released")
+              : absl::StrCat("; releasing the ", taken.size(),
+                             " keys taken before it failed (", released.message(),
+                             "): they expire after their ttl")));
+    }
+    taken.push_back(lock->get());
+    locks.push_back(*std::move(lock));
+  }
+
+  HeldHereScope scope(impl_.get(), taken);
+  // Held lists the keys in the caller's order: `order` sorted back.
+  std::vector<size_t> by_caller(order.size());
+  std::iota(by_caller.begin(), by_caller.end(), size_t{0});
+  std::sort(by_caller.begin(), by_caller.end(),
+            [&order](size_t a, size_t b) { return order[a] < order[b]; });
+  std::vector<internal::HeldPart> parts;
+  parts.reserve(order.size());
+  for (size_t j : by_caller) {
+    parts.push_back({taken[j], internal::LockAccess::Core(*taken[j]).hold()});
+  }
+  Held held = internal::HeldAccess::Make(std::move(parts));
+  return RunHeld(taken, held, fn);
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const std::function<absl::Status()>& fn) {
+  return WithAll(policy, keys, [&fn](Held&) { return fn(); });
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,
@@ -584,6 +605,18 @@ absl::Status WithWrite(std::string_view policy, std::string_view key,
                        const std::function<absl::Status()>& fn) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   return locker->WithWrite(policy, key, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, fn);
 }
 
 absl::Status LockWithOptions(std::string_view key, const LockOptions& options,

@@ -22,6 +22,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,6 +37,7 @@ namespace lock {
 namespace internal {
 struct HoldState;
 struct HeldAccess;
+struct HeldSet;
 struct LockerAccess;
 }  // namespace internal
 
@@ -48,7 +50,12 @@ struct LockerAccess;
 using LockOptions = policy::Policy;
 
 // What a critical section sees. Valid only inside the function passed to
-// With. Thread-safe.
+// With or WithAll. Thread-safe.
+//
+// Under WithAll one Held stands for every key of the set: key(),
+// owner_token() and fencing_token() describe the first key in the caller's
+// order, keys() and fencing_token(key) each of them, and lost(),
+// stop_token() and Extend() act on them all.
 class Held {
  public:
   const std::string& key() const;
@@ -64,28 +71,42 @@ class Held {
   // 0 for a semaphore permit and a read hold too (shared: not exclusive).
   // The write side of a read_write lock and a fair lock get one.
   int64_t fencing_token() const;
-  // True once the lock is known to have expired or changed hands (found by
-  // auto-renewal, Extend, or the final release).
+  // Every key of the hold in the caller's order, each once: one key for
+  // With, the deduplicated set for WithAll.
+  std::vector<std::string> keys() const;
+  // The fencing token of `key` in this hold (see fencing_token()); 0 for a
+  // key the hold does not cover. Each key of a WithAll has its own.
+  int64_t fencing_token(std::string_view key) const;
+  // True once the lock (under WithAll: any of its keys) is known to have
+  // expired or changed hands (found by auto-renewal, Extend, or the final
+  // release).
   bool lost() const;
-  // Requested when the lock is lost (unless the policy's renewal.on_failure
-  // is "ignore"): long critical sections should poll it, or register a
-  // std::stop_callback, and stop writing.
+  // Requested when the lock (any key of a WithAll) is lost, unless the
+  // policy's renewal.on_failure is "ignore": long critical sections should
+  // poll it, or register a std::stop_callback, and stop writing.
   std::stop_token stop_token() const;
-  // Sets the lease to `ttl` from now. IsNotHeld (and lost() becomes true)
-  // when the lock was already lost. kInvalidArgument for a ttl under 1ms
-  // (Redis keeps leases in whole milliseconds; a sub-millisecond remainder
-  // is dropped, and lost() / remaining time count only what Redis got).
+  // Sets the lease to `ttl` from now (under WithAll: of every key, the
+  // first error returned). IsNotHeld (and lost() becomes true) when the lock
+  // was already lost. kInvalidArgument for a ttl under 1ms (Redis keeps
+  // leases in whole milliseconds; a sub-millisecond remainder is dropped,
+  // and lost() / remaining time count only what Redis got).
   absl::Status Extend(absl::Duration ttl);
 
   Held(const Held&) = delete;
   Held& operator=(const Held&) = delete;
+  ~Held();
 
  private:
   friend struct internal::HeldAccess;
-  Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold);
+  Held(RedisLock* lock, std::shared_ptr<internal::HoldState> hold,
+       std::unique_ptr<internal::HeldSet> set);
 
+  // The only key of a With, the first key of a WithAll.
   RedisLock* const lock_;
   const std::shared_ptr<internal::HoldState> hold_;
+  // WithAll only: every key's lock and hold, and the stop source they all
+  // request. Null for With, which so costs no allocation more.
+  const std::unique_ptr<internal::HeldSet> set_;
 };
 
 // Locks built from a policy registry and the Redis targets it names.
@@ -117,10 +138,10 @@ class Locker {
   // IsSkipped, kUnavailable) when the lock was not taken — fn did not run.
   // IsSelfDeadlock (kFailedPrecondition) at once, without touching Redis,
   // when the calling thread already holds the same Redis key (same target
-  // and key_prefix + key, through any policy) in an enclosing With or
-  // WithOptions of this Locker: each With is a new owner, so the nested one
-  // would only wait for itself until wait.timeout. The outer hold is
-  // unaffected. Re-entry is per RedisLock instance (NewLock + Acquire
+  // and key_prefix + key, through any policy) in an enclosing With,
+  // WithOptions or WithAll of this Locker: each With is a new owner, so the
+  // nested one would only wait for itself until wait.timeout. The outer hold
+  // is unaffected. Re-entry is per RedisLock instance (NewLock + Acquire
   // twice). Other keys, and other threads, behave as usual.
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status(Held&)>& fn);
@@ -143,6 +164,39 @@ class Locker {
                          const std::function<absl::Status(Held&)>& fn);
   absl::Status WithWrite(std::string_view policy, std::string_view key,
                          const std::function<absl::Status()>& fn);
+
+  // Runs `fn` while holding every key of `keys` under the named policy, all
+  // or none, and releases them all on every path, as With does for one key
+  // (same outcomes: fn's error, else IsLost naming a key that was lost, else
+  // the release result; an exception is rethrown after the release).
+  // - The policy must be of kind "mutex": kInvalidArgument (naming the policy
+  //   and its kind) for any other, before Redis is touched. kNotFound for an
+  //   unknown policy.
+  // - kInvalidArgument for an empty set, or for a bad key (the message names
+  //   its index in `keys` and its value): nothing is taken.
+  // - A key given twice is taken once (Held::keys() lists it once).
+  // - When a key cannot be taken (IsBusy, IsSkipped, kUnavailable...) every
+  //   key already taken is released before returning that outcome, which
+  //   names the key; fn did not run.
+  // - Keys are taken one by one in the order of their Redis keys
+  //   (key_prefix + key), whatever the caller's order: two callers taking
+  //   overlapping sets ({a,b} and {b,a}) then never each hold what the other
+  //   waits for, so they cannot deadlock. Holding one key in an enclosing
+  //   With while taking a set outside that order can still deadlock.
+  // - Waiting follows the policy for each key, but the policy's wait.timeout
+  //   bounds the whole set, measured from the first key: a later key waits
+  //   only for what is left of it (at least one attempt). retry.max_attempts
+  //   counts per key.
+  // - Each key is its own lock, on whatever the target is (standalone,
+  //   Sentinel, Cluster with keys in any slots, a Redlock quorum per key),
+  //   with its own owner token and fencing token (Held::fencing_token(key)).
+  // - IsSelfDeadlock, without touching Redis, when the calling thread holds
+  //   any of the keys in an enclosing With or WithAll; the keys of a WithAll
+  //   are seen by a nested With in turn.
+  absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                       const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                       const std::function<absl::Status()>& fn);
 
   // Same as With with an unnamed policy.
   absl::Status WithOptions(std::string_view key, const LockOptions& options,
@@ -256,6 +310,12 @@ absl::Status WithWrite(std::string_view policy, std::string_view key,
                        const std::function<absl::Status(Held&)>& fn);
 absl::Status WithWrite(std::string_view policy, std::string_view key,
                        const std::function<absl::Status()>& fn);
+
+// Locker::WithAll on the process-wide Locker.
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status(Held&)>& fn);
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const std::function<absl::Status()>& fn);
 
 // Locker::FencedSet on the process-wide Locker.
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,
