@@ -279,6 +279,7 @@ ContendResult Contend(const std::string& addr, const ContendOptions& o) {
   auto admin = RawConnect(addr);
   const int64_t scripts_before = ScriptCalls(admin.get());
   lock::Stats stats_before = lock::GetStats();
+  const double cpu_before = CpuSeconds();
   std::vector<std::thread> threads;
   const Clock::time_point start = Clock::now();
   for (int t = 0; t < k; ++t) {
@@ -318,6 +319,7 @@ ContendResult Contend(const std::string& addr, const ContendOptions& o) {
   taken.notify_all();
   for (auto& th : threads) th.join();
   r.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  r.client_cores = (CpuSeconds() - cpu_before) / r.elapsed_s;
   pinger.join();
   r.script_calls = ScriptCalls(admin.get()) - scripts_before;
   lock::Stats stats_after = lock::GetStats();

@@ -162,6 +162,8 @@ struct ContendResult {
   double held_s = 0;     // time inside, summed over the threads
   double elapsed_s = 0;  // wall time until every thread stopped
   int64_t woken_by_notify = 0, woken_by_timer = 0;
+  // CPU this process used over the run, in cores (1 = one core busy).
+  double client_cores = 0;
   // Script calls the server ran from start to stop, including the waiters'
   // last acquisitions after the stop.
   int64_t script_calls = 0;

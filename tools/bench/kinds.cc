@@ -118,7 +118,8 @@ nlohmann::json ContendedLine(const std::string& row, const ContendOptions& o,
           {"script_calls_per_acquisition",
            Round3(static_cast<double>(r.script_calls) / std::max<int64_t>(1, r.acquisitions))},
           {"woken_by_notify", r.woken_by_notify},
-          {"woken_by_timer", r.woken_by_timer}};
+          {"woken_by_timer", r.woken_by_timer},
+          {"client_cores", Round3(r.client_cores)}};
 }
 
 // 32 waiters in line for a fair lock, each holding it 1 ms and queueing
