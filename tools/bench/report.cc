@@ -431,12 +431,12 @@ int main(int argc, char** argv) {
                      Fmt(Num(r, "raw_p50_us"), 0) +
                      " µs raw, with the same two script calls per pair (" +
                      Fmt(Num(r, "script_calls_per_pair"), 2) +
-                     " counted), so the difference is the client's work and its "
-                     "scheduling: a kind other than the mutex builds each call's keys "
-                     "and arguments as strings (KindCalls) where the mutex has an "
-                     "allocation-free path, on top of what section 1 lists. On this "
+                     " counted), so the difference is on the client: the engine's "
+                     "work around the two calls (section 1 lists the mutex's), and for "
+                     "this kind building each call's keys and arguments as strings "
+                     "(KindCalls) where the mutex has an allocation-free path. On this "
                      "shared machine a one-thread ratio also moves by several percent "
-                     "from run to run; compare the other kind's row of the same run."});
+                     "from run to run; section 1's mutex row is measured the same way."});
       const bool calls_met = r["target_calls_met"].get<bool>();
       targets.push_back({label + ", script calls per pair", "2 (one round trip each way)",
                          Fmt(Num(r, "script_calls_per_pair"), 2), calls_met,
@@ -531,8 +531,8 @@ int main(int argc, char** argv) {
                : "each permit stands idle from its holder's release to the next "
                  "grant: at least the release's and the next acquire's round trips "
                  "after every 1 ms hold. A release wakes one waiter, but the "
-                 "releaser asks again at once and often takes the permit first, so "
-                 "the woken waiter's call finds none: " +
+                 "releaser, already running, asks again at once and can take the "
+                 "permit first; then the woken waiter's call finds none: " +
                      Fmt(Num(r, "script_calls_per_acquisition"), 2) +
                      " script calls per acquisition (2 would be none wasted), " +
                      Int(Num(r, "woken_by_notify")) + " wake-ups for " +
@@ -550,8 +550,8 @@ int main(int argc, char** argv) {
               ? " The mutex, in the same loop, reached " +
                     Fmt(Num(row["mutex_utilisation"], "utilisation"), 3) +
                     ": a thread coming back from its time away takes a free "
-                    "mutex in its first call, and a woken waiter races the "
-                    "others, where a fair lock waits for its head."
+                    "mutex in its first call, without waiting for a wake-up, "
+                    "where a fair lock waits for its head."
               : "";
       targets.push_back(
           {"fair utilisation, 8 threads, 1 ms in / 1 ms away", "≥ 0.90",
