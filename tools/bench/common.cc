@@ -7,16 +7,25 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <latch>
+#include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "lock/internal/lock_core.h"
+#include "lock/internal/notifier.h"
+#include "lock/redis/pool.h"
+#include "lock/redis_lock.h"
 #include "lock/scripts/embedded.h"
+#include "lock/stats.h"
 #include "util/proc.h"
 
 namespace bench {
@@ -36,8 +45,8 @@ std::vector<int> IntList(absl::string_view flag, absl::string_view v) {
 }
 
 constexpr char kUsage[] =
-    "usage: bench [--scenario=all|uncontended,handoff,renewal,redlock,cluster,tls,"
-    "overhead,pairs]\n"
+    "usage: bench [--scenario=all|uncontended,handoff,kinds,renewal,redlock,cluster,"
+    "tls,overhead,pairs]\n"
     "  [--seconds=6] [--phase-ms=100] [--threads=1,4,16,64] [--waiters=2,8,32]\n"
     "  [--hold-ms=0,1] [--renewal-locks=10000,100000] [--renewal-seconds=60]\n"
     "  [--renewal-ttl-s=5]\n"
@@ -151,9 +160,54 @@ bool RawCommand::Write(redisContext* c) const {
 }
 
 void RawLoadScripts(redisContext* c) {
-  for (const auto* s : {&lock::scripts::k_acquire, &lock::scripts::k_release}) {
-    RawCommand({"SCRIPT", "LOAD", std::string(s->body)}).Send(c);
+  namespace s = lock::scripts;
+  for (const s::EmbeddedScript* script :
+       {&s::k_acquire, &s::k_release, &s::k_sem_acquire, &s::k_sem_release,
+        &s::k_rw_read_acquire, &s::k_rw_read_release, &s::k_rw_write_acquire,
+        &s::k_fair_acquire, &s::k_fair_release}) {
+    RawCommand({"SCRIPT", "LOAD", std::string(script->body)}).Send(c);
   }
+}
+
+std::vector<std::string> RawEvalshaArgs(const lock::internal::PrimitiveCall& call) {
+  std::vector<std::string> argv = {"EVALSHA", std::string(call.script->sha1),
+                                   std::to_string(call.keys.size())};
+  argv.insert(argv.end(), call.keys.begin(), call.keys.end());
+  argv.insert(argv.end(), call.args.begin(), call.args.end());
+  return argv;
+}
+
+RawPair::RawPair(const std::string& addr, std::vector<std::string> acquire,
+                 std::vector<std::string> release)
+    : ctx_(RawConnect(addr)), acquire_(std::move(acquire)), release_(std::move(release)) {
+  RawLoadScripts(ctx_.get());
+}
+
+bool RawPair::Run() const {
+  lock::redis::ReplyPtr a = acquire_.Send(ctx_.get());
+  lock::redis::ReplyPtr r = release_.Send(ctx_.get());
+  return a != nullptr && r != nullptr && a->type == REDIS_REPLY_ARRAY && a->elements == 3 &&
+         a->element[0]->integer == 1 && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+}
+
+int64_t ScriptCalls(redisContext* c) {
+  lock::redis::ReplyPtr info = RawCommand({"INFO", "commandstats"}).Send(c);
+  if (info == nullptr || info->type != REDIS_REPLY_STRING) {
+    std::cerr << "bench: INFO commandstats failed\n";
+    std::exit(1);
+  }
+  // Lines such as "cmdstat_evalsha:calls=12,usec=...".
+  int64_t calls = 0;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(info->str, info->len), "\r\n")) {
+    if (!absl::ConsumePrefix(&line, "cmdstat_eval")) continue;
+    const size_t at = line.find(":calls=");
+    if (at == absl::string_view::npos) continue;
+    line.remove_prefix(at + 7);
+    int64_t n = 0;
+    if (absl::SimpleAtoi(line.substr(0, line.find(',')), &n)) calls += n;
+  }
+  return calls;
 }
 
 std::vector<std::string> RawAcquireArgs(const lock::internal::LockKeys& keys,
@@ -186,6 +240,95 @@ std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix) {
   p->name = "bench";
   p->key_prefix = prefix;
   return p;
+}
+
+std::shared_ptr<policy::Policy> ContendedPolicy(const std::string& name) {
+  auto p = BenchPolicy(absl::StrCat("bench:", name, ":"));
+  // Statistics are per policy name: each run reads its own.
+  p->name = absl::StrCat("bench-", name);
+  p->wait.timeout = absl::Seconds(60);
+  p->retry.max_attempts = 1 << 30;
+  return p;
+}
+
+ContendResult Contend(const std::string& addr, const ContendOptions& o) {
+  const int k = o.threads;
+  lock::redis::ConnectionOptions conn{.addr = addr};
+  auto pool = std::make_shared<lock::redis::ConnectionPool>(
+      lock::redis::PoolOptions{.connection = conn, .max_size = k + 2});
+  auto notifier = std::make_shared<lock::internal::ReleaseNotifier>(conn);
+  std::mutex mu;
+  std::condition_variable taken;  // someone acquired
+  int64_t last_release_ns = 0;    // when the last holder began releasing
+  int last_holder = -1;
+  ContendResult r;
+  double held_ns = 0;
+  std::atomic<bool> stop{false};
+
+  std::thread pinger([&] {
+    auto c = RawConnect(addr);
+    const RawCommand ping({"PING"});
+    while (!stop.load()) {
+      const Clock::time_point t = Clock::now();
+      ping.Send(c.get());
+      r.rtt_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+
+  auto admin = RawConnect(addr);
+  const int64_t scripts_before = ScriptCalls(admin.get());
+  lock::Stats stats_before = lock::GetStats();
+  const double cpu_before = CpuSeconds();
+  std::vector<std::thread> threads;
+  const Clock::time_point start = Clock::now();
+  for (int t = 0; t < k; ++t) {
+    threads.emplace_back([&, t] {
+      auto lk = *lock::internal::NewRedisLock(pool, o.policy, "one", notifier);
+      while (!stop.load()) {
+        if (!lk->Acquire().ok()) continue;
+        const int64_t got = Clock::now().time_since_epoch().count();
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (last_holder >= 0 && last_holder != t) {
+            r.handoff_ms.push_back((got - last_release_ns) / 1e6);
+          }
+          last_holder = t;
+          ++r.acquisitions;
+        }
+        taken.notify_all();
+        if (o.hold.count() > 0) std::this_thread::sleep_for(o.hold);
+        const int64_t rel = Clock::now().time_since_epoch().count();
+        {
+          std::lock_guard<std::mutex> l(mu);
+          last_release_ns = rel;
+          held_ns += rel - got;
+        }
+        (void)lk->Release();
+        if (o.outside.count() > 0) std::this_thread::sleep_for(o.outside);
+        if (o.step_back) {
+          std::unique_lock<std::mutex> l(mu);
+          taken.wait_for(l, std::chrono::milliseconds(100),
+                         [&] { return last_holder != t || stop.load(); });
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  stop = true;
+  taken.notify_all();
+  for (auto& th : threads) th.join();
+  r.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  r.client_cores = (CpuSeconds() - cpu_before) / r.elapsed_s;
+  pinger.join();
+  r.script_calls = ScriptCalls(admin.get()) - scripts_before;
+  lock::Stats stats_after = lock::GetStats();
+  lock::PolicyStats& ps0 = stats_before.per_policy[o.policy->name];
+  const lock::PolicyStats& ps = stats_after.per_policy[o.policy->name];
+  r.woken_by_notify = ps.waits_woken_by_notify - ps0.waits_woken_by_notify;
+  r.woken_by_timer = ps.waits_woken_by_timer - ps0.waits_woken_by_timer;
+  r.held_s = held_ns / 1e9;
+  return r;
 }
 
 double CpuSeconds() {

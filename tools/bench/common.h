@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lock/internal/keys.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/redis/reply.h"
 #include "nlohmann/json.hpp"
 #include "policy/policy.h"
@@ -69,7 +70,8 @@ class RawCommand {
   std::vector<size_t> lens_;
 };
 
-// SCRIPT LOAD of the acquire and release scripts, so that EVALSHA finds them.
+// SCRIPT LOAD of every script of the library (each kind's), so that EVALSHA
+// finds them.
 void RawLoadScripts(redisContext* c);
 // The EVALSHA argv the library sends to acquire the lock `keys` for `token`
 // (ttl 30 s, hold count 1, fence retention one day; `fencing` off as on
@@ -78,6 +80,28 @@ std::vector<std::string> RawAcquireArgs(const lock::internal::LockKeys& keys,
                                         const std::string& token, bool fencing);
 std::vector<std::string> RawReleaseArgs(const lock::internal::LockKeys& keys,
                                         const std::string& token);
+
+// The EVALSHA argv of one of a kind's script calls, as the library sends it.
+std::vector<std::string> RawEvalshaArgs(const lock::internal::PrimitiveCall& call);
+
+// One connection sending an acquire and a release EVALSHA back to back: the
+// floor an acquire+release pair of the library is compared with. Both
+// replies are checked: the acquire must answer {1, a, b} (held), the
+// release 1 (released).
+class RawPair {
+ public:
+  RawPair(const std::string& addr, std::vector<std::string> acquire,
+          std::vector<std::string> release);
+  bool Run() const;
+
+ private:
+  ContextPtr ctx_;
+  RawCommand acquire_, release_;
+};
+
+// Script calls (EVAL, EVALSHA and their _RO forms) the server has run so
+// far, from INFO commandstats. Commands a script makes are not counted.
+int64_t ScriptCalls(redisContext* c);
 
 // Round trip of PING on its own connection, in microseconds.
 std::vector<double> PingRttUs(const std::string& addr, int n);
@@ -115,6 +139,40 @@ using Op = std::function<bool(int thread)>;
 AbResult Interleave(int threads, double seconds, double phase_ms, const Op& a,
                     const Op& b);
 
+// K threads contending for one key, each through its own RedisLock with
+// wake-on-release notifications: hold it for `hold`, release, then stay
+// away for `outside`, and, with `step_back`, also until another thread has
+// taken it (otherwise a mutex's releaser, already running, wins again and
+// nothing is handed off).
+struct ContendOptions {
+  std::shared_ptr<const policy::Policy> policy;  // ContendedPolicy()
+  int threads = 2;
+  double seconds = 6;
+  std::chrono::microseconds hold{0};
+  std::chrono::microseconds outside{0};
+  bool step_back = false;
+};
+struct ContendResult {
+  // From a holder starting its release to another thread holding the lock.
+  // Only meaningful for exclusive kinds (one holder at a time).
+  std::vector<double> handoff_ms;
+  // PING round trips on a connection of their own, every 2 ms of the run.
+  std::vector<double> rtt_us;
+  int64_t acquisitions = 0;
+  double held_s = 0;     // time inside, summed over the threads
+  double elapsed_s = 0;  // wall time until every thread stopped
+  int64_t woken_by_notify = 0, woken_by_timer = 0;
+  // CPU this process used over the run, in cores (1 = one core busy).
+  double client_cores = 0;
+  // Script calls the server ran from start to stop, including the waiters'
+  // last acquisitions after the stop.
+  int64_t script_calls = 0;
+};
+ContendResult Contend(const std::string& addr, const ContendOptions& o);
+// A policy for Contend: keys under "bench:<name>:", waits that never give up
+// within a run.
+std::shared_ptr<policy::Policy> ContendedPolicy(const std::string& name);
+
 // The scenarios.
 void Uncontended(const Flags& f, const std::string& addr);
 void Handoff(const Flags& f, const std::string& addr);
@@ -124,6 +182,7 @@ void Cluster(const Flags& f);
 void Overhead(const Flags& f);
 void Pairs(const Flags& f, const std::string& addr);
 void Tls(const Flags& f);  // starts its own TLS server
+void Kinds(const Flags& f, const std::string& addr);
 
 }  // namespace bench
 

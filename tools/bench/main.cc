@@ -17,6 +17,10 @@
 //   redlock      quorum of 3/5 masters vs one master, acquire+release
 //                latency.
 //   cluster      pairs/s on a 3-master cluster vs one standalone node.
+//   kinds        read and semaphore pairs vs bare hiredis sending the same
+//                scripts; fair handoff among 32 waiters vs the PING round
+//                trip; semaphore (8 permits, 32 contenders), fair and mutex
+//                utilisation.
 //   overhead     policy lookup, key validation, token generation, NewLock:
 //                ns per call, no Redis involved.
 //   pairs        (not in "all") a fixed number of raw and library pairs on
@@ -35,7 +39,8 @@ int main(int argc, char** argv) {
   std::string addr = f.redis;
   int server_pid = 0;
   const bool one_server = bench::Wants(f, "uncontended") || bench::Wants(f, "handoff") ||
-                          bench::Wants(f, "renewal") || bench::Wants(f, "pairs");
+                          bench::Wants(f, "renewal") || bench::Wants(f, "pairs") ||
+                          bench::Wants(f, "kinds");
   if (addr.empty() && one_server) {
     auto started = lock::harness::RedisServer::Start({.name = "bench-redis"});
     if (!started.ok()) {
@@ -50,6 +55,7 @@ int main(int argc, char** argv) {
   if (bench::Wants(f, "pairs")) bench::Pairs(f, addr);
   if (bench::Wants(f, "uncontended")) bench::Uncontended(f, addr);
   if (bench::Wants(f, "handoff")) bench::Handoff(f, addr);
+  if (bench::Wants(f, "kinds")) bench::Kinds(f, addr);
   if (bench::Wants(f, "redlock")) bench::Redlock(f);
   if (bench::Wants(f, "cluster")) bench::Cluster(f);
   if (bench::Wants(f, "tls")) bench::Tls(f);

@@ -20,29 +20,15 @@ namespace {
 // The raw side's key prefix; the library's side uses "bench:lib:".
 constexpr char kRawPrefix[] = "bench:raw:";
 
-// One thread's raw acquire and release, with the arguments the library
-// sends (same key length, same token length, ttl, count, fencing flag and
-// fence retention).
-struct RawPair {
-  ContextPtr ctx;
-  std::unique_ptr<RawCommand> acquire, release;
-
-  RawPair(const std::string& addr, const std::string& key, const std::string& token) {
-    ctx = RawConnect(addr);
-    RawLoadScripts(ctx.get());
-    const lock::internal::LockKeys keys(kRawPrefix, key);
-    acquire = std::make_unique<RawCommand>(RawAcquireArgs(keys, token, /*fencing=*/true));
-    release = std::make_unique<RawCommand>(RawReleaseArgs(keys, token));
-  }
-
-  bool Run() const {
-    lock::redis::ReplyPtr a = acquire->Send(ctx.get());
-    lock::redis::ReplyPtr r = release->Send(ctx.get());
-    return a != nullptr && r != nullptr && a->type == REDIS_REPLY_ARRAY &&
-           a->elements == 3 && a->element[0]->integer == 1 &&
-           r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-  }
-};
+// One thread's raw acquire and release of `key`, with the arguments the
+// library sends (same key length, same token length, ttl, count, fencing
+// flag and fence retention).
+std::unique_ptr<RawPair> MutexRawPair(const std::string& addr, const std::string& key,
+                                      const std::string& token) {
+  const lock::internal::LockKeys keys(kRawPrefix, key);
+  return std::make_unique<RawPair>(addr, RawAcquireArgs(keys, token, /*fencing=*/true),
+                                   RawReleaseArgs(keys, token));
+}
 
 // Separate functions so that callgrind can count each side on its own
 // (--toggle-collect=bench::RawPairs / bench::LibPairs).
@@ -66,7 +52,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
   for (int threads : f.threads) {
     std::vector<std::unique_ptr<RawPair>> raw;
     for (int t = 0; t < threads; ++t) {
-      raw.push_back(std::make_unique<RawPair>(addr, absl::StrCat("k", t), token));
+      raw.push_back(MutexRawPair(addr, absl::StrCat("k", t), token));
     }
     auto pool = std::make_shared<lock::redis::ConnectionPool>(
         lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = threads});
@@ -106,12 +92,12 @@ void Uncontended(const Flags& f, const std::string& addr) {
 // callgrind (whose timing means nothing).
 void Pairs(const Flags& f, const std::string& addr) {
   const std::string token = lock::internal::NewOwnerToken();
-  RawPair raw(addr, "k0", token);
+  const std::unique_ptr<RawPair> raw = MutexRawPair(addr, "k0", token);
   auto pool = std::make_shared<lock::redis::ConnectionPool>(
       lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = 1});
   auto lk = *lock::internal::NewRedisLock(pool, BenchPolicy("bench:lib:"), "k0");
   // Warm up both (connections, script cache, thread-locals) outside the count.
-  if (!RawPairs(raw, 10) || !LibPairs(*lk, 10)) std::abort();
+  if (!RawPairs(*raw, 10) || !LibPairs(*lk, 10)) std::abort();
   double raw_cpu = 0, lib_cpu = 0, raw_wall = 0, lib_wall = 0;
   bool ok = true;
   // Alternating blocks, so that both sides see the same machine.
@@ -120,7 +106,7 @@ void Pairs(const Flags& f, const std::string& addr) {
     const int n = f.iterations / kBlocks + (b < f.iterations % kBlocks ? 1 : 0);
     double c0 = ThreadCpuSeconds();
     Clock::time_point t0 = Clock::now();
-    ok &= RawPairs(raw, n);
+    ok &= RawPairs(*raw, n);
     raw_cpu += ThreadCpuSeconds() - c0;
     raw_wall += std::chrono::duration<double>(Clock::now() - t0).count();
     c0 = ThreadCpuSeconds();
