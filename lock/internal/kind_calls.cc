@@ -176,8 +176,11 @@ class FairCalls final : public KindCalls {
     // would stall a mutex.
     return FairAcquire(keys_, token, ttl_ms, count, ttl_ms, exclusive_);
   }
+  // The head becomes the owner inside the release (fair_release.lua's
+  // handoff) and learns it from the message: the lock is never free while
+  // someone waits, and a handoff costs no call of the head's.
   PrimitiveCall Release(absl::string_view token, int count_after) const override {
-    return FairRelease(keys_, token, count_after);
+    return FairRelease(keys_, token, count_after, /*handoff=*/true, exclusive_);
   }
   PrimitiveCall Cancel(absl::string_view token, int64_t marker_ms) const override {
     return FairCancel(keys_, token, marker_ms);

@@ -290,7 +290,8 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& tok
     return Attempt{Outcome::kHeld, absl::ZeroDuration()};
   }
   if (r[0] == 0) {
-    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1])), r[2]};
+    return Attempt{Outcome::kBusy, absl::Milliseconds(std::max<int64_t>(0, r[1])), r[2],
+                   sent_at};
   }
   if (r[0] == -2) {
     LoseLocked("re-entry found the hold gone");
@@ -451,6 +452,21 @@ void LockCore::CancelLostAcquire(const std::string& token,
                             absl::FormatDuration(policy_->ttl), " expires"));
 }
 
+bool LockCore::TakeHandoffLocked(const std::string& token, const std::string& message,
+                                 int64_t sent_at_ns) {
+  if (backend_->min_replicas_ack > 0) return false;
+  absl::StatusOr<FairReleaseMessage> m = ParseFairReleaseMessage(message);
+  if (!m.ok() || !m->handed_off || m->next != token) return false;
+  // The release made this token the owner for what its place in the queue
+  // had left: one ttl from the last attempt, by the server's clock, which
+  // read it after `sent_at_ns`. Renewal, planned from that moment, extends
+  // it to a full lease as for any hold.
+  StartHoldLocked(token, m->fence, sent_at_ns,
+                  sent_at_ns + Millis(policy_->ttl) * 1'000'000);
+  count_.store(1);
+  return true;
+}
+
 void LockCore::WithdrawLocked(const std::string& token) {
   // Left in place, a writer's claim would keep readers out, and a place at
   // the head of a fair queue would stall it, until they expire.
@@ -575,6 +591,15 @@ absl::Status LockCore::AcquireLocked() {
         timed_out = true;
         break;
       }
+      // A fair release names the next in line, and may already have handed
+      // this waiter the lock: a message sent before the subscription named
+      // nobody here, and the lock would sit with us unused until our next
+      // attempt. So the first wait of a fair waiter is a second attempt,
+      // at once (it finds the lock its own, or keeps its place, and any
+      // release from now on wakes it).
+      if (watch->active() && kind_ && kind_->wake() == ReleaseNotifier::WakeMode::kAddressed) {
+        continue;
+      }
     }
     // Sleep the backoff, but never past the holder's lease (a crashed holder
     // publishes nothing; a semaphore's first permit to return) nor past the
@@ -586,8 +611,12 @@ absl::Status LockCore::AcquireLocked() {
          absl::ToChronoNanoseconds(max_sleep),
          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
     if (watch != nullptr && watch->active()) {
-      Count(watch->WaitUntil(seen, now + delay) ? counters_.waits_woken_by_notify
-                                                 : counters_.waits_woken_by_timer);
+      std::string message;
+      const bool woken = watch->WaitUntil(seen, now + delay, kind_ ? &message : nullptr);
+      Count(woken ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
+      if (fresh && !message.empty() && TakeHandoffLocked(token, message, busy.sent_at_ns)) {
+        return absl::OkStatus();
+      }
     } else {
       std::this_thread::sleep_for(delay);
       Count(counters_.waits_woken_by_timer);

@@ -125,6 +125,7 @@ class LockCore {
     // kBusy: the acquire reply's third value (permits in use, why a
     // read_write lock is busy, the place in a fair queue).
     int64_t detail = 0;
+    int64_t sent_at_ns = 0;  // when the attempt was sent
   };
 
   LockCore(std::shared_ptr<const Backend> backend,
@@ -153,6 +154,14 @@ class LockCore {
   // A fresh acquire for `token` that did not take the lock gives back what
   // its busy attempts left (a claim, a place in the queue), best effort.
   void WithdrawLocked(const std::string& token);
+  // A fair release that handed the lock to `token` inside its script said
+  // so in `message` ("<token> <fence>"): the hold starts without a call of
+  // ours, valid for the queue place the last attempt (sent at `sent_at_ns`)
+  // set. false when the message is not such a handoff, or when replicas
+  // must acknowledge the grant first (the next attempt finds the lock ours
+  // and WAITs).
+  bool TakeHandoffLocked(const std::string& token, const std::string& message,
+                         int64_t sent_at_ns);
   // Where the hold's lease lives (an owner hash, or a ZSET of leases) and
   // the channel its release is published on: the kind's keys.
   absl::string_view lease_key() const;

@@ -107,7 +107,7 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   Channel* ch = slot.get();
   ch->wake = wake;
   if (wake != WakeMode::kAddressed) token.clear();
-  if (!token.empty()) ch->addressed.emplace(token, 0);
+  if (!token.empty()) ch->addressed.emplace(token, Channel::Named{});
   if (ch->refs++ == 0 && (ch->unsubscribing || !ch->confirmed)) {
     // New, or on its way out: a confirmation left from before an UNSUBSCRIBE
     // in flight would be stale, so wait for this subscription's own.
@@ -156,18 +156,25 @@ uint64_t ReleaseNotifier::Watch::generation() const {
 }
 
 bool ReleaseNotifier::Watch::WaitUntil(
-    uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+    uint64_t seen, std::chrono::steady_clock::time_point deadline, std::string* message) {
   std::unique_lock<std::mutex> lock(notifier_->mu_);
   if (state_->wake != WakeMode::kAddressed) {
     return state_->changed.wait_until(
         lock, deadline, [&] { return state_->generation != seen; });
   }
   // Looked up on every check: other waiters' entries come and go (rehash).
-  return state_->changed.wait_until(lock, deadline, [&] {
+  const bool woken = state_->changed.wait_until(lock, deadline, [&] {
     auto named = state_->addressed.find(token_);
-    return (named != state_->addressed.end() && named->second > seen) ||
+    return (named != state_->addressed.end() && named->second.at > seen) ||
            state_->dropped_at > seen;
   });
+  if (message != nullptr) {
+    auto named = state_->addressed.find(token_);
+    *message = named != state_->addressed.end() && named->second.at > seen
+                   ? named->second.message
+                   : "";
+  }
+  return woken;
 }
 
 void ReleaseNotifier::DisconnectedLocked() {
@@ -209,7 +216,7 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
       const absl::string_view message = Text(*reply.element[2]);
       auto named = ch.addressed.find(message.substr(0, message.find(' ')));
       if (named != ch.addressed.end()) {
-        named->second = ch.generation;
+        named->second = {ch.generation, std::string(message)};
         // The condition variable is shared by the channel's waiters; only
         // the one named finds its condition true.
         ch.changed.notify_all();

@@ -80,8 +80,12 @@ class ReleaseNotifier {
     uint64_t dropped_at = 0;
     WakeMode wake = WakeMode::kOne;
     // kAddressed: the tokens of the waiters, each with the generation of the
-    // last message that named it (0: none yet).
-    absl::flat_hash_map<std::string, uint64_t> addressed;
+    // last message that named it (0: none yet) and that message.
+    struct Named {
+      uint64_t at = 0;
+      std::string message;
+    };
+    absl::flat_hash_map<std::string, Named> addressed;
     std::condition_variable changed;
   };
 
@@ -124,8 +128,10 @@ class ReleaseNotifier::Watch {
   // Waits until a release that concerns this waiter was published after
   // generation() read `seen` (true) or `deadline` (false): any release,
   // or on a kAddressed channel one that names this waiter's token (and
-  // any dropped connection).
-  bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+  // any dropped connection). `message` (optional, kAddressed) receives the
+  // last message that named the token ("" when none did).
+  bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                 std::string* message = nullptr);
 
  private:
   friend class ReleaseNotifier;
