@@ -551,6 +551,13 @@ absl::Status LockCore::AcquireLocked() {
   const absl::Duration max_sleep = kind_ && kind_->busy_leaves_trace()
                                         ? p.ttl / 3
                                         : absl::InfiniteDuration();
+  const bool addressed = kind_ && kind_->wake() == ReleaseNotifier::WakeMode::kAddressed;
+  if (addressed && wait && p.wait.notify && backend_->notifier != nullptr) {
+    // Reachable from the first attempt on: a release may hand this waiter
+    // the lock as soon as that attempt queued it.
+    watch = backend_->notifier->WatchIfSubscribed(std::string(channel()),
+                                                  kind_->wake(), token);
+  }
   while (true) {
     // Read before the attempt: a release published between the attempt and
     // the wait below moves it, so that wait ends at once.
@@ -597,9 +604,7 @@ absl::Status LockCore::AcquireLocked() {
       // attempt. So the first wait of a fair waiter is a second attempt,
       // at once (it finds the lock its own, or keeps its place, and any
       // release from now on wakes it).
-      if (watch->active() && kind_ && kind_->wake() == ReleaseNotifier::WakeMode::kAddressed) {
-        continue;
-      }
+      if (watch->active() && addressed) continue;
     }
     // Sleep the backoff, but never past the holder's lease (a crashed holder
     // publishes nothing; a semaphore's first permit to return) nor past the

@@ -121,6 +121,21 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   return std::unique_ptr<Watch>(new Watch(this, channel, ch, std::move(token)));
 }
 
+std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::WatchIfSubscribed(
+    const std::string& channel, WakeMode wake, std::string token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || !it->second->confirmed || it->second->unsubscribing) {
+    return nullptr;
+  }
+  Channel* ch = it->second.get();
+  ++ch->refs;
+  ch->wake = wake;
+  if (wake != WakeMode::kAddressed) token.clear();
+  if (!token.empty()) ch->addressed.emplace(token, Channel::Named{});
+  return std::unique_ptr<Watch>(new Watch(this, channel, ch, std::move(token)));
+}
+
 void ReleaseNotifier::Unsubscribe(const std::string& channel, const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = channels_.find(channel);

@@ -64,6 +64,14 @@ class ReleaseNotifier {
                                    absl::Duration timeout, WakeMode wake = WakeMode::kOne,
                                    std::string token = "");
 
+  // A Watch of `channel` when it is subscribed and confirmed now (a waiter
+  // of the process, or one that left less than kLingerNs ago, keeps it so),
+  // else null: no Redis call, no waiting. A waiter that must be reachable
+  // from its very first attempt (a fair lock's, which a release may name
+  // at any time) takes one before that attempt when it can.
+  std::unique_ptr<Watch> WatchIfSubscribed(const std::string& channel, WakeMode wake,
+                                           std::string token);
+
   // For the fork handlers (lock/internal/fork.h): lock / unlock every live
   // notifier's mutex.
   static void ForkPrepare();
