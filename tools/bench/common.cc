@@ -366,6 +366,21 @@ int64_t HeapBytes() {
   return static_cast<int64_t>(m.uordblks + m.hblkhd);
 }
 
+nlohmann::json AbFields(const std::string& scenario, int threads, const AbResult& r) {
+  return {{"scenario", scenario},
+          {"threads", threads},
+          {"lib_pairs_per_s", static_cast<int64_t>(r.b.per_s)},
+          {"raw_pairs_per_s", static_cast<int64_t>(r.a.per_s)},
+          {"ratio", Round3(r.b.per_s / r.a.per_s)},
+          {"lib_p50_us", Round3(r.b.p50_us)},
+          {"raw_p50_us", Round3(r.a.p50_us)},
+          {"lib_p99_us", Round3(r.b.p99_us)},
+          {"raw_p99_us", Round3(r.a.p99_us)},
+          {"lib_pairs", r.b.latency_us.size()},
+          {"raw_pairs", r.a.latency_us.size()},
+          {"phases", r.phases}};
+}
+
 AbResult Interleave(int threads, double seconds, double phase_ms, const Op& a,
                     const Op& b) {
   std::atomic<int> phase{-1};  // -1: warming up; even: a; odd: b

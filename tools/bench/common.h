@@ -139,6 +139,11 @@ using Op = std::function<bool(int thread)>;
 AbResult Interleave(int threads, double seconds, double phase_ms, const Op& a,
                     const Op& b);
 
+// The fields every library-versus-raw row reports (b the library, a raw):
+// pairs/s, their ratio, p50/p99 and counts of each side, phases; `scenario`
+// and `threads` first. Rows add their own fields and targets.
+nlohmann::json AbFields(const std::string& scenario, int threads, const AbResult& r);
+
 // K threads contending for one key, each through its own RedisLock with
 // wake-on-release notifications: hold it for `hold`, release, then stay
 // away for `outside`, and, with `step_back`, also until another thread has

@@ -65,19 +65,8 @@ void Uncontended(const Flags& f, const std::string& addr) {
         threads, f.seconds, f.phase_ms, [&](int t) { return raw[t]->Run(); },
         [&](int t) { return locks[t]->Acquire().ok() && locks[t]->Release().ok(); });
     const double ratio = r.b.per_s / r.a.per_s;
-    nlohmann::json line = {{"scenario", "uncontended"},
-                           {"threads", threads},
-                           {"connections", threads},
-                           {"lib_pairs_per_s", static_cast<int64_t>(r.b.per_s)},
-                           {"raw_pairs_per_s", static_cast<int64_t>(r.a.per_s)},
-                           {"ratio", Round3(ratio)},
-                           {"lib_p50_us", Round3(r.b.p50_us)},
-                           {"raw_p50_us", Round3(r.a.p50_us)},
-                           {"lib_p99_us", Round3(r.b.p99_us)},
-                           {"raw_p99_us", Round3(r.a.p99_us)},
-                           {"lib_pairs", r.b.latency_us.size()},
-                           {"raw_pairs", r.a.latency_us.size()},
-                           {"phases", r.phases}};
+    nlohmann::json line = AbFields("uncontended", threads, r);
+    line["connections"] = threads;
     if (threads == 1 || threads == 16) {
       const double target = threads == 1 ? 0.95 : 0.9;
       line["target_ratio"] = target;
