@@ -52,14 +52,15 @@ int Main(int argc, char** argv) {
   const bool is_long = f.mode == "long";
   if (f.processes == 0) f.processes = is_long ? 4 : 3;
   if (f.threads == 0) f.threads = is_long ? 4 : 3;
-  if (f.keys == 0) f.keys = is_long ? 8 : 4;
+  const int default_keys = is_long ? 8 : 4;
   if (f.seconds == 0) f.seconds = is_long ? 60 : 8;
-  if (f.processes < 2 || f.threads < 1 || f.keys < 1 || f.seconds < 4) {
+  if (f.processes < 2 || f.threads < 1 || f.keys < 0 || f.seconds < 4) {
     Usage("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
   }
   for (const Scenario& s : Scenarios(f.ttl_ms)) {
     if (s.name == f.scenario) {
       f.seconds = std::max(f.seconds, s.min_seconds);
+      if (f.keys == 0) f.keys = s.keys > 0 ? s.keys : default_keys;
       return Coordinator(f, s).Run();
     }
   }
