@@ -251,12 +251,26 @@ class Checker {
     report_.max_shared_holds = std::max(report_.max_shared_holds, peak);
   }
 
+  // Whether `op`'s process was stalled at some point from its With call to
+  // its entry (with the margin either side).
+  bool Stalled(const Op& op) const {
+    auto it = history_.stalled.find(op.process);
+    if (it == history_.stalled.end()) return false;
+    for (const auto& [from, to] : it->second) {
+      if (from <= op.enter_steady_ns + kOrderMarginNs &&
+          to >= op.call_steady_ns - kOrderMarginNs) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Fair locks grant in request order (checker.h, kOrder).
   void Order(const std::string& key, const std::vector<const Op*>& ops) {
     std::vector<const Op*> judged;
     for (const Op* op : ops) {
       if (op->kind == "fair" && op->entered && !op->died && !op->lost &&
-          op->call_steady_ns > 0) {
+          op->call_steady_ns > 0 && !Stalled(*op)) {
         judged.push_back(op);
       }
     }

@@ -27,7 +27,8 @@
 //                      after A's and A entered more than kOrderMarginNs after
 //                      B's With began (so A was queued first and B queued
 //                      while A still waited), A entered first. Sections that
-//                      died or were told they lost are not judged.
+//                      died or were told they lost, or waited while their
+//                      process was stalled (History::stalled), are not judged.
 //  kFenceOrder         fencing tokens strictly increase in acquisition order
 //                      among exclusive sections:
 //                      a section whose With call began after another section

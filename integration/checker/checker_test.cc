@@ -534,6 +534,19 @@ TEST(KindsTest, OrderIsNotJudgedForHoldersToldTheyLost) {
   EXPECT_EQ(r.order_pairs_judged, 0);
 }
 
+TEST(KindsTest, OrderIsNotJudgedForWaitersOfAStalledProcess) {
+  H h;
+  Fair(h, 0, 1, 0, 1, 40, 1);
+  Fair(h, 1, 3, 10, 51, 60, 3);  // its process was SIGSTOPped while it waited
+  Fair(h, 2, 2, 20, 41, 50, 2);
+  h.Final(3, 3);
+  h.Summaries();
+  h.history().stalled[1] = {{15'000'000, 35'000'000}};
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.order_pairs_judged, 0);
+}
+
 TEST(KindsTest, MixedKindsOnOneKeyAreACountsProblem) {
   H h;
   Permit(h, 0, 0, 10);

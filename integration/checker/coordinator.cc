@@ -240,6 +240,9 @@ int Coordinator::Run() {
     std::cerr << "driver: " << history.status() << "\n";
     return 2;
   }
+  if ((sc_.Base() == "sigstop" || sc_.Base() == "partition") && fault_end_ns_ > 0) {
+    history->stalled[0].push_back({fault_start_ns_, fault_end_ns_});
+  }
   Report report = Check(*history, final_state);
   ScenarioChecks(*history, report);
 

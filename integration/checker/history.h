@@ -121,6 +121,11 @@ struct History {
   // Harmless oddities worth printing (a truncated last line of a killed
   // process).
   std::vector<std::string> notes;
+  // When a process could not run or reach Redis (SIGSTOP, a partition), by
+  // process, [from, to] on the monotonic clock: not in the files, set by
+  // whoever injected the fault. A fair waiter there cannot keep its place in
+  // the queue, so kOrder does not judge its waits.
+  std::map<int, std::vector<std::pair<int64_t, int64_t>>> stalled;
 };
 
 nlohmann::json EnterEvent(const Op& op);

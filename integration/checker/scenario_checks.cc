@@ -37,7 +37,7 @@ int64_t InfoField(harness::RedisServer& redis, const std::string& section,
 void Coordinator::ScenarioChecks(const History& h, const Report& r) {
   const Op* victim = nullptr;
   for (const Op& op : h.ops) {
-    if (op.process == 0 && op.id == victim_op_ && victim_fence_ > 0) victim = &op;
+    if (op.process == 0 && op.id == victim_op_) victim = &op;  // (shared holds have token 0)
   }
   auto entered_after = [&](int64_t t, bool other_process, const std::string& key) {
     int64_t n = 0;
@@ -95,10 +95,24 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
     if (sc_.kind == "semaphore" && victim != nullptr && victim->lease_end_redis_us >= 0) {
       // No leak: once the dead holder's lease ended, all permits are granted
       // again (the sections entered afterwards, through the same checker).
-      History after;
+      History during, after;
       for (const Op& op : h.ops) {
-        if (op.entered && op.enter_redis_us > victim->lease_end_redis_us) after.ops.push_back(op);
+        if (!op.entered || &op == victim) continue;
+        if (op.enter_redis_us > victim->lease_end_redis_us) after.ops.push_back(op);
+        if (op.enter_redis_us < victim->lease_end_redis_us &&
+            op.exit_redis_us > victim->enter_redis_us) {
+          during.ops.push_back(op);
+        }
       }
+      // While its lease ran, the others shared the remaining permits: the
+      // checker's count (which includes the dead holder) had contention to
+      // catch an early return with.
+      const int64_t others = Check(during, {}).max_shared_holds;
+      measures_["others_holding_during_dead_lease_max"] = others;
+      checks_.push_back({"the dead holder's permit stays taken until its lease ends",
+                         others == kPermits - 1,
+                         absl::StrCat("up to ", others, " others held permits at once while "
+                                      "its lease ran (", kPermits - 1, " left for them)")});
       const Report later = Check(after, {});
       checks_.push_back({"the dead holder's permit comes back", later.max_shared_holds == kPermits,
                          absl::StrCat(after.ops.size(), " sections after its lease ended, up to ",
