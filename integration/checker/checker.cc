@@ -92,6 +92,7 @@ class Checker {
         ++report_.write_calls;
         if (!op.entered) {
           ++report_.write_calls_not_entered;
+          if (op.result == "ABORTED") ++report_.write_calls_busy;
         } else if (op.call_steady_ns > 0) {
           report_.max_write_wait_ms = std::max(
               report_.max_write_wait_ms, (op.enter_steady_ns - op.call_steady_ns) / 1'000'000);
@@ -516,6 +517,7 @@ nlohmann::json Report::ToJson() const {
           {"order_pairs_judged", order_pairs_judged},
           {"write_calls", write_calls},
           {"write_calls_not_entered", write_calls_not_entered},
+          {"write_calls_busy", write_calls_busy},
           {"max_write_wait_ms", max_write_wait_ms},
           {"results", results},
           {"violations", static_cast<int64_t>(violations.size())},
@@ -534,7 +536,8 @@ std::string Report::Summary(int max_details) const {
       "overlaps: ", overlaps, " unsignalled, ", signalled_overlaps,
       " signalled\nshared holds at once (max) ", max_shared_holds,
       ", fair order pairs judged ", order_pairs_judged, ", write calls ",
-      write_calls, " (not entered ", write_calls_not_entered, ", max wait ",
+      write_calls, " (not entered ", write_calls_not_entered, ", busy ",
+      write_calls_busy, ", max wait ",
       max_write_wait_ms, "ms)\nresults:");
   for (const auto& [code, n] : results) absl::StrAppend(&out, " ", code, "=", n);
   absl::StrAppend(&out, "\nviolations: ", violations.size(), "\n");

@@ -121,10 +121,12 @@ struct Report {
   int64_t max_shared_holds = 0;
   // fair: the pairs of sections kOrder judged (both demonstrably queued).
   int64_t order_pairs_judged = 0;
-  // read_write: write calls, those that never entered (busy, error), and
-  // the longest wait of one that entered, from its With call to entering.
+  // read_write: write calls, those that never entered (busy, error), those
+  // whose wait for the lock ran out (busy: ABORTED), and the longest wait
+  // of one that entered, from its With call to entering.
   int64_t write_calls = 0;
   int64_t write_calls_not_entered = 0;
+  int64_t write_calls_busy = 0;
   int64_t max_write_wait_ms = 0;
   std::map<std::string, int64_t> results;  // With's result code -> count
   std::vector<Violation> violations;

@@ -482,6 +482,7 @@ TEST(KindsTest, ReadersShareAndWritersHoldAlone) {
   EXPECT_EQ(r.max_shared_holds, 3);
   EXPECT_EQ(r.write_calls, 2);
   EXPECT_EQ(r.write_calls_not_entered, 0);
+  EXPECT_EQ(r.write_calls_busy, 0);
 }
 
 TEST(KindsTest, WriterTogetherWithAReaderOrWriterIsAViolation) {

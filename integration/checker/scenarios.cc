@@ -73,6 +73,7 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
            {"fair_kill9", "kill9", "fair", 2},
            {"fair_sigstop", "sigstop", "fair", 2},
            {"fair_restart_aof", "restart_aof", "fair", 2},
+           {"rw_failover", "sentinel_failover", "read_write", 2},
        }) {
     for (size_t i = 0; i < all.size(); ++i) {
       if (all[i].name != v.base) continue;
