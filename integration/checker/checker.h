@@ -44,8 +44,9 @@
 //                      lost; the resource's final value and fence must be
 //                      those of an accepted (or possibly applied) write with
 //                      the highest accepted token.
-//  kPhantomHold        no section ran while Redis named another owner without
-//                      being told it lost the lock.
+//  kPhantomHold        no section ran while Redis named another owner (for a
+//                      shared hold: did not list its token among the holders
+//                      or readers) without being told it lost the lock.
 //  kCounts             every process that exited normally logged exactly the
 //                      operations it counted; no line is duplicated.
 // "Before" between writes is judged on the machine's monotonic clock, which

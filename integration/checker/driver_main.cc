@@ -18,6 +18,12 @@
 // was refused, the fence counter survived the restart...), and prints one
 // JSON line per scenario to --summary (tools/reliability renders those).
 //
+// Scenarios named semaphore_*, rw_* and fair_* run a mutex scenario's fault
+// (Scenario::base) against a policy of that kind: semaphore sections take a
+// permit and only read; on read_write 3 calls in 4 are reads (WithRead,
+// reading only) and the rest writes (WithWrite, the fenced write above); the
+// victim's section is always a write.
+//
 // sentinel_failover and cluster_migration run on a RedisFleet (integration/
 // harness/redis_fleet.h) instead of one server; the workers route their
 // data reads with the library's Topology (see DataConnection).
