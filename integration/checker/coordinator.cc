@@ -14,6 +14,7 @@
 #include <iostream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -242,6 +243,12 @@ int Coordinator::Run() {
   }
   if ((sc_.Base() == "sigstop" || sc_.Base() == "partition") && fault_end_ns_ > 0) {
     history->stalled[0].push_back({fault_start_ns_, fault_end_ns_});
+  }
+  if (absl::StartsWith(sc_.Base(), "restart_") && fault_end_ns_ > 0) {
+    // Redis was down: no process could keep or take a place in a queue.
+    for (int p = 0; p < f_.processes; ++p) {
+      history->stalled[p].push_back({fault_start_ns_, fault_end_ns_});
+    }
   }
   Report report = Check(*history, final_state);
   ScenarioChecks(*history, report);
