@@ -1,6 +1,7 @@
 #include "integration/checker/checker.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -12,7 +13,7 @@ namespace {
 constexpr const char* kKindNames[kViolationKinds] = {
     "overlap",     "fence_order", "stale_write_accepted",
     "fresh_write_rejected", "duplicate_value", "value_gap",
-    "final_state", "phantom_hold", "counts"};
+    "final_state", "phantom_hold", "counts", "over_permits", "order"};
 
 std::string Describe(const Op& op) {
   return absl::StrCat("p", op.process, "/t", op.thread, "/op", op.id,
@@ -20,6 +21,14 @@ std::string Describe(const Op& op) {
 }
 
 bool Live(const Op& op) { return op.entered && !op.died; }
+
+// Holds a fencing token: mutex, fair, the write side of read_write.
+bool Exclusive(const Op& op) {
+  return op.kind != "semaphore" && !(op.kind == "read_write" && op.read);
+}
+
+// Shared holds: semaphore permits and read holds.
+bool Shared(const Op& op) { return !Exclusive(op); }
 
 struct Interval {
   int64_t start, end;
@@ -37,7 +46,17 @@ class Checker {
     std::map<std::string, std::vector<const Op*>> by_key;
     for (const Op& op : history_.ops) by_key[op.key].push_back(&op);
     for (auto& [key, ops] : by_key) {
+      for (const Op* op : ops) {
+        if (op->kind != ops.front()->kind) {
+          Add(ViolationKind::kCounts, key,
+              absl::StrCat(Describe(*op), " is a ", op->kind, " section but ",
+                           Describe(*ops.front()), " a ", ops.front()->kind));
+          break;
+        }
+      }
       Overlaps(key, ops);
+      SharedHolds(key, ops);
+      Order(key, ops);
       FenceOrder(key, ops);
       Writes(key, ops);
       Values(key, ops);
@@ -69,6 +88,16 @@ class Checker {
       if (op.lost) ++report_.losses_signalled;
       if (op.died) ++report_.died;
       ++report_.results[op.result];
+      if (op.kind == "read_write" && !op.read) {
+        ++report_.write_calls;
+        if (!op.entered) {
+          ++report_.write_calls_not_entered;
+          if (op.result == "ABORTED") ++report_.write_calls_busy;
+        } else if (op.call_steady_ns > 0) {
+          report_.max_write_wait_ms = std::max(
+              report_.max_write_wait_ms, (op.enter_steady_ns - op.call_steady_ns) / 1'000'000);
+        }
+      }
       switch (op.write) {
         case WriteOutcome::kAccepted: ++report_.writes_accepted; break;
         case WriteOutcome::kRejected: ++report_.stale_writes_rejected; break;
@@ -130,21 +159,56 @@ class Checker {
     }
   }
 
+  // Each holder's interval in Redis TIME: from entering to leaving, or, for
+  // a process that died inside, to the end of the lease it saw. Sections
+  // without TIME on both ends (Redis could not be asked) are left out.
+  static std::vector<Interval> RedisHolds(const std::vector<const Op*>& ops) {
+    std::vector<Interval> out;
+    for (const Op* op : ops) {
+      if (!op->entered || op->enter_redis_us < 0) continue;
+      const int64_t end = op->died ? op->lease_end_redis_us : op->exit_redis_us;
+      if (end >= op->enter_redis_us) out.push_back({op->enter_redis_us, end, op});
+    }
+    return out;
+  }
+
+  static bool HasRedisTime(const Op& op) {
+    return op.enter_redis_us >= 0 && op.exit_redis_us >= 0;
+  }
+
+  // Sweeps intervals in start order and returns the most open at once;
+  // `on_over(open)` is called each time more than `limit` become open (once
+  // per excursion above it; `open` maps each interval's end to it).
+  template <typename Fn>
+  static int64_t Peak(std::vector<Interval> v, size_t limit, Fn on_over) {
+    std::sort(v.begin(), v.end(), [](const Interval& a, const Interval& b) {
+      return a.start < b.start;
+    });
+    std::multimap<int64_t, const Interval*> open;  // by end
+    size_t peak = 0;
+    bool over = false;
+    for (const Interval& cur : v) {
+      while (!open.empty() && open.begin()->first <= cur.start) open.erase(open.begin());
+      if (open.size() <= limit) over = false;
+      open.insert({cur.end, &cur});
+      peak = std::max(peak, open.size());
+      if (open.size() > limit && !over) {
+        over = true;
+        on_over(open);
+      }
+    }
+    return static_cast<int64_t>(peak);
+  }
+
   void Overlaps(const std::string& key, const std::vector<const Op*>& ops) {
     // Pairs with Redis TIME on both sides are judged by it; a pair where
     // either side lacks it (Redis could not be asked) by the monotonic clock.
-    std::vector<Interval> redis_time, steady;
+    std::vector<Interval> steady;
     for (const Op* op : ops) {
-      if (!Live(*op)) continue;
-      steady.push_back({op->enter_steady_ns, op->exit_steady_ns, op});
-      if (op->enter_redis_us >= 0 && op->exit_redis_us >= 0) {
-        redis_time.push_back({op->enter_redis_us, op->exit_redis_us, op});
-      }
+      if (Live(*op)) steady.push_back({op->enter_steady_ns, op->exit_steady_ns, op});
     }
-    auto has_redis = [](const Op& op) {
-      return op.enter_redis_us >= 0 && op.exit_redis_us >= 0;
-    };
     auto report = [&](const Interval& a, const Interval& b, const char* clock) {
+      if (!Exclusive(*a.op) && !Exclusive(*b.op)) return;  // shared with shared
       if (a.op->lost || b.op->lost) {
         ++report_.signalled_overlaps;
         return;
@@ -155,13 +219,84 @@ class Checker {
                        clock, ") both held the lock and neither was told it "
                        "lost it"));
     };
-    Sweep(redis_time, [&](const Interval& a, const Interval& b) {
+    Sweep(RedisHolds(ops), [&](const Interval& a, const Interval& b) {
       report(a, b, "Redis TIME, us");
     });
     Sweep(steady, [&](const Interval& a, const Interval& b) {
-      if (has_redis(*a.op) && has_redis(*b.op)) return;
+      if (HasRedisTime(*a.op) && HasRedisTime(*b.op)) return;
       report(a, b, "monotonic clock, ns");
     });
+  }
+
+  // Semaphore permits and read holds at once, in Redis TIME, among holders
+  // not told they lost; more than `permits` permits is kOverPermits.
+  void SharedHolds(const std::string& key, const std::vector<const Op*>& ops) {
+    std::vector<const Op*> shared;
+    for (const Op* op : ops) {
+      if (Shared(*op) && !op->lost) shared.push_back(op);
+    }
+    if (shared.empty()) return;
+    const bool semaphore = shared.front()->kind == "semaphore";
+    const size_t limit = semaphore ? static_cast<size_t>(shared.front()->permits)
+                                   : shared.size();
+    const int64_t peak = Peak(RedisHolds(shared), limit, [&](const auto& holders) {
+      std::string who;
+      for (const auto& [end, h] : holders) {
+        absl::StrAppend(&who, who.empty() ? "" : ", ", Describe(*h->op), " [",
+                        h->start, ", ", h->end, "]");
+      }
+      Add(ViolationKind::kOverPermits, key,
+          absl::StrCat(holders.size(), " holders of ", limit,
+                       " permits inside at once (Redis TIME, us): ", who));
+    });
+    report_.max_shared_holds = std::max(report_.max_shared_holds, peak);
+  }
+
+  // Whether `op`'s process was stalled at some point from its With call to
+  // its entry (with the margin either side).
+  bool Stalled(const Op& op) const {
+    auto it = history_.stalled.find(op.process);
+    if (it == history_.stalled.end()) return false;
+    for (const auto& [from, to] : it->second) {
+      if (from <= op.enter_steady_ns + kOrderMarginNs &&
+          to >= op.call_steady_ns - kOrderMarginNs) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Fair locks grant in request order (checker.h, kOrder).
+  void Order(const std::string& key, const std::vector<const Op*>& ops) {
+    std::vector<const Op*> judged;
+    for (const Op* op : ops) {
+      if (op->kind == "fair" && op->entered && !op->died && !op->lost &&
+          op->call_steady_ns > 0 && !Stalled(*op)) {
+        judged.push_back(op);
+      }
+    }
+    std::sort(judged.begin(), judged.end(), [](const Op* a, const Op* b) {
+      return a->call_steady_ns < b->call_steady_ns;
+    });
+    for (size_t i = 0; i < judged.size(); ++i) {
+      const Op* a = judged[i];
+      for (size_t j = i + 1; j < judged.size(); ++j) {
+        const Op* b = judged[j];
+        // Later calls only come later: once B called after A entered (give
+        // or take the margin), no further B was queued behind a waiting A.
+        if (b->call_steady_ns + kOrderMarginNs >= a->enter_steady_ns) break;
+        if (b->call_steady_ns <= a->call_steady_ns + kOrderMarginNs) continue;
+        ++report_.order_pairs_judged;
+        if (b->enter_steady_ns < a->enter_steady_ns) {
+          Add(ViolationKind::kOrder, key,
+              absl::StrCat(Describe(*a), " called With at ", a->call_steady_ns,
+                           " and was still waiting when ", Describe(*b),
+                           " called at ", b->call_steady_ns, ", but ", Describe(*b),
+                           " entered first (", b->enter_steady_ns, " < ",
+                           a->enter_steady_ns, ", monotonic ns)"));
+        }
+      }
+    }
   }
 
   // Tokens must grow in the order the server granted the lock. The client
@@ -175,7 +310,7 @@ class Checker {
     };
     std::vector<const Op*> by_enter;
     for (const Op* op : ops) {
-      if (op->entered) by_enter.push_back(op);
+      if (op->entered && Exclusive(*op)) by_enter.push_back(op);  // token holders
     }
     std::vector<const Op*> by_call = by_enter;
     std::sort(by_enter.begin(), by_enter.end(), [](const Op* a, const Op* b) {
@@ -378,6 +513,12 @@ nlohmann::json Report::ToJson() const {
           {"writes_unknown", writes_unknown},
           {"overlaps", overlaps},
           {"signalled_overlaps", signalled_overlaps},
+          {"max_shared_holds", max_shared_holds},
+          {"order_pairs_judged", order_pairs_judged},
+          {"write_calls", write_calls},
+          {"write_calls_not_entered", write_calls_not_entered},
+          {"write_calls_busy", write_calls_busy},
+          {"max_write_wait_ms", max_write_wait_ms},
           {"results", results},
           {"violations", static_cast<int64_t>(violations.size())},
           {"violations_by_kind", by_kind},
@@ -393,7 +534,11 @@ std::string Report::Summary(int max_details) const {
       stale_writes_rejected, ", stale accepted ", stale_writes_accepted,
       ", failed ", writes_failed, ", unknown outcome ", writes_unknown, "\n",
       "overlaps: ", overlaps, " unsignalled, ", signalled_overlaps,
-      " signalled\nresults:");
+      " signalled\nshared holds at once (max) ", max_shared_holds,
+      ", fair order pairs judged ", order_pairs_judged, ", write calls ",
+      write_calls, " (not entered ", write_calls_not_entered, ", busy ",
+      write_calls_busy, ", max wait ",
+      max_write_wait_ms, "ms)\nresults:");
   for (const auto& [code, n] : results) absl::StrAppend(&out, " ", code, "=", n);
   absl::StrAppend(&out, "\nviolations: ", violations.size(), "\n");
   std::map<ViolationKind, int> shown;

@@ -6,12 +6,31 @@
 //   std::cout << r.Summary();            // value and fence, read from Redis
 //   return r.ok() ? 0 : 1;
 //
-// The rules, per lock key (each names the ViolationKind it reports):
+// The rules, per lock key (each names the ViolationKind it reports). A key's
+// sections say which kind of lock it is (Op::kind); "exclusive" sections
+// are those of a mutex or fair lock and the writes of a read_write lock:
 //  kOverlap            no two critical sections overlap in Redis TIME (the
 //                      machine's monotonic clock when TIME is missing) while
-//                      neither was told it lost the lock. Sections of a
-//                      process that died inside are not live holders.
-//  kFenceOrder         fencing tokens strictly increase in acquisition order:
+//                      neither was told it lost the lock, where at least one
+//                      is exclusive: read holds may overlap each other, and
+//                      semaphore permits are counted by kOverPermits. A
+//                      section of a process that died inside holds until the
+//                      end of the lease it saw in Redis (Op::
+//                      lease_end_redis_us), in Redis TIME only; without one
+//                      it is not a live holder.
+//  kOverPermits        semaphore: never more than `permits` sections inside
+//                      at once in Redis TIME among those not told they lost
+//                      (a dead holder counted as above, so a permit returned
+//                      before its lease ended is caught).
+//  kOrder              fair: grants follow request order. For two sections A
+//                      and B where B's With began more than kOrderMarginNs
+//                      after A's and A entered more than kOrderMarginNs after
+//                      B's With began (so A was queued first and B queued
+//                      while A still waited), A entered first. Sections that
+//                      died or were told they lost, or waited while their
+//                      process was stalled (History::stalled), are not judged.
+//  kFenceOrder         fencing tokens strictly increase in acquisition order
+//                      among exclusive sections:
 //                      a section whose With call began after another section
 //                      had entered holds a higher token.
 //  kStaleWriteAccepted no fenced write was accepted after a write of a holder
@@ -25,8 +44,9 @@
 //                      lost; the resource's final value and fence must be
 //                      those of an accepted (or possibly applied) write with
 //                      the highest accepted token.
-//  kPhantomHold        no section ran while Redis named another owner without
-//                      being told it lost the lock.
+//  kPhantomHold        no section ran while Redis named another owner (for a
+//                      shared hold: did not list its token among the holders
+//                      or readers) without being told it lost the lock.
 //  kCounts             every process that exited normally logged exactly the
 //                      operations it counted; no line is duplicated.
 // "Before" between writes is judged on the machine's monotonic clock, which
@@ -57,8 +77,15 @@ enum class ViolationKind {
   kFinalState,
   kPhantomHold,
   kCounts,
+  kOverPermits,
+  kOrder,
 };
-inline constexpr int kViolationKinds = 9;
+inline constexpr int kViolationKinds = 11;
+
+// The slack kOrder allows between a With call and its request taking its
+// place in the queue in Redis (times are the machine's monotonic clock,
+// which every process of a run shares).
+inline constexpr int64_t kOrderMarginNs = 5'000'000;
 
 // "overlap", "fence_order", ... (the names used in reports).
 const char* ViolationKindName(ViolationKind kind);
@@ -90,6 +117,18 @@ struct Report {
   // Overlapping sections where at least one was told it lost the lock: what
   // fencing is for, not a violation.
   int64_t signalled_overlaps = 0;
+  // Shared holds (semaphore permits, read holds) of one key inside at once
+  // in Redis TIME, among holders not told they lost: the highest seen.
+  int64_t max_shared_holds = 0;
+  // fair: the pairs of sections kOrder judged (both demonstrably queued).
+  int64_t order_pairs_judged = 0;
+  // read_write: write calls, those that never entered (busy, error), those
+  // whose wait for the lock ran out (busy: ABORTED), and the longest wait
+  // of one that entered, from its With call to entering.
+  int64_t write_calls = 0;
+  int64_t write_calls_not_entered = 0;
+  int64_t write_calls_busy = 0;
+  int64_t max_write_wait_ms = 0;
   std::map<std::string, int64_t> results;  // With's result code -> count
   std::vector<Violation> violations;
   std::vector<std::string> notes;

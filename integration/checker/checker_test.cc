@@ -340,6 +340,251 @@ TEST(CheckerTest, UnfinishedOperationOfACleanlyExitedProcessIsCounted) {
 
 // ---- history lines ----------------------------------------------------------
 
+// ---- kinds ------------------------------------------------------------------
+
+// A permit of a 3-permit semaphore held from `enter` to `exit` (ms): token
+// 0, no write.
+Op& Permit(H& h, int p, int64_t enter, int64_t exit) {
+  Op& op = h.Section(p, 0, enter, exit, 0, WriteOutcome::kNone);
+  op.kind = "semaphore";
+  op.permits = 3;
+  return op;
+}
+
+// A read hold of a read_write lock: token 0, reads only.
+Op& Read(H& h, int p, int64_t enter, int64_t exit) {
+  Op& op = h.Section(p, 0, enter, exit, 0, WriteOutcome::kNone);
+  op.kind = "read_write";
+  op.read = true;
+  return op;
+}
+
+// The write side of a read_write lock: fenced like a mutex.
+Op& Write(H& h, int p, int64_t fence, int64_t enter, int64_t exit, int64_t value) {
+  Op& op = h.Section(p, fence, enter, exit, value);
+  op.kind = "read_write";
+  return op;
+}
+
+// A fair lock's section whose With was called at `call` (ms).
+Op& Fair(H& h, int p, int64_t fence, int64_t call, int64_t enter, int64_t exit,
+         int64_t value) {
+  Op& op = h.Section(p, fence, enter, exit, value);
+  op.kind = "fair";
+  op.call_steady_ns = call * 1'000'000;
+  return op;
+}
+
+// Marks the `i`-th op as cut short by its process dying, with the lease it
+// saw in Redis ending at `lease_end` (ms); its process leaves no summary.
+// (By index: a reference into the history does not outlive the next op.)
+void Die(H& h, size_t i, int64_t lease_end) {
+  Op& op = h.history().ops[i];
+  op.died = true;
+  op.result = "DIED";
+  op.exit_steady_ns = 0;
+  op.exit_redis_us = -1;
+  op.write = op.write == WriteOutcome::kNone ? op.write : WriteOutcome::kUnknown;
+  op.write_end_steady_ns = 0;
+  op.lease_end_redis_us = lease_end * 1'000;
+  h.history().summaries.erase(op.process);
+}
+
+TEST(KindsTest, SemaphorePermitsUpToTheirNumberPass) {
+  H h;
+  Permit(h, 0, 0, 10);
+  Permit(h, 1, 2, 12);
+  Permit(h, 2, 4, 14);
+  Permit(h, 0, 10, 20);  // enters as the first leaves
+  Permit(h, 1, 30, 40);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.max_shared_holds, 3);
+  EXPECT_EQ(r.overlaps, 0);
+}
+
+TEST(KindsTest, MorePermitsThanTheSemaphoreHasIsAViolation) {
+  H h;
+  Permit(h, 0, 0, 10);
+  Permit(h, 1, 2, 12);
+  Permit(h, 2, 4, 14);
+  Permit(h, 3, 6, 16);
+  Permit(h, 3, 20, 30);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverPermits)) << r.Summary();
+  EXPECT_EQ(r.Count(ViolationKind::kOverPermits), 1);  // one per excursion
+  EXPECT_THAT(r.violations[0].detail, HasSubstr("4 holders of 3 permits"));
+  EXPECT_EQ(r.max_shared_holds, 4);
+}
+
+TEST(KindsTest, PermitHolderToldItLostIsNotCounted) {
+  H h;
+  Permit(h, 0, 0, 10).lost = true;
+  Permit(h, 1, 2, 12);
+  Permit(h, 2, 4, 14);
+  Permit(h, 3, 6, 16);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.max_shared_holds, 3);
+}
+
+TEST(KindsTest, DeadPermitHolderHoldsUntilItsLeaseEnds) {
+  for (const int64_t lease_end : {25, 15}) {
+    H h;
+    Permit(h, 0, 0, 0);
+    Permit(h, 1, 10, 30);
+    Permit(h, 2, 12, 30);
+    Permit(h, 3, 20, 30);  // the third live permit: the dead one's
+    h.Summaries();
+    Die(h, 0, lease_end);
+    Report r = h.Check();
+    if (lease_end > 20) {
+      // Its permit was granted again before its lease ended.
+      EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverPermits)) << r.Summary();
+    } else {
+      EXPECT_TRUE(r.ok()) << r.Summary();
+    }
+  }
+}
+
+TEST(KindsTest, DeadMutexHolderHoldsUntilItsLeaseEnds) {
+  for (const int64_t next_enter : {500, 1001}) {
+    H h;
+    h.Section(0, 1, 0, 0, 1, WriteOutcome::kNone);
+    h.Section(1, 2, next_enter, next_enter + 10, 1);
+    h.Final(1, 2);
+    h.Summaries();
+    Die(h, 0, 1000);
+    Report r = h.Check();
+    if (next_enter < 1000) {
+      EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverlap)) << r.Summary();
+    } else {
+      EXPECT_TRUE(r.ok()) << r.Summary();
+    }
+  }
+}
+
+TEST(KindsTest, ReadersShareAndWritersHoldAlone) {
+  H h;
+  Read(h, 0, 0, 10);
+  Read(h, 1, 2, 12);
+  Read(h, 2, 4, 8);
+  Write(h, 0, 5, 13, 20, 1);
+  Read(h, 1, 21, 30);
+  Write(h, 2, 6, 31, 40, 2);
+  h.Final(2, 6);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.max_shared_holds, 3);
+  EXPECT_EQ(r.write_calls, 2);
+  EXPECT_EQ(r.write_calls_not_entered, 0);
+  EXPECT_EQ(r.write_calls_busy, 0);
+}
+
+TEST(KindsTest, WriterTogetherWithAReaderOrWriterIsAViolation) {
+  H h;
+  Read(h, 0, 0, 10);
+  Write(h, 1, 5, 8, 20, 1);    // inside while the reader is
+  Write(h, 2, 6, 15, 25, 2);   // inside while the first writer is
+  h.Final(2, 6);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOverlap)) << r.Summary();
+  EXPECT_EQ(r.overlaps, 2);
+}
+
+TEST(KindsTest, FairGrantsFollowRequestOrder) {
+  H h;
+  Fair(h, 0, 1, 0, 1, 40, 1);    // holds while the next two queue
+  Fair(h, 1, 2, 10, 41, 50, 2);  // queued first
+  Fair(h, 2, 3, 20, 51, 60, 3);  // queued 10 ms later while 1 still waited
+  Fair(h, 3, 4, 22, 61, 70, 4);  // 2 ms after 2: too close to judge
+  h.Final(4, 4);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  // (1,2), (1,3), (2,3 is within the margin: not judged)...
+  EXPECT_EQ(r.order_pairs_judged, 2);
+}
+
+TEST(KindsTest, LaterRequesterEnteringFirstIsAnOrderViolation) {
+  H h;
+  Fair(h, 0, 1, 0, 1, 40, 1);
+  Fair(h, 1, 3, 10, 51, 60, 3);  // queued first, entered second
+  Fair(h, 2, 2, 20, 41, 50, 2);
+  h.Final(3, 3);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_THAT(Kinds(r), ElementsAre(ViolationKind::kOrder)) << r.Summary();
+  EXPECT_EQ(r.order_pairs_judged, 1);
+}
+
+TEST(KindsTest, OrderIsNotJudgedForHoldersToldTheyLost) {
+  H h;
+  Fair(h, 0, 1, 0, 1, 40, 1);
+  Fair(h, 1, 3, 10, 51, 60, 3).lost = true;
+  Fair(h, 2, 2, 20, 41, 50, 2);
+  h.Final(3, 3);
+  h.Summaries();
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.order_pairs_judged, 0);
+}
+
+TEST(KindsTest, OrderIsNotJudgedForWaitersOfAStalledProcess) {
+  H h;
+  Fair(h, 0, 1, 0, 1, 40, 1);
+  Fair(h, 1, 3, 10, 51, 60, 3);  // its process was SIGSTOPped while it waited
+  Fair(h, 2, 2, 20, 41, 50, 2);
+  h.Final(3, 3);
+  h.Summaries();
+  h.history().stalled[1] = {{15'000'000, 35'000'000}};
+  Report r = h.Check();
+  EXPECT_TRUE(r.ok()) << r.Summary();
+  EXPECT_EQ(r.order_pairs_judged, 0);
+}
+
+TEST(KindsTest, MixedKindsOnOneKeyAreACountsProblem) {
+  H h;
+  Permit(h, 0, 0, 10);
+  Read(h, 1, 20, 30);
+  h.Summaries();
+  EXPECT_THAT(Kinds(h.Check()), ElementsAre(ViolationKind::kCounts));
+}
+
+TEST(HistoryTest, KindFieldsAndTheLeaseRoundTrip) {
+  Op op;
+  op.process = 4;
+  op.id = 9;
+  op.key = "k";
+  op.kind = "read_write";
+  op.read = true;
+  op.permits = 0;
+  op.entered = true;
+  op.enter_redis_us = 100;
+  op.lease_end_redis_us = 1'000'100;
+  HistoryBuilder b;
+  ASSERT_TRUE(b.AddText(EnterEvent(op).dump() + "\n", "h").ok());
+  History h = b.Finish();
+  ASSERT_EQ(h.ops.size(), 1u);
+  EXPECT_TRUE(h.ops[0].died);
+  EXPECT_EQ(h.ops[0].kind, "read_write");
+  EXPECT_TRUE(h.ops[0].read);
+  EXPECT_EQ(h.ops[0].lease_end_redis_us, 1'000'100);
+  op.kind = "semaphore";
+  op.read = false;
+  op.permits = 3;
+  HistoryBuilder b2;
+  ASSERT_TRUE(b2.AddText(OpEvent(op).dump() + "\n", "h").ok());
+  History h2 = b2.Finish();
+  EXPECT_EQ(h2.ops[0].kind, "semaphore");
+  EXPECT_EQ(h2.ops[0].permits, 3);
+}
+
 TEST(HistoryTest, RoundTripsAndRebuildsOperationsOfAKilledProcess) {
   Op op;
   op.process = 3;

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -66,7 +67,7 @@ std::string ReadLine(int fd, int timeout_ms) {
 int Coordinator::Run() {
   const int64_t t0 = SteadyNs();
   nlohmann::json row = {{"scenario", sc_.name}, {"fault", sc_.fault},
-                        {"mode", f_.mode}};
+                        {"kind", sc_.kind}, {"mode", f_.mode}};
   if (!sc_.todo.empty()) {
     std::cout << "driver: " << sc_.name << ": " << sc_.todo << "\n";
     row["status"] = "todo";
@@ -123,11 +124,11 @@ int Coordinator::Run() {
   std::filesystem::create_directories(f_.out);
   const std::string local_cfg = absl::StrCat(f_.out, "/policies.json");
   const std::string remote_cfg = absl::StrCat(f_.out, "/policies-netns.json");
-  WriteFile(local_cfg, PolicyJson(target, run_, f_.ttl_ms, f_.script_timeout_ms));
+  WriteFile(local_cfg, PolicyJson(target, run_, f_.ttl_ms, f_.script_timeout_ms, sc_.kind));
   if (netns) {
     WriteFile(remote_cfg,
               PolicyJson({{"addrs", {absl::StrCat("10.213.0.1:", redis_->port())}}},
-                         run_, f_.ttl_ms, f_.script_timeout_ms));
+                         run_, f_.ttl_ms, f_.script_timeout_ms, sc_.kind));
   }
 
   int pipefd[2];
@@ -201,7 +202,7 @@ int Coordinator::Run() {
     SleepMs(20);
   }
   for (size_t p = 0; p < workers.size(); ++p) {
-    const bool killed_by_us = p == 0 && sc_.name == "kill9";
+    const bool killed_by_us = p == 0 && sc_.Base() == "kill9";
     const int st = workers[p].status;
     if (!killed_by_us && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
       checks_.push_back({absl::StrCat("worker ", p, " exits cleanly"), false,
@@ -239,6 +240,15 @@ int Coordinator::Run() {
   if (!history.ok()) {
     std::cerr << "driver: " << history.status() << "\n";
     return 2;
+  }
+  if ((sc_.Base() == "sigstop" || sc_.Base() == "partition") && fault_end_ns_ > 0) {
+    history->stalled[0].push_back({fault_start_ns_, fault_end_ns_});
+  }
+  if (absl::StartsWith(sc_.Base(), "restart_") && fault_end_ns_ > 0) {
+    // Redis was down: no process could keep or take a place in a queue.
+    for (int p = 0; p < f_.processes; ++p) {
+      history->stalled[p].push_back({fault_start_ns_, fault_end_ns_});
+    }
   }
   Report report = Check(*history, final_state);
   ScenarioChecks(*history, report);
@@ -311,10 +321,11 @@ int Coordinator::Emit(const nlohmann::json& row, int rc) {
 std::vector<std::string> Coordinator::LockKeysNow() {
   std::vector<std::string> out;
   for (harness::RedisServer* server : Masters()) {
-    absl::StatusOr<std::string> keys =
-        server->Exec({"KEYS", OwnerKeyPattern(run_)});
-    if (!keys.ok() || keys->empty()) continue;
-    for (absl::string_view k : absl::StrSplit(*keys, '\n')) out.emplace_back(k);
+    for (const std::string& pattern : HoldKeyPatterns(run_, sc_.kind)) {
+      absl::StatusOr<std::string> keys = server->Exec({"KEYS", pattern});
+      if (!keys.ok() || keys->empty()) continue;
+      for (absl::string_view k : absl::StrSplit(*keys, '\n')) out.emplace_back(k);
+    }
   }
   return out;
 }
@@ -361,7 +372,7 @@ std::map<std::string, int64_t> Coordinator::FenceCounters() {
 
 void Coordinator::LeftLocked() {
   std::vector<std::string> left = LockKeysNow();
-  if ((sc_.name == "kill9" || sc_.name == "sentinel_failover") && !left.empty()) {
+  if ((sc_.Base() == "kill9" || sc_.Base() == "sentinel_failover") && !left.empty()) {
     // The killed holder's lease (and any acquire of its other threads whose
     // reply was lost) runs out after the ttl. After a failover, a release
     // that reached the demoted master was lost with it: the lease on the

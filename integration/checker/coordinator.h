@@ -49,7 +49,8 @@ class Coordinator {
   // (faults.cc).
   void Inject(pid_t victim, NetnsPair* netns);
 
-  // Owner hashes of this run, on every master.
+  // What holds or waits for a lock of this run (owner hashes, holder and
+  // queue ZSETs of the scenario's kind), on every master.
   std::vector<std::string> LockKeysNow();
   // The server holding `key` now: the one server, the sentinel master, or
   // the cluster master of its slot.

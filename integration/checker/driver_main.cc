@@ -18,6 +18,12 @@
 // was refused, the fence counter survived the restart...), and prints one
 // JSON line per scenario to --summary (tools/reliability renders those).
 //
+// Scenarios named semaphore_*, rw_* and fair_* run a mutex scenario's fault
+// (Scenario::base) against a policy of that kind: semaphore sections take a
+// permit and only read; on read_write 3 calls in 4 are reads (WithRead,
+// reading only) and the rest writes (WithWrite, the fenced write above); the
+// victim's section is always a write.
+//
 // sentinel_failover and cluster_migration run on a RedisFleet (integration/
 // harness/redis_fleet.h) instead of one server; the workers route their
 // data reads with the library's Topology (see DataConnection).
@@ -52,14 +58,15 @@ int Main(int argc, char** argv) {
   const bool is_long = f.mode == "long";
   if (f.processes == 0) f.processes = is_long ? 4 : 3;
   if (f.threads == 0) f.threads = is_long ? 4 : 3;
-  if (f.keys == 0) f.keys = is_long ? 8 : 4;
+  const int default_keys = is_long ? 8 : 4;
   if (f.seconds == 0) f.seconds = is_long ? 60 : 8;
-  if (f.processes < 2 || f.threads < 1 || f.keys < 1 || f.seconds < 4) {
+  if (f.processes < 2 || f.threads < 1 || f.keys < 0 || f.seconds < 4) {
     Usage("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
   }
   for (const Scenario& s : Scenarios(f.ttl_ms)) {
     if (s.name == f.scenario) {
       f.seconds = std::max(f.seconds, s.min_seconds);
+      if (f.keys == 0) f.keys = s.keys > 0 ? s.keys : default_keys;
       return Coordinator(f, s).Run();
     }
   }

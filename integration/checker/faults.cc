@@ -15,27 +15,27 @@ namespace lock::checker::driver {
 void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
   const int ttl = f_.ttl_ms;
   fault_start_ns_ = SteadyNs();
-  if (sc_.name == "kill9") {
+  if (sc_.Base() == "kill9") {
     kill(victim, SIGKILL);
-  } else if (sc_.name == "sigstop") {
+  } else if (sc_.Base() == "sigstop") {
     kill(victim, SIGSTOP);
     SleepMs(3 * ttl);
     kill(victim, SIGCONT);
-  } else if (sc_.name == "restart_aof" || sc_.name == "restart_nopersist") {
+  } else if (sc_.Base() == "restart_aof" || sc_.Base() == "restart_nopersist") {
     fences_before_ = FenceCounters();
-    absl::Status s = redis_->Restart(/*keep_data=*/sc_.name == "restart_aof");
+    absl::Status s = redis_->Restart(/*keep_data=*/sc_.Base() == "restart_aof");
     if (!s.ok()) checks_.push_back({"redis restarts", false, std::string(s.message())});
-  } else if (sc_.name == "partition") {
+  } else if (sc_.Base() == "partition") {
     absl::Status s = netns->Link(false);
     if (!s.ok()) checks_.push_back({"link down", false, std::string(s.message())});
     SleepMs(3 * ttl);
     s = netns->Link(true);
     if (!s.ok()) checks_.push_back({"link up", false, std::string(s.message())});
-  } else if (sc_.name == "slow") {
+  } else if (sc_.Base() == "slow") {
     absl::StatusOr<std::string> r = redis_->Exec(
         {"DEBUG", "SLEEP", absl::StrCat(2.0 * ttl / 1000.0)});
     if (!r.ok()) checks_.push_back({"DEBUG SLEEP", false, std::string(r.status().message())});
-  } else if (sc_.name == "oom") {
+  } else if (sc_.Base() == "oom") {
     absl::StatusOr<std::string> r =
         redis_->Exec({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
     if (r.ok()) r = redis_->Exec({"CONFIG", "SET", "maxmemory", "1"});
@@ -44,7 +44,7 @@ void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
     locks_during_oom_ = LockKeysNow();
     r = redis_->Exec({"CONFIG", "SET", "maxmemory", "0"});
     if (!r.ok()) checks_.push_back({"maxmemory off", false, std::string(r.status().message())});
-  } else if (sc_.name == "sentinel_failover") {
+  } else if (sc_.Base() == "sentinel_failover") {
     absl::StatusOr<int> before = fleet_->MasterIndex();
     absl::Status s = fleet_->Failover(absl::Seconds(30));
     absl::StatusOr<int> after = fleet_->MasterIndex();
@@ -52,7 +52,7 @@ void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
     checks_.push_back({"sentinels promote the replica", ok,
                        ok ? absl::StrCat("master node ", *before, " -> ", *after)
                           : absl::StrCat("Failover: ", s.message())});
-  } else if (sc_.name == "cluster_long_migration") {
+  } else if (sc_.Base() == "cluster_long_migration") {
     // Only the lock's slot, and it stays half-moved for 3 ttl: every
     // renewal meanwhile is answered ASK by the old master.
     const std::string owner_key = OwnerKey(run_, victim_key_);
@@ -78,7 +78,7 @@ void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
                      s.ok() ? "done" : std::string(s.message()));
     measures_["slot_moved"] = detail;
     checks_.push_back({"slot migrates to another master", s.ok(), detail});
-  } else if (sc_.name == "cluster_migration") {
+  } else if (sc_.Base() == "cluster_migration") {
     // The lock's slot first (while the victim holds it and renews it),
     // then the resource's, each step by step: ASK while keys are half
     // moved, MOVED after.

@@ -44,6 +44,12 @@ nlohmann::json Identity(const char* event, const Op& op) {
 }
 
 void AddAcquisition(const Op& op, nlohmann::json* j) {
+  if (op.kind != "mutex") {  // mutex lines stay as they were before kinds
+    (*j)["kind"] = op.kind;
+    (*j)["read"] = op.read;
+    (*j)["permits"] = op.permits;
+  }
+  (*j)["lease_end_redis_us"] = op.lease_end_redis_us;
   (*j)["fence"] = op.fence;
   (*j)["owner"] = op.owner;
   (*j)["owner_checked"] = op.owner_checked;
@@ -71,7 +77,8 @@ bool ReadOp(const nlohmann::json& j, Op* op) {
   op->process = static_cast<int>(process);
   op->thread = static_cast<int>(thread);
   for (const char* f : {"fence", "call_steady_ns", "enter_steady_ns", "exit_steady_ns",
-                        "enter_redis_us", "exit_redis_us", "write_value",
+                        "enter_redis_us", "exit_redis_us", "lease_end_redis_us",
+                        "permits", "write_value",
                         "write_begin_steady_ns", "write_end_steady_ns"}) {
     if (j.contains(f) && !j[f].is_number_integer()) return false;
   }
@@ -81,6 +88,11 @@ bool ReadOp(const nlohmann::json& j, Op* op) {
   GetInt(j, "exit_steady_ns", &op->exit_steady_ns);
   GetInt(j, "enter_redis_us", &op->enter_redis_us);
   GetInt(j, "exit_redis_us", &op->exit_redis_us);
+  GetInt(j, "lease_end_redis_us", &op->lease_end_redis_us);
+  int64_t permits = 0;
+  if (GetInt(j, "permits", &permits)) op->permits = static_cast<int>(permits);
+  GetString(j, "kind", &op->kind);
+  GetBool(j, "read", &op->read);
   GetInt(j, "write_value", &op->write_value);
   GetInt(j, "write_begin_steady_ns", &op->write_begin_steady_ns);
   GetInt(j, "write_end_steady_ns", &op->write_end_steady_ns);

@@ -56,6 +56,14 @@ struct Op {
   int64_t id = 0;  // unique within its process
   std::string key;
 
+  // The policy's kind ("mutex", "semaphore", "read_write", "fair"): which
+  // rules the checker applies to the key. `read`: a read hold of a
+  // read_write lock (shared, token 0); its other sections are writes.
+  // `permits`: a semaphore's number of permits.
+  std::string kind = "mutex";
+  bool read = false;
+  int permits = 0;
+
   // Acquisition. `entered`: the critical section ran.
   bool entered = false;
   int64_t fence = 0;
@@ -72,6 +80,11 @@ struct Op {
   int64_t exit_steady_ns = 0;  // 0 when the process died inside
   int64_t enter_redis_us = -1;
   int64_t exit_redis_us = -1;
+  // When the lease Redis held for this section right after it entered ends
+  // (server clock, us; -1 unknown). A holder killed inside keeps its lock
+  // or permit at least until then, so the checker counts it as a holder
+  // until then: a lock or permit handed on earlier is caught.
+  int64_t lease_end_redis_us = -1;
 
   // The fenced write of a counter-like value: the value read from the
   // resource plus one, guarded by `fence`.
@@ -108,6 +121,11 @@ struct History {
   // Harmless oddities worth printing (a truncated last line of a killed
   // process).
   std::vector<std::string> notes;
+  // When a process could not run or reach Redis (SIGSTOP, a partition), by
+  // process, [from, to] on the monotonic clock: not in the files, set by
+  // whoever injected the fault. A fair waiter there cannot keep its place in
+  // the queue, so kOrder does not judge its waits.
+  std::map<int, std::vector<std::pair<int64_t, int64_t>>> stalled;
 };
 
 nlohmann::json EnterEvent(const Op& op);

@@ -54,6 +54,12 @@ std::string Cell(std::string s) {
   return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}});
 }
 
+// Rows of summaries written before kinds existed are mutex runs.
+std::string Kind(const nlohmann::json& row) {
+  const std::string kind = F(row, "kind");
+  return kind.empty() ? "mutex" : kind;
+}
+
 const nlohmann::json* Find(const std::vector<nlohmann::json>& rows,
                            const std::string& scenario) {
   for (const auto& r : rows) {
@@ -107,6 +113,35 @@ What it does **not** guarantee:
   in time is given back as UNAVAILABLE) but cannot close it. Tokens do not
   depend on the replicated fence record: the clock carries them past a lost
   write.
+)md";
+
+// The kind rows: which rules of checker.h each kind's scenarios add.
+constexpr char kKinds[] = R"md(Rows named `semaphore_*`, `rw_*` and `fair_*` run the mutex scenario of
+the same fault (`kill9`, `sigstop`, ...) against a policy of that kind
+(column *kind*); the workers log each section's kind, and the checker
+applies the kind's rules to its keys:
+
+- **semaphore** (3 permits, one key so that they are always contended):
+  sections hold no token and write nothing. `over_permits`: never more than
+  3 sections inside at once in Redis TIME among holders not told they lost.
+  A holder killed inside counts until the end of the lease it saw in Redis
+  on entering (for every kind, mutex included), so a permit handed out
+  before the dead holder's lease ended is caught; `semaphore_kill9` also
+  checks that the others held the 2 remaining permits meanwhile and all 3
+  again after the lease ended (no leak).
+- **read_write** (3 calls in 4 are reads): `overlap` applies to every pair
+  where one side is a write (writer/reader, writer/writer); reads only read,
+  writes go through `FencedSet` with the write side's token under the mutex
+  rules (`fence_order`, `stale_write_accepted`, ...). Measured: the most
+  readers inside at once (a check requires at least 2) and the longest
+  writer wait; every write call must enter (writers are not starved).
+- **fair**: the mutex rules, plus `order`: for two sections A and B where
+  B's call began more than 5 ms after A's and A entered more than 5 ms after
+  B's call began (A was queued first and still waiting), A entered first.
+  Sections that died, were told they lost, or waited while their process
+  was stopped or cut off are not judged; the number of pairs judged is
+  reported and must be above zero.
+
 )md";
 
 constexpr char kTls[] = R"md(
@@ -198,15 +233,16 @@ int main(int argc, char** argv) {
         "write was refused and no "
         "fresh one, that no counter update was lost or duplicated, and that "
         "the operation counts add up.\n\n"
-     << "| scenario | fault | result | operations | critical sections | "
+     << kKinds
+     << "| scenario | kind | fault | result | operations | critical sections | "
         "violations | losses signalled | stale writes rejected | stale writes "
         "accepted | writes of unknown outcome |\n"
-     << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+     << "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : scenarios) {
     const std::string status = F(r, "status");
     if (status == "todo" || status == "skipped") {
-      md << "| " << F(r, "scenario") << " | " << Cell(F(r, "fault")) << " | "
-         << status << ": " << Cell(F(r, "reason")) << " | | | | | | | |\n";
+      md << "| " << F(r, "scenario") << " | " << Kind(r) << " | " << Cell(F(r, "fault"))
+         << " | " << status << ": " << Cell(F(r, "reason")) << " | | | | | | | |\n";
       continue;
     }
     std::string violations = F(r, "report.violations");
@@ -216,8 +252,8 @@ int main(int argc, char** argv) {
                                 " unexpected; documented: ",
                                 absl::StrReplaceAll(documented, {{"\"", ""}}), ")");
     }
-    md << "| " << F(r, "scenario") << " | " << Cell(F(r, "fault")) << " | "
-       << status << " | " << F(r, "report.operations") << " | "
+    md << "| " << F(r, "scenario") << " | " << Kind(r) << " | " << Cell(F(r, "fault"))
+       << " | " << status << " | " << F(r, "report.operations") << " | "
        << F(r, "report.entered") << " | " << Cell(violations) << " | "
        << F(r, "report.losses_signalled") << " | "
        << F(r, "report.stale_writes_rejected") << " | "

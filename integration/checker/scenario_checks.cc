@@ -37,7 +37,7 @@ int64_t InfoField(harness::RedisServer& redis, const std::string& section,
 void Coordinator::ScenarioChecks(const History& h, const Report& r) {
   const Op* victim = nullptr;
   for (const Op& op : h.ops) {
-    if (op.process == 0 && op.id == victim_op_ && victim_fence_ > 0) victim = &op;
+    if (op.process == 0 && op.id == victim_op_) victim = &op;  // (shared holds have token 0)
   }
   auto entered_after = [&](int64_t t, bool other_process, const std::string& key) {
     int64_t n = 0;
@@ -56,10 +56,14 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
     }
     return n;
   };
-  const std::string& s = sc_.name;
+  const std::string& s = sc_.Base();
+  // Semaphore permits are shared: their sections hold no token and write
+  // nothing; the other kinds' exclusive sections make fenced writes.
+  const bool victim_writes = sc_.kind != "semaphore";
   if (s == "baseline") {
-    checks_.push_back({"work done", r.writes_accepted > 0,
-                       absl::StrCat(r.writes_accepted, " fenced writes accepted")});
+    checks_.push_back({"work done", r.entered > 0 && (!victim_writes || r.writes_accepted > 0),
+                       absl::StrCat(r.entered, " critical sections, ", r.writes_accepted,
+                                    " fenced writes accepted")});
   }
   if (s == "kill9") {
     int64_t first = -1;
@@ -79,6 +83,42 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
                        victim != nullptr && victim->died,
                        victim ? absl::StrCat("op ", victim->id, " died=", victim->died)
                               : "victim op missing"});
+    if (sc_.kind != "mutex") {
+      // The checker counts the dead holder until the lease it saw ends; this
+      // makes sure that lease was seen, so the count had something to hold.
+      checks_.push_back(
+          {"victim's lease end is known", victim != nullptr && victim->lease_end_redis_us >= 0,
+           victim ? absl::StrCat("lease ends at ", victim->lease_end_redis_us,
+                                 " us (Redis TIME), entered at ", victim->enter_redis_us)
+                  : "victim op missing"});
+    }
+    if (sc_.kind == "semaphore" && victim != nullptr && victim->lease_end_redis_us >= 0) {
+      // No leak: once the dead holder's lease ended, all permits are granted
+      // again (the sections entered afterwards, through the same checker).
+      History during, after;
+      for (const Op& op : h.ops) {
+        if (!op.entered || &op == victim) continue;
+        if (op.enter_redis_us > victim->lease_end_redis_us) after.ops.push_back(op);
+        if (op.enter_redis_us < victim->lease_end_redis_us &&
+            op.exit_redis_us > victim->enter_redis_us) {
+          during.ops.push_back(op);
+        }
+      }
+      // While its lease ran, the others shared the remaining permits: the
+      // checker's count (which includes the dead holder) had contention to
+      // catch an early return with.
+      const int64_t others = Check(during, {}).max_shared_holds;
+      measures_["others_holding_during_dead_lease_max"] = others;
+      checks_.push_back({"the dead holder's permit stays taken until its lease ends",
+                         others == kPermits - 1,
+                         absl::StrCat("up to ", others, " others held permits at once while "
+                                      "its lease ran (", kPermits - 1, " left for them)")});
+      const Report later = Check(after, {});
+      checks_.push_back({"the dead holder's permit comes back", later.max_shared_holds == kPermits,
+                         absl::StrCat(after.ops.size(), " sections after its lease ended, up to ",
+                                      later.max_shared_holds, " of ", kPermits,
+                                      " permits held at once")});
+    }
   }
   if (s == "sigstop" || s == "partition") {
     const bool told = victim != nullptr && victim->lost;
@@ -87,11 +127,13 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
         {"paused holder learns it lost the lock", told,
          victim ? absl::StrCat("lost=", victim->lost, ", With returned ", victim->result)
                 : "victim op missing"});
-    checks_.push_back(
-        {"paused holder's late write is refused", refused,
-         victim ? absl::StrCat("write ", WriteOutcomeName(victim->write),
-                               " with token ", victim->fence)
-                : "victim op missing"});
+    if (victim_writes) {
+      checks_.push_back(
+          {"paused holder's late write is refused", refused,
+           victim ? absl::StrCat("write ", WriteOutcomeName(victim->write),
+                                 " with token ", victim->fence)
+                  : "victim op missing"});
+    }
     const int64_t others = entered_after(fault_start_ns_, true, victim_key_);
     checks_.push_back({"others took the lock meanwhile", others > 0,
                        absl::StrCat(others, " sections of other processes on ",
@@ -253,6 +295,34 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
     const int64_t later = entered_after(fault_end_ns_, false, "");
     checks_.push_back({"locks work after memory is freed", later > 0,
                        absl::StrCat(later, " sections afterwards")});
+  }
+  // What each kind promises beyond the checker's rules: that the run had
+  // the contention those rules need to mean something.
+  if (sc_.kind == "semaphore") {
+    measures_["max_permits_held"] = r.max_shared_holds;
+    checks_.push_back({"all permits were in use at once (contended)",
+                       r.max_shared_holds == kPermits,
+                       absl::StrCat("up to ", r.max_shared_holds, " of ", kPermits,
+                                    " permits held at once")});
+  }
+  if (sc_.kind == "read_write") {
+    measures_["max_concurrent_readers"] = r.max_shared_holds;
+    measures_["max_write_wait_ms"] = r.max_write_wait_ms;
+    checks_.push_back({"readers share the lock", r.max_shared_holds >= 2,
+                       absl::StrCat("up to ", r.max_shared_holds, " readers inside at once")});
+    // Starved: a write call whose wait for the lock ran out. Calls refused
+    // for other reasons (a failover's UNAVAILABLE) are counted, not judged.
+    checks_.push_back({"writers are not starved", r.write_calls > 0 && r.write_calls_busy == 0,
+                       absl::StrCat(r.write_calls - r.write_calls_not_entered, " of ",
+                                    r.write_calls, " write calls entered, ",
+                                    r.write_calls_busy, " gave up waiting; longest wait ",
+                                    r.max_write_wait_ms, "ms")});
+  }
+  if (sc_.kind == "fair") {
+    measures_["order_pairs_judged"] = r.order_pairs_judged;
+    checks_.push_back({"request order was judged (waiters queued)", r.order_pairs_judged > 0,
+                       absl::StrCat(r.order_pairs_judged, " pairs of sections "
+                                    "queued one behind the other compared")});
   }
 }
 

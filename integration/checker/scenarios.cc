@@ -12,7 +12,7 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
   const std::set<ViolationKind> data_lost = {
       ViolationKind::kStaleWriteAccepted, ViolationKind::kDuplicateValue,
       ViolationKind::kValueGap, ViolationKind::kFinalState};
-  return {
+  std::vector<Scenario> all = {
       {"baseline", "none", false, false, "", {}, 0},
       {"kill9", "holder process SIGKILLed inside its critical section", false,
        false, "", {}, 60'000},
@@ -52,6 +52,41 @@ std::vector<Scenario> Scenarios(int ttl_ms) {
                     "policy's ttl) and holds on for ", 3 * ttl_ms, "ms"),
        false, false, "", {}, 3 * ttl_ms, "standalone", 0, ttl_ms / 2},
   };
+  // The other kinds under the mutex scenarios' faults. Semaphore runs on one
+  // key so that its permits are always contended (an over-grant can only
+  // show while all are taken); read_write and fair on two, so that readers
+  // share and fair waiters queue.
+  struct Variant {
+    const char* name;
+    const char* base;
+    const char* kind;
+    int keys;
+  };
+  for (const Variant& v : std::initializer_list<Variant>{
+           {"semaphore_baseline", "baseline", "semaphore", 1},
+           {"semaphore_kill9", "kill9", "semaphore", 1},
+           {"semaphore_sigstop", "sigstop", "semaphore", 1},
+           {"rw_baseline", "baseline", "read_write", 2},
+           {"rw_kill9", "kill9", "read_write", 2},
+           {"rw_sigstop", "sigstop", "read_write", 2},
+           {"fair_baseline", "baseline", "fair", 2},
+           {"fair_kill9", "kill9", "fair", 2},
+           {"fair_sigstop", "sigstop", "fair", 2},
+           {"fair_restart_aof", "restart_aof", "fair", 2},
+           {"rw_failover", "sentinel_failover", "read_write", 2},
+       }) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all[i].name != v.base) continue;
+      Scenario s = all[i];
+      s.name = v.name;
+      s.base = v.base;
+      s.kind = v.kind;
+      s.keys = v.keys;
+      all.push_back(std::move(s));
+      break;
+    }
+  }
+  return all;
 }
 
 }  // namespace lock::checker::driver

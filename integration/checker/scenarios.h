@@ -29,6 +29,15 @@ struct Scenario {
   std::string topology = "standalone";
   int min_seconds = 0;  // the run lasts at least this long
   int victim_extend_ms = 0;  // see Flags
+  // The policy's kind ("mutex", "semaphore" with kPermits, "read_write",
+  // "fair"): what the workers lock with and which checker rules apply.
+  std::string kind = "mutex";
+  // The mutex scenario whose fault and checks this one runs against its
+  // kind; empty: its own name.
+  std::string base;
+  int keys = 0;  // 0: the mode's default
+
+  const std::string& Base() const { return base.empty() ? name : base; }
 };
 
 // Every scenario, in the order --list prints them; `ttl_ms` sizes the faults.

@@ -35,8 +35,24 @@ std::string OwnerKey(const std::string& run, const std::string& key) {
 // cancel markers have a suffix after it, so they do not match.
 std::string OwnerKeyPattern(const std::string& run) { return OwnerKey(run, "*"); }
 
+std::vector<std::string> HoldKeyPatterns(const std::string& run,
+                                         const std::string& kind) {
+  const std::string prefix = KeyPrefix(run);
+  if (kind == "semaphore") return {internal::SemaphoreKeys(prefix, "*").holders()};
+  if (kind == "read_write") {
+    const internal::ReadWriteKeys k(prefix, "*");
+    return {k.writer(), k.readers()};
+  }
+  if (kind == "fair") {
+    const internal::FairKeys k(prefix, "*");
+    return {k.owner(), k.queue()};
+  }
+  return {OwnerKeyPattern(run)};
+}
+
 std::string PolicyJson(nlohmann::json target, const std::string& run,
-                       int ttl_ms, int script_timeout_ms) {
+                       int ttl_ms, int script_timeout_ms,
+                       const std::string& kind) {
   target["connect_timeout"] = "300ms";
   target["pool_size"] = 8;
   nlohmann::json j = {
@@ -53,6 +69,9 @@ std::string PolicyJson(nlohmann::json target, const std::string& run,
           {"renewal", {{"enabled", true}, {"threshold", 0.5},
                        {"on_failure", "signal"}}},
           {"fencing", true}}}}}};
+  nlohmann::json& policy = j["policies"][kPolicy];
+  policy["kind"] = kind;
+  if (kind == "semaphore") policy["permits"] = kPermits;
   return j.dump(2);
 }
 

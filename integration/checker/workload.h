@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 
@@ -16,6 +17,9 @@ void SleepMs(int64_t ms);
 // The one policy every worker locks with.
 inline constexpr char kPolicy[] = "reliability";
 
+// A semaphore scenario's number of permits.
+inline constexpr int kPermits = 3;
+
 // The i-th lock key ("k<i>").
 std::string KeyName(int i);
 // The policy's key_prefix in run `run`.
@@ -26,13 +30,19 @@ std::string ResourceKey(const std::string& run, const std::string& key);
 std::string OwnerKey(const std::string& run, const std::string& key);
 // A KEYS pattern matching the owner hashes of run `run`, and only them.
 std::string OwnerKeyPattern(const std::string& run);
+// KEYS patterns matching what holds or waits for a lock of kind `kind` in
+// run `run` (lock/internal/keys.h): none of them may be left at the end.
+std::vector<std::string> HoldKeyPatterns(const std::string& run,
+                                         const std::string& kind);
 // Where worker process `process` writes its history.
 std::string HistoryPath(const std::string& dir, int process);
 
 // `target`: the policy-config redis target, {"addrs": [...]} for one
 // server or a fleet's PolicyTargetJson() (sentinel, cluster).
+// `kind`: the policy's kind (a semaphore gets kPermits).
 std::string PolicyJson(nlohmann::json target, const std::string& run,
-                       int ttl_ms, int script_timeout_ms);
+                       int ttl_ms, int script_timeout_ms,
+                       const std::string& kind);
 
 }  // namespace lock::checker::driver
 
