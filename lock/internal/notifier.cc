@@ -105,9 +105,6 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   std::unique_ptr<Channel>& slot = channels_[channel];
   if (slot == nullptr) slot = std::make_unique<Channel>();
   Channel* ch = slot.get();
-  ch->wake = wake;
-  if (wake != WakeMode::kAddressed) token.clear();
-  if (!token.empty()) ch->addressed.emplace(token, Channel::Named{});
   if (ch->refs++ == 0 && (ch->unsubscribing || !ch->confirmed)) {
     // New, or on its way out: a confirmation left from before an UNSUBSCRIBE
     // in flight would be stale, so wait for this subscription's own.
@@ -118,7 +115,16 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   }
   ch->changed.wait_for(lock, absl::ToChronoNanoseconds(timeout),
                        [&] { return ch->confirmed || stop_ || down_; });
-  return std::unique_ptr<Watch>(new Watch(this, channel, ch, std::move(token)));
+  return MakeWatchLocked(channel, ch, wake, std::move(token));
+}
+
+std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::MakeWatchLocked(
+    const std::string& channel, Channel* ch, WakeMode wake, std::string token) {
+  ch->wake = wake;
+  if (wake != WakeMode::kAddressed) token.clear();
+  std::unique_ptr<Watch> watch(new Watch(this, channel, ch, token));
+  if (!token.empty()) ch->addressed[token] = Channel::Named{0, "", &watch->cv_};
+  return watch;
 }
 
 std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::WatchIfSubscribed(
@@ -130,10 +136,7 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::WatchIfSubscribed(
   }
   Channel* ch = it->second.get();
   ++ch->refs;
-  ch->wake = wake;
-  if (wake != WakeMode::kAddressed) token.clear();
-  if (!token.empty()) ch->addressed.emplace(token, Channel::Named{});
-  return std::unique_ptr<Watch>(new Watch(this, channel, ch, std::move(token)));
+  return MakeWatchLocked(channel, ch, wake, std::move(token));
 }
 
 void ReleaseNotifier::Unsubscribe(const std::string& channel, const std::string& token) {
@@ -178,7 +181,7 @@ bool ReleaseNotifier::Watch::WaitUntil(
         lock, deadline, [&] { return state_->generation != seen; });
   }
   // Looked up on every check: other waiters' entries come and go (rehash).
-  const bool woken = state_->changed.wait_until(lock, deadline, [&] {
+  const bool woken = cv_.wait_until(lock, deadline, [&] {
     auto named = state_->addressed.find(token_);
     return (named != state_->addressed.end() && named->second.at > seen) ||
            state_->dropped_at > seen;
@@ -199,6 +202,7 @@ void ReleaseNotifier::DisconnectedLocked() {
     ++ch->generation;  // waiters re-check now, then fall back to polling
     ch->dropped_at = ch->generation;
     ch->changed.notify_all();
+    for (auto& [token, named] : ch->addressed) named.cv->notify_one();
   }
   to_unsubscribe_.clear();  // nothing to unsubscribe on a new connection
   for (auto it = channels_.begin(); it != channels_.end();) {
@@ -231,10 +235,9 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
       const absl::string_view message = Text(*reply.element[2]);
       auto named = ch.addressed.find(message.substr(0, message.find(' ')));
       if (named != ch.addressed.end()) {
-        named->second = {ch.generation, std::string(message)};
-        // The condition variable is shared by the channel's waiters; only
-        // the one named finds its condition true.
-        ch.changed.notify_all();
+        named->second.at = ch.generation;
+        named->second.message = std::string(message);
+        named->second.cv->notify_one();
       }
     }
   } else if (kind == "subscribe") {

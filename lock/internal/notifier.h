@@ -88,10 +88,13 @@ class ReleaseNotifier {
     uint64_t dropped_at = 0;
     WakeMode wake = WakeMode::kOne;
     // kAddressed: the tokens of the waiters, each with the generation of the
-    // last message that named it (0: none yet) and that message.
+    // last message that named it (0: none yet), that message, and the
+    // waiter's own condition variable: a message wakes the one waiter it
+    // names, not every waiter of the channel only to have them sleep again.
     struct Named {
       uint64_t at = 0;
       std::string message;
+      std::condition_variable* cv = nullptr;
     };
     absl::flat_hash_map<std::string, Named> addressed;
     std::condition_variable changed;
@@ -102,6 +105,9 @@ class ReleaseNotifier {
   static constexpr int64_t kLingerNs = 2'000'000'000;
 
   void SweepIdleLocked(int64_t now_ns);
+  // A Watch on `ch` (already counted in its refs) for a waiter of `wake`.
+  std::unique_ptr<Watch> MakeWatchLocked(const std::string& channel, Channel* ch,
+                                         WakeMode wake, std::string token);
 
   void Run();
   void Wake();
@@ -153,6 +159,7 @@ class ReleaseNotifier::Watch {
   const std::string channel_;
   Channel* const state_;  // lives while refs > 0
   const std::string token_;  // kAddressed channels only
+  std::condition_variable cv_;  // kAddressed: woken by messages naming token_
 };
 
 }  // namespace lock::internal
