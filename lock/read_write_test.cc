@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -149,6 +150,12 @@ TEST_F(ReadWriteTest, AWaitingWriterKeepsNewReadersOutAndIsWokenByTheLastReader)
     }), IsOk());
   });
   ASSERT_TRUE(Eventually([&] { return Claims("w:", "doc") == 1; }));
+  // And subscribed to the release channel: a release before that is found
+  // by its next attempt, after its 5s backoff, not by a wake-up.
+  ASSERT_TRUE(Eventually([&] {
+    const std::string numsub = Redis({"PUBSUB", "NUMSUB", ReadWriteKeys("w:", "doc").channel()});
+    return absl::EndsWith(numsub, "\n1") || absl::EndsWith(numsub, " 1");
+  }));
   // A new reader meets the claim.
   absl::Status held_back = locker_->WithRead("rw-fail", "doc", [] { return absl::OkStatus(); });
   EXPECT_TRUE(IsBusy(held_back)) << held_back;

@@ -239,7 +239,7 @@ TEST_F(RenewalTest, PrometheusTextIsWellFormed) {
   ASSERT_THAT(locker_->With("stats", "prom", [] { return absl::OkStatus(); }), IsOk());
   const std::string text = StatsPrometheusText();
   const std::regex sample(
-      R"(^([a-z_]+)(\{policy="[^"]*"(,le="[^"]+")?\})? (-?[0-9.eE+-]+)$)");
+      R"(^([a-z_]+)(\{policy="[^"]*"(,le="[^"]+"|,kind="[a-z_]+")?\})? (-?[0-9.eE+-]+)$)");
   std::string typed;  // metric family of the last # TYPE line
   int samples = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {

@@ -2,6 +2,12 @@
 # Embeds Lua scripts into C++: one EmbeddedScript per file, with the SHA-1
 # that EVALSHA needs computed here at build time.
 # Usage: embed.sh OUT.cc script.lua...
+#
+# A file named _*.lua is a fragment, not a script: a script's line
+# "-- #include _name.lua" is replaced by that fragment (from the same
+# directory), with @SCRIPT@ replaced by the including script's name, so
+# that code several scripts share is written once. Redis gets the expanded
+# text, and the hash is of it.
 set -eu
 out="$1"
 shift
@@ -11,9 +17,19 @@ shift
   echo 'namespace lock::scripts {'
   for f in "$@"; do
     name=$(basename "$f" .lua)
-    body=$(cat "$f")  # drops trailing newlines; the hash is of this text
+    case $name in _*) continue ;; esac
+    dir=$(dirname "$f")
+    expanded=$(awk -v dir="$dir" -v name="$name" '
+      /^-- #include _[a-z_]*\.lua$/ {
+        path = dir "/" $3
+        while ((getline line < path) > 0) { gsub(/@SCRIPT@/, name, line); print line }
+        if (close(path) != 0) { print "embed.sh: cannot read " path > "/dev/stderr"; exit 1 }
+        next
+      }
+      { print }' "$f")
+    body=$(printf '%s' "$expanded")  # drops trailing newlines; the hash is of this text
     sha=$(printf '%s' "$body" | sha1sum | cut -d' ' -f1)
-    if grep -q ')lua"' "$f"; then
+    if printf '%s' "$body" | grep -q ')lua"'; then
       echo "embed.sh: $f contains the raw-string terminator" >&2
       exit 1
     fi

@@ -26,20 +26,10 @@
 -- {-1, 0, 0} when this token's acquire was cancelled, {-2, 0, 0} when
 -- re-entering a hold already gone. Every argument is checked before the
 -- first write.
-local function fail(message)
-  error({err = 'ERR fair_acquire: ' .. message})
-end
-local function positive_integer(value, what)
-  if not value or not value:match('^[1-9][0-9]*$') or #value > 15 then
-    fail(what .. ' must be an integer in [1, 10^15), got "' .. tostring(value) .. '"')
-  end
-  return tonumber(value)
-end
+-- #include _checks.lua
 local ttl = positive_integer(ARGV[2], 'ttl (ARGV[2], ms)')
 local count = positive_integer(ARGV[3], 'hold count (ARGV[3])')
-if ARGV[4] ~= '0' and ARGV[4] ~= '1' then
-  fail('fencing (ARGV[4]) must be "0" or "1", got "' .. tostring(ARGV[4]) .. '"')
-end
+local fencing = flag(ARGV[4], 'fencing (ARGV[4])')
 local retention = positive_integer(ARGV[5], 'fence retention (ARGV[5], ms)')
 local queue_lease = positive_integer(ARGV[6], 'queue lease (ARGV[6], ms)')
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -95,13 +85,8 @@ if place > 1 then
 end
 local fence = 0
 local fence_text = '0'
-if ARGV[4] == '1' then
-  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last_fence = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
-  fence = math.max(last_fence + 1, now_us)
-  fence_text = string.format('%.0f', fence)
-  redis.call('SET', KEYS[4], fence_text, 'PX',
-             string.format('%d', math.max(retention, ttl)))
+if fencing then
+  fence, fence_text = next_fence(KEYS[4], t, math.max(retention, ttl))
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'count', 1, 'fence', fence_text)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])

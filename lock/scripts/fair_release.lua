@@ -21,6 +21,7 @@
 -- .lua, which re-enters).
 -- Returns 1 when released (or the count lowered), 2 when released and
 -- handed to the next waiter, 0 when not held by this token.
+-- #include _checks.lua
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
   return 0
 end
@@ -29,15 +30,10 @@ if tonumber(ARGV[2]) > 0 then
   return 1
 end
 local handoff = ARGV[4] == 'handoff'
+local fencing, retention
 if handoff then
-  if ARGV[5] ~= '0' and ARGV[5] ~= '1' then
-    error({err = 'ERR fair_release: fencing (ARGV[5]) must be "0" or "1", got "' ..
-                 tostring(ARGV[5]) .. '"'})
-  end
-  if not ARGV[6] or not ARGV[6]:match('^[1-9][0-9]*$') or #ARGV[6] > 15 then
-    error({err = 'ERR fair_release: fence retention (ARGV[6], ms) must be an integer ' ..
-                 'in [1, 10^15), got "' .. tostring(ARGV[6]) .. '"'})
-  end
+  fencing = flag(ARGV[5], 'fencing (ARGV[5])')
+  retention = positive_integer(ARGV[6], 'fence retention (ARGV[6], ms)')
 end
 redis.call('DEL', KEYS[1])
 local t = redis.call('TIME')
@@ -60,13 +56,9 @@ local place_ends = tonumber(redis.call('ZSCORE', KEYS[3], head))
 redis.call('ZREM', KEYS[2], head)
 redis.call('ZREM', KEYS[3], head)
 local fence_text = '0'
-if ARGV[5] == '1' then
-  -- As acquire.lua: max(last + 1, server clock in us).
-  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
-  fence_text = string.format('%.0f', math.max(last + 1, now_us))
-  redis.call('SET', KEYS[4], fence_text, 'PX',
-             string.format('%.0f', math.max(tonumber(ARGV[6]), place_ends - now)))
+if fencing then
+  local _
+  _, fence_text = next_fence(KEYS[4], t, math.max(retention, place_ends - now))
 end
 redis.call('HSET', KEYS[1], 'owner', head, 'count', 1, 'fence', fence_text)
 redis.call('PEXPIRE', KEYS[1], string.format('%.0f', place_ends - now))

@@ -19,15 +19,7 @@
 -- why 1 = a writer holds (ms = its lease left), 2 = a writer waits (ms =
 -- until the first claim ends unless renewed); {-1, 0, 0} when this token's
 -- acquire was cancelled, {-2, 0, 0} when re-entering a hold already gone.
-local function fail(message)
-  error({err = 'ERR rw_read_acquire: ' .. message})
-end
-local function positive_integer(value, what)
-  if not value or not value:match('^[1-9][0-9]*$') or #value > 15 then
-    fail(what .. ' must be an integer in [1, 10^15), got "' .. tostring(value) .. '"')
-  end
-  return tonumber(value)
-end
+-- #include _checks.lua
 local ttl = positive_integer(ARGV[2], 'ttl (ARGV[2], ms)')
 local count = positive_integer(ARGV[3], 'hold count (ARGV[3])')
 local t = redis.call('TIME')

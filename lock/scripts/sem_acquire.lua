@@ -18,15 +18,7 @@
 -- lease ends, permits in use} when all are taken, {-1, 0, 0} when this
 -- token's acquire was cancelled, {-2, 0, 0} when re-entering a permit that is
 -- already gone.
-local function fail(message)
-  error({err = 'ERR sem_acquire: ' .. message})
-end
-local function positive_integer(value, what)
-  if not value or not value:match('^[1-9][0-9]*$') or #value > 15 then
-    fail(what .. ' must be an integer in [1, 10^15), got "' .. tostring(value) .. '"')
-  end
-  return tonumber(value)
-end
+-- #include _checks.lua
 local ttl = positive_integer(ARGV[2], 'ttl (ARGV[2], ms)')
 local count = positive_integer(ARGV[3], 'hold count (ARGV[3])')
 local permits = positive_integer(ARGV[4], 'permits (ARGV[4])')
