@@ -5,9 +5,9 @@
 #
 # A file named _*.lua is a fragment, not a script: a script's line
 # "-- #include _name.lua" is replaced by that fragment (from the same
-# directory), with @SCRIPT@ replaced by the including script's name, so
-# that code several scripts share is written once. Redis gets the expanded
-# text, and the hash is of it.
+# directory, without its leading comment lines), with @SCRIPT@ replaced by
+# the including script's name, so that code several scripts share is
+# written once. Redis gets the expanded text, and the hash is of it.
 set -eu
 out="$1"
 shift
@@ -22,7 +22,13 @@ shift
     expanded=$(awk -v dir="$dir" -v name="$name" '
       /^-- #include _[a-z_]*\.lua$/ {
         path = dir "/" $3
-        while ((getline line < path) > 0) { gsub(/@SCRIPT@/, name, line); print line }
+        top = 1  # the header comment of the fragment stays out
+        while ((getline line < path) > 0) {
+          if (top && line ~ /^--/) continue
+          top = 0
+          gsub(/@SCRIPT@/, name, line)
+          print line
+        }
         if (close(path) != 0) { print "embed.sh: cannot read " path > "/dev/stderr"; exit 1 }
         next
       }
