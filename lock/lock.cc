@@ -25,6 +25,7 @@
 #include "lock/internal/notifier.h"
 #include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
+#include "lock/internal/reworded.h"
 #include "lock/internal/target.h"
 #include "lock/redis/script.h"
 #include "lock/scripts/embedded.h"
@@ -233,20 +234,6 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
                   *snapshot, key);
 }
 
-namespace {
-
-// `s` with another message, keeping its code and payloads, so that IsBusy()
-// and the other predicates still recognise it.
-absl::Status Reworded(const absl::Status& s, std::string_view message) {
-  absl::Status out(s.code(), ToAbsl(message));
-  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
-}
-
-}  // namespace
-
 absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock,
                                    const std::function<absl::Status(Held&)>& fn) {
   RETURN_IF_ERROR(CheckNotHeldHere(this, lock.policy(), lock.key()));
@@ -362,7 +349,7 @@ absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::str
     absl::Status acquired = lock.ok() ? (*lock)->Acquire() : lock.status();
     if (!acquired.ok()) {
       const absl::Status released = ReleaseAll(taken);
-      return Reworded(acquired, absl::StrCat(
+      return internal::Reworded(acquired, absl::StrCat(
           context, ": key #", i, " \"", keys[i], "\" (", taken.size() + 1, " of ",
           order.size(), " in lock order): ", acquired.message(),
           bounded && IsWaitTimedOut(acquired)

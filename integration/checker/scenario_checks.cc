@@ -12,6 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "integration/checker/coordinator.h"
+
+#include <algorithm>
 #include "integration/checker/workload.h"
 
 namespace lock::checker::driver {
@@ -310,12 +312,26 @@ void Coordinator::ScenarioChecks(const History& h, const Report& r) {
     measures_["max_write_wait_ms"] = r.max_write_wait_ms;
     checks_.push_back({"readers share the lock", r.max_shared_holds >= 2,
                        absl::StrCat("up to ", r.max_shared_holds, " readers inside at once")});
-    // Starved: a write call whose wait for the lock ran out. Calls refused
-    // for other reasons (a failover's UNAVAILABLE) are counted, not judged.
-    checks_.push_back({"writers are not starved", r.write_calls > 0 && r.write_calls_busy == 0,
+    // Starved: a write call whose wait for the lock ran out with no fault to
+    // explain it. A writer that waited on the victim (paused or killed
+    // holding the write side, its lease still running) gives up because of
+    // the fault, not because readers kept it out: calls made within two
+    // ttl of the fault are counted apart. Calls refused for other reasons
+    // (a failover's UNAVAILABLE) are counted, not judged.
+    int64_t starved = 0, during_fault = 0;
+    const int64_t slack_ns = 2 * static_cast<int64_t>(f_.ttl_ms) * 1'000'000;
+    for (const Op& op : h.ops) {
+      if (op.kind != "read_write" || op.read || op.entered || op.result != "ABORTED") continue;
+      const bool near_fault = fault_start_ns_ > 0 &&
+                              op.call_steady_ns >= fault_start_ns_ - slack_ns &&
+                              op.call_steady_ns <= std::max(fault_end_ns_, fault_start_ns_) + slack_ns;
+      ++(near_fault ? during_fault : starved);
+    }
+    checks_.push_back({"writers are not starved", r.write_calls > 0 && starved == 0,
                        absl::StrCat(r.write_calls - r.write_calls_not_entered, " of ",
-                                    r.write_calls, " write calls entered, ",
-                                    r.write_calls_busy, " gave up waiting; longest wait ",
+                                    r.write_calls, " write calls entered, ", starved,
+                                    " gave up waiting with no fault to explain it (",
+                                    during_fault, " near the fault); longest wait ",
                                     r.max_write_wait_ms, "ms")});
   }
   if (sc_.kind == "fair") {

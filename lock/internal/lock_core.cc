@@ -16,6 +16,7 @@
 #include "lock/internal/primitive_calls.h"
 #include "lock/internal/quorum.h"
 #include "lock/internal/renewal.h"
+#include "lock/internal/reworded.h"
 #include "lock/internal/script_values.h"
 #include "lock/internal/token.h"
 #include "lock/redis/script.h"
@@ -145,14 +146,8 @@ void LockCore::LoseLocked(const std::string& why) {
 
 absl::Status LockCore::Annotate(const absl::Status& s,
                                  absl::string_view op) const {
-  absl::Status out(s.code(), absl::StrCat(op, " of lock \"", key_,
-                                          "\" (policy ", policy_->name,
-                                          "): ", s.message()));
-  // Keeps the error-kind payload, so IsLost() etc. still recognise it.
-  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
+  return Reworded(s, absl::StrCat(op, " of lock \"", key_, "\" (policy ", policy_->name,
+                                  "): ", s.message()));
 }
 
 std::shared_ptr<HoldState> LockCore::hold() const {
