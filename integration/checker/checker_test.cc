@@ -499,10 +499,10 @@ TEST(KindsTest, WriterTogetherWithAReaderOrWriterIsAViolation) {
 
 TEST(KindsTest, FairGrantsFollowRequestOrder) {
   H h;
-  Fair(h, 0, 1, 0, 1, 40, 1);    // holds while the next two queue
-  Fair(h, 1, 2, 10, 41, 50, 2);  // queued first
-  Fair(h, 2, 3, 20, 51, 60, 3);  // queued 10 ms later while 1 still waited
-  Fair(h, 3, 4, 22, 61, 70, 4);  // 2 ms after 2: too close to judge
+  Fair(h, 0, 1, 0, 4, 160, 1);    // holds while the next two queue
+  Fair(h, 1, 2, 40, 164, 200, 2);  // queued first
+  Fair(h, 2, 3, 80, 204, 240, 3);  // queued 40 ms later while 1 still waited
+  Fair(h, 3, 4, 88, 244, 280, 4);  // 8 ms after 2: too close to judge
   h.Final(4, 4);
   h.Summaries();
   Report r = h.Check();
@@ -513,9 +513,9 @@ TEST(KindsTest, FairGrantsFollowRequestOrder) {
 
 TEST(KindsTest, LaterRequesterEnteringFirstIsAnOrderViolation) {
   H h;
-  Fair(h, 0, 1, 0, 1, 40, 1);
-  Fair(h, 1, 3, 10, 51, 60, 3);  // queued first, entered second
-  Fair(h, 2, 2, 20, 41, 50, 2);
+  Fair(h, 0, 1, 0, 4, 160, 1);
+  Fair(h, 1, 3, 40, 204, 240, 3);  // queued first, entered second
+  Fair(h, 2, 2, 80, 164, 200, 2);
   h.Final(3, 3);
   h.Summaries();
   Report r = h.Check();
@@ -525,9 +525,9 @@ TEST(KindsTest, LaterRequesterEnteringFirstIsAnOrderViolation) {
 
 TEST(KindsTest, OrderIsNotJudgedForHoldersToldTheyLost) {
   H h;
-  Fair(h, 0, 1, 0, 1, 40, 1);
-  Fair(h, 1, 3, 10, 51, 60, 3).lost = true;
-  Fair(h, 2, 2, 20, 41, 50, 2);
+  Fair(h, 0, 1, 0, 4, 160, 1);
+  Fair(h, 1, 3, 40, 204, 240, 3).lost = true;
+  Fair(h, 2, 2, 80, 164, 200, 2);
   h.Final(3, 3);
   h.Summaries();
   Report r = h.Check();
@@ -537,12 +537,12 @@ TEST(KindsTest, OrderIsNotJudgedForHoldersToldTheyLost) {
 
 TEST(KindsTest, OrderIsNotJudgedForWaitersOfAStalledProcess) {
   H h;
-  Fair(h, 0, 1, 0, 1, 40, 1);
-  Fair(h, 1, 3, 10, 51, 60, 3);  // its process was SIGSTOPped while it waited
-  Fair(h, 2, 2, 20, 41, 50, 2);
+  Fair(h, 0, 1, 0, 4, 160, 1);
+  Fair(h, 1, 3, 40, 204, 240, 3);  // its process was SIGSTOPped while it waited
+  Fair(h, 2, 2, 80, 164, 200, 2);
   h.Final(3, 3);
   h.Summaries();
-  h.history().stalled[1] = {{15'000'000, 35'000'000}};
+  h.history().stalled[1] = {{60'000'000, 140'000'000}};
   Report r = h.Check();
   EXPECT_TRUE(r.ok()) << r.Summary();
   EXPECT_EQ(r.order_pairs_judged, 0);

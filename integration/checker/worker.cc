@@ -178,6 +178,11 @@ int RunWorker(const Flags& f) {
             }
             (void)!write(f.notify_fd, line.data(), line.size());
             SleepMs(f.victim_hold_ms);
+          } else if (kind == "fair") {
+            // Long enough that waiters queue for tens of ms: the order rule
+            // judges only waits that outlast its margin (checker.h), so that
+            // no scheduling stall of a loaded machine reads as a reordering.
+            SleepMs(8 + static_cast<int64_t>(rng() % 5));
           } else {
             // Shared holds stay a little longer, so that they meet.
             std::this_thread::sleep_for(std::chrono::microseconds(rng() % (writes ? 500 : 2000)));
