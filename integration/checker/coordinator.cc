@@ -250,6 +250,16 @@ int Coordinator::Run() {
       history->stalled[p].push_back({fault_start_ns_, fault_end_ns_});
     }
   }
+  if (held_at_kill_.has_value()) {
+    // A section of the killed process that did not hold its lock right
+    // after the kill had released it before (killed between the release
+    // and the line saying so). It held from its entry to some moment before
+    // the kill that the history does not have: it is not counted as a
+    // holder until its lease end, which would make it one too long.
+    for (Op& op : history->ops) {
+      if (op.died && op.entered && !held_at_kill_->count(op.owner)) op.lease_end_redis_us = -1;
+    }
+  }
   Report report = Check(*history, final_state);
   ScenarioChecks(*history, report);
 

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,9 @@ class Coordinator {
   std::vector<harness::RedisServer*> Masters();
   // Each lock key's fencing counter.
   std::map<std::string, int64_t> FenceCounters();
+  // The owner tokens holding each key of the run now, as Redis shows them
+  // (owner hashes, permits, readers); nullopt when Redis could not be read.
+  std::optional<std::set<std::string>> HoldersNow();
   // Checks that no lock is left once the workers are gone.
   void LeftLocked();
 
@@ -78,6 +83,10 @@ class Coordinator {
   int64_t victim_fence_ = 0;
   int64_t victim_op_ = -1;
   int64_t fault_start_ns_ = 0;
+  // kill9: who held what right after the kill. A section of the killed
+  // process that no longer held its lock then had released it (killed
+  // before it could log that): when, the history cannot say.
+  std::optional<std::set<std::string>> held_at_kill_;
   int64_t fault_end_ns_ = 0;
   bool deadline_hit_ = false;
   std::map<std::string, int64_t> fences_before_;

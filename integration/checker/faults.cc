@@ -7,16 +7,48 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lock/internal/keys.h"
 #include "integration/checker/coordinator.h"
 #include "integration/checker/workload.h"
 
 namespace lock::checker::driver {
+
+std::optional<std::set<std::string>> Coordinator::HoldersNow() {
+  std::set<std::string> out;
+  const std::string prefix = KeyPrefix(run_);
+  for (int k = 0; k < f_.keys; ++k) {
+    const std::string key = KeyName(k);
+    // {key, command}: owner hashes answer their owner, ZSETs their members.
+    std::vector<std::vector<std::string>> reads;
+    if (sc_.kind == "semaphore") {
+      reads.push_back({"ZRANGE", internal::SemaphoreKeys(prefix, key).holders(), "0", "-1"});
+    } else if (sc_.kind == "read_write") {
+      const internal::ReadWriteKeys rw(prefix, key);
+      reads.push_back({"HGET", rw.writer(), "owner"});
+      reads.push_back({"ZRANGE", rw.readers(), "0", "-1"});
+    } else if (sc_.kind == "fair") {
+      reads.push_back({"HGET", internal::FairKeys(prefix, key).owner(), "owner"});
+    } else {
+      reads.push_back({"HGET", OwnerKey(run_, key), "owner"});
+    }
+    for (const auto& argv : reads) {
+      absl::StatusOr<std::string> r = Exec(argv[1], argv);
+      if (!r.ok()) return std::nullopt;
+      for (absl::string_view token : absl::StrSplit(*r, '\n', absl::SkipEmpty())) {
+        if (token != "(nil)") out.emplace(token);
+      }
+    }
+  }
+  return out;
+}
 
 void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
   const int ttl = f_.ttl_ms;
   fault_start_ns_ = SteadyNs();
   if (sc_.Base() == "kill9") {
     kill(victim, SIGKILL);
+    held_at_kill_ = HoldersNow();
   } else if (sc_.Base() == "sigstop") {
     kill(victim, SIGSTOP);
     SleepMs(3 * ttl);
