@@ -52,6 +52,22 @@ bool IsWaitTimedOut(const absl::Status& s) {
   return IsBusyBecause(s, "wait_timed_out");
 }
 
+absl::Status DeadlineExceededError(std::string_view m) {
+  return Make(absl::StatusCode::kDeadlineExceeded, "deadline_exceeded", util::ToAbsl(m));
+}
+
+absl::Status CancelledError(std::string_view m) {
+  return Make(absl::StatusCode::kCancelled, "cancelled", util::ToAbsl(m));
+}
+
+bool IsDeadlineExceeded(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kDeadlineExceeded, "deadline_exceeded");
+}
+
+bool IsCancelled(const absl::Status& s) {
+  return Is(s, absl::StatusCode::kCancelled, "cancelled");
+}
+
 absl::Status BusyError(std::string_view m) {
   return Make(absl::StatusCode::kAborted, "busy", util::ToAbsl(m));
 }

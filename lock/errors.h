@@ -25,6 +25,11 @@
 //                                    wait for itself
 //   stale fence kAborted             FencedSet refused a write whose fencing
 //                                    token is older than one already written
+//   deadline    kDeadlineExceeded    the caller's CallOptions::deadline passed
+//   exceeded                         before the lock was taken; nothing held
+//   cancelled   kCancelled           the caller's CallOptions::stop was
+//                                    requested, or lock::Shutdown ended a
+//                                    pending asynchronous acquire; nothing held
 // Redis unreachable or too slow is kUnavailable; a bad key or policy is
 // kInvalidArgument; an unknown policy is kNotFound.
 #ifndef LOCK_ERRORS_H_
@@ -45,6 +50,8 @@ absl::Status SelfDeadlockError(std::string_view message);
 // Busy outcomes that also say why waiting ended (IsBusy holds for both).
 absl::Status AttemptsExhaustedError(std::string_view message);
 absl::Status WaitTimedOutError(std::string_view message);
+absl::Status DeadlineExceededError(std::string_view message);
+absl::Status CancelledError(std::string_view message);
 
 bool IsBusy(const absl::Status& s);
 bool IsSkipped(const absl::Status& s);
@@ -54,6 +61,8 @@ bool IsStaleFence(const absl::Status& s);
 bool IsSelfDeadlock(const absl::Status& s);
 bool IsAttemptsExhausted(const absl::Status& s);
 bool IsWaitTimedOut(const absl::Status& s);
+bool IsDeadlineExceeded(const absl::Status& s);
+bool IsCancelled(const absl::Status& s);
 
 }  // namespace lock
 

@@ -159,6 +159,15 @@ absl::Status ReleaseAll(std::span<RedisLock* const> taken) {
   return first;
 }
 
+absl::Status LostWhileHeldError(const HoldState& lost, size_t keys, std::string_view during) {
+  return LostError(absl::StrCat(
+      "lock \"", lost.key, "\" (policy ", lost.policy->name, ")",
+      keys == 1 ? "" : absl::StrCat(", one of the ", keys, " keys of a WithAll,"),
+      " was lost while ", ToAbsl(during), ": its lease expired or "
+      "another owner took it, so writes made under fencing token ",
+      lost.fence, " may be unsafe"));
+}
+
 absl::Status RunHeld(std::span<RedisLock* const> taken, Held& held,
                      const std::function<absl::Status(Held&)>& fn) {
   for (RedisLock* lock : taken) {
@@ -180,13 +189,7 @@ absl::Status RunHeld(std::span<RedisLock* const> taken, Held& held,
   if (thrown) std::rethrow_exception(thrown);
   if (!result.ok()) return result;
   if (const HoldState* lost = HeldAccess::Lost(held)) {
-    const size_t n = HeldAccess::Size(held);
-    return LostError(absl::StrCat(
-        "lock \"", lost->key, "\" (policy ", lost->policy->name, ")",
-        n == 1 ? "" : absl::StrCat(", one of the ", n, " keys of a WithAll,"),
-        " was lost while the critical section ran: its lease expired or "
-        "another owner took it, so writes made under fencing token ",
-        lost->fence, " may be unsafe"));
+    return LostWhileHeldError(*lost, HeldAccess::Size(held), "the critical section ran");
   }
   if (!released.ok()) {
     return absl::Status(

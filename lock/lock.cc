@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lock/compat.h"
+#include "lock/internal/async.h"
 #include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
 #include "lock/internal/held.h"
@@ -86,7 +87,7 @@ struct Locker::Impl {
   absl::Status CheckProcess() const;
   // Acquire + run `fn` with a Held, refusing a key this thread holds in an
   // enclosing With of the same Locker.
-  absl::Status AcquireAndRun(RedisLock& lock,
+  absl::Status AcquireAndRun(RedisLock& lock, const CallOptions& call,
                              const std::function<absl::Status(Held&)>& fn);
 
   const std::shared_ptr<policy::Registry> registry;
@@ -105,7 +106,11 @@ struct Locker::Impl {
 Locker::Locker(std::shared_ptr<policy::Registry> registry)
     : impl_(std::make_unique<Impl>(std::move(registry))) {}
 
-Locker::~Locker() = default;
+Locker::~Locker() {
+  // Its pending asynchronous acquires would outlive it; they end now.
+  internal::AbortAsyncAcquires(
+      impl_->group, CancelledError("the lock::Locker that started this acquire was destroyed"));
+}
 
 const std::shared_ptr<policy::Registry>& Locker::registry() const {
   return impl_->registry;
@@ -234,57 +239,110 @@ absl::StatusOr<std::unique_ptr<RedisLock>> Locker::NewLock(
                   *snapshot, key);
 }
 
-absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock,
-                                   const std::function<absl::Status(Held&)>& fn) {
+absl::Status Locker::Impl::AcquireAndRun(RedisLock& lock, const CallOptions& call,
+                                         const std::function<absl::Status(Held&)>& fn) {
   RETURN_IF_ERROR(CheckNotHeldHere(this, lock.policy(), lock.key()));
-  RETURN_IF_ERROR(lock.Acquire());
+  RETURN_IF_ERROR(lock.Acquire(call));
   RedisLock* const taken[] = {&lock};
   HeldHereScope scope(this, taken);
   Held held = internal::HeldAccess::Make(&lock, internal::LockAccess::Core(lock).hold());
   return RunHeld(taken, held, fn);
 }
 
+namespace {
+// The fn() forms of every With: the critical section ignores its Held.
+std::function<absl::Status(Held&)> IgnoringHeld(const std::function<absl::Status()>& fn) {
+  return [&fn](Held&) { return fn(); };
+}
+}  // namespace
+
 absl::Status Locker::With(std::string_view policy, std::string_view key,
                           const std::function<absl::Status(Held&)>& fn) {
-  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
-  return impl_->AcquireAndRun(*lock, fn);
+  return With(policy, key, CallOptions{}, fn);
 }
 
 absl::Status Locker::With(std::string_view policy, std::string_view key,
                           const std::function<absl::Status()>& fn) {
-  return With(policy, key, [&fn](Held&) { return fn(); });
+  return With(policy, key, CallOptions{}, IgnoringHeld(fn));
+}
+
+absl::Status Locker::With(std::string_view policy, std::string_view key,
+                          const CallOptions& call,
+                          const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(policy, key));
+  return impl_->AcquireAndRun(*lock, call, fn);
+}
+
+absl::Status Locker::With(std::string_view policy, std::string_view key,
+                          const CallOptions& call, const std::function<absl::Status()>& fn) {
+  return With(policy, key, call, IgnoringHeld(fn));
 }
 
 absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
                               const std::function<absl::Status(Held&)>& fn) {
-  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewReadLock(policy, key));
-  return impl_->AcquireAndRun(*lock, fn);
+  return WithRead(policy, key, CallOptions{}, fn);
 }
 
 absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
                               const std::function<absl::Status()>& fn) {
-  return WithRead(policy, key, [&fn](Held&) { return fn(); });
+  return WithRead(policy, key, CallOptions{}, IgnoringHeld(fn));
+}
+
+absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
+                              const CallOptions& call,
+                              const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewReadLock(policy, key));
+  return impl_->AcquireAndRun(*lock, call, fn);
+}
+
+absl::Status Locker::WithRead(std::string_view policy, std::string_view key,
+                              const CallOptions& call, const std::function<absl::Status()>& fn) {
+  return WithRead(policy, key, call, IgnoringHeld(fn));
 }
 
 absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
                                const std::function<absl::Status(Held&)>& fn) {
-  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewWriteLock(policy, key));
-  return impl_->AcquireAndRun(*lock, fn);
+  return WithWrite(policy, key, CallOptions{}, fn);
 }
 
 absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
                                const std::function<absl::Status()>& fn) {
-  return WithWrite(policy, key, [&fn](Held&) { return fn(); });
+  return WithWrite(policy, key, CallOptions{}, IgnoringHeld(fn));
+}
+
+absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
+                               const CallOptions& call,
+                               const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewWriteLock(policy, key));
+  return impl_->AcquireAndRun(*lock, call, fn);
+}
+
+absl::Status Locker::WithWrite(std::string_view policy, std::string_view key,
+                               const CallOptions& call,
+                               const std::function<absl::Status()>& fn) {
+  return WithWrite(policy, key, call, IgnoringHeld(fn));
 }
 
 absl::Status Locker::WithOptions(std::string_view key,
                                  const LockOptions& options,
                                  const std::function<absl::Status(Held&)>& fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<RedisLock> lock, NewLock(key, options));
-  return impl_->AcquireAndRun(*lock, fn);
+  return impl_->AcquireAndRun(*lock, CallOptions{}, fn);
 }
 
 absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const std::function<absl::Status(Held&)>& fn) {
+  return WithAll(policy, keys, CallOptions{}, fn);
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const CallOptions& call,
+                             const std::function<absl::Status()>& fn) {
+  return WithAll(policy, keys, call, IgnoringHeld(fn));
+}
+
+absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                             const CallOptions& call,
                              const std::function<absl::Status(Held&)>& fn) {
   RETURN_IF_ERROR(impl_->CheckProcess());
   // One snapshot for the whole set: a reload in the middle cannot give its
@@ -346,7 +404,7 @@ absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::str
     }
     absl::StatusOr<std::unique_ptr<RedisLock>> lock =
         impl_->MakeLock(std::move(key_policy), *snapshot, keys[i]);
-    absl::Status acquired = lock.ok() ? (*lock)->Acquire() : lock.status();
+    absl::Status acquired = lock.ok() ? (*lock)->Acquire(call) : lock.status();
     if (!acquired.ok()) {
       const absl::Status released = ReleaseAll(taken);
       return internal::Reworded(acquired, absl::StrCat(
@@ -384,7 +442,30 @@ absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::str
 
 absl::Status Locker::WithAll(std::string_view policy, const std::vector<std::string>& keys,
                              const std::function<absl::Status()>& fn) {
-  return WithAll(policy, keys, [&fn](Held&) { return fn(); });
+  return WithAll(policy, keys, CallOptions{}, IgnoringHeld(fn));
+}
+
+void Locker::AcquireAsync(std::string_view policy, std::string_view key,
+                          const CallOptions& call,
+                          std::function<void(absl::StatusOr<Lease>)> done) {
+  absl::StatusOr<std::unique_ptr<RedisLock>> lock = NewLock(policy, key);
+  if (!lock.ok()) {
+    return internal::Complete(call.executor, std::move(done),
+                              absl::StatusOr<Lease>(lock.status()));
+  }
+  internal::StartAsyncAcquire(*std::move(lock), impl_->group, call, std::move(done));
+}
+
+void Locker::WithAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+                       std::function<absl::Status(Held&)> fn,
+                       std::function<void(absl::Status)> done) {
+  AcquireAsync(policy, key, call,
+               [fn = std::move(fn), done = std::move(done)](absl::StatusOr<Lease> lease) {
+                 // Runs where `done` is to run (the library's thread or the
+                 // caller's executor), and so does fn.
+                 absl::Status s = lease.ok() ? internal::RunLeased(*lease, fn) : lease.status();
+                 if (done) done(std::move(s));
+               });
 }
 
 absl::Status Locker::UnlockByValue(std::string_view policy,
@@ -534,6 +615,11 @@ void Shutdown(absl::Duration deadline) {
   }
   // Only the process-wide Locker's locks: a Locker built and injected
   // elsewhere keeps its own (and its renewals) until it is done with them.
+  if (old != nullptr) {
+    internal::AbortAsyncAcquires(
+        internal::LockerAccess::Group(*old),
+        CancelledError("lock::Shutdown ended this pending acquire; nothing is held"));
+  }
   internal::RenewalManager::Global().Shutdown(
       old == nullptr ? 0 : internal::LockerAccess::Group(*old), deadline);
 }
@@ -604,6 +690,73 @@ absl::Status WithAll(std::string_view policy, const std::vector<std::string>& ke
                      const std::function<absl::Status()>& fn) {
   ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
   return locker->WithAll(policy, keys, fn);
+}
+
+absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                  const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->With(policy, key, call, fn);
+}
+
+absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                  const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->With(policy, key, call, fn);
+}
+
+absl::Status WithRead(std::string_view policy, std::string_view key, const CallOptions& call,
+                      const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithRead(policy, key, call, fn);
+}
+
+absl::Status WithRead(std::string_view policy, std::string_view key, const CallOptions& call,
+                      const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithRead(policy, key, call, fn);
+}
+
+absl::Status WithWrite(std::string_view policy, std::string_view key, const CallOptions& call,
+                       const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithWrite(policy, key, call, fn);
+}
+
+absl::Status WithWrite(std::string_view policy, std::string_view key, const CallOptions& call,
+                       const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithWrite(policy, key, call, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const CallOptions& call, const std::function<absl::Status(Held&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, call, fn);
+}
+
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const CallOptions& call, const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Locker> locker, Default());
+  return locker->WithAll(policy, keys, call, fn);
+}
+
+void AcquireAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+                  std::function<void(absl::StatusOr<Lease>)> done) {
+  absl::StatusOr<std::shared_ptr<Locker>> locker = Default();
+  if (!locker.ok()) {
+    return internal::Complete(call.executor, std::move(done),
+                              absl::StatusOr<Lease>(locker.status()));
+  }
+  (*locker)->AcquireAsync(policy, key, call, std::move(done));
+}
+
+void WithAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+               std::function<absl::Status(Held&)> fn, std::function<void(absl::Status)> done) {
+  absl::StatusOr<std::shared_ptr<Locker>> locker = Default();
+  if (!locker.ok()) {
+    return internal::Complete(call.executor, std::move(done), locker.status());
+  }
+  (*locker)->WithAsync(policy, key, call, std::move(fn), std::move(done));
 }
 
 absl::Status LockWithOptions(std::string_view key, const LockOptions& options,

@@ -27,7 +27,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lock/call_options.h"
 #include "lock/errors.h"
+#include "lock/lease.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
@@ -147,6 +149,14 @@ class Locker {
                     const std::function<absl::Status(Held&)>& fn);
   absl::Status With(std::string_view policy, std::string_view key,
                     const std::function<absl::Status()>& fn);
+  // With under the caller's deadline and stop request (lock/call_options.h):
+  // the acquire ends with IsDeadlineExceeded or IsCancelled when they come
+  // first, fn not run and nothing held. The same overload exists for
+  // WithRead, WithWrite and WithAll (whose deadline bounds the whole set).
+  absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                    const std::function<absl::Status(Held&)>& fn);
+  absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                    const std::function<absl::Status()>& fn);
 
   // With on a "read_write" policy: WithRead shares the lock with other
   // readers (fencing token 0), WithWrite holds it alone (With means write).
@@ -164,6 +174,16 @@ class Locker {
                          const std::function<absl::Status(Held&)>& fn);
   absl::Status WithWrite(std::string_view policy, std::string_view key,
                          const std::function<absl::Status()>& fn);
+  absl::Status WithRead(std::string_view policy, std::string_view key,
+                        const CallOptions& call,
+                        const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithRead(std::string_view policy, std::string_view key,
+                        const CallOptions& call, const std::function<absl::Status()>& fn);
+  absl::Status WithWrite(std::string_view policy, std::string_view key,
+                         const CallOptions& call,
+                         const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithWrite(std::string_view policy, std::string_view key,
+                         const CallOptions& call, const std::function<absl::Status()>& fn);
 
   // Runs `fn` while holding every key of `keys` under the named policy, all
   // or none, and releases them all on every path, as With does for one key
@@ -197,6 +217,34 @@ class Locker {
                        const std::function<absl::Status(Held&)>& fn);
   absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
                        const std::function<absl::Status()>& fn);
+  absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                       const CallOptions& call, const std::function<absl::Status(Held&)>& fn);
+  absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                       const CallOptions& call, const std::function<absl::Status()>& fn);
+
+  // ---- Without a thread per waiter ----
+  //
+  // Takes the lock as With would (same policy rules, outcomes, deadline and
+  // stop), but returns at once: `done` runs once, with the held Lease or
+  // the outcome, on a library thread or through `call.executor`. Waiting
+  // parks no thread: every pending acquire of the process shares the
+  // notifier connection and a few library threads (one Redis call at a
+  // time each), and its backoff is a timer. Errors found before Redis is
+  // touched (unknown policy, bad key) come through `done` as well.
+  // lock::Shutdown (for the process-wide Locker) and this Locker's
+  // destruction end pending acquires with IsCancelled. Reentrancy and the
+  // self-deadlock check are per thread, so they do not apply here: each
+  // acquire is a new owner.
+  void AcquireAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+                    std::function<void(absl::StatusOr<Lease>)> done);
+  // With, asynchronously: `fn` runs while the lock is held, on a library
+  // thread (or `call.executor`), and `done(status)` after the release, with
+  // With's outcome rules (fn's error, else IsLost, else the release's
+  // result; the acquire's outcome when fn did not run). An exception from
+  // fn becomes kInternal (there is no caller to rethrow it to).
+  void WithAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+                 std::function<absl::Status(Held&)> fn,
+                 std::function<void(absl::Status)> done);
 
   // Same as With with an unnamed policy.
   absl::Status WithOptions(std::string_view key, const LockOptions& options,
@@ -316,6 +364,31 @@ absl::Status WithAll(std::string_view policy, const std::vector<std::string>& ke
                      const std::function<absl::Status(Held&)>& fn);
 absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
                      const std::function<absl::Status()>& fn);
+
+// The CallOptions forms (deadline, stop) on the process-wide Locker.
+absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                  const std::function<absl::Status(Held&)>& fn);
+absl::Status With(std::string_view policy, std::string_view key, const CallOptions& call,
+                  const std::function<absl::Status()>& fn);
+absl::Status WithRead(std::string_view policy, std::string_view key, const CallOptions& call,
+                      const std::function<absl::Status(Held&)>& fn);
+absl::Status WithRead(std::string_view policy, std::string_view key, const CallOptions& call,
+                      const std::function<absl::Status()>& fn);
+absl::Status WithWrite(std::string_view policy, std::string_view key, const CallOptions& call,
+                       const std::function<absl::Status(Held&)>& fn);
+absl::Status WithWrite(std::string_view policy, std::string_view key, const CallOptions& call,
+                       const std::function<absl::Status()>& fn);
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const CallOptions& call, const std::function<absl::Status(Held&)>& fn);
+absl::Status WithAll(std::string_view policy, const std::vector<std::string>& keys,
+                     const CallOptions& call, const std::function<absl::Status()>& fn);
+
+// Locker::AcquireAsync and WithAsync on the process-wide Locker (loaded
+// from $LOCK_CONFIG on first use without Init, as With does).
+void AcquireAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+                  std::function<void(absl::StatusOr<Lease>)> done);
+void WithAsync(std::string_view policy, std::string_view key, const CallOptions& call,
+               std::function<absl::Status(Held&)> fn, std::function<void(absl::Status)> done);
 
 // Locker::FencedSet on the process-wide Locker.
 absl::Status FencedSet(std::string_view policy, std::string_view resource_key,

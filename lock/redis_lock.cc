@@ -12,6 +12,7 @@ RedisLock::RedisLock(std::unique_ptr<internal::LockCore> core) : core_(std::move
 RedisLock::~RedisLock() = default;
 
 absl::Status RedisLock::Acquire() { return core_->Acquire(); }
+absl::Status RedisLock::Acquire(const CallOptions& call) { return core_->Acquire(call); }
 absl::StatusOr<bool> RedisLock::TryAcquire() { return core_->TryAcquire(); }
 absl::Status RedisLock::Release() { return core_->Release(); }
 absl::Status RedisLock::Renew(absl::Duration ttl) { return core_->Renew(ttl); }

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lock/call_options.h"
 #include "policy/policy.h"
 
 namespace lock {
@@ -85,6 +86,10 @@ class RedisLock {
   // taken lock is cancelled before returning (see cancel.lua), and if even
   // that fails the lease expires after its TTL.
   absl::Status Acquire();
+  // Acquire under the caller's deadline and stop request (CallOptions):
+  // IsDeadlineExceeded / IsCancelled when they end it first, with nothing
+  // held.
+  absl::Status Acquire(const CallOptions& call);
   // One attempt: true when held now, false when another owner holds it.
   absl::StatusOr<bool> TryAcquire();
   // Releases one level. IsNotHeld when this instance does not hold the lock,

@@ -59,6 +59,9 @@ class HeldHereScope {
 // reverse; the first error.
 absl::Status ReleaseAll(std::span<RedisLock* const> taken);
 
+// IsLost for a hold (of `keys` keys) found lost while `during` went on.
+absl::Status LostWhileHeldError(const HoldState& lost, size_t keys, std::string_view during);
+
 // Runs `fn` with `held` while every lock of `taken` (the locks behind it, in
 // the order taken) is held, and releases them all on every path: fn's error
 // first, then IsLost naming a lost key, then the release result; an

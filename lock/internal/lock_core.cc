@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "lock/errors.h"
+#include "lock/internal/async_runtime.h"
 #include "lock/internal/parallel.h"
 #include "lock/internal/primitive_calls.h"
 #include "lock/internal/quorum.h"
@@ -33,6 +36,19 @@ namespace {
 double UnitRandom() {
   thread_local std::mt19937_64 gen(std::random_device{}());
   return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+}
+
+// Sleeps until `until`, or until `stop` is requested (at once, not at the
+// end of the sleep).
+void SleepUntil(std::chrono::steady_clock::time_point until, const std::stop_token& stop) {
+  if (!stop.stop_possible()) {
+    std::this_thread::sleep_until(until);
+    return;
+  }
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait_until(lock, stop, until, [] { return false; });
 }
 
 }  // namespace
@@ -188,10 +204,16 @@ absl::StatusOr<redis::ReplyPtr> LockCore::Call(
 std::vector<absl::StatusOr<redis::ReplyPtr>> LockCore::CallAll(
     const scripts::EmbeddedScript& script,
     absl::Span<const absl::string_view> keys,
-    absl::Span<const absl::string_view> args) {
+    absl::Span<const absl::string_view> args,
+    std::chrono::steady_clock::time_point deadline) {
   const int64_t start = SteadyNowNs();
-  std::vector<absl::StatusOr<redis::ReplyPtr>> out = redis::RunOnEach(
-      backend_->homes, script, keys, args, policy_->script_timeout);
+  absl::Duration timeout = policy_->script_timeout;
+  if (deadline != std::chrono::steady_clock::time_point::max()) {
+    timeout = std::clamp(absl::FromChrono(deadline - std::chrono::steady_clock::now()),
+                         absl::Milliseconds(1), timeout);
+  }
+  std::vector<absl::StatusOr<redis::ReplyPtr>> out =
+      redis::RunOnEach(backend_->homes, script, keys, args, timeout);
   counters_.script_call.Observe(Since(start));
   return out;
 }
@@ -201,7 +223,8 @@ std::string LockCore::AcquireTokenLocked() const {
   return count_.load() == 0 ? NewOwnerToken() : hold_->token;
 }
 
-absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& token) {
+absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(
+    const std::string& token, std::chrono::steady_clock::time_point deadline) {
   const int count = count_.load();
   if (count > 0 && !policy_->reentrant) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -219,7 +242,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& tok
       token, util::Decimal(Millis(policy_->ttl), ttl_buf),
       util::Decimal(count + 1, count_buf), fencing ? "1" : "0",
       util::Decimal(Millis(policy_->fencing_retention), retention_buf)};
-  if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args);
+  if (backend_->redlock()) return AttemptQuorumLocked(count, token, keys, args, deadline);
   // The other kinds run their own acquire: same reply shape.
   PrimitiveCall kind_call;
   std::vector<absl::string_view> kind_keys, kind_args;
@@ -237,7 +260,8 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& tok
       kind_ ? absl::MakeConstSpan(kind_args) : absl::MakeConstSpan(args),
       {.timeout = policy_->script_timeout,
        .wait_replicas = backend_->min_replicas_ack,
-       .wait_timeout = backend_->replica_ack_timeout},
+       .wait_timeout = backend_->replica_ack_timeout,
+       .deadline = deadline},
       &unknown);
   counters_.script_call.Observe(Since(call_start));
   absl::StatusOr<redis::ReplyPtr> reply =
@@ -248,7 +272,8 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& tok
     if (fresh && unknown) {
       // The request may have reached Redis and taken the lock with nobody
       // knowing; undo it rather than leave it held for a whole TTL.
-      CancelLostAcquire(token, &cause);
+      CancelLostAcquire(token, &cause,
+                        /*in_background=*/std::chrono::steady_clock::now() >= deadline);
     }
     return cause;
   }
@@ -303,12 +328,12 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(const std::string& tok
 
 absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
     int count, const std::string& token, absl::Span<const absl::string_view> keys,
-    absl::Span<const absl::string_view> args) {
+    absl::Span<const absl::string_view> args, std::chrono::steady_clock::time_point deadline) {
   // Redlock: ask every master at once; held when a quorum granted it with
   // validity left after the time spent and the clock-drift allowance.
   const int64_t sent_at = SteadyNowNs();
   std::vector<absl::StatusOr<redis::ReplyPtr>> replies =
-      CallAll(scripts::k_acquire, keys, args);
+      CallAll(scripts::k_acquire, keys, args, deadline);
   int granted = 0, busy = 0, failed = 0;
   int64_t other_left_ms = std::numeric_limits<int64_t>::max();
   absl::Status error;
@@ -413,28 +438,39 @@ void LockCore::ForgetHoldLocked() {
   count_.store(0);
 }
 
-absl::StatusOr<int64_t> LockCore::RunCancel(const std::string& token) {
-  const std::string marker = keys_.CancelMarker(token);
-  char ttl_buf[24];
-  const absl::string_view keys[] = {keys_.owner(), marker};
-  const absl::string_view args[] = {token, util::Decimal(Millis(policy_->ttl), ttl_buf),
-                                    keys_.channel()};
+PrimitiveCall LockCore::CancelCall(const std::string& token) const {
   // The other kinds undo their own hold (or withdraw a claim or a place).
-  const PrimitiveCall kind = kind_ ? kind_->Cancel(token, Millis(policy_->ttl))
-                                   : PrimitiveCall{&scripts::k_cancel};
-  const std::vector<absl::string_view> kind_keys = kind.KeyViews(),
-                                       kind_args = kind.ArgViews();
-  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
-                   backend_->homes[0]->Run(
-                       *kind.script,
-                       kind_ ? absl::MakeConstSpan(kind_keys) : absl::MakeConstSpan(keys),
-                       kind_ ? absl::MakeConstSpan(kind_args) : absl::MakeConstSpan(args),
-                       {.timeout = policy_->script_timeout, .always_eval = true}));
-  return IntReply(*run.reply, kind.script->name);
+  if (kind_) return kind_->Cancel(token, Millis(policy_->ttl));
+  return PrimitiveCall{&scripts::k_cancel,
+                       {std::string(keys_.owner()), keys_.CancelMarker(token)},
+                       {token, absl::StrCat(Millis(policy_->ttl)), std::string(keys_.channel())}};
 }
 
-void LockCore::CancelLostAcquire(const std::string& token,
-                                  absl::Status* cause) {
+absl::StatusOr<int64_t> LockCore::RunCancel(const std::string& token) {
+  const PrimitiveCall call = CancelCall(token);
+  ASSIGN_OR_RETURN(redis::Topology::RunResult run,
+                   backend_->homes[0]->Run(*call.script, call.KeyViews(), call.ArgViews(),
+                                           {.timeout = policy_->script_timeout,
+                                            .always_eval = true}));
+  return IntReply(*run.reply, call.script->name);
+}
+
+void LockCore::CancelLostAcquire(const std::string& token, absl::Status* cause,
+                                 bool in_background) {
+  if (in_background) {
+    // The caller's deadline passed: it gets its answer now, and the cancel
+    // (with the policy's own script_timeout) runs on the library's threads.
+    // It carries what it needs, so this instance may be gone by then.
+    AsyncRuntime::Get().Post([home = backend_->homes[0], call = CancelCall(token),
+                              timeout = policy_->script_timeout] {
+      (void)home->Run(*call.script, call.KeyViews(), call.ArgViews(),
+                      {.timeout = timeout, .always_eval = true});
+    });
+    *cause = absl::Status(cause->code(),
+                          absl::StrCat(cause->message(),
+                                       "; the unanswered acquire is being cancelled"));
+    return;
+  }
   const absl::Status s = RunCancel(token).status();
   *cause = absl::Status(
       cause->code(),
@@ -487,22 +523,43 @@ absl::StatusOr<bool> LockCore::TryAcquire() {
   return true;
 }
 
-absl::Status LockCore::Acquire() {
-  const int64_t start = SteadyNowNs();
+absl::Status LockCore::Acquire(const CallOptions& call) {
+  AcquireRun run;
   absl::Status s;
-  bool fresh = false;
   {
     OpScope scope(this);
-    s = AcquireLocked();
-    fresh = s.ok() && count_.load() == 1;
+    BeginAcquireLocked(run, call);
+    while (true) {
+      Step step = AcquireStepLocked(run);
+      if (!step.done && !step.again) {
+        std::string message;
+        bool woken = false;
+        if (run.watch != nullptr && run.watch->active()) {
+          woken = run.watch->WaitUntil(run.seen, step.until, kind_ ? &message : nullptr,
+                                       run.call.stop);
+        } else {
+          SleepUntil(step.until, run.call.stop);
+        }
+        step = AfterWaitLocked(run, woken, message);
+      }
+      if (step.done) {
+        s = std::move(step.status);
+        break;
+      }
+    }
+    run.watch.reset();
   }
   // Callbacks run with no lock of ours held: they may use this lock.
+  return EndAcquire(run, std::move(s));
+}
+
+absl::Status LockCore::EndAcquire(const AcquireRun& run, absl::Status s) {
   const std::shared_ptr<LockCallback> cb = Callback();
   if (s.ok()) {
-    if (fresh) {
+    if (run.fresh) {
       Count(counters_.acquired);
-      counters_.acquire_wait.Observe(Since(start));
-      if (cb) cb->OnAcquired(policy_->name, key_, Since(start));
+      counters_.acquire_wait.Observe(Since(run.start_ns));
+      if (cb) cb->OnAcquired(policy_->name, key_, Since(run.start_ns));
     }
     return s;
   }
@@ -510,6 +567,21 @@ absl::Status LockCore::Acquire() {
                                                           : counters_.errors);
   if (cb) cb->OnAcquireFailed(policy_->name, key_, s);
   return s;
+}
+
+void LockCore::BeginAcquire(AcquireRun& run, const CallOptions& call) {
+  OpScope scope(this);
+  BeginAcquireLocked(run, call);
+}
+
+LockCore::Step LockCore::AcquireStep(AcquireRun& run) {
+  OpScope scope(this);
+  return AcquireStepLocked(run);
+}
+
+LockCore::Step LockCore::AfterWait(AcquireRun& run, bool woken, const std::string& message) {
+  OpScope scope(this);
+  return AfterWaitLocked(run, woken, message);
 }
 
 std::string LockCore::BusyText(const Attempt& busy) const {
@@ -524,118 +596,168 @@ std::string LockCore::BusyText(const Attempt& busy) const {
                       " more");
 }
 
-absl::Status LockCore::AcquireLocked() {
+void LockCore::BeginAcquireLocked(AcquireRun& run, const CallOptions& call) {
   const policy::Policy& p = *policy_;
-  const bool wait = p.on_busy == policy::OnBusy::kWait;
-  const int max_attempts = wait ? p.retry.max_attempts : 1;
-  using Clock = std::chrono::steady_clock;
+  using Clock = AcquireRun::Clock;
+  run.call = call;
+  run.start_ns = SteadyNowNs();
   const Clock::time_point start = Clock::now();
-  const Clock::time_point deadline =
-      p.wait.timeout == absl::InfiniteDuration()
-          ? Clock::time_point::max()
-          : start + absl::ToChronoNanoseconds(p.wait.timeout);
-  std::unique_ptr<ReleaseNotifier::Watch> watch;
-  Attempt busy{Outcome::kBusy, absl::ZeroDuration()};
-  int attempt = 0;
-  bool timed_out = false;
-  const bool fresh = count_.load() == 0;
-  const std::string token = AcquireTokenLocked();
+  const bool wait = p.on_busy == policy::OnBusy::kWait;
+  run.max_attempts = wait ? p.retry.max_attempts : 1;
+  run.wait_deadline = p.wait.timeout == absl::InfiniteDuration()
+                          ? Clock::time_point::max()
+                          : start + absl::ToChronoNanoseconds(p.wait.timeout);
+  // The caller's deadline on the steady clock, read once: a wall clock
+  // step later neither shortens nor stretches it.
+  const absl::Duration left = call.deadline - absl::Now();
+  run.call_deadline = call.deadline == absl::InfiniteFuture() ? Clock::time_point::max()
+                      : left <= absl::ZeroDuration()          ? start
+                                                              : start + absl::ToChronoNanoseconds(left);
+  run.fresh = count_.load() == 0;
+  run.token = AcquireTokenLocked();
   // A busy attempt of some kinds leaves a trace that keeps this waiter's
   // turn for one lease (a writer's claim, a place in a fair queue); the
   // next attempt refreshes it, so no sleep may come close to that lease.
-  const absl::Duration max_sleep = kind_ && kind_->busy_leaves_trace()
-                                        ? p.ttl / 3
-                                        : absl::InfiniteDuration();
-  const bool addressed = kind_ && kind_->wake() == ReleaseNotifier::WakeMode::kAddressed;
-  if (addressed && wait && p.wait.notify && backend_->notifier != nullptr) {
+  run.max_sleep = kind_ && kind_->busy_leaves_trace() ? p.ttl / 3 : absl::InfiniteDuration();
+  run.addressed = kind_ && kind_->wake() == ReleaseNotifier::WakeMode::kAddressed;
+  if (run.addressed && wait && p.wait.notify && backend_->notifier != nullptr) {
     // Reachable from the first attempt on: a release may hand this waiter
     // the lock as soon as that attempt queued it.
-    watch = backend_->notifier->WatchIfSubscribed(std::string(channel()),
-                                                  kind_->wake(), token);
+    run.watch = backend_->notifier->WatchIfSubscribed(std::string(channel()),
+                                                      kind_->wake(), run.token);
   }
-  while (true) {
-    // Read before the attempt: a release published between the attempt and
-    // the wait below moves it, so that wait ends at once.
-    uint64_t seen = watch ? watch->generation() : 0;
-    absl::StatusOr<Attempt> a = AttemptLocked(token);
-    ++attempt;
-    if (!a.ok()) {
-      if (fresh) WithdrawLocked(token);
-      return Annotate(a.status(), "acquire");
-    }
-    if (a->outcome == Outcome::kHeld) return absl::OkStatus();
-    busy = *a;
-    if (attempt >= max_attempts) break;
-    Clock::time_point now = Clock::now();
-    if (now >= deadline) {
-      timed_out = true;
-      break;
-    }
-    if (watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
-      // Subscribed only once the lock proved busy, so an uncontended acquire
-      // never pays for it. The backoff delay still comes before the next
-      // attempt (N attempts are N-1 delays, as in the Go library): a release
-      // after the subscription wakes it, and one that slipped in before is
-      // found by the next attempt when the delay ends. The confirmation is
-      // never awaited past what is left of wait.timeout: a subscriber
-      // connection that hangs must not stretch a short wait to
-      // script_timeout.
-      const absl::Duration left =
-          deadline == Clock::time_point::max()
-              ? absl::InfiniteDuration()
-              : absl::FromChrono(deadline - now);
-      watch = backend_->notifier->Subscribe(
-          std::string(channel()), std::min(p.script_timeout, left),
-          kind_ ? kind_->wake() : ReleaseNotifier::WakeMode::kOne, token);
-      seen = watch->generation();
-      now = Clock::now();
-      if (now >= deadline) {
-        timed_out = true;
-        break;
-      }
-      // A fair release names the next in line, and may already have handed
-      // this waiter the lock: a message sent before the subscription named
-      // nobody here, and the lock would sit with us unused until our next
-      // attempt. So the first wait of a fair waiter is a second attempt,
-      // at once (it finds the lock its own, or keeps its place, and any
-      // release from now on wakes it).
-      if (watch->active() && addressed) continue;
-    }
-    // Sleep the backoff, but never past the holder's lease (a crashed holder
-    // publishes nothing; a semaphore's first permit to return) nor past the
-    // deadline.
-    const auto delay = std::min(
-        {absl::ToChronoNanoseconds(
-             policy::BackoffDelay(p.retry, attempt - 1, UnitRandom())),
-         absl::ToChronoNanoseconds(busy.busy_remaining + absl::Milliseconds(1)),
-         absl::ToChronoNanoseconds(max_sleep),
-         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
-    if (watch != nullptr && watch->active()) {
-      std::string message;
-      const bool woken = watch->WaitUntil(seen, now + delay, kind_ ? &message : nullptr);
-      Count(woken ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
-      if (fresh && !message.empty() && TakeHandoffLocked(token, message, busy.sent_at_ns)) {
-        return absl::OkStatus();
-      }
-    } else {
-      std::this_thread::sleep_for(delay);
-      Count(counters_.waits_woken_by_timer);
-    }
+}
+
+LockCore::Step LockCore::HeldLocked(AcquireRun& run) {
+  if (!run.call.stop.stop_requested()) return Step{.done = true};
+  // Asked to stop while the granting call was in flight: the caller will
+  // not use the lock, so it is given back before saying so.
+  const int count = count_.load();
+  const absl::Status released = ReleaseLocked(count - 1, /*owner_stays=*/false);
+  return Step{.done = true,
+              .status = CancelledError(absl::StrCat(
+                  "acquire of lock \"", key_, "\" (policy ", policy_->name,
+                  ") cancelled by the caller's stop request; the lock was granted as "
+                  "the request came and ",
+                  released.ok() ? "was released again"
+                                : absl::StrCat("its release failed (", released.message(),
+                                               "), so it expires after its ttl")))};
+}
+
+LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
+  using Clock = AcquireRun::Clock;
+  const policy::Policy& p = *policy_;
+  if (run.call.stop.stop_requested()) {
+    return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kCancelled)};
   }
-  if (fresh) WithdrawLocked(token);
-  std::string msg = absl::StrCat(
-      BusyText(busy), "; gave up after ", attempt, attempt == 1 ? " attempt" : " attempts",
-      " in ",
-      absl::FormatDuration(absl::Trunc(absl::FromChrono(Clock::now() - start),
-                                       absl::Milliseconds(1))));
+  if (Clock::now() >= run.call_deadline) {
+    return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kDeadline)};
+  }
+  // Read before the attempt: a release published between the attempt and
+  // the wait after it moves it, so that wait ends at once.
+  run.seen = run.watch ? run.watch->generation() : 0;
+  absl::StatusOr<Attempt> a = AttemptLocked(run.token, run.call_deadline);
+  ++run.attempt;
+  if (!a.ok()) {
+    if (run.fresh) WithdrawLocked(run.token);
+    if (Clock::now() >= run.call_deadline) {
+      return Step{.done = true,
+                  .status = DeadlineExceededError(absl::StrCat(
+                      "acquire of lock \"", key_, "\" (policy ", p.name,
+                      "): the caller's deadline passed during a Redis call: ",
+                      a.status().message()))};
+    }
+    return Step{.done = true, .status = Annotate(a.status(), "acquire")};
+  }
+  if (a->outcome == Outcome::kHeld) return HeldLocked(run);
+  run.busy = *a;
+  if (run.attempt >= run.max_attempts) {
+    return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kRules)};
+  }
+  Clock::time_point now = Clock::now();
+  // Whichever comes first ends the wait: the policy's or the caller's.
+  const Clock::time_point deadline = std::min(run.wait_deadline, run.call_deadline);
+  const auto over = [&]() -> std::optional<Step> {
+    if (now < deadline) return std::nullopt;
+    return Step{.done = true,
+                .status = GiveUpLocked(run, now >= run.wait_deadline ? GiveUp::kRules
+                                                                     : GiveUp::kDeadline)};
+  };
+  if (std::optional<Step> end = over()) return *end;
+  if (run.watch == nullptr && p.wait.notify && backend_->notifier != nullptr) {
+    // Subscribed only once the lock proved busy, so an uncontended acquire
+    // never pays for it. The backoff delay still comes before the next
+    // attempt (N attempts are N-1 delays, as in the Go library): a release
+    // after the subscription wakes it, and one that slipped in before is
+    // found by the next attempt when the delay ends. The confirmation is
+    // never awaited past what is left of the wait: a subscriber connection
+    // that hangs must not stretch a short wait to script_timeout.
+    const absl::Duration left = deadline == Clock::time_point::max()
+                                    ? absl::InfiniteDuration()
+                                    : absl::FromChrono(deadline - now);
+    run.watch = backend_->notifier->Subscribe(
+        std::string(channel()), std::min(p.script_timeout, left),
+        kind_ ? kind_->wake() : ReleaseNotifier::WakeMode::kOne, run.token);
+    run.seen = run.watch->generation();
+    now = Clock::now();
+    if (std::optional<Step> end = over()) return *end;
+    // A fair release names the next in line, and may already have handed
+    // this waiter the lock: a message sent before the subscription named
+    // nobody here, and the lock would sit with us unused until our next
+    // attempt. So the first wait of a fair waiter is a second attempt,
+    // at once (it finds the lock its own, or keeps its place, and any
+    // release from now on wakes it).
+    if (run.watch->active() && run.addressed) return Step{.again = true};
+  }
+  // Sleep the backoff, but never past the holder's lease (a crashed holder
+  // publishes nothing; a semaphore's first permit to return) nor past the
+  // deadline.
+  const auto delay = std::min(
+      {absl::ToChronoNanoseconds(
+           policy::BackoffDelay(p.retry, run.attempt - 1, UnitRandom())),
+       absl::ToChronoNanoseconds(run.busy.busy_remaining + absl::Milliseconds(1)),
+       absl::ToChronoNanoseconds(run.max_sleep),
+       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
+  return Step{.until = now + delay};
+}
+
+LockCore::Step LockCore::AfterWaitLocked(AcquireRun& run, bool woken,
+                                         const std::string& message) {
+  Count(woken ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
+  if (run.fresh && !message.empty() &&
+      TakeHandoffLocked(run.token, message, run.busy.sent_at_ns)) {
+    return HeldLocked(run);
+  }
+  return Step{};  // not done: the next AcquireStep attempts again
+}
+
+absl::Status LockCore::GiveUpLocked(AcquireRun& run, GiveUp why) {
+  const policy::Policy& p = *policy_;
+  if (run.fresh && run.attempt > 0) WithdrawLocked(run.token);
+  const std::string spent = absl::StrCat(
+      run.attempt, run.attempt == 1 ? " attempt" : " attempts", " in ",
+      absl::FormatDuration(absl::Trunc(Since(run.start_ns), absl::Milliseconds(1))));
+  if (why == GiveUp::kCancelled) {
+    return CancelledError(absl::StrCat("acquire of lock \"", key_, "\" (policy ", p.name,
+                                       ") cancelled by the caller's stop request after ",
+                                       spent, "; nothing is held"));
+  }
+  if (why == GiveUp::kDeadline) {
+    return DeadlineExceededError(absl::StrCat(
+        "acquire of lock \"", key_, "\" (policy ", p.name,
+        "): the caller's deadline passed after ", spent,
+        run.attempt > 0 ? absl::StrCat(" (", BusyText(run.busy), ")") : "",
+        "; nothing is held"));
+  }
+  const std::string msg = absl::StrCat(BusyText(run.busy), "; gave up after ", spent);
   if (p.on_busy == policy::OnBusy::kSkip) return SkippedError(msg);
-  if (!wait) return BusyError(msg);
-  if (timed_out) {
-    return WaitTimedOutError(absl::StrCat(
-        msg, " (wait.timeout ", absl::FormatDuration(p.wait.timeout), " passed)"));
+  if (p.on_busy != policy::OnBusy::kWait) return BusyError(msg);
+  if (run.attempt >= run.max_attempts) {
+    return AttemptsExhaustedError(
+        absl::StrCat(msg, " (retry.max_attempts ", run.max_attempts, " reached)"));
   }
-  return AttemptsExhaustedError(
-      absl::StrCat(msg, " (retry.max_attempts ", max_attempts, " reached)"));
+  return WaitTimedOutError(absl::StrCat(
+      msg, " (wait.timeout ", absl::FormatDuration(p.wait.timeout), " passed)"));
 }
 
 }  // namespace lock::internal

@@ -25,6 +25,7 @@
 #define LOCK_INTERNAL_LOCK_CORE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "lock/call_options.h"
 #include "lock/internal/counters.h"
 #include "lock/internal/hold_state.h"
 #include "lock/internal/keys.h"
@@ -95,7 +97,7 @@ class LockCore {
   ~LockCore();
 
   // The operations of lock::RedisLock, documented there (redis_lock.h).
-  absl::Status Acquire();
+  absl::Status Acquire(const CallOptions& call = {});
   absl::StatusOr<bool> TryAcquire();
   absl::Status Release();
   absl::Status Renew(absl::Duration ttl);
@@ -115,7 +117,6 @@ class LockCore {
   // not held.
   std::shared_ptr<HoldState> hold() const;
 
- private:
   enum class Outcome { kHeld, kBusy };
   struct Attempt {
     Outcome outcome;
@@ -128,27 +129,85 @@ class LockCore {
     int64_t sent_at_ns = 0;  // when the attempt was sent
   };
 
+  // One Acquire in progress. The blocking Acquire and an asynchronous
+  // acquire (lock/internal/async.cc) run the same steps -- BeginAcquire,
+  // then AcquireStep until it is done, waiting between steps as it says and
+  // passing what woke them to AfterWait -- and differ only in how they wait:
+  // a blocked thread, or an armed watch and a timer.
+  struct AcquireRun {
+    using Clock = std::chrono::steady_clock;
+    CallOptions call;  // its own copy: an asynchronous run outlives the caller's
+    int64_t start_ns = 0;
+    Clock::time_point wait_deadline;  // the policy's wait.timeout
+    Clock::time_point call_deadline;  // CallOptions::deadline, on this clock
+    std::string token;                // one for every attempt
+    bool fresh = false;               // not a re-entry
+    int attempt = 0;
+    int max_attempts = 1;
+    absl::Duration max_sleep;
+    bool addressed = false;  // a fair lock: releases name their next owner
+    Attempt busy{Outcome::kBusy, absl::ZeroDuration()};
+    std::unique_ptr<ReleaseNotifier::Watch> watch;
+    uint64_t seen = 0;  // the watch's generation before the last attempt
+  };
+  struct Step {
+    bool done = false;
+    absl::Status status;  // done: the acquire's outcome
+    bool again = false;   // not done: attempt again at once
+    // Not done and not again: wait for a release (the watch, when active)
+    // or until then, whichever comes first.
+    AcquireRun::Clock::time_point until;
+  };
+  // Each takes the operation lock for its own length only: between steps
+  // the instance is free (an asynchronous acquire's instance is its own).
+  void BeginAcquire(AcquireRun& run, const CallOptions& call);
+  Step AcquireStep(AcquireRun& run);
+  // After a wait: counts what ended it, and takes a fair lock handed over
+  // in the release `message` named this waiter in. Done (with the outcome)
+  // when that handed it the lock.
+  Step AfterWait(AcquireRun& run, bool woken, const std::string& message);
+  // Counts a finished acquire and tells the callbacks; returns `s`.
+  absl::Status EndAcquire(const AcquireRun& run, absl::Status s);
+
+ private:
+
   LockCore(std::shared_ptr<const Backend> backend,
            std::shared_ptr<const policy::Policy> policy, std::string key,
            std::unique_ptr<const KindCalls> kind, Access access);
 
   // One attempt for `token` (a new one for a fresh acquisition, the hold's
-  // for a re-entry).
-  absl::StatusOr<Attempt> AttemptLocked(const std::string& token);
+  // for a re-entry), its Redis call bounded by `deadline` too.
+  absl::StatusOr<Attempt> AttemptLocked(
+      const std::string& token,
+      std::chrono::steady_clock::time_point deadline =
+          std::chrono::steady_clock::time_point::max());
   absl::StatusOr<Attempt> AttemptQuorumLocked(int count, const std::string& token,
                                               absl::Span<const absl::string_view> keys,
-                                              absl::Span<const absl::string_view> args);
-  // Runs a script on every home at once (Redlock); results in order.
+                                              absl::Span<const absl::string_view> args,
+                                              std::chrono::steady_clock::time_point deadline);
+  // Runs a script on every home at once (Redlock); results in order. Each
+  // call is bounded by script_timeout and by `deadline`.
   std::vector<absl::StatusOr<redis::ReplyPtr>> CallAll(
       const scripts::EmbeddedScript& script, absl::Span<const absl::string_view> keys,
-      absl::Span<const absl::string_view> args);
+      absl::Span<const absl::string_view> args,
+      std::chrono::steady_clock::time_point deadline =
+          std::chrono::steady_clock::time_point::max());
   // Sets the hold's lease to `ttl` on the homes and plans renewal by it.
   // OK when held (quorum), NotHeld when lost.
   absl::Status SetLeaseLocked(absl::Duration ttl);
   // The extend call itself: OK, NotHeld (refused), or why it is unknown.
   absl::Status RunExtendScriptLocked(absl::Span<const absl::string_view> keys,
                                 absl::Span<const absl::string_view> args);
-  absl::Status AcquireLocked();
+  void BeginAcquireLocked(AcquireRun& run, const CallOptions& call);
+  Step AcquireStepLocked(AcquireRun& run);
+  Step AfterWaitLocked(AcquireRun& run, bool woken, const std::string& message);
+  // The end of an acquire that did not take the lock (or gave it back):
+  // withdraws what its busy attempts left and words the outcome.
+  enum class GiveUp { kRules, kCancelled, kDeadline };
+  absl::Status GiveUpLocked(AcquireRun& run, GiveUp why);
+  // A run that just took the lock: OK, or, when the caller asked to stop
+  // meanwhile, what it took given back and kCancelled.
+  Step HeldLocked(AcquireRun& run);
   // The token an acquire uses for all its attempts.
   std::string AcquireTokenLocked() const;
   // A fresh acquire for `token` that did not take the lock gives back what
@@ -197,7 +256,12 @@ class LockCore {
   // it released, false when the token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,
                                   int64_t keep_ms);
-  void CancelLostAcquire(const std::string& token, absl::Status* cause);
+  // `in_background`: the caller's deadline passed, so the cancel is sent
+  // from the library's threads and the caller returns at once.
+  void CancelLostAcquire(const std::string& token, absl::Status* cause,
+                         bool in_background = false);
+  // The kind's cancel for `token` (owns its keys and arguments).
+  PrimitiveCall CancelCall(const std::string& token) const;
   // Runs the kind's cancel for `token`; 1 when a hold was given back.
   absl::StatusOr<int64_t> RunCancel(const std::string& token);
   absl::Status Annotate(const absl::Status& s, absl::string_view op) const;

@@ -123,7 +123,7 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::MakeWatchLocked(
   ch->wake = wake;
   if (wake != WakeMode::kAddressed) token.clear();
   std::unique_ptr<Watch> watch(new Watch(this, channel, ch, token));
-  if (!token.empty()) ch->addressed[token] = Channel::Named{0, "", &watch->cv_};
+  if (!token.empty()) ch->addressed[token] = Channel::Named{0, "", watch.get()};
   return watch;
 }
 
@@ -161,7 +161,10 @@ void ReleaseNotifier::SweepIdleLocked(int64_t now_ns) {
   }
 }
 
-ReleaseNotifier::Watch::~Watch() { notifier_->Unsubscribe(channel_, token_); }
+ReleaseNotifier::Watch::~Watch() {
+  Disarm();
+  notifier_->Unsubscribe(channel_, token_);
+}
 
 bool ReleaseNotifier::Watch::active() const {
   std::lock_guard<std::mutex> lock(notifier_->mu_);
@@ -173,26 +176,96 @@ uint64_t ReleaseNotifier::Watch::generation() const {
   return state_->generation;
 }
 
-bool ReleaseNotifier::Watch::WaitUntil(
-    uint64_t seen, std::chrono::steady_clock::time_point deadline, std::string* message) {
-  std::unique_lock<std::mutex> lock(notifier_->mu_);
-  if (state_->wake != WakeMode::kAddressed) {
-    return state_->changed.wait_until(
-        lock, deadline, [&] { return state_->generation != seen; });
-  }
+bool ReleaseNotifier::Watch::ConcernedLocked(uint64_t seen) const {
+  if (state_->wake != WakeMode::kAddressed) return state_->generation != seen;
   // Looked up on every check: other waiters' entries come and go (rehash).
-  const bool woken = cv_.wait_until(lock, deadline, [&] {
-    auto named = state_->addressed.find(token_);
-    return (named != state_->addressed.end() && named->second.at > seen) ||
-           state_->dropped_at > seen;
-  });
-  if (message != nullptr) {
-    auto named = state_->addressed.find(token_);
-    *message = named != state_->addressed.end() && named->second.at > seen
-                   ? named->second.message
-                   : "";
+  auto named = state_->addressed.find(token_);
+  return (named != state_->addressed.end() && named->second.at > seen) ||
+         state_->dropped_at > seen;
+}
+
+void ReleaseNotifier::Watch::TakeMessageLocked(uint64_t seen, std::string* message) const {
+  if (message == nullptr) return;
+  message->clear();
+  if (state_->wake != WakeMode::kAddressed) return;
+  auto named = state_->addressed.find(token_);
+  if (named != state_->addressed.end() && named->second.at > seen) {
+    *message = named->second.message;
   }
-  return woken;
+}
+
+bool ReleaseNotifier::Watch::Woken(uint64_t seen, std::string* message) const {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  TakeMessageLocked(seen, message);
+  return ConcernedLocked(seen);
+}
+
+bool ReleaseNotifier::Watch::Arm(uint64_t seen, Waker* waker) {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  DisarmLocked();
+  if (ConcernedLocked(seen)) return false;
+  ArmLocked(waker);
+  return true;
+}
+
+void ReleaseNotifier::Watch::ArmLocked(Waker* waker) {
+  waker_ = waker;
+  armed_prev_ = state_->armed_tail;
+  armed_next_ = nullptr;
+  (armed_prev_ ? armed_prev_->armed_next_ : state_->armed_head) = this;
+  state_->armed_tail = this;
+}
+
+void ReleaseNotifier::Watch::Disarm() {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  DisarmLocked();
+}
+
+void ReleaseNotifier::Watch::DisarmLocked() {
+  if (waker_ == nullptr) return;
+  (armed_prev_ ? armed_prev_->armed_next_ : state_->armed_head) = armed_next_;
+  (armed_next_ ? armed_next_->armed_prev_ : state_->armed_tail) = armed_prev_;
+  armed_prev_ = armed_next_ = nullptr;
+  waker_ = nullptr;
+}
+
+void ReleaseNotifier::Watch::ThreadWaker::Wake() {
+  watch->fired_ = true;
+  watch->cv_.notify_one();
+}
+
+bool ReleaseNotifier::Watch::WaitUntil(uint64_t seen,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       std::string* message, const std::stop_token& stop) {
+  ThreadWaker self(this);
+  bool stopped = false;
+  // Registered before the lock is taken: a stop requested already runs the
+  // callback right here, and it takes the lock itself.
+  std::stop_callback on_stop(stop, [this, &stopped] {
+    std::lock_guard<std::mutex> lock(notifier_->mu_);
+    stopped = true;
+    cv_.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(notifier_->mu_);
+  fired_ = false;
+  if (!stopped && !ConcernedLocked(seen)) {
+    ArmLocked(&self);
+    cv_.wait_until(lock, deadline, [&] { return fired_ || stopped; });
+    DisarmLocked();
+  }
+  TakeMessageLocked(seen, message);
+  return ConcernedLocked(seen);
+}
+
+void ReleaseNotifier::FireLocked(Watch* w) {
+  Watch::Waker* waker = w->waker_;
+  if (waker == nullptr) return;
+  w->DisarmLocked();
+  waker->Wake();
+}
+
+void ReleaseNotifier::FireAllLocked(Channel* ch) {
+  while (ch->armed_head != nullptr) FireLocked(ch->armed_head);
 }
 
 void ReleaseNotifier::DisconnectedLocked() {
@@ -202,7 +275,7 @@ void ReleaseNotifier::DisconnectedLocked() {
     ++ch->generation;  // waiters re-check now, then fall back to polling
     ch->dropped_at = ch->generation;
     ch->changed.notify_all();
-    for (auto& [token, named] : ch->addressed) named.cv->notify_one();
+    FireAllLocked(ch.get());
   }
   to_unsubscribe_.clear();  // nothing to unsubscribe on a new connection
   for (auto it = channels_.begin(); it != channels_.end();) {
@@ -226,18 +299,19 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
     ++ch.generation;
     if (ch.wake == WakeMode::kOne) {
       // One release frees the lock for one holder: wake a single waiter
-      // instead of a herd that would mostly find it taken again. The others
-      // still see the new generation when their own timers fire.
-      ch.changed.notify_one();
+      // (the one waiting longest) instead of a herd that would mostly find
+      // it taken again. The others still see the new generation when their
+      // own timers fire.
+      if (ch.armed_head != nullptr) FireLocked(ch.armed_head);
     } else if (ch.wake == WakeMode::kAll) {
-      ch.changed.notify_all();
+      FireAllLocked(&ch);
     } else if (reply.elements >= 3) {
       const absl::string_view message = Text(*reply.element[2]);
       auto named = ch.addressed.find(message.substr(0, message.find(' ')));
       if (named != ch.addressed.end()) {
         named->second.at = ch.generation;
         named->second.message = std::string(message);
-        named->second.cv->notify_one();
+        FireLocked(named->second.watch);
       }
     }
   } else if (kind == "subscribe") {

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,10 +95,14 @@ class ReleaseNotifier {
     struct Named {
       uint64_t at = 0;
       std::string message;
-      std::condition_variable* cv = nullptr;
+      Watch* watch = nullptr;
     };
     absl::flat_hash_map<std::string, Named> addressed;
-    std::condition_variable changed;
+    // Waiters waiting now (blocked threads and asynchronous acquires alike),
+    // in the order they began to wait: a kOne message wakes the first.
+    Watch* armed_head = nullptr;
+    Watch* armed_tail = nullptr;
+    std::condition_variable changed;  // the subscription's confirmation
   };
 
   // A channel nobody waits on stays subscribed this long, so a hot key's
@@ -111,6 +116,9 @@ class ReleaseNotifier {
 
   void Run();
   void Wake();
+  // Wakes an armed waiter: unlinks it and calls its waker (mu_ held).
+  static void FireLocked(Watch* w);
+  static void FireAllLocked(Channel* ch);
   void DisconnectedLocked();
   void Handle(const redisReply& reply);
   void Unsubscribe(const std::string& channel, const std::string& token);
@@ -132,6 +140,18 @@ class ReleaseNotifier {
 
 class ReleaseNotifier::Watch {
  public:
+  // What a waiter that parks no thread (an asynchronous acquire) is told
+  // when a release concerns it. Wake() runs on the subscriber thread under
+  // the notifier's lock: it may only hand work elsewhere (post a task), and
+  // must not call back into the notifier.
+  class Waker {
+   public:
+    virtual void Wake() = 0;
+
+   protected:
+    ~Waker() = default;
+  };
+
   ~Watch();
   // True when Redis confirmed the subscription and it has not dropped since.
   bool active() const;
@@ -144,8 +164,21 @@ class ReleaseNotifier::Watch {
   // or on a kAddressed channel one that names this waiter's token (and
   // any dropped connection). `message` (optional, kAddressed) receives the
   // last message that named the token ("" when none did).
+  // A stop request on `stop` ends the wait at once (false, unless a
+  // release came too).
   bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline,
-                 std::string* message = nullptr);
+                 std::string* message = nullptr, const std::stop_token& stop = {});
+  // The same wait without a thread: `waker` is woken once, by the first
+  // release that concerns this waiter after `seen` (or a dropped
+  // connection). false, and nothing armed, when one came already. A
+  // dropped subscription does not fire it for a waiter armed while the
+  // connection was down: pair it with a timer. Disarm() before the waker
+  // goes; after Disarm returns it is not called.
+  bool Arm(uint64_t seen, Waker* waker);
+  void Disarm();
+  // Whether a release that concerns this waiter came after `seen`, and
+  // (`message`, optional) the last message that named its token.
+  bool Woken(uint64_t seen, std::string* message = nullptr) const;
 
  private:
   friend class ReleaseNotifier;
@@ -158,8 +191,27 @@ class ReleaseNotifier::Watch {
   ReleaseNotifier* const notifier_;
   const std::string channel_;
   Channel* const state_;  // lives while refs > 0
+  // Under the notifier's mu_.
+  bool ConcernedLocked(uint64_t seen) const;
+  void TakeMessageLocked(uint64_t seen, std::string* message) const;
+  // Appends this waiter to the channel's armed list (mu_ held, not armed).
+  void ArmLocked(Waker* waker);
+  void DisarmLocked();
+
+  // A blocked thread's own waker: sets fired_ and signals cv_.
+  struct ThreadWaker final : Waker {
+    explicit ThreadWaker(Watch* w) : watch(w) {}
+    void Wake() override;
+    Watch* const watch;
+  };
+
   const std::string token_;  // kAddressed channels only
-  std::condition_variable cv_;  // kAddressed: woken by messages naming token_
+  std::condition_variable cv_;  // a blocked waiter's, signalled under mu_
+  bool fired_ = false;          // guarded by mu_
+  // Guarded by the notifier's mu_: armed when waker_ is set.
+  Waker* waker_ = nullptr;
+  Watch* armed_prev_ = nullptr;
+  Watch* armed_next_ = nullptr;
 };
 
 }  // namespace lock::internal

@@ -54,13 +54,23 @@ absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
                                         const scripts::EmbeddedScript& script,
                                         absl::Span<const absl::string_view> keys,
                                         absl::Span<const absl::string_view> args,
-                                        absl::Duration timeout,
-                                        bool always_eval) {
+                                        absl::Duration timeout, bool always_eval,
+                                        std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  deadline = std::min(deadline, start + absl::ToChronoNanoseconds(timeout));
   if (always_eval) return Eval(conn, script, true, keys, args, timeout);
   absl::StatusOr<ReplyPtr> reply = Eval(conn, script, false, keys, args, timeout);
   if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR &&
       ClassifyError(ReplyText(**reply)) == ErrorReply::kNoScript) {
-    reply = Eval(conn, script, true, keys, args, timeout);
+    const absl::Duration left = absl::FromChrono(deadline - Clock::now());
+    if (left <= absl::ZeroDuration()) {
+      // Not run (NOSCRIPT), and no time left to send the text.
+      return absl::UnavailableError(absl::StrCat(
+          "script ", script.name, " was not cached (NOSCRIPT) and no time was left of ",
+          absl::FormatDuration(timeout), " to send its text"));
+    }
+    reply = Eval(conn, script, true, keys, args, left);
   }
   return reply;
 }

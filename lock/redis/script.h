@@ -5,6 +5,7 @@
 #ifndef LOCK_REDIS_SCRIPT_H_
 #define LOCK_REDIS_SCRIPT_H_
 
+#include <chrono>
 #include <cstdint>
 
 #include "absl/container/inlined_vector.h"
@@ -53,13 +54,15 @@ class WaitCall {
 
 // Like RunScript, but a server error reply (other than a NOSCRIPT that the
 // fallback resolved) comes back as a reply, so a caller can follow MOVED/ASK.
-// `always_eval` sends the text at once (see EvalScript).
-absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
-                                        const scripts::EmbeddedScript& script,
-                                        absl::Span<const absl::string_view> keys,
-                                        absl::Span<const absl::string_view> args,
-                                        absl::Duration timeout,
-                                        bool always_eval = false);
+// `always_eval` sends the text at once (see EvalScript). The EVAL that
+// follows a NOSCRIPT gets what is left of `timeout` (and of `deadline`),
+// not a second `timeout`: the pair is one call to the caller.
+absl::StatusOr<ReplyPtr> RunScriptReply(
+    Connection& conn, const scripts::EmbeddedScript& script,
+    absl::Span<const absl::string_view> keys, absl::Span<const absl::string_view> args,
+    absl::Duration timeout, bool always_eval = false,
+    std::chrono::steady_clock::time_point deadline =
+        std::chrono::steady_clock::time_point::max());
 
 absl::StatusOr<ReplyPtr> RunScript(Connection& conn,
                                    const scripts::EmbeddedScript& script,

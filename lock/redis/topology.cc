@@ -60,15 +60,30 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
   const absl::string_view key = keys.empty() ? absl::string_view() : keys[0];
   std::string ask;
   absl::Status last;
+  // Each step gets the per-step timeout, or less when the caller's deadline
+  // is nearer; nothing is sent once it passed.
+  const auto budget = [&options]() -> absl::StatusOr<absl::Duration> {
+    if (options.deadline == std::chrono::steady_clock::time_point::max()) {
+      return options.timeout;
+    }
+    const absl::Duration left =
+        absl::FromChrono(options.deadline - std::chrono::steady_clock::now());
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError("the caller's deadline passed before the call");
+    }
+    return std::min(options.timeout, left);
+  };
   // A slot being migrated answers TRYAGAIN to multi-key scripts until the
   // move completes; those waits get their own, longer budget.
   const auto tryagain_deadline =
       std::chrono::steady_clock::now() + 5 * absl::ToChronoNanoseconds(options.timeout);
   auto tryagain_pause = std::chrono::milliseconds(5);
   for (int hop = 0; hop < kMaxRedirects;) {
+    ASSIGN_OR_RETURN(absl::Duration step, budget());
     ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> pool,
-                     ask.empty() ? PoolFor(key, options.timeout) : PoolAt(ask));
-    absl::StatusOr<PooledConnection> borrowed = pool->Borrow(options.timeout);
+                     ask.empty() ? PoolFor(key, step) : PoolAt(ask));
+    ASSIGN_OR_RETURN(step, budget());
+    absl::StatusOr<PooledConnection> borrowed = pool->Borrow(step);
     if (!borrowed.ok()) {
       // Could not even connect: the node may be dead (a master killed, not
       // gracefully failed over). Without this only a failure on an already
@@ -79,15 +94,17 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     }
     PooledConnection conn = *std::move(borrowed);
     if (!ask.empty()) {
-      absl::StatusOr<ReplyPtr> asking = conn->Command({"ASKING"}, options.timeout);
+      absl::StatusOr<ReplyPtr> asking = conn->Command({"ASKING"}, step);
       if (!asking.ok()) return asking.status();
     }
     // ASKING covers the one command after it: an EVALSHA answered NOSCRIPT
     // by the importing node (which may never have seen the script) would
     // leave the EVAL fallback without it, and the pair would bounce between
     // ASK and NOSCRIPT. After ASKING the script text goes at once.
-    absl::StatusOr<ReplyPtr> reply = RunScriptReply(*conn, script, keys, args, options.timeout,
-                                                    options.always_eval || !ask.empty());
+    ASSIGN_OR_RETURN(step, budget());
+    absl::StatusOr<ReplyPtr> reply = RunScriptReply(*conn, script, keys, args, step,
+                                                    options.always_eval || !ask.empty(),
+                                                    options.deadline);
     if (!reply.ok()) {
       // A transport failure: the node may be gone (failover, slot moved).
       Invalidate(key, nullptr);
@@ -121,9 +138,18 @@ absl::StatusOr<Topology::RunResult> Topology::Run(
     }
     RunResult out{*std::move(reply), 0};
     if (options.wait_replicas > 0) {
-      const WaitCall wait(options.wait_replicas, options.wait_timeout);
-      absl::StatusOr<ReplyPtr> w =
-          conn->Command(wait.argv(), options.timeout + options.wait_timeout);
+      // WAIT blocks on the server for its own timeout: a nearer deadline
+      // shortens that too, so the reply comes back before it.
+      absl::Duration wait_timeout = options.wait_timeout, socket = options.timeout;
+      if (options.deadline != std::chrono::steady_clock::time_point::max()) {
+        const absl::Duration left =
+            absl::FromChrono(options.deadline - std::chrono::steady_clock::now());
+        wait_timeout = std::clamp(left - absl::Milliseconds(1), absl::Milliseconds(1),
+                                  wait_timeout);
+        socket = std::clamp(left, absl::Milliseconds(1), socket);
+      }
+      const WaitCall wait(options.wait_replicas, wait_timeout);
+      absl::StatusOr<ReplyPtr> w = conn->Command(wait.argv(), socket + wait_timeout);
       if (w.ok() && (*w)->type == REDIS_REPLY_INTEGER) {
         out.replicas_acked = static_cast<int>((*w)->integer);
       }

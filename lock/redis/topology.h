@@ -16,6 +16,7 @@
 #ifndef LOCK_REDIS_TOPOLOGY_H_
 #define LOCK_REDIS_TOPOLOGY_H_
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +51,13 @@ class Topology {
     // Send the script text (EVAL) rather than its SHA-1: for calls whose
     // NOSCRIPT answer might never be read (see EvalScript).
     bool always_eval = false;
+    // The caller's own bound on the whole call (CallOptions::deadline):
+    // every step (routing, connecting, the script, a NOSCRIPT retry,
+    // redirects, WAIT) gets at most what is left of it; `timeout` still
+    // bounds each step. A call whose deadline passed before anything was
+    // sent fails without sending.
+    std::chrono::steady_clock::time_point deadline =
+        std::chrono::steady_clock::time_point::max();
   };
   struct RunResult {
     ReplyPtr reply;
