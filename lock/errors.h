@@ -61,6 +61,9 @@ bool IsStaleFence(const absl::Status& s);
 bool IsSelfDeadlock(const absl::Status& s);
 bool IsAttemptsExhausted(const absl::Status& s);
 bool IsWaitTimedOut(const absl::Status& s);
+// Call these two qualified (lock::IsCancelled(s)): absl has predicates of
+// the same names (code only, no payload), which an unqualified call finds
+// too by argument-dependent lookup.
 bool IsDeadlineExceeded(const absl::Status& s);
 bool IsCancelled(const absl::Status& s);
 

@@ -159,16 +159,15 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
     // a running one to return (they only post).
     caller_stop_.reset();
     on_stop_.reset();
-    absl::StatusOr<::lock::Lease> out = s;
+    absl::StatusOr<::lock::Lease> out = absl::UnknownError("unset");
+    if (s.ok() && core_.policy().renewal.enabled) s = lock_->EnableAutoRenew();
     if (s.ok()) {
-      if (core_.policy().renewal.enabled) {
-        absl::Status renewing = lock_->EnableAutoRenew();
-        if (!renewing.ok()) {
-          (void)lock_->Release();
-          out = renewing;
-        }
-      }
-      if (out.ok()) out = LeaseAccess::Make(std::move(lock_), executor_);
+      out = LeaseAccess::Make(std::move(lock_), executor_);
+    } else {
+      // Not held (or renewal could not start: given back; else its lease
+      // would expire after its ttl).
+      if (core_.hold_count() > 0) (void)lock_->Release();
+      out = s;
     }
     if (executor_) {
       Complete(executor_, std::move(done_), std::move(out));
