@@ -34,6 +34,7 @@ _in_tree_repository = repository_rule(
 # Where Debian 12 (amd64) puts each system library, and its BUILD file.
 _SYSTEM_LIBRARIES = {
     "absl": "/usr/lib/x86_64-linux-gnu",
+    "asio": "/usr/include",
     "benchmark": "/usr/lib/x86_64-linux-gnu",
     "gtest": "/usr/lib/x86_64-linux-gnu",
     "hiredis": "/usr/lib/x86_64-linux-gnu",
