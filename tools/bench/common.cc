@@ -45,8 +45,8 @@ std::vector<int> IntList(absl::string_view flag, absl::string_view v) {
 }
 
 constexpr char kUsage[] =
-    "usage: bench [--scenario=all|uncontended,handoff,kinds,renewal,redlock,cluster,"
-    "tls,overhead,pairs]\n"
+    "usage: bench [--scenario=all|uncontended,handoff,kinds,async,renewal,redlock,"
+    "cluster,tls,overhead,pairs]\n"
     "  [--seconds=6] [--phase-ms=100] [--threads=1,4,16,64] [--waiters=2,8,32]\n"
     "  [--hold-ms=0,1] [--renewal-locks=10000,100000] [--renewal-seconds=60]\n"
     "  [--renewal-ttl-s=5]\n"

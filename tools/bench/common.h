@@ -188,6 +188,7 @@ void Overhead(const Flags& f);
 void Pairs(const Flags& f, const std::string& addr);
 void Tls(const Flags& f);  // starts its own TLS server
 void Kinds(const Flags& f, const std::string& addr);
+void Async(const Flags& f, const std::string& addr);
 
 }  // namespace bench
 

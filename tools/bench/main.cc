@@ -21,6 +21,11 @@
 //                scripts; fair handoff among 32 waiters vs the PING round
 //                trip; semaphore (8 permits, 32 contenders), fair and mutex
 //                utilisation.
+//   async        10,000 AcquireAsync pending on one key: threads, heap per
+//                pending acquire, grants one after another; handoff among 32
+//                contenders, AcquireAsync vs the blocking With in the same
+//                run; deadline precision and cancellation latency of With
+//                and AcquireAsync.
 //   overhead     policy lookup, key validation, token generation, NewLock:
 //                ns per call, no Redis involved.
 //   pairs        (not in "all") a fixed number of raw and library pairs on
@@ -40,7 +45,7 @@ int main(int argc, char** argv) {
   int server_pid = 0;
   const bool one_server = bench::Wants(f, "uncontended") || bench::Wants(f, "handoff") ||
                           bench::Wants(f, "renewal") || bench::Wants(f, "pairs") ||
-                          bench::Wants(f, "kinds");
+                          bench::Wants(f, "kinds") || bench::Wants(f, "async");
   if (addr.empty() && one_server) {
     auto started = lock::harness::RedisServer::Start({.name = "bench-redis"});
     if (!started.ok()) {
@@ -56,6 +61,7 @@ int main(int argc, char** argv) {
   if (bench::Wants(f, "uncontended")) bench::Uncontended(f, addr);
   if (bench::Wants(f, "handoff")) bench::Handoff(f, addr);
   if (bench::Wants(f, "kinds")) bench::Kinds(f, addr);
+  if (bench::Wants(f, "async")) bench::Async(f, addr);
   if (bench::Wants(f, "redlock")) bench::Redlock(f);
   if (bench::Wants(f, "cluster")) bench::Cluster(f);
   if (bench::Wants(f, "tls")) bench::Tls(f);
