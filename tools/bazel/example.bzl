@@ -22,7 +22,7 @@ def example(name, deps = []):
     """
     native.cc_binary(
         name = name,
-        srcs = ["main.cc"],
+        srcs = ["main.cc"] + native.glob(["*.h"]),
         data = ["policies.json"],
         visibility = ["//visibility:public"],
         deps = [
