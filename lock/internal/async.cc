@@ -14,6 +14,7 @@
 #include "lock/internal/hold_state.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
+#include "lock/internal/reworded.h"
 
 namespace lock::internal {
 namespace {
@@ -69,7 +70,7 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
   void Abort(const absl::Status& why) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (abort_.ok()) abort_ = why;
+      if (abort_.ok()) abort_ = Reworded(why, why.message());  // its own copy (see Finish)
     }
     stop_.request_stop();
   }
@@ -147,7 +148,10 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
     run_.watch.reset();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (::lock::IsCancelled(s) && !abort_.ok()) s = abort_;
+      // A copy of its own: abseil (an uninstrumented system library) shares
+      // a status' text between copies, and ThreadSanitizer would not see the
+      // copies' reference count.
+      if (::lock::IsCancelled(s) && !abort_.ok()) s = Reworded(abort_, abort_.message());
     }
     s = core_.EndAcquire(run_, std::move(s));
     {
@@ -159,16 +163,14 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
     // a running one to return (they only post).
     caller_stop_.reset();
     on_stop_.reset();
-    absl::StatusOr<::lock::Lease> out = absl::UnknownError("unset");
     if (s.ok() && core_.policy().renewal.enabled) s = lock_->EnableAutoRenew();
-    if (s.ok()) {
-      out = LeaseAccess::Make(std::move(lock_), executor_);
-    } else {
-      // Not held (or renewal could not start: given back; else its lease
-      // would expire after its ttl).
-      if (core_.hold_count() > 0) (void)lock_->Release();
-      out = s;
-    }
+    // Not held, or renewal could not start: given back (else its lease
+    // would expire after its ttl).
+    if (!s.ok() && core_.hold_count() > 0) (void)lock_->Release();
+    // Moved, never copied, into what `done` gets (see above).
+    absl::StatusOr<::lock::Lease> out =
+        s.ok() ? absl::StatusOr<::lock::Lease>(LeaseAccess::Make(std::move(lock_), executor_))
+               : absl::StatusOr<::lock::Lease>(std::move(s));
     if (executor_) {
       Complete(executor_, std::move(done_), std::move(out));
     } else if (done_) {
