@@ -89,8 +89,10 @@ void AsyncRuntime::Time() {
       continue;
     }
     auto first = timers_.begin();
-    if (first->first.first > Clock::now()) {
-      timer_cv_.wait_until(lock, first->first.first);
+    // A copy: Cancel may erase the timer (and its key) while this waits.
+    const Clock::time_point at = first->first.first;
+    if (at > Clock::now()) {
+      timer_cv_.wait_until(lock, at);
       continue;
     }
     tasks_.push_back(std::move(first->second));
