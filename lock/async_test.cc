@@ -5,7 +5,6 @@
 // thread, and Shutdown / Locker destruction with acquires pending.
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -15,8 +14,6 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -27,6 +24,7 @@
 #include "lock/internal/keys.h"
 #include "lock/lock.h"
 #include "lock/testing/locker_from_json.h"
+#include "util/proc.h"
 #include "util/status_matchers.h"
 
 namespace lock {
@@ -52,18 +50,6 @@ constexpr char kConfig[] = R"json({
   }
 })json";
 
-// The threads of this process now (/proc/self/status).
-int ProcessThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) {
-      int n = 0;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &n)) return n;
-    }
-  }
-  return -1;
-}
 
 // Waits for one async result.
 template <typename T>
@@ -211,7 +197,7 @@ TEST_F(AsyncTest, StopWhileTheGrantIsInFlightLeavesNothingHeld) {
 TEST_F(AsyncTest, TenThousandPendingAcquiresGrantedOneAfterAnother) {
   constexpr int kWaiters = 10'000;
   auto holder = Hold("wait", "hot");
-  const int threads_before = ProcessThreads();
+  const int threads_before = util::ProcessThreads();
   const int64_t calls_at_start = ScriptCalls();
   std::atomic<int> inside{0}, overlaps{0}, granted{0}, failed{0};
   std::mutex mu;
@@ -243,7 +229,7 @@ TEST_F(AsyncTest, TenThousandPendingAcquiresGrantedOneAfterAnother) {
                          std::chrono::seconds(120)))
       << ScriptCalls() - calls_at_start;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const int threads_waiting = ProcessThreads();
+  const int threads_waiting = util::ProcessThreads();
   EXPECT_EQ(granted.load(), 0);
   EXPECT_LE(threads_waiting, 16) << "before: " << threads_before;
   EXPECT_LE(threads_waiting - threads_before, internal::AsyncRuntime::kWorkers + 2);

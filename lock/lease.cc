@@ -70,13 +70,9 @@ void Lease::ReleaseAsync(std::function<void(absl::Status)> done) {
   }
   auto self = std::make_shared<Lease>(std::move(*this));
   internal::AsyncRuntime::Get().Post(
-      [self, done = std::move(done), executor = self->executor_]() mutable {
-        absl::Status s = self->Release();
-        if (executor) {
-          internal::Complete(executor, std::move(done), std::move(s));
-        } else if (done) {
-          done(std::move(s));
-        }
+      [self, done = std::move(done)]() mutable {
+        internal::Complete(self->executor_, std::move(done), self->Release(),
+                           /*on_library_thread=*/true);
       });
 }
 

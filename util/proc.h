@@ -3,6 +3,7 @@
 #define UTIL_PROC_H_
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -32,6 +33,14 @@ inline std::vector<std::string> ProcStatFields(pid_t pid) {
 inline bool ProcessGone(pid_t pid) {
   const std::vector<std::string> fields = ProcStatFields(pid);
   return fields.empty() || fields[0] == "Z" || fields[0] == "X";
+}
+
+// The threads `pid` runs now (field 20 of proc(5), num_threads); -1 when
+// there is no such process. Tests and benchmarks read it to show that
+// waiting costs no thread.
+inline int ProcessThreads(pid_t pid = getpid()) {
+  const std::vector<std::string> fields = ProcStatFields(pid);
+  return fields.size() > 17 ? std::stoi(fields[17]) : -1;
 }
 
 }  // namespace util

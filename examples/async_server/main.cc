@@ -17,7 +17,6 @@
 // used. PASS/FAIL and the exit code say whether it held.
 #include <unistd.h>
 
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -25,13 +24,13 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "asio.hpp"
 #include "examples/async_server/asio_lock.h"
 #include "examples/common/demo.h"
 #include "lock/lock.h"
+#include "util/proc.h"
 
 namespace {
 
@@ -139,18 +138,6 @@ awaitable<void> Client(asio::io_context& io, tcp::endpoint at, std::vector<std::
   }
 }
 
-int ProcessThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    int n = 0;
-    if (line.rfind("Threads:", 0) == 0 &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &n)) {
-      return n;
-    }
-  }
-  return -1;
-}
 
 }  // namespace
 
@@ -199,7 +186,7 @@ int main(int argc, char** argv) {
   int max_threads = 0;
   while (ok + failed < clients * requests) {
     io.run_for(std::chrono::milliseconds(5));
-    max_threads = std::max(max_threads, ProcessThreads());
+    max_threads = std::max(max_threads, util::ProcessThreads());
   }
   const double seconds = demo::SecondsSince(start);
 

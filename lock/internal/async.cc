@@ -171,11 +171,7 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
     absl::StatusOr<::lock::Lease> out =
         s.ok() ? absl::StatusOr<::lock::Lease>(LeaseAccess::Make(std::move(lock_), executor_))
                : absl::StatusOr<::lock::Lease>(std::move(s));
-    if (executor_) {
-      Complete(executor_, std::move(done_), std::move(out));
-    } else if (done_) {
-      done_(std::move(out));  // already on a library thread
-    }
+    Complete(executor_, std::move(done_), std::move(out), /*on_library_thread=*/true);
   }
 
   std::unique_ptr<RedisLock> lock_;

@@ -21,10 +21,16 @@
 namespace lock::internal {
 
 // Runs `done(value)` through `executor`, or on a library thread when it is
-// empty; never inline in the caller.
+// empty: right here when the caller is one (`on_library_thread`), else
+// posted, never inline in an application's thread.
 template <typename T>
-void Complete(const Executor& executor, std::function<void(T)> done, T value) {
+void Complete(const Executor& executor, std::function<void(T)> done, T value,
+              bool on_library_thread = false) {
   if (done == nullptr) return;
+  if (!executor && on_library_thread) {
+    done(std::move(value));
+    return;
+  }
   // std::function must be copyable, and a Lease is not: the task owns the
   // value through a shared box and moves it out once.
   auto box = std::make_shared<T>(std::move(value));

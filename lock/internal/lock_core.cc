@@ -253,7 +253,13 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(
   }
   const int64_t sent_at = SteadyNowNs();
   bool unknown = false;
-  const int64_t call_start = SteadyNowNs();
+  const int64_t call_start = sent_at;
+  // The caller's deadline, not script_timeout, bounds this call: if it ends
+  // the call, the caller is owed its answer then, not after a cancel.
+  const bool deadline_bounds_call =
+      deadline != std::chrono::steady_clock::time_point::max() &&
+      deadline < std::chrono::steady_clock::now() +
+                     absl::ToChronoNanoseconds(policy_->script_timeout);
   absl::StatusOr<redis::Topology::RunResult> run = backend_->homes[0]->Run(
       kind_ ? *kind_call.script : scripts::k_acquire,
       kind_ ? absl::MakeConstSpan(kind_keys) : absl::MakeConstSpan(keys),
@@ -272,8 +278,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(
     if (fresh && unknown) {
       // The request may have reached Redis and taken the lock with nobody
       // knowing; undo it rather than leave it held for a whole TTL.
-      CancelLostAcquire(token, &cause,
-                        /*in_background=*/std::chrono::steady_clock::now() >= deadline);
+      CancelLostAcquire(token, &cause, /*in_background=*/deadline_bounds_call);
     }
     return cause;
   }
@@ -446,25 +451,30 @@ PrimitiveCall LockCore::CancelCall(const std::string& token) const {
                        {token, absl::StrCat(Millis(policy_->ttl)), std::string(keys_.channel())}};
 }
 
-absl::StatusOr<int64_t> LockCore::RunCancel(const std::string& token) {
-  const PrimitiveCall call = CancelCall(token);
+namespace {
+// A cancel by its text: its NOSCRIPT answer might never be read (EvalScript).
+absl::StatusOr<int64_t> SendCancel(redis::Topology& home, const PrimitiveCall& call,
+                                   absl::Duration timeout) {
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
-                   backend_->homes[0]->Run(*call.script, call.KeyViews(), call.ArgViews(),
-                                           {.timeout = policy_->script_timeout,
-                                            .always_eval = true}));
+                   home.Run(*call.script, call.KeyViews(), call.ArgViews(),
+                            {.timeout = timeout, .always_eval = true}));
   return IntReply(*run.reply, call.script->name);
+}
+}  // namespace
+
+absl::StatusOr<int64_t> LockCore::RunCancel(const std::string& token) {
+  return SendCancel(*backend_->homes[0], CancelCall(token), policy_->script_timeout);
 }
 
 void LockCore::CancelLostAcquire(const std::string& token, absl::Status* cause,
                                  bool in_background) {
   if (in_background) {
-    // The caller's deadline passed: it gets its answer now, and the cancel
+    // The caller's deadline ended the call: it gets its answer now, and the cancel
     // (with the policy's own script_timeout) runs on the library's threads.
     // It carries what it needs, so this instance may be gone by then.
     AsyncRuntime::Get().Post([home = backend_->homes[0], call = CancelCall(token),
                               timeout = policy_->script_timeout] {
-      (void)home->Run(*call.script, call.KeyViews(), call.ArgViews(),
-                      {.timeout = timeout, .always_eval = true});
+      (void)SendCancel(*home, call, timeout);
     });
     *cause = absl::Status(cause->code(),
                           absl::StrCat(cause->message(),
@@ -536,9 +546,9 @@ absl::Status LockCore::Acquire(const CallOptions& call) {
         bool woken = false;
         if (run.watch != nullptr && run.watch->active()) {
           woken = run.watch->WaitUntil(run.seen, step.until, kind_ ? &message : nullptr,
-                                       run.call.stop);
+                                       run.stop);
         } else {
-          SleepUntil(step.until, run.call.stop);
+          SleepUntil(step.until, run.stop);
         }
         step = AfterWaitLocked(run, woken, message);
       }
@@ -599,9 +609,10 @@ std::string LockCore::BusyText(const Attempt& busy) const {
 void LockCore::BeginAcquireLocked(AcquireRun& run, const CallOptions& call) {
   const policy::Policy& p = *policy_;
   using Clock = AcquireRun::Clock;
-  run.call = call;
-  run.start_ns = SteadyNowNs();
+  run.stop = call.stop;
   const Clock::time_point start = Clock::now();
+  run.start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch())
+                     .count();
   const bool wait = p.on_busy == policy::OnBusy::kWait;
   run.max_attempts = wait ? p.retry.max_attempts : 1;
   run.wait_deadline = p.wait.timeout == absl::InfiniteDuration()
@@ -609,10 +620,12 @@ void LockCore::BeginAcquireLocked(AcquireRun& run, const CallOptions& call) {
                           : start + absl::ToChronoNanoseconds(p.wait.timeout);
   // The caller's deadline on the steady clock, read once: a wall clock
   // step later neither shortens nor stretches it.
-  const absl::Duration left = call.deadline - absl::Now();
-  run.call_deadline = call.deadline == absl::InfiniteFuture() ? Clock::time_point::max()
-                      : left <= absl::ZeroDuration()          ? start
-                                                              : start + absl::ToChronoNanoseconds(left);
+  run.call_deadline = Clock::time_point::max();
+  if (call.deadline != absl::InfiniteFuture()) {
+    const absl::Duration left = call.deadline - absl::Now();
+    run.call_deadline =
+        left <= absl::ZeroDuration() ? start : start + absl::ToChronoNanoseconds(left);
+  }
   run.fresh = count_.load() == 0;
   run.token = AcquireTokenLocked();
   // A busy attempt of some kinds leaves a trace that keeps this waiter's
@@ -629,7 +642,7 @@ void LockCore::BeginAcquireLocked(AcquireRun& run, const CallOptions& call) {
 }
 
 LockCore::Step LockCore::HeldLocked(AcquireRun& run) {
-  if (!run.call.stop.stop_requested()) return Step{.done = true};
+  if (!run.stop.stop_requested()) return Step{.done = true};
   // Asked to stop while the granting call was in flight: the caller will
   // not use the lock, so it is given back before saying so.
   const int count = count_.load();
@@ -647,10 +660,10 @@ LockCore::Step LockCore::HeldLocked(AcquireRun& run) {
 LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
   using Clock = AcquireRun::Clock;
   const policy::Policy& p = *policy_;
-  if (run.call.stop.stop_requested()) {
+  if (run.stop.stop_requested()) {
     return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kCancelled)};
   }
-  if (Clock::now() >= run.call_deadline) {
+  if (run.call_deadline != Clock::time_point::max() && Clock::now() >= run.call_deadline) {
     return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kDeadline)};
   }
   // Read before the attempt: a release published between the attempt and

@@ -136,7 +136,9 @@ class LockCore {
   // a blocked thread, or an armed watch and a timer.
   struct AcquireRun {
     using Clock = std::chrono::steady_clock;
-    CallOptions call;  // its own copy: an asynchronous run outlives the caller's
+    // CallOptions::stop (its own reference to the stop state: an
+    // asynchronous run outlives the caller's options).
+    std::stop_token stop;
     int64_t start_ns = 0;
     Clock::time_point wait_deadline;  // the policy's wait.timeout
     Clock::time_point call_deadline;  // CallOptions::deadline, on this clock
@@ -256,8 +258,8 @@ class LockCore {
   // it released, false when the token did not hold the lock.
   absl::StatusOr<bool> RunRelease(absl::string_view token, int count_after,
                                   int64_t keep_ms);
-  // `in_background`: the caller's deadline passed, so the cancel is sent
-  // from the library's threads and the caller returns at once.
+  // `in_background`: the caller's deadline bounded the call, so the cancel
+  // is sent from the library's threads and the caller returns at once.
   void CancelLostAcquire(const std::string& token, absl::Status* cause,
                          bool in_background = false);
   // The kind's cancel for `token` (owns its keys and arguments).

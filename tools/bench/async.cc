@@ -18,7 +18,6 @@
 #include <atomic>
 #include <cstdint>
 #include <condition_variable>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -28,14 +27,13 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lock/internal/async_runtime.h"
 #include "lock/lock.h"
 #include "policy/registry.h"
 #include "tools/bench/common.h"
+#include "util/proc.h"
 
 namespace bench {
 namespace {
@@ -47,19 +45,6 @@ constexpr int kSamples = 200;
 constexpr absl::Duration kDeadline = absl::Milliseconds(20);
 // How long a waiter is left waiting before its stop is requested.
 constexpr auto kArmed = std::chrono::milliseconds(10);
-
-// The threads of this process now (/proc/self/status).
-int ProcessThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) {
-      int n = 0;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &n)) return n;
-    }
-  }
-  return -1;
-}
 
 std::unique_ptr<lock::Locker> NewLocker(const std::string& addr) {
   // pool_size: one connection for each of the blocking side's threads, so
@@ -141,7 +126,7 @@ void Pending(lock::Locker& locker, const std::string& addr, double blocking_p50)
   lock::Lease holder = Hold(locker, "hot");
   auto admin = RawConnect(addr);
   auto run = std::make_unique<PendingRun>(kPending);
-  const int threads_before = ProcessThreads();
+  const int threads_before = util::ProcessThreads();
   const int64_t calls_before = ScriptCalls(admin.get());
   const int64_t heap_before = HeapBytes();
   const Clock::time_point issue_start = Clock::now();
@@ -173,7 +158,7 @@ void Pending(lock::Locker& locker, const std::string& addr, double blocking_p50)
   }
   const double issue_s = std::chrono::duration<double>(Clock::now() - issue_start).count();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const int threads_waiting = ProcessThreads();
+  const int threads_waiting = util::ProcessThreads();
   const int64_t heap_waiting = HeapBytes();
   const int granted_early = r->done.load();
   const double bytes_per = static_cast<double>(heap_waiting - heap_before) / kPending;
