@@ -48,11 +48,10 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
         group_(group),
         executor_(call.executor),
         done_(std::move(done)) {
+    core_.BeginAcquire(run_, call);
     // The steps watch a stop source of ours: the caller's stop request and
     // an abort (Shutdown) both reach them through it.
-    CallOptions own = call;
-    own.stop = stop_.get_token();
-    core_.BeginAcquire(run_, own);
+    run_.stop = stop_.get_token();
   }
 
   void Start(const std::stop_token& caller_stop) {
@@ -76,7 +75,7 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
   }
 
   // Watch::Waker: a release concerns this waiter (notifier lock held).
-  void Wake() override { ResumeLater(/*woken=*/true); }
+  void Wake() override { ResumeLater(); }
 
  private:
   struct Forward {
@@ -85,17 +84,17 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
   };
   struct Interrupt {
     AsyncAcquire* op;
-    void operator()() const noexcept { op->ResumeLater(/*woken=*/false); }
+    void operator()() const noexcept { op->ResumeLater(); }
   };
 
   // Posts the end of the current wait (a wake, a stop, an abort); a wait
   // already ended, or a step running, ignores it. Takes no lock that the
   // notifier or the stop source might hold.
-  void ResumeLater(bool woken) {
+  void ResumeLater() {
     std::shared_ptr<AsyncAcquire> self = weak_from_this().lock();
     if (self == nullptr) return;  // finishing
     const uint64_t wait = wait_id_.load();
-    AsyncRuntime::Get().Post([self, wait, woken] { self->Resume(wait, woken); });
+    AsyncRuntime::Get().Post([self, wait] { self->Resume(wait); });
   }
 
   // Steps until done or waiting.
@@ -106,7 +105,7 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
       if (step.again) continue;
       if (WaitFor(step.until)) return;
       // A release (or a stop) came before the wait began.
-      step = AfterWait(true);
+      step = AfterWait();
       if (step.done) return Finish(std::move(step.status));
     }
   }
@@ -121,11 +120,11 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
     }
     waiting_ = true;
     timer_ = AsyncRuntime::Get().After(
-        until, [self = shared_from_this(), wait] { self->Resume(wait, false); });
+        until, [self = shared_from_this(), wait] { self->Resume(wait); });
     return true;
   }
 
-  void Resume(uint64_t wait, bool woken) {
+  void Resume(uint64_t wait) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!waiting_ || wait != wait_id_.load()) return;
@@ -133,14 +132,16 @@ class AsyncAcquire final : public std::enable_shared_from_this<AsyncAcquire>,
       AsyncRuntime::Get().Cancel(timer_);
       if (run_.watch != nullptr) run_.watch->Disarm();
     }
-    LockCore::Step step = AfterWait(woken);
+    LockCore::Step step = AfterWait();
     if (step.done) return Finish(std::move(step.status));
     Steps();
   }
 
-  LockCore::Step AfterWait(bool woken) {
+  // Whatever ended the wait, the watch tells whether a release concerning
+  // this waiter came (a wake-up) or not (the timer, a stop).
+  LockCore::Step AfterWait() {
     std::string message;
-    if (run_.watch != nullptr) woken = run_.watch->Woken(run_.seen, &message) || woken;
+    const bool woken = run_.watch != nullptr && run_.watch->Woken(run_.seen, &message);
     return core_.AfterWait(run_, woken, message);
   }
 
