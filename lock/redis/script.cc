@@ -56,19 +56,20 @@ absl::StatusOr<ReplyPtr> RunScriptReply(Connection& conn,
                                         absl::Span<const absl::string_view> args,
                                         absl::Duration timeout, bool always_eval,
                                         std::chrono::steady_clock::time_point deadline) {
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point start = Clock::now();
-  deadline = std::min(deadline, start + absl::ToChronoNanoseconds(timeout));
   if (always_eval) return Eval(conn, script, true, keys, args, timeout);
   absl::StatusOr<ReplyPtr> reply = Eval(conn, script, false, keys, args, timeout);
   if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR &&
       ClassifyError(ReplyText(**reply)) == ErrorReply::kNoScript) {
-    const absl::Duration left = absl::FromChrono(deadline - Clock::now());
-    if (left <= absl::ZeroDuration()) {
-      // Not run (NOSCRIPT), and no time left to send the text.
-      return absl::UnavailableError(absl::StrCat(
-          "script ", script.name, " was not cached (NOSCRIPT) and no time was left of ",
-          absl::FormatDuration(timeout), " to send its text"));
+    absl::Duration left = timeout;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      left = std::min(left, absl::FromChrono(deadline - std::chrono::steady_clock::now()));
+      if (left <= absl::ZeroDuration()) {
+        // Not run (NOSCRIPT), and the caller's deadline left no time for the text.
+        return absl::UnavailableError(absl::StrCat(
+            "script ", script.name,
+            " was not cached (NOSCRIPT) and the caller's deadline passed before its text "
+            "could be sent"));
+      }
     }
     reply = Eval(conn, script, true, keys, args, left);
   }

@@ -55,8 +55,8 @@ class WaitCall {
 // Like RunScript, but a server error reply (other than a NOSCRIPT that the
 // fallback resolved) comes back as a reply, so a caller can follow MOVED/ASK.
 // `always_eval` sends the text at once (see EvalScript). The EVAL that
-// follows a NOSCRIPT gets what is left of `timeout` (and of `deadline`),
-// not a second `timeout`: the pair is one call to the caller.
+// follows a NOSCRIPT is bounded by `timeout` and by the caller's
+// `deadline`, if any (nothing is sent once it passed).
 absl::StatusOr<ReplyPtr> RunScriptReply(
     Connection& conn, const scripts::EmbeddedScript& script,
     absl::Span<const absl::string_view> keys, absl::Span<const absl::string_view> args,
