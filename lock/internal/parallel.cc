@@ -18,6 +18,11 @@ class Pool {
  public:
   void Submit(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (parents_tasks_) {
+      Abandon(std::make_shared<std::deque<std::function<void()>>>(std::move(tasks_)));
+      tasks_.clear();
+      parents_tasks_ = false;
+    }
     tasks_.push_back(std::move(task));
     // One idle thread per queued task; threads live for the process.
     if (idle_ < static_cast<int>(tasks_.size())) {
@@ -31,9 +36,12 @@ class Pool {
   void ForkParent() { mu_.unlock(); }
   // The child has none of the pool's threads: it starts new ones on demand.
   // Queued tasks point into the stacks of callers that are not there.
+  // Neither allocates nor frees: between fork and exec an allocator whose
+  // lock a parent thread held stays locked (ASan's does not lock around
+  // fork), and the child would never reach exec. So the parent's tasks are
+  // abandoned by the child's first Submit, not here.
   void ForkChild() {
-    Abandon(std::make_shared<std::deque<std::function<void()>>>(std::move(tasks_)));
-    tasks_.clear();
+    parents_tasks_ = true;
     idle_ = 0;
     new (&ready_) std::condition_variable();  // the dead workers waited on it
     mu_.unlock();
@@ -58,6 +66,7 @@ class Pool {
   std::condition_variable ready_;
   std::deque<std::function<void()>> tasks_;
   int idle_ = 0;
+  bool parents_tasks_ = false;  // a fork() child's tasks_ are its parent's
 };
 
 Pool& Shared() {

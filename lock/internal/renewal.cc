@@ -60,6 +60,7 @@ void RenewalManager::Untrack(const HoldState* hold) {
 
 void RenewalManager::StartLocked() {
   if (running_) return;
+  ForgetParentsQueueLocked();
   running_ = true;
   stop_ = false;
   const uint64_t generation = ++generation_;
@@ -499,6 +500,7 @@ void RenewalManager::StopThreads() {
   workers_.clear();
   running_ = false;
   heap_ = {};
+  ForgetParentsQueueLocked();
   queue_.clear();
 }
 
@@ -536,16 +538,17 @@ void RenewalManager::ForkParent() {
 }
 
 void RenewalManager::ForkChild() {
-  // The threads are not in the child: a joinable std::thread must be
-  // neither joined nor destroyed. What they were working on (batches, the
-  // schedule) is left untouched rather than destroyed here.
-  if (scheduler_.joinable()) Abandon(std::make_shared<std::thread>(std::move(scheduler_)));
-  for (std::thread& w : workers_) Abandon(std::make_shared<std::thread>(std::move(w)));
-  workers_.clear();
-  Abandon(std::make_shared<decltype(heap_)>(std::move(heap_)));
-  heap_ = {};
-  Abandon(std::make_shared<std::deque<Batch>>(std::move(queue_)));
-  queue_.clear();
+  // Neither allocates nor frees anything: between fork and exec an allocator
+  // whose lock a parent thread held stays locked (ASan's does not lock
+  // around fork), and a child that allocated here would never reach exec.
+  // What the parent's threads owned is leaked in place instead: a
+  // placement-new over a thread handle, a vector or a hash map forgets the
+  // old one without touching its memory. The batch queue (a deque, whose
+  // empty state allocates) is abandoned by the child's first use.
+  new (&scheduler_) std::thread();  // its thread is not in the child
+  new (&workers_) std::vector<std::thread>();
+  new (&heap_) decltype(heap_)();
+  parents_queue_ = true;
   // The dead threads were waiting on these; glibc would wait for them.
   new (&due_changed_) std::condition_variable();
   new (&work_) std::condition_variable();
@@ -554,20 +557,31 @@ void RenewalManager::ForkChild() {
   // The parent's holds: the parent keeps renewing and releasing them. Here
   // they are lost (only atomics are touched: no callback, no stop request,
   // which could wait for a lock a dead thread held) and forgotten, so that
-  // nothing in the child renews or releases them.
+  // nothing in the child renews or releases them. A hold still tracked is
+  // alive (its LockCore owns it); no shared_ptr is made, so none can drop
+  // the last reference and free it here.
   for (TrackShard& shard : tracked_) {
     for (auto& [ptr, weak] : shard.holds) {
-      std::shared_ptr<HoldState> h = weak.lock();
-      if (h == nullptr || h->released.exchange(true)) continue;
+      if (weak.expired()) continue;
+      HoldState* h = const_cast<HoldState*>(ptr);
+      if (h->released.exchange(true)) continue;
       if (!h->lost.exchange(true)) Count(h->counters->lost);
       h->counters->active.fetch_sub(1, std::memory_order_relaxed);
     }
-    shard.holds.clear();
+    new (&shard.holds) decltype(shard.holds)();
   }
   SetRenewalQueue(0, kQueueCapacity);
   for (auto it = LeaseMutexes().rbegin(); it != LeaseMutexes().rend(); ++it) it->unlock();
   for (auto it = tracked_.rbegin(); it != tracked_.rend(); ++it) it->mu.unlock();
   mu_.unlock();
+}
+
+void RenewalManager::ForgetParentsQueueLocked() {
+  if (!parents_queue_) return;
+  // Left untouched rather than destroyed: its batches are the parent's.
+  Abandon(std::make_shared<std::deque<Batch>>(std::move(queue_)));
+  queue_.clear();
+  parents_queue_ = false;
 }
 
 void RenewalForkPrepare() { RenewalManager::Global().ForkPrepare(); }

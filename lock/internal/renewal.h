@@ -102,6 +102,8 @@ class RenewalManager {
   };
 
   void StartLocked();
+  // Abandons the parent's batch queue in a fork() child (mu_ held).
+  void ForgetParentsQueueLocked();
   void ScheduleLocked(std::shared_ptr<HoldState> hold, int64_t at_ns, uint64_t epoch,
                       Kind kind = Kind::kRenew);
   void Schedule(std::shared_ptr<HoldState> hold, int64_t at_ns, uint64_t epoch);
@@ -124,6 +126,9 @@ class RenewalManager {
   std::condition_variable work_;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> heap_;
   std::deque<Batch> queue_;
+  // In a fork() child, until its first start or Shutdown: queue_ holds the
+  // parent's batches (ForkChild cannot replace it without allocating).
+  bool parents_queue_ = false;
   bool running_ = false;
   bool stop_ = false;
   // Bumped by every start: a thread let go by a Shutdown that ran on it
