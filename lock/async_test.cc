@@ -173,6 +173,7 @@ TEST_F(AsyncTest, DeadlineAndStopEndPendingAcquires) {
   EXPECT_TRUE(lock::IsCancelled(s)) << s;
   EXPECT_LT(Clock::now() - requested, std::chrono::seconds(1));
   EXPECT_EQ(Owner("a:", "k"), holder->owner_token());
+  EXPECT_EQ(GetStats().per_policy["wait"].waiting, 0);
 }
 
 // A stop that comes while the granting call is in flight: done gets
@@ -225,10 +226,10 @@ TEST_F(AsyncTest, TenThousandPendingAcquiresGrantedOneAfterAnother) {
     });
   }
   // Every acquire made its first attempt (one script call each) and waits.
-  ASSERT_TRUE(Eventually([&] { return ScriptCalls() - calls_at_start >= kWaiters; },
+  ASSERT_TRUE(Eventually([&] { return GetStats().per_policy["wait"].waiting == kWaiters; },
                          std::chrono::seconds(120)))
-      << ScriptCalls() - calls_at_start;
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      << GetStats().per_policy["wait"].waiting << " waiting";
+  EXPECT_GE(ScriptCalls() - calls_at_start, kWaiters);
   const int threads_waiting = util::ProcessThreads();
   EXPECT_EQ(granted.load(), 0);
   EXPECT_LE(threads_waiting, 16) << "before: " << threads_before;
@@ -357,13 +358,19 @@ TEST_F(AsyncTest, ShutdownEndsPendingAcquiresOnce) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // All waiting (the gauge counts them), none done.
+  const auto waiting = [] {
+    Stats s = GetStats();
+    return s.per_policy["fair"].waiting + s.per_policy["wait"].waiting;
+  };
+  ASSERT_TRUE(Eventually([&] { return waiting() == kPending; })) << waiting();
   EXPECT_EQ(calls.load(), 0);
   Shutdown();
   EXPECT_TRUE(Eventually([&] { return calls.load() >= kPending; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(calls.load(), kPending);
   EXPECT_EQ(cancelled.load(), kPending);
+  EXPECT_EQ(waiting(), 0);  // an aborted wait is no longer counted
   // The fair queue keeps no place of theirs.
   EXPECT_TRUE(Eventually([&] {
     return RedisInt({"ZCARD", internal::FairKeys("f:", "k").queue()}) == 0;

@@ -92,6 +92,11 @@ TEST_F(FairTest, GrantsFollowRequestOrderAndEachReleaseWakesOnlyTheHead) {
   absl::StatusOr<LockState> st = (*holder)->Inspect();
   ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->waiting, kWaiters);
+  // Every waiter is between attempts: the attempts that queued it and, once
+  // subscribed, made sure of its place are behind it (counted below, they
+  // would not be handoffs).
+  ASSERT_TRUE(Eventually([&] { return GetStats().per_policy["fair-wait"].waiting == kWaiters; }))
+      << GetStats().per_policy["fair-wait"].waiting;
   const int64_t calls_before = ScriptCalls();
   const auto start = Clock::now();
   ASSERT_THAT((*holder)->Release(), IsOk());
@@ -218,8 +223,9 @@ TEST_F(FairTest, AHandedOverHoldIsRenewedPastItsPlace) {
     }), IsOk());
   });
   // Its two attempts: the first queued it, the second came once it was
-  // subscribed (so the handoff's message reaches it).
-  ASSERT_TRUE(Eventually([&] { return ScriptCalls() - calls_before >= 2; }));
+  // subscribed (so the handoff's message reaches it); then it waits.
+  ASSERT_TRUE(Eventually([&] { return GetStats().per_policy["fair-renew"].waiting == 1; }));
+  EXPECT_GE(ScriptCalls() - calls_before, 2);
   ASSERT_EQ(RedisInt({"ZCARD", FairKeys("r:", "handed").queue()}), 1);
   ASSERT_THAT((*holder)->Release(), IsOk());
   waiter.join();

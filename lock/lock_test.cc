@@ -124,13 +124,16 @@ TEST_F(WithTest, OnBusyFailSkipAndWait) {
   EXPECT_TRUE(IsBusy(s));
   EXPECT_THAT(s.message(), HasSubstr("after 3 attempts"));
   EXPECT_FALSE(ran);
+  EXPECT_EQ(GetStats().per_policy["wait3"].waiting, 0);  // its waits are over
+  // Released once the waiter is seen waiting (PolicyStats::waiting).
   std::thread release([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(harness::Eventually([&] { return GetStats().per_policy["wait"].waiting == 1; }));
     EXPECT_THAT(holder->Release(), IsOk());
   });
   EXPECT_THAT(locker_->With("wait", "b", fn), IsOk());  // waits it out
   release.join();
   EXPECT_TRUE(ran);
+  EXPECT_EQ(GetStats().per_policy["wait"].waiting, 0);
 }
 
 TEST_F(WithTest, LockDeletedBehindTheHolderIsReportedLost) {
@@ -494,7 +497,10 @@ TEST_F(HotReloadTest, ValidEditIsUsedAndBrokenEditKeepsTheWorkingPolicies) {
 
   Write(Config({"a", "b"}));
   ASSERT_TRUE(harness::Eventually([] { return Try("b").ok(); }, std::chrono::seconds(5)));
-  EXPECT_EQ(GetStats().config_reloads, before.config_reloads + 1);
+  // Counted by the reload's report, which comes after the swap.
+  EXPECT_TRUE(harness::Eventually(
+      [&] { return GetStats().config_reloads == before.config_reloads + 1; }))
+      << GetStats().config_reloads;
 
   Write("{ \"policies\": { \"a\": { \"ttl\": \"-1s\" } ");  // broken JSON
   ASSERT_TRUE(harness::Eventually([&] {

@@ -119,6 +119,7 @@ Stats GetStats() {
       p.errors = c.errors.load();
       p.released = c.released.load();
       p.active = c.active.load();
+      p.waiting = c.waiting.load();
       p.lost = c.lost.load();
       p.waits_woken_by_notify = c.waits_woken_by_notify.load();
       p.waits_woken_by_timer = c.waits_woken_by_timer.load();
@@ -183,6 +184,8 @@ constexpr CounterDef kCounters[] = {
      &PolicyStats::errors, "counter"},
     {"lock_released_total", "Locks released.", &PolicyStats::released, "counter"},
     {"lock_active", "Locks held right now.", &PolicyStats::active, "gauge"},
+    {"lock_waiting", "Acquisitions waiting between attempts (for a release or their next attempt) right now.",
+     &PolicyStats::waiting, "gauge"},
     {"lock_lost_total", "Locks lost while held (expired or taken over).", &PolicyStats::lost,
      "counter"},
     {"lock_waits_woken_by_notify_total", "Waits ended by a release notification.",

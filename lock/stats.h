@@ -75,6 +75,9 @@ struct PolicyStats {
   int64_t errors = 0;        // Redis unreachable, timeouts, bad replies
   int64_t released = 0;
   int64_t active = 0;        // held right now
+  // Acquires between two attempts right now (waiting for a release or
+  // their next attempt): the process's queue behind held locks.
+  int64_t waiting = 0;
   int64_t lost = 0;          // expired or taken over while held
   // Waiting (on_busy = wait): how each sleep between attempts ended.
   int64_t waits_woken_by_notify = 0;

@@ -30,7 +30,7 @@ class Histogram {
 // Live counters of one policy; never freed, so pointers stay valid.
 struct PolicyCounters {
   std::atomic<int64_t> acquired{0}, busy{0}, skipped{0}, errors{0},
-      released{0}, active{0}, lost{0}, waits_woken_by_notify{0},
+      released{0}, active{0}, waiting{0}, lost{0}, waits_woken_by_notify{0},
       waits_woken_by_timer{0}, renewals{0}, renewal_errors{0},
       skipped_renewals{0};
   // The kind (policy::LockKind) of the policy's last lock built: statistics

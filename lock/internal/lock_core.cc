@@ -563,7 +563,8 @@ absl::Status LockCore::Acquire(const CallOptions& call) {
   return EndAcquire(run, std::move(s));
 }
 
-absl::Status LockCore::EndAcquire(const AcquireRun& run, absl::Status s) {
+absl::Status LockCore::EndAcquire(AcquireRun& run, absl::Status s) {
+  EndWait(run);  // an asynchronous wait ended by an abort
   const std::shared_ptr<LockCallback> cb = Callback();
   if (s.ok()) {
     if (run.fresh) {
@@ -731,11 +732,20 @@ LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
        absl::ToChronoNanoseconds(run.busy.busy_remaining + absl::Milliseconds(1)),
        absl::ToChronoNanoseconds(run.max_sleep),
        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)});
+  run.waiting = true;
+  Count(counters_.waiting);
   return Step{.until = now + delay};
+}
+
+void LockCore::EndWait(AcquireRun& run) {
+  if (!run.waiting) return;
+  run.waiting = false;
+  counters_.waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
 LockCore::Step LockCore::AfterWaitLocked(AcquireRun& run, bool woken,
                                          const std::string& message) {
+  EndWait(run);
   Count(woken ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
   if (run.fresh && !message.empty() &&
       TakeHandoffLocked(run.token, message, run.busy.sent_at_ns)) {

@@ -151,6 +151,7 @@ class LockCore {
     Attempt busy{Outcome::kBusy, absl::ZeroDuration()};
     std::unique_ptr<ReleaseNotifier::Watch> watch;
     uint64_t seen = 0;  // the watch's generation before the last attempt
+    bool waiting = false;  // counted in PolicyStats::waiting
   };
   struct Step {
     bool done = false;
@@ -169,7 +170,7 @@ class LockCore {
   // when that handed it the lock.
   Step AfterWait(AcquireRun& run, bool woken, const std::string& message);
   // Counts a finished acquire and tells the callbacks; returns `s`.
-  absl::Status EndAcquire(const AcquireRun& run, absl::Status s);
+  absl::Status EndAcquire(AcquireRun& run, absl::Status s);
 
  private:
 
@@ -203,6 +204,8 @@ class LockCore {
   void BeginAcquireLocked(AcquireRun& run, const CallOptions& call);
   Step AcquireStepLocked(AcquireRun& run);
   Step AfterWaitLocked(AcquireRun& run, bool woken, const std::string& message);
+  // Uncounts a wait (PolicyStats::waiting) that AcquireStepLocked counted.
+  void EndWait(AcquireRun& run);
   // The end of an acquire that did not take the lock (or gave it back):
   // withdraws what its busy attempts left and words the outcome.
   enum class GiveUp { kRules, kCancelled, kDeadline };

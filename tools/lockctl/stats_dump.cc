@@ -34,6 +34,7 @@ constexpr CounterField kCounters[] = {
     {"lock_acquire_errors_total", &PolicyStats::errors},
     {"lock_released_total", &PolicyStats::released},
     {"lock_active", &PolicyStats::active},
+    {"lock_waiting", &PolicyStats::waiting},
     {"lock_lost_total", &PolicyStats::lost},
     {"lock_waits_woken_by_notify_total", &PolicyStats::waits_woken_by_notify},
     {"lock_waits_woken_by_timer_total", &PolicyStats::waits_woken_by_timer},
@@ -440,6 +441,7 @@ std::string RenderStatsTables(const StatsDump& dump) {
     row("errors", absl::StrCat(p.errors));
     row("released", absl::StrCat(p.released));
     row("held now", absl::StrCat(p.active));
+    row("waiting now", absl::StrCat(p.waiting));
     row("lost while held", absl::StrCat(p.lost));
     row("waited (notify + timer)",
         absl::StrCat(p.waits_woken_by_notify + p.waits_woken_by_timer));

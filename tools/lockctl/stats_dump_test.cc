@@ -30,6 +30,7 @@ void FillCounters() {
   a.errors = 1;
   a.released = 39;
   a.active = 1;
+  a.waiting = 2;
   a.lost = 2;
   a.waits_woken_by_notify = 25;
   a.waits_woken_by_timer = 5;
@@ -66,6 +67,7 @@ void ExpectMatchesLibrary(const StatsDump& d) {
     EXPECT_EQ(got.errors, want.errors) << name;
     EXPECT_EQ(got.released, want.released) << name;
     EXPECT_EQ(got.active, want.active) << name;
+    EXPECT_EQ(got.waiting, want.waiting) << name;
     EXPECT_EQ(got.lost, want.lost) << name;
     EXPECT_EQ(got.waits_woken_by_notify, want.waits_woken_by_notify) << name;
     EXPECT_EQ(got.waits_woken_by_timer, want.waits_woken_by_timer) << name;
