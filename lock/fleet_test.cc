@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -16,6 +17,7 @@
 #include "lock/lock.h"
 #include "lock/redis/topology.h"
 #include "lock/testing/locker_from_json.h"
+#include "lock/testing/observe_recorder.h"
 #include "nlohmann/json.hpp"
 #include "util/status_matchers.h"
 
@@ -230,6 +232,35 @@ TEST_F(FleetLockTest, SentinelKilledMasterIsRediscoveredAfterFailover) {
   EXPECT_THAT(locker->With("wait", "km", [] { return absl::OkStatus(); }), IsOk());
 }
 
+// Issue 17: the log sink hears of a failover once calls meet the new master.
+TEST_F(FleetLockTest, SentinelFailoverIsLogged) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  auto recorder = testing::Recorder::Make();
+  ASSERT_THAT(locker->With("wait", "fo", [] { return absl::OkStatus(); }), IsOk());
+  EXPECT_TRUE(recorder->Events("sentinel_failover").empty());
+  absl::StatusOr<int> old_master = fleet->MasterIndex();
+  ASSERT_THAT(old_master, IsOk());
+  ASSERT_THAT(fleet->Failover(), IsOk());
+  absl::StatusOr<int> master = fleet->MasterIndex();
+  ASSERT_THAT(master, IsOk());
+  const std::string new_master = fleet->node(*master).addr();
+  // Once the old master is a replica it refuses the next write (READONLY);
+  // the call asks the sentinels again and goes on at the new one. (Until
+  // then it still takes writes: the window min_replicas_ack closes.)
+  ASSERT_TRUE(harness::Eventually([&] {
+    return absl::StartsWith(fleet->node(*old_master).Exec({"ROLE"}).value_or(""), "slave");
+  }, std::chrono::seconds(20)));
+  ASSERT_THAT(locker->With("wait", "fo", [] { return absl::OkStatus(); }), IsOk());
+  const std::vector<testing::RecordedEvent> events = recorder->Events("sentinel_failover");
+  testing::Recorder::Uninstall();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].severity, LogSeverity::kWarning);
+  EXPECT_THAT(events[0].message, HasSubstr(absl::StrCat(" to ", new_master)));
+  EXPECT_THAT(events[0].redis, HasSubstr("sentinel master"));
+}
+
 // Issue 11: tokens keep increasing across a Sentinel failover even when the
 // new master missed the last write to the fence record (asynchronous
 // replication loses the tail; here the record is deleted on the new master
@@ -308,6 +339,22 @@ TEST_F(FleetLockTest, ClusterContractAcrossMastersAndMutualExclusion) {
     }), IsOk()) << i;
   }
   ExpectMutualExclusion(*locker, 4, 50);
+}
+
+// Issue 17: reading the slot map is logged, with how much of it is served.
+TEST_F(FleetLockTest, ClusterSlotMapRefreshIsLogged) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(*fleet);
+  auto recorder = testing::Recorder::Make();
+  ASSERT_THAT(locker->With("wait", "slots", [] { return absl::OkStatus(); }), IsOk());
+  const std::vector<testing::RecordedEvent> events =
+      recorder->Events("cluster_slots_refreshed");
+  testing::Recorder::Uninstall();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0].severity, LogSeverity::kInfo);
+  EXPECT_THAT(events[0].message, HasSubstr("3 masters serve 16384 of 16384 slots"));
+  EXPECT_THAT(events[0].redis, HasSubstr("cluster via"));
 }
 
 TEST_F(FleetLockTest, ClusterRunsEveryKindOnEveryMaster) {

@@ -24,6 +24,7 @@
 #include "lock/internal/keys.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
+#include "lock/internal/observe.h"
 #include "lock/internal/process.h"
 #include "lock/internal/renewal.h"
 #include "lock/internal/reworded.h"
@@ -572,8 +573,18 @@ absl::Status Init(const std::string& config_path, const InitOptions& options) {
       policy::Registry::Load(config_path);
   if (registry.ok() && options.watch) {
     (*registry)->Watch(options.watch_interval,
-                       [on_reload = options.on_reload](const absl::Status& s) {
+                       [on_reload = options.on_reload, config_path](const absl::Status& s) {
                          internal::AddConfigReload(s.ok());
+                         if (s.ok()) {
+                           internal::Log(LogSeverity::kInfo, "policy_reload_accepted",
+                                         absl::StrCat("edited configuration ", config_path,
+                                                      " is in use"));
+                         } else {
+                           internal::Log(LogSeverity::kError, "policy_reload_refused",
+                                         absl::StrCat("edited configuration refused, the "
+                                                      "working policies stay: ",
+                                                      s.message()));
+                         }
                          if (on_reload) on_reload(s);
                        });
   }

@@ -30,6 +30,7 @@
 #include "lock/call_options.h"
 #include "lock/errors.h"
 #include "lock/lease.h"
+#include "lock/observe.h"
 #include "lock/redis_lock.h"
 #include "lock/stats.h"
 #include "policy/policy.h"

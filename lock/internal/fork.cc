@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include "lock/internal/observe.h"
 #include "lock/internal/process.h"
 
 namespace lock::internal {
@@ -10,6 +11,7 @@ namespace {
 void Prepare() {
   ProcessLayerForkPrepare();
   StatsForkPrepare();
+  ObserveForkPrepare();
   NotifierForkPrepare();
   RenewalForkPrepare();
   ParallelForkPrepare();
@@ -19,6 +21,7 @@ void Parent() {
   ParallelForkParent();
   RenewalForkParent();
   NotifierForkParent();
+  ObserveForkParent();
   StatsForkParent();
   ProcessLayerForkParent();
 }
@@ -27,6 +30,7 @@ void Child() {
   ParallelForkChild();
   RenewalForkChild();
   NotifierForkChild();
+  ObserveForkChild();
   StatsForkChild();
   ProcessLayerForkChild();
 }

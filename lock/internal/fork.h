@@ -33,6 +33,8 @@ void ProcessLayerForkPrepare();  // lock.cc: the process-wide Locker
 void ProcessLayerForkParent();
 void ProcessLayerForkChild();
 void StatsForkPrepare();  // stats.cc: counters and callback
+// (ObserveFork*, next in this order: internal/observe.h, the log sink and
+// tracer.)
 void StatsForkParent();
 void StatsForkChild();
 void NotifierForkPrepare();  // notifier.cc: every live ReleaseNotifier

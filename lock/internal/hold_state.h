@@ -16,10 +16,12 @@
 
 #include "absl/status/status.h"
 #include "lock/internal/counters.h"
+#include "lock/internal/observe.h"
 #include "lock/redis/topology.h"
 #include "lock/scripts/embedded.h"
 #include "lock/stats.h"
 #include "policy/policy.h"
+#include "util/strings.h"
 
 namespace lock::internal {
 
@@ -143,6 +145,20 @@ struct HoldState {
       stop.request_stop();
     }
     if (auto cb = Callback()) cb->OnLost(policy->name, key, why);
+    Log(LogSeverity::kError, "lock_lost", util::ToStd(why.message()), {.policy = policy->name, .key = key});
+  }
+  // Delivers the "lock.hold" span (lock/observe.h) of a hold that ends
+  // now. Call with no internal lock held.
+  void TraceEnd(std::string_view outcome, const absl::Status& status) const {
+    const SpanAttribute attributes[] = {
+        {"lock.policy", std::string_view(policy->name)},
+        {"lock.key", std::string_view(key)},
+        {"lock.kind", policy::LockKindName(policy->kind)},
+        {"lock.fencing_token", fence},
+        {"lock.lost", lost.load()},
+        {"lock.outcome", outcome},
+    };
+    EmitSpan("lock.hold", acquired_at_ns, status, attributes);
   }
   // Both, for callers that hold no internal lock.
   void MarkLost(const absl::Status& why) {

@@ -51,7 +51,35 @@ void SleepUntil(std::chrono::steady_clock::time_point until, const std::stop_tok
   cv.wait_until(lock, stop, until, [] { return false; });
 }
 
+// The lock.outcome of a "lock.acquire" span (lock/observe.h).
+std::string_view AcquireOutcome(const absl::Status& s) {
+  if (s.ok()) return "acquired";
+  if (IsBusy(s)) return "busy";
+  if (lock::IsSkipped(s)) return "skipped";
+  if (lock::IsDeadlineExceeded(s)) return "deadline_exceeded";
+  if (lock::IsCancelled(s)) return "cancelled";
+  return "error";
+}
+
 }  // namespace
+
+void LockCore::TraceAcquire(int64_t start_ns, int attempts, bool reentry,
+                            std::string_view outcome, const absl::Status& status) const {
+  const int64_t fence = outcome == "acquired" ? fencing_token() : 0;
+  const SpanAttribute attributes[] = {
+      {"lock.policy", std::string_view(policy_->name)},
+      {"lock.key", std::string_view(key_)},
+      {"lock.kind", policy::LockKindName(policy_->kind)},
+      {"lock.attempts", int64_t{attempts}},
+      {"lock.wait_seconds", absl::ToDoubleSeconds(Since(start_ns))},
+      {"lock.reentry", reentry},
+      {"lock.outcome", outcome},
+      {"lock.fencing_token", fence},
+  };
+  // The token only once acquired: the last attribute.
+  const size_t n = std::size(attributes) - (outcome == "acquired" ? 0 : 1);
+  EmitSpan("lock.acquire", start_ns, status, absl::MakeConstSpan(attributes, n));
+}
 
 absl::StatusOr<std::unique_ptr<LockCore>> LockCore::Create(
     std::shared_ptr<const Backend> backend,
@@ -154,10 +182,15 @@ LockCore::OpScope::~OpScope() {
   for (auto& fn : deferred) fn();
 }
 
-void LockCore::LoseLocked(const std::string& why) {
+void LockCore::DropLostHoldLocked(const std::string& why) {
   std::shared_ptr<HoldState> h = hold_;
-  if (!h->SetLost()) return;
-  DeferLocked([h, status = LostError(why)] { h->AnnounceLost(status); });
+  const absl::Status status = LostError(why);
+  if (h->SetLost()) DeferLocked([h, status] { h->AnnounceLost(status); });
+  h->released.store(true);
+  RenewalManager::Global().Untrack(h.get());
+  counters_.active.fetch_sub(1, std::memory_order_relaxed);
+  count_.store(0);
+  if (TracingEnabled()) DeferLocked([h, status] { h->TraceEnd("lost", status); });
 }
 
 absl::Status LockCore::Annotate(const absl::Status& s,
@@ -319,8 +352,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptLocked(
                    sent_at};
   }
   if (r[0] == -2) {
-    LoseLocked("re-entry found the hold gone");
-    ForgetHoldLocked();
+    DropLostHoldLocked("re-entry found the hold gone");
     return LostError(absl::StrCat(
         "cannot re-enter: this instance's hold expired or passed to another "
         "owner before the re-entry (",
@@ -377,8 +409,7 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
           "re-entry: only ", granted, " of ", n, " masters answered yes (quorum ",
           backend_->quorum(), "), ", failed, " did not answer; last: ", error.message()));
     }
-    LoseLocked("re-entry found no quorum");
-    ForgetHoldLocked();
+    DropLostHoldLocked("re-entry found no quorum");
     return LostError(absl::StrCat("cannot re-enter: only ", granted, " of ", n,
                                   " masters still grant this hold (quorum ",
                                   backend_->quorum(), ")"));
@@ -434,13 +465,6 @@ void LockCore::StartHoldLocked(const std::string& token, int64_t fence,
   }
   RenewalManager::Global().Track(h);
   Count(counters_.active);
-}
-
-void LockCore::ForgetHoldLocked() {
-  hold_->released.store(true);
-  RenewalManager::Global().Untrack(hold_.get());
-  counters_.active.fetch_sub(1, std::memory_order_relaxed);
-  count_.store(0);
 }
 
 PrimitiveCall LockCore::CancelCall(const std::string& token) const {
@@ -515,6 +539,18 @@ void LockCore::WithdrawLocked(const std::string& token) {
 }
 
 absl::StatusOr<bool> LockCore::TryAcquire() {
+  if (!TracingEnabled()) return TryAcquireOnce();
+  const int64_t start_ns = SteadyNowNs();
+  const bool reentry = count_.load() > 0;
+  absl::StatusOr<bool> got = TryAcquireOnce();
+  // Try's busy is `false`, not an error: the span's status is what the
+  // caller got.
+  TraceAcquire(start_ns, 1, reentry, !got.ok() ? "error" : *got ? "acquired" : "busy",
+               got.status());
+  return got;
+}
+
+absl::StatusOr<bool> LockCore::TryAcquireOnce() {
   OpScope scope(this);
   const bool fresh = count_.load() == 0;
   const std::string token = AcquireTokenLocked();
@@ -565,6 +601,7 @@ absl::Status LockCore::Acquire(const CallOptions& call) {
 
 absl::Status LockCore::EndAcquire(AcquireRun& run, absl::Status s) {
   EndWait(run);  // an asynchronous wait ended by an abort
+  if (TracingEnabled()) TraceAcquire(run.start_ns, run.attempt, !run.fresh, AcquireOutcome(s), s);
   const std::shared_ptr<LockCallback> cb = Callback();
   if (s.ok()) {
     if (run.fresh) {
@@ -712,7 +749,7 @@ LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
     run.watch = backend_->notifier->Subscribe(
         std::string(channel()), std::min(p.script_timeout, left),
         kind_ ? kind_->wake() : ReleaseNotifier::WakeMode::kOne, run.token);
-    run.seen = run.watch->generation();
+    run.seen = run.watch->subscribed_at();
     now = Clock::now();
     if (std::optional<Step> end = over()) return *end;
     // A fair release names the next in line, and may already have handed

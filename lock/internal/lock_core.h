@@ -206,6 +206,10 @@ class LockCore {
   Step AfterWaitLocked(AcquireRun& run, bool woken, const std::string& message);
   // Uncounts a wait (PolicyStats::waiting) that AcquireStepLocked counted.
   void EndWait(AcquireRun& run);
+  absl::StatusOr<bool> TryAcquireOnce();
+  // Delivers a "lock.acquire" span (lock/observe.h) to the tracer.
+  void TraceAcquire(int64_t start_ns, int attempts, bool reentry, std::string_view outcome,
+                    const absl::Status& status) const;
   // The end of an acquire that did not take the lock (or gave it back):
   // withdraws what its busy attempts left and words the outcome.
   enum class GiveUp { kRules, kCancelled, kDeadline };
@@ -242,8 +246,9 @@ class LockCore {
   // Records a fresh hold (op_mu_ held).
   void StartHoldLocked(const std::string& token, int64_t fence, int64_t sent_at_ns,
                        int64_t valid_until_ns);
-  // Drops the current hold after it was found lost (op_mu_ held).
-  void ForgetHoldLocked();
+  // Drops the current hold, found lost (by a release, renewal or re-entry
+  // call), and defers its announcement (op_mu_ held).
+  void DropLostHoldLocked(const std::string& why);
   // Releases down to `count_after` levels. When the last level's release
   // fails, the hold stays in place and renewed if `owner_stays` (the caller
   // may retry), else renewal stops and the lease runs out by itself (the
@@ -295,8 +300,6 @@ class LockCore {
     LockCore* const lock_;
   };
   void DeferLocked(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
-  // Marks the current hold lost and defers its announcement (op_mu_ held).
-  void LoseLocked(const std::string& why);
 
   std::mutex op_mu_;  // serializes operations; held across Redis calls
   std::vector<std::function<void()>> deferred_;  // guarded by op_mu_

@@ -78,12 +78,14 @@ absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
       RenewalManager::Global().Untrack(h.get());
       counters_.active.fetch_sub(1, std::memory_order_relaxed);
       count_.store(0);
+      if (TracingEnabled()) {
+        DeferLocked([h, s = released.status()] { h->TraceEnd("release_failed", s); });
+      }
     }
     return released.status();
   }
   if (!*released) {
-    LoseLocked("release found the hold gone");
-    ForgetHoldLocked();
+    DropLostHoldLocked("release found the hold gone");
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was no longer held by this owner (its lease "
         "expired or another owner took it); nothing was deleted"));
@@ -100,6 +102,7 @@ absl::Status LockCore::ReleaseLocked(int count_after, bool owner_stays) {
         cb->OnReleased(policy->name, key, held);
       });
     }
+    if (TracingEnabled()) DeferLocked([h] { h->TraceEnd("released", absl::OkStatus()); });
   }
   return absl::OkStatus();
 }
@@ -186,8 +189,7 @@ absl::Status LockCore::SetLeaseLocked(absl::Duration ttl) {
   const int64_t sent_at = SteadyNowNs();
   absl::Status s = RunExtendScriptLocked(keys, args);
   if (IsNotHeld(s)) {
-    LoseLocked("renew found the hold gone");
-    ForgetHoldLocked();
+    DropLostHoldLocked("renew found the hold gone");
     return NotHeldError(absl::StrCat(
         "lock \"", key_, "\" was lost before it could be renewed (its lease "
         "expired or another owner took it)"));

@@ -105,6 +105,7 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   std::unique_ptr<Channel>& slot = channels_[channel];
   if (slot == nullptr) slot = std::make_unique<Channel>();
   Channel* ch = slot.get();
+  const bool subscribed_before = ch->confirmed && !ch->unsubscribing;
   if (ch->refs++ == 0 && (ch->unsubscribing || !ch->confirmed)) {
     // New, or on its way out: a confirmation left from before an UNSUBSCRIBE
     // in flight would be stale, so wait for this subscription's own.
@@ -115,7 +116,9 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
   }
   ch->changed.wait_for(lock, absl::ToChronoNanoseconds(timeout),
                        [&] { return ch->confirmed || stop_ || down_; });
-  return MakeWatchLocked(channel, ch, wake, std::move(token));
+  std::unique_ptr<Watch> watch = MakeWatchLocked(channel, ch, wake, std::move(token));
+  if (!subscribed_before && ch->confirmed) watch->subscribed_at_ = ch->confirmed_at;
+  return watch;
 }
 
 std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::MakeWatchLocked(
@@ -123,6 +126,7 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::MakeWatchLocked(
   ch->wake = wake;
   if (wake != WakeMode::kAddressed) token.clear();
   std::unique_ptr<Watch> watch(new Watch(this, channel, ch, token));
+  watch->subscribed_at_ = ch->generation;
   if (!token.empty()) ch->addressed[token] = Channel::Named{0, "", watch.get()};
   return watch;
 }
@@ -316,6 +320,7 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
     }
   } else if (kind == "subscribe") {
     ch.confirmed = true;
+    ch.confirmed_at = ch.generation;
     ch.changed.notify_all();
   } else if (kind == "unsubscribe") {
     if (ch.refs == 0 && ch.unsubscribing) {

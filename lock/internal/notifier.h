@@ -85,6 +85,7 @@ class ReleaseNotifier {
     bool unsubscribing = false;  // UNSUBSCRIBE queued or sent
     int64_t idle_since_ns = 0;   // when refs last dropped to 0
     uint64_t generation = 0;
+    uint64_t confirmed_at = 0;  // the generation when Redis confirmed it
     // The generation of the last dropped connection: every waiter re-checks.
     uint64_t dropped_at = 0;
     WakeMode wake = WakeMode::kOne;
@@ -159,6 +160,11 @@ class ReleaseNotifier::Watch {
   // subscriber connection drops, so that waiters re-check at once). A
   // release wakes one waiter of the process; a dropped connection wakes all.
   uint64_t generation() const;
+  // Where the first wait after Subscribe starts from (its `seen`): a new
+  // subscription's confirmation, so that a release the subscriber thread
+  // read before the waiter came back from Subscribe still wakes it; the
+  // generation at Subscribe for a channel subscribed before.
+  uint64_t subscribed_at() const { return subscribed_at_; }
   // Waits until a release that concerns this waiter was published after
   // generation() read `seen` (true) or `deadline` (false): any release,
   // or on a kAddressed channel one that names this waiter's token (and
@@ -206,6 +212,7 @@ class ReleaseNotifier::Watch {
   };
 
   const std::string token_;  // kAddressed channels only
+  uint64_t subscribed_at_ = 0;  // set before the Watch is handed out
   std::condition_variable cv_;  // a blocked waiter's, signalled under mu_
   bool fired_ = false;          // guarded by mu_
   // Guarded by the notifier's mu_: armed when waker_ is set.

@@ -196,6 +196,14 @@ void RenewalManager::Failed(const Sent& s, const absl::Status& why) {
   if (auto cb = Callback()) cb->OnRenewalFailed(hold->policy->name, hold->key, why);
   const int64_t now = SteadyNowNs();
   const int64_t left = hold->valid_until_ns.load() - now;
+  if (LogEnabled()) {
+    // Limited per policy: an outage fails the renewal of every hold.
+    LogLimited(LogSeverity::kWarning, "renewal_failed", hold->policy->name,
+               absl::StrCat("renewal of lock \"", hold->key, "\" (policy ", hold->policy->name,
+                            ") failed with ", std::max<int64_t>(0, left) / 1'000'000,
+                            "ms of lease left: ", why.message()),
+               {.policy = hold->policy->name, .key = hold->key});
+  }
   if (left <= 0) {
     hold->MarkLost(LostError(absl::StrCat(
         "lock \"", hold->key, "\" (policy ", hold->policy->name,

@@ -18,8 +18,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lock/internal/observe.h"
 #include "util/errno.h"
 #include "util/status_macros.h"
+#include "util/strings.h"
 
 namespace lock::redis {
 namespace {
@@ -189,6 +191,18 @@ Connection::Connection(int fd, std::unique_ptr<TlsSession> tls, std::string addr
 Connection::~Connection() { close(fd_); }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const ConnectionOptions& options) {
+  absl::StatusOr<std::unique_ptr<Connection>> conn = OpenAndHandshake(options);
+  if (!conn.ok() && internal::LogEnabled()) {
+    // Once a second per address at most: while a node is down every call
+    // that needs a connection fails to make one.
+    internal::LogLimited(LogSeverity::kWarning, "connection_error", options.addr,
+                         util::ToStd(conn.status().message()), {.redis = options.addr});
+  }
+  return conn;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenAndHandshake(
     const ConnectionOptions& options) {
   ASSIGN_OR_RETURN(Endpoint ep, ParseAddr(options.addr));
   if (options.tls != nullptr && ep.unix_socket) {

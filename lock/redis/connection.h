@@ -56,7 +56,8 @@ void BoundArrayReplies(redisReader* reader);
 
 class Connection {
  public:
-  // Connects and runs the full handshake (AUTH, SELECT).
+  // Connects and runs the full handshake (AUTH, SELECT). A failure is also
+  // reported to the log sink (lock/observe.h: connection_error).
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
       const ConnectionOptions& options);
 
@@ -105,6 +106,8 @@ class Connection {
   const std::string& addr() const { return addr_; }
 
  private:
+  static absl::StatusOr<std::unique_ptr<Connection>> OpenAndHandshake(
+      const ConnectionOptions& options);
   Connection(int fd, std::unique_ptr<TlsSession> tls, std::string addr,
              absl::Duration connect_timeout);
   absl::Status Handshake(absl::Time deadline);

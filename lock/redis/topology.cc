@@ -7,11 +7,13 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lock/internal/observe.h"
 #include "lock/redis/script.h"
 #include "util/key_slot.h"
 #include "util/status_macros.h"
@@ -342,6 +344,14 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::Discover(
     if (master_ == nullptr || master_->addr() != addr) {
       master_ = std::make_shared<ConnectionPool>(std::move(data));
     }
+    if (!last_master_.empty() && last_master_ != addr) {
+      internal::Log(LogSeverity::kWarning, "sentinel_failover",
+                    absl::StrCat("sentinel master \"", options_.master_name, "\" moved from ",
+                                 last_master_, " to ", addr, " (named by sentinel ", sentinel,
+                                 ")"),
+                    {.redis = Describe()});
+    }
+    last_master_ = addr;
     return master_;
   }
   return absl::UnavailableError(absl::StrCat(
@@ -414,6 +424,7 @@ absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
       continue;
     }
     std::fill(slot_owner_.begin(), slot_owner_.end(), std::string());
+    absl::flat_hash_set<std::string> masters;
     for (size_t i = 0; i < (*r)->elements; ++i) {
       const redisReply& range = *(*r)->element[i];
       if (range.type != REDIS_REPLY_ARRAY || range.elements < 3 ||
@@ -427,11 +438,18 @@ absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
       std::string host = Text(*master.element[0]);
       if (host.empty()) host = addr.substr(0, addr.rfind(':'));  // "" = same host
       const std::string owner = absl::StrCat(host, ":", Text(*master.element[1]));
+      masters.insert(owner);
       for (int64_t s = std::max<int64_t>(0, first); s <= last && s < kSlots; ++s) {
         slot_owner_[s] = owner;
       }
     }
     stale_ = false;
+    const int64_t served = kSlots - std::count(slot_owner_.begin(), slot_owner_.end(), "");
+    internal::Log(LogSeverity::kInfo, "cluster_slots_refreshed",
+                  absl::StrCat("slot map read from ", addr, ": ", masters.size(),
+                               masters.size() == 1 ? " master serves " : " masters serve ",
+                               served, " of ", kSlots, " slots"),
+                  {.redis = Describe()});
     return absl::OkStatus();
   }
   return absl::UnavailableError(absl::StrCat(Describe(), ": no node answered CLUSTER SLOTS: ",

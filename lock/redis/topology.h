@@ -179,6 +179,7 @@ class SentinelTopology : public Topology {
   const SentinelOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<ConnectionPool> master_;  // null until (re)discovered
+  std::string last_master_;                 // the address found last; "" before
 };
 
 struct ClusterOptions {
