@@ -6,7 +6,8 @@
 //   {"k1": {"value": 12, "fence": 40}, "k2": null}   (null: no resource)
 // The driver writes it next to the histories. Prints a summary (or the
 // report as JSON with --json). Exit codes: 0 no violation, 1 violations,
-// 2 usage or unreadable input.
+// 2 usage or unreadable input; a flag abseil rejects exits 1 with an
+// "ERROR: ... flag" line before any check.
 #include <fstream>
 #include <limits>
 #include <iostream>

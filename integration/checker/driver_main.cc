@@ -29,7 +29,8 @@
 // data reads with the library's Topology (see DataConnection).
 //
 // Exit codes: 0 pass (or skipped, with the reason printed), 1 a violation
-// or a failed scenario check, 2 usage or setup error.
+// or a failed scenario check, 2 usage or setup error. A flag abseil rejects
+// (unknown, malformed) exits 1 with an "ERROR: ... flag" line before any run.
 //
 // The pieces: driver_flags (the command line), workload (names, the policy
 // file and time, shared by both sides), worker and data_connection (a
