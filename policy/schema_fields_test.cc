@@ -97,7 +97,8 @@ TEST_F(SchemaFieldsTest, EnumsMatchTheModel) {
 
 TEST_F(SchemaFieldsTest, EveryFieldIsDescribed) {
   constexpr std::string_view kDefs = "#/$defs/";
-  for (const char* def : {"policy", "target", "retry", "wait", "renewal", "tls"}) {
+  for (const char* def :
+       {"policy", "target", "retry", "wait", "renewal", "tls"}) {
     for (const auto& [name, property] : Def(def)["properties"].items()) {
       bool described = property.contains("description");
       if (!described && property.contains("$ref")) {

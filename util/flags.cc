@@ -56,8 +56,8 @@ std::vector<std::string> ParseFlags(int argc, char** argv,
   std::vector<std::string> args = WithUnderscoreNames(argc, argv);
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) arg_ptrs.push_back(a.data());
-  std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  std::vector<char*> rest = absl::ParseCommandLine(
+      static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   std::vector<std::string> positional(rest.begin() + (rest.empty() ? 0 : 1),
                                       rest.end());
   if (positional.size() > max_positional) {

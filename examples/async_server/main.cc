@@ -151,11 +151,13 @@ awaitable<void> Client(asio::io_context& io, tcp::endpoint at, std::vector<std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  util::ParseFlags(argc, argv,
-                   "async_server [--clients N --orders K --requests R] [--port P] "
-                   "[--redis host:port] [--config FILE]");
-  auto env = demo::Environment::Prepare(kProgram, "examples/async_server/policies.json",
-                                        absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
+  util::ParseFlags(
+      argc, argv,
+      "async_server [--clients N --orders K --requests R] [--port P] "
+      "[--redis host:port] [--config FILE]");
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/async_server/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
   absl::StatusOr<std::unique_ptr<policy::Registry>> registry =
       policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
@@ -171,8 +173,10 @@ int main(int argc, char** argv) {
 
   asio::io_context io(1);
   Server server{io, **locker};
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"),
-                                           static_cast<unsigned short>(util::FlagAtLeast(FLAGS_port, 0))));
+  tcp::acceptor acceptor(
+      io, tcp::endpoint(
+              asio::ip::make_address("127.0.0.1"),
+              static_cast<unsigned short>(util::FlagAtLeast(FLAGS_port, 0))));
   const tcp::endpoint at = acceptor.local_endpoint();
   asio::co_spawn(io, server.Listen(acceptor), asio::detached);
   std::cout << kProgram << ": serving on " << at << ", Redis " << env->Describe() << "\n";

@@ -31,7 +31,8 @@ ABSL_FLAG(std::string, redis, "",
           "(if given), else an embedded redis-server");
 ABSL_FLAG(std::string, worker, "",
           "internal: run as this worker (the coordinator sets it)");
-ABSL_FLAG(std::string, run, "", "internal: the run's id (the coordinator sets it)");
+ABSL_FLAG(std::string, run, "",
+          "internal: the run's id (the coordinator sets it)");
 
 namespace demo {
 namespace {

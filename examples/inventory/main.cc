@@ -309,9 +309,9 @@ int RunCoordinator() {
   const int threads = util::FlagAtLeast(FLAGS_threads, 1);
   const double seconds = util::FlagAtLeast(FLAGS_seconds, 0);
   const bool unfenced = absl::GetFlag(FLAGS_unfenced);
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/inventory/policies.json",
-                                 absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/inventory/policies.json", absl::GetFlag(FLAGS_config),
+      absl::GetFlag(FLAGS_redis));
   auto registry = policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
     std::cerr << "inventory: " << registry.status() << "\n";

@@ -167,9 +167,9 @@ int RunCoordinator() {
   Schedule sched = ScheduleFromFlags();
   const bool no_hold = absl::GetFlag(FLAGS_no_hold);
   const std::string policy_name = no_hold ? "nightly-report-no-hold" : kJob;
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/nightly_job/policies.json",
-                                 absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/nightly_job/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
   auto registry = policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
     std::cerr << "nightly_job: " << registry.status() << "\n";

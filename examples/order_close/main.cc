@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "examples/common/demo.h"
@@ -209,9 +209,9 @@ int RunCoordinator() {
   const int workers = util::FlagAtLeast(FLAGS_workers, 1);
   const int threads = util::FlagAtLeast(FLAGS_threads, 1);
   const int orders = util::FlagAtLeast(FLAGS_orders, 1);
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/order_close/policies.json",
-                                 absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/order_close/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
 
   // Seed the orders under a fresh run id, so a real Redis is never mixed up.
   Keys k{demo::NewRunId()};

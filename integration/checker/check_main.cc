@@ -9,8 +9,8 @@
 // 2 usage or unreadable input; a flag abseil rejects exits 1 with an
 // "ERROR: ... flag" line before any check.
 #include <fstream>
-#include <limits>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>

@@ -4,7 +4,8 @@
 #include "util/flags.h"
 
 ABSL_FLAG(std::string, scenario, "", "the fault scenario to run (see --list)");
-ABSL_FLAG(bool, short, false, "short run (the default): 3 processes x 3 threads, 8 s");
+ABSL_FLAG(bool, short, false,
+          "short run (the default): 3 processes x 3 threads, 8 s");
 ABSL_FLAG(bool, long, false, "the soak: 4 processes x 4 threads, 60 s");
 ABSL_FLAG(int, processes, 0, "worker processes (>= 2); 0: the mode's default");
 ABSL_FLAG(int, threads, 0, "threads per worker (>= 1); 0: the mode's default");
@@ -13,7 +14,8 @@ ABSL_FLAG(int, seconds, 0, "run time (>= 4); 0: the mode's default");
 ABSL_FLAG(int, ttl_ms, 1000, "lease of the workload's locks");
 ABSL_FLAG(int, script_timeout_ms, 200, "the workload's script timeout");
 ABSL_FLAG(std::string, out, "", "directory for histories and logs");
-ABSL_FLAG(std::string, summary, "", "append the scenario's JSON summary line to this file");
+ABSL_FLAG(std::string, summary, "",
+          "append the scenario's JSON summary line to this file");
 ABSL_FLAG(bool, list, false, "print the scenario names, one per line");
 ABSL_FLAG(bool, keep, false, "keep the output directory");
 // Set by the coordinator on the workers it starts.
@@ -21,9 +23,11 @@ ABSL_FLAG(int, worker, -1, "internal: run as this worker process");
 ABSL_FLAG(std::string, config, "", "internal: the worker's policy file");
 ABSL_FLAG(std::string, run, "", "internal: the run's id");
 ABSL_FLAG(int, notify_fd, -1, "internal: the victim's pipe to the coordinator");
-ABSL_FLAG(int, victim_after_ms, -1, "internal: when the victim enters its section");
+ABSL_FLAG(int, victim_after_ms, -1,
+          "internal: when the victim enters its section");
 ABSL_FLAG(int, victim_hold_ms, 0, "internal: how long the victim stays inside");
-ABSL_FLAG(int, victim_extend_ms, 0, "internal: the lease the victim extends to");
+ABSL_FLAG(int, victim_extend_ms, 0,
+          "internal: the lease the victim extends to");
 ABSL_FLAG(std::string, netns, "", "internal: network namespace of the worker");
 
 namespace lock::checker::driver {

@@ -63,7 +63,8 @@ int Main(int argc, char** argv) {
   const int default_keys = is_long ? 8 : 4;
   if (f.seconds == 0) f.seconds = is_long ? 60 : 8;
   if (f.processes < 2 || f.threads < 1 || f.keys < 0 || f.seconds < 4) {
-    util::UsageError("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
+    util::UsageError(
+        "need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
   }
   for (const Scenario& s : Scenarios(f.ttl_ms)) {
     if (s.name == f.scenario) {
@@ -72,7 +73,8 @@ int Main(int argc, char** argv) {
       return Coordinator(f, s).Run();
     }
   }
-  util::UsageError("unknown scenario \"" + f.scenario + "\"; --list prints the names");
+  util::UsageError("unknown scenario \"" + f.scenario +
+                   "\"; --list prints the names");
 }
 
 }  // namespace

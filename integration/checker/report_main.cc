@@ -25,7 +25,8 @@
 #include "nlohmann/json.hpp"
 #include "util/flags.h"
 
-ABSL_FLAG(std::string, scenarios, "", "driver summary lines, one per scenario (driver --summary)");
+ABSL_FLAG(std::string, scenarios, "",
+          "driver summary lines, one per scenario (driver --summary)");
 ABSL_FLAG(std::string, fuzz, "", "the fuzzers' JSON lines");
 ABSL_FLAG(std::string, tests, "", "the test targets' JSON lines");
 ABSL_FLAG(std::string, command, "tools/reliability",
@@ -198,11 +199,12 @@ constexpr char kFindings[] = R"md(
 }  // namespace
 
 int main(int argc, char** argv) {
-  util::ParseFlags(argc, argv,
-                   "renders RELIABILITY.md (to stdout) from the suite's JSON "
-                   "lines.\n"
-                   "  report --scenarios=scenarios.jsonl --fuzz=fuzz.jsonl "
-                   "--tests=tests.jsonl --command=\"tools/reliability --short\"");
+  util::ParseFlags(
+      argc, argv,
+      "renders RELIABILITY.md (to stdout) from the suite's JSON "
+      "lines.\n"
+      "  report --scenarios=scenarios.jsonl --fuzz=fuzz.jsonl "
+      "--tests=tests.jsonl --command=\"tools/reliability --short\"");
   const std::string command = absl::GetFlag(FLAGS_command);
   const auto scenarios = ReadLines(absl::GetFlag(FLAGS_scenarios));
   const auto fuzz = ReadLines(absl::GetFlag(FLAGS_fuzz));

@@ -17,11 +17,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
@@ -35,30 +35,36 @@ ABSL_FLAG(std::vector<std::string>, scenario, {"all"},
           "comma-separated scenarios: all (every one but pairs), uncontended, "
           "handoff, kinds, async, renewal, redlock, cluster, tls, overhead, "
           "pairs");
-ABSL_FLAG(double, seconds, 6, "measured time of one point (one thread count, one K, ...)");
-ABSL_FLAG(double, phase_ms, 100, "length of one A or B phase of an interleaved comparison");
+ABSL_FLAG(double, seconds, 6,
+          "measured time of one point (one thread count, one K, ...)");
+ABSL_FLAG(double, phase_ms, 100,
+          "length of one A or B phase of an interleaved comparison");
 ABSL_FLAG(util::IntList, threads, util::IntList({1, 4, 16, 64}),
           "thread counts of the uncontended scenario");
 ABSL_FLAG(util::IntList, waiters, util::IntList({2, 8, 32}),
           "waiter counts K of the handoff scenario");
-ABSL_FLAG(util::IntList, hold_ms, util::IntList({0, 1}), "hold times of the handoff scenario");
+ABSL_FLAG(util::IntList, hold_ms, util::IntList({0, 1}),
+          "hold times of the handoff scenario");
 ABSL_FLAG(util::IntList, renewal_locks, util::IntList({10000, 100000}),
           "held lock counts of the renewal scenario");
 ABSL_FLAG(double, renewal_seconds, 60, "measured time of one renewal point");
-ABSL_FLAG(int, renewal_ttl_s, 5, "lease of the renewal scenario's locks, in seconds");
+ABSL_FLAG(int, renewal_ttl_s, 5,
+          "lease of the renewal scenario's locks, in seconds");
 ABSL_FLAG(util::IntList, redlock_masters, util::IntList({3, 5}),
           "master counts of the redlock scenario");
 ABSL_FLAG(util::IntList, cluster_threads, util::IntList({1, 16}),
           "thread counts of the cluster scenario");
 ABSL_FLAG(int, iterations, 2000, "pairs of --scenario=pairs (for callgrind)");
-ABSL_FLAG(std::string, redis, "", "host:port of a Redis to use; empty: start an embedded one");
+ABSL_FLAG(std::string, redis, "",
+          "host:port of a Redis to use; empty: start an embedded one");
 
 namespace bench {
 
 Flags ParseFlags(int argc, char** argv) {
-  util::ParseFlags(argc, argv,
-                   "benchmarks of the lock library, one JSON line per result.\n"
-                   "  bench [--scenario=all] [--seconds=6] ... (flag names take - or _)");
+  util::ParseFlags(
+      argc, argv,
+      "benchmarks of the lock library, one JSON line per result.\n"
+      "  bench [--scenario=all] [--seconds=6] ... (flag names take - or _)");
   Flags f;
   f.scenarios = absl::GetFlag(FLAGS_scenario);
   f.seconds = absl::GetFlag(FLAGS_seconds);

@@ -1,5 +1,6 @@
-// Shared pieces of the benchmark scenarios: the command line, JSON output, raw hiredis
-// helpers and the interleaved A/B runner that every same-run comparison uses.
+// Shared pieces of the benchmark scenarios: the command line, JSON output, raw
+// hiredis helpers and the interleaved A/B runner that every same-run comparison
+// uses.
 #ifndef TOOLS_BENCH_COMMON_H_
 #define TOOLS_BENCH_COMMON_H_
 

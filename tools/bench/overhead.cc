@@ -37,8 +37,8 @@ class JsonLinesReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred) {
-        std::cerr << "bench: " << run.benchmark_name() << ": " << run.error_message
-                  << "\n";
+        std::cerr << "bench: " << run.benchmark_name() << ": "
+                  << run.error_message << "\n";
         std::exit(1);
       }
       if (run.run_type != Run::RT_Aggregate) continue;
@@ -106,7 +106,8 @@ void Overhead(const Flags&) {
     lock::internal::LockKeys keys("svc:17:", key);
     benchmark::DoNotOptimize(keys);
   });
-  Register("owner_token", [&] { benchmark::DoNotOptimize(lock::internal::NewOwnerToken()); });
+  Register("owner_token",
+           [&] { benchmark::DoNotOptimize(lock::internal::NewOwnerToken()); });
   Register("locker_new_lock", [&] {
     auto lk = locker->NewLock("policy-17", key);
     if (!lk.ok()) std::abort();

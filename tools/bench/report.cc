@@ -26,10 +26,13 @@
 
 ABSL_FLAG(std::string, results, "", "bench's JSON lines");
 ABSL_FLAG(std::string, machine, "", "the machine's description, shown as is");
-ABSL_FLAG(std::string, plots, "docs/bench", "where the document finds the plots");
-ABSL_FLAG(std::string, plot_data, ".", "directory for the plots' data and gnuplot script");
+ABSL_FLAG(std::string, plots, "docs/bench",
+          "where the document finds the plots");
+ABSL_FLAG(std::string, plot_data, ".",
+          "directory for the plots' data and gnuplot script");
 ABSL_FLAG(std::string, out, "BENCHMARKS.md", "the document to write");
-ABSL_FLAG(std::string, callgrind, "", "instructions per pair from callgrind (\"name value\" lines)");
+ABSL_FLAG(std::string, callgrind, "",
+          "instructions per pair from callgrind (\"name value\" lines)");
 ABSL_FLAG(std::string, settings, "", "the bench flags of the run, shown as is");
 ABSL_FLAG(std::string, elapsed, "", "seconds the run took, shown as is");
 
@@ -121,7 +124,8 @@ int main(int argc, char** argv) {
     md << " in " << absl::GetFlag(FLAGS_elapsed) << " s";
   }
   md << ". Do not edit: run `tools/benchmarks` again.\n\n"
-     << "Every figure below comes with a baseline measured **in the same run**, "
+     << "Every figure below comes with a baseline measured **in the same "
+        "run**, "
         "and the comparisons are interleaved: all threads switch between the "
         "baseline and the library every 100 ms, so that load from other "
         "processes on this shared machine lands on both sides alike. "
@@ -131,7 +135,8 @@ int main(int argc, char** argv) {
         "2-core machine; the ratios are what the targets are judged on.\n\n"
      << "Settings of this run: `" << absl::GetFlag(FLAGS_settings) << "`.\n\n";
 
-  md << "## Machine\n\n```\n" << ReadFile(absl::GetFlag(FLAGS_machine)) << "```\n\n";
+  md << "## Machine\n\n```\n"
+     << ReadFile(absl::GetFlag(FLAGS_machine)) << "```\n\n";
 
   // ---- uncontended -----------------------------------------------------------
   std::ostringstream sec;
@@ -359,8 +364,10 @@ int main(int argc, char** argv) {
   {
     sec << "## 5. Work around the round trips\n\n"
         << "What `lock::With` does besides talking to Redis, ns per call (best "
-           "of 7 Google Benchmark repetitions of at least 150 ms; the median alongside). No Redis is "
-           "involved.\n\n| operation | ns/call (best) | ns/call (median) |\n|---|---:|---:|\n";
+           "of 7 Google Benchmark repetitions of at least 150 ms; the median "
+           "alongside). No Redis is "
+           "involved.\n\n| operation | ns/call (best) | ns/call (median) "
+           "|\n|---|---:|---:|\n";
     for (const json& r : by["overhead"]) {
       sec << "| `" << r["what"].get<std::string>() << "` | " << Fmt(Num(r, "ns_per_call_best"), 0)
           << " | " << Fmt(Num(r, "ns_per_call_median"), 0) << " |\n";

@@ -50,7 +50,7 @@ struct Flags {
   int64_t keys;
   int threads;
   std::string ttl, script_timeout, retention;  // checked by the policy loader
-  std::string redis;                           // empty: start an embedded server
+  std::string redis;  // empty: start an embedded server
 };
 
 Flags ParseFlags(int argc, char** argv) {

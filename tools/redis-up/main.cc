@@ -59,8 +59,10 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> modes = util::ParseFlags(argc, argv, kUsage, 1);
-  if (modes.empty()) util::UsageError("which topology? standalone|sentinel|cluster|redlock");
+  const std::vector<std::string> modes =
+      util::ParseFlags(argc, argv, kUsage, 1);
+  if (modes.empty())
+    util::UsageError("which topology? standalone|sentinel|cluster|redlock");
   const std::string& mode = modes[0];
   const int n = util::FlagAtLeast(FLAGS_n, -1);
   const int replicas = util::FlagAtLeast(FLAGS_replicas, 0);
