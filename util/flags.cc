@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -43,15 +44,20 @@ std::vector<std::string> ParseFlags(int argc, char** argv,
     const absl::string_view path = argv[0];
     ProgramName() = std::string(path.substr(path.rfind('/') + 1));
   }
-  absl::FlagsUsageConfig config;
-  // `--help` lists the program's flags wherever they are defined (bench's
-  // live in common.cc, the examples' partly in examples/common), but not
-  // abseil's own (--flagfile...), which `--helpfull` still shows.
-  config.contains_help_flags = [](absl::string_view file) {
-    return !absl::StrContains(file, "absl/");
-  };
-  absl::SetFlagsUsageConfig(config);
-  absl::SetProgramUsageMessage(usage);
+  // abseil takes the usage once per process (a second time is fatal), and
+  // tests parse several command lines.
+  static std::once_flag once;
+  std::call_once(once, [usage] {
+    absl::FlagsUsageConfig config;
+    // `--help` lists the program's flags wherever they are defined (bench's
+    // live in common.cc, the examples' partly in examples/common), but not
+    // abseil's own (--flagfile...), which `--helpfull` still shows.
+    config.contains_help_flags = [](absl::string_view file) {
+      return !absl::StrContains(file, "absl/");
+    };
+    absl::SetFlagsUsageConfig(config);
+    absl::SetProgramUsageMessage(usage);
+  });
 
   std::vector<std::string> args = WithUnderscoreNames(argc, argv);
   std::vector<char*> arg_ptrs;
