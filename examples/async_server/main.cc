@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -30,7 +31,15 @@
 #include "examples/async_server/asio_lock.h"
 #include "examples/common/demo.h"
 #include "lock/lock.h"
+#include "util/flags.h"
 #include "util/proc.h"
+
+ABSL_FLAG(int, port, 0, "port to serve on (127.0.0.1); 0: any free one");
+ABSL_FLAG(int, clients, 0,
+          "self-check: this many concurrent clients, then exit; 0: serve "
+          "until killed");
+ABSL_FLAG(int, orders, 5, "self-check: orders the clients share");
+ABSL_FLAG(int, requests, 2, "self-check: requests per client");
 
 namespace {
 
@@ -142,12 +151,13 @@ awaitable<void> Client(asio::io_context& io, tcp::endpoint at, std::vector<std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  demo::Flags flags(kProgram,
-                    "[--clients N --orders K --requests R] [--port P] [--redis host:port] "
-                    "[--config FILE]",
-                    argc, argv, {"clients", "orders", "requests", "port"});
-  auto env = demo::Environment::Prepare(kProgram, "examples/async_server/policies.json",
-                                        flags.Str("config"), flags.Str("redis"));
+  util::ParseFlags(
+      argc, argv,
+      "async_server [--clients N --orders K --requests R] [--port P] "
+      "[--redis host:port] [--config FILE]");
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/async_server/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
   absl::StatusOr<std::unique_ptr<policy::Registry>> registry =
       policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
@@ -163,19 +173,21 @@ int main(int argc, char** argv) {
 
   asio::io_context io(1);
   Server server{io, **locker};
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"),
-                                           static_cast<unsigned short>(flags.Int("port", 0, 0))));
+  tcp::acceptor acceptor(
+      io, tcp::endpoint(
+              asio::ip::make_address("127.0.0.1"),
+              static_cast<unsigned short>(util::FlagAtLeast(FLAGS_port, 0))));
   const tcp::endpoint at = acceptor.local_endpoint();
   asio::co_spawn(io, server.Listen(acceptor), asio::detached);
   std::cout << kProgram << ": serving on " << at << ", Redis " << env->Describe() << "\n";
 
-  const int clients = flags.Int("clients", 0, 0);
+  const int clients = util::FlagAtLeast(FLAGS_clients, 0);
   if (clients == 0) {
     io.run();  // serves until killed
     return 0;
   }
-  const int order_count = flags.Int("orders", 5);
-  const int requests = flags.Int("requests", 2);
+  const int order_count = util::FlagAtLeast(FLAGS_orders, 1);
+  const int requests = util::FlagAtLeast(FLAGS_requests, 1);
   int ok = 0, failed = 0;
   for (int c = 0; c < clients; ++c) {
     std::vector<std::string> orders;

@@ -13,14 +13,26 @@
 #include <random>
 #include <sstream>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lock/stats.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
+#include "util/flags.h"
 
 extern char** environ;
+
+ABSL_FLAG(std::string, config, "",
+          "policy file; default $LOCK_CONFIG, else the example's own");
+ABSL_FLAG(std::string, redis, "",
+          "host:port of the Redis to use; default the policy file's target "
+          "(if given), else an embedded redis-server");
+ABSL_FLAG(std::string, worker, "",
+          "internal: run as this worker (the coordinator sets it)");
+ABSL_FLAG(std::string, run, "",
+          "internal: the run's id (the coordinator sets it)");
 
 namespace demo {
 namespace {
@@ -65,72 +77,14 @@ double SecondsSince(Clock::time_point t) {
 
 // ---- Flags ------------------------------------------------------------------
 
-Flags::Flags(std::string program, std::string usage, int argc, char** argv,
-             const std::set<std::string>& names)
-    : program_(std::move(program)), usage_(std::move(usage)) {
-  std::set<std::string> known = names;
-  known.insert({"worker", "run", "config", "redis"});
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << usage_ << "\n";
-      std::exit(0);
-    }
-    if (a.rfind("--", 0) != 0) Usage("unexpected argument \"" + a + "\"");
-    std::string name = a.substr(2), value;
-    const size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
-      value = argv[++i];
-    } else {
-      value = "true";  // a bare boolean flag
-    }
-    if (known.count(name) == 0) Usage("unknown flag \"--" + name + "\"");
-    values_[name] = value;
+int WorkerNumber() {
+  int n = 0;
+  const std::string worker = absl::GetFlag(FLAGS_worker);
+  if (!absl::SimpleAtoi(worker, &n) || n < 0) {
+    util::UsageError(absl::StrCat("--worker needs a whole number >= 0, got \"",
+                                  worker, "\""));
   }
-}
-
-void Flags::Usage(const std::string& error) const {
-  std::cerr << program_ << ": " << error << "\nusage: " << usage_ << "\n";
-  std::exit(2);
-}
-
-std::string Flags::Str(const std::string& name,
-                       const std::string& fallback) const {
-  auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
-}
-
-int Flags::Int(const std::string& name, int fallback, int min) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  int v = 0;
-  if (!absl::SimpleAtoi(it->second, &v) || v < min) {
-    Usage(absl::StrCat("--", name, " needs a whole number >= ", min, ", got \"",
-                       it->second, "\""));
-  }
-  return v;
-}
-
-double Flags::Double(const std::string& name, double fallback) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  double v = 0;
-  if (!absl::SimpleAtod(it->second, &v) || v < 0) {
-    Usage(absl::StrCat("--", name, " needs a number >= 0, got \"", it->second,
-                       "\""));
-  }
-  return v;
-}
-
-bool Flags::Bool(const std::string& name) const {
-  auto it = values_.find(name);
-  if (it == values_.end() || it->second == "false" || it->second == "0")
-    return false;
-  if (it->second == "true" || it->second == "1") return true;
-  Usage("--" + name + " takes no value (or true/false)");
+  return n;
 }
 
 // ---- Environment

@@ -3,11 +3,13 @@
 // their own client, redis_data.h), and collecting each worker's lock
 // statistics for the summary.
 //
-//   demo::Flags flags("inventory", argc, argv, {"skus", "workers"});
+//   ABSL_FLAG(int, workers, 3, "worker processes");
+//   ...
+//   util::ParseFlags(argc, argv, kUsage);
 //   auto env = demo::Environment::Prepare("inventory",
 //                                         "examples/inventory/policies.json",
-//                                         flags.Str("config"),
-//                                         flags.Str("redis"));
+//                                         absl::GetFlag(FLAGS_config),
+//                                         absl::GetFlag(FLAGS_redis));
 //   pid_t w = demo::SpawnSelf({"inventory", "--worker=0", "--config=" +
 //   env->worker_config()});
 //   ...
@@ -31,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -40,33 +43,23 @@
 #include "policy/policy.h"
 #include "tools/lockctl/stats_dump.h"
 
+// Flags every example has (defined in demo.cc): where it runs (--config,
+// --redis: see Environment), and what a coordinator passes to the workers it
+// starts (--worker: which one, empty in the coordinator; --run: the run's id).
+ABSL_DECLARE_FLAG(std::string, config);
+ABSL_DECLARE_FLAG(std::string, redis);
+ABSL_DECLARE_FLAG(std::string, worker);
+ABSL_DECLARE_FLAG(std::string, run);
+
 namespace demo {
 
 using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point t);
 
-// --name=value or --name value; only the names given are accepted, plus the
-// internal ones every example uses (--worker, --run, --config, --redis).
-// A bad or unknown flag prints the usage line and exits 2.
-class Flags {
- public:
-  Flags(std::string program, std::string usage, int argc, char** argv,
-        const std::set<std::string>& names);
-  // The value, or `fallback` when not given. Int() exits 2 when it is not a
-  // whole number >= `min`.
-  std::string Str(const std::string& name,
-                  const std::string& fallback = "") const;
-  int Int(const std::string& name, int fallback, int min = 1) const;
-  double Double(const std::string& name, double fallback) const;
-  bool Has(const std::string& name) const { return values_.count(name) > 0; }
-  bool Bool(const std::string& name) const;  // --name, --name=true/false
-  [[noreturn]] void Usage(const std::string& error) const;
-
- private:
-  std::string program_, usage_;
-  std::map<std::string, std::string> values_;
-};
+// The worker's number from --worker; a usage error (exit 2) unless it is a
+// whole number >= 0.
+int WorkerNumber();
 
 // Where an example runs. The policy file is --config, else $LOCK_CONFIG,
 // else the one shipped with the example. Redis is --redis, else (with a

@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "examples/common/demo.h"
@@ -50,6 +51,15 @@
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
 #include "tools/lockctl/stats_dump.h"
+#include "util/flags.h"
+
+ABSL_FLAG(int, workers, 3, "worker processes");
+ABSL_FLAG(int, threads, 3, "threads per worker");
+ABSL_FLAG(double, seconds, 2,
+          "seconds of trading after the long deduction and the straggler are "
+          "done");
+ABSL_FLAG(bool, unfenced, false,
+          "the straggler writes without its fence (the run must then fail)");
 
 namespace {
 
@@ -59,8 +69,6 @@ constexpr char kProgram[] = "inventory";
 constexpr char kPolicy[] = "inventory-deduct";
 constexpr char kUsage[] =
     "inventory [--workers N] [--threads N] [--seconds S] [--unfenced]\n"
-    "                 (S: seconds of trading after the long deduction and the\n"
-    "                 straggler are done; default 2)\n"
     "                 [--redis host:port] [--config policies.json]";
 
 struct Sku {
@@ -187,16 +195,16 @@ nlohmann::json TallyJson(const Tally& t) {
           {"errors", t.errors}};
 }
 
-int RunWorker(const demo::Flags& f) {
-  const int worker = f.Int("worker", 0, 0);
-  const int threads = f.Int("threads", 3);
-  const std::string config = f.Str("config");
+int RunWorker() {
+  const int worker = demo::WorkerNumber();
+  const int threads = util::FlagAtLeast(FLAGS_threads, 1);
+  const std::string config = absl::GetFlag(FLAGS_config);
   if (absl::Status s = lock::Init(config); !s.ok()) {
     std::cerr << "inventory worker: " << s << "\n";
     return 1;
   }
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
-  const Keys k{f.Str("run")};
+  const Keys k{absl::GetFlag(FLAGS_run)};
   demo::StatsPublisher publisher(kProgram, target, k.Key("lockstats"),
                                  absl::StrCat("worker-", worker),
                                  absl::Milliseconds(200));
@@ -227,15 +235,15 @@ int RunWorker(const demo::Flags& f) {
 
 // The straggler: one deduction of sku-0 during which the whole process is
 // frozen past the lease.
-int RunStraggler(const demo::Flags& f) {
-  const std::string config = f.Str("config");
-  const bool unfenced = f.Bool("unfenced");
+int RunStraggler() {
+  const std::string config = absl::GetFlag(FLAGS_config);
+  const bool unfenced = absl::GetFlag(FLAGS_unfenced);
   if (absl::Status s = lock::Init(config); !s.ok()) {
     std::cerr << "inventory straggler: " << s << "\n";
     return 1;
   }
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
-  const Keys k{f.Str("run")};
+  const Keys k{absl::GetFlag(FLAGS_run)};
   auto data = demo::Data::Connect(kProgram, target);
   demo::StatsPublisher publisher(kProgram, target, k.Key("lockstats"),
                                  "straggler", absl::Milliseconds(200));
@@ -296,14 +304,14 @@ int RunStraggler(const demo::Flags& f) {
 
 // ---- coordinator ------------------------------------------------------------
 
-int RunCoordinator(const demo::Flags& f) {
-  const int workers = f.Int("workers", 3);
-  const int threads = f.Int("threads", 3);
-  const double seconds = f.Double("seconds", 2);
-  const bool unfenced = f.Bool("unfenced");
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/inventory/policies.json",
-                                 f.Str("config"), f.Str("redis"));
+int RunCoordinator() {
+  const int workers = util::FlagAtLeast(FLAGS_workers, 1);
+  const int threads = util::FlagAtLeast(FLAGS_threads, 1);
+  const double seconds = util::FlagAtLeast(FLAGS_seconds, 0);
+  const bool unfenced = absl::GetFlag(FLAGS_unfenced);
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/inventory/policies.json", absl::GetFlag(FLAGS_config),
+      absl::GetFlag(FLAGS_redis));
   auto registry = policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
     std::cerr << "inventory: " << registry.status() << "\n";
@@ -575,9 +583,9 @@ int RunCoordinator(const demo::Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  demo::Flags f(kProgram, kUsage, argc, argv,
-                {"workers", "threads", "seconds", "unfenced"});
-  if (f.Str("worker") == "straggler") return RunStraggler(f);
-  if (f.Has("worker")) return RunWorker(f);
-  return RunCoordinator(f);
+  util::ParseFlags(argc, argv, kUsage);
+  const std::string worker = absl::GetFlag(FLAGS_worker);
+  if (worker == "straggler") return RunStraggler();
+  if (!worker.empty()) return RunWorker();
+  return RunCoordinator();
 }

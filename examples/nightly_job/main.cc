@@ -32,7 +32,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -44,6 +44,22 @@
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
 #include "tools/lockctl/stats_dump.h"
+#include "util/flags.h"
+
+ABSL_FLAG(int, nodes, 5, "nodes (processes) running the job's schedule");
+ABSL_FLAG(int, periods, 3, "periods the schedule runs");
+ABSL_FLAG(double, period, 3, "seconds between two firings");
+ABSL_FLAG(double, skew, 1, "seconds over which the nodes' firings spread");
+ABSL_FLAG(int, job_ms, 300, "how long one run of the job takes");
+ABSL_FLAG(bool, no_hold, false,
+          "use a policy without hold_at_least (late nodes then run the job "
+          "again)");
+ABSL_FLAG(int64_t, start_ms, 0,
+          "internal: wall clock (Unix ms) of period 0 (the coordinator sets "
+          "it)");
+ABSL_FLAG(std::string, policy, "nightly-report",
+          "internal: the policy the nodes lock with (the coordinator sets "
+          "it)");
 
 namespace {
 
@@ -88,32 +104,30 @@ struct Schedule {
   }
 };
 
-Schedule ScheduleFrom(const demo::Flags& f) {
+Schedule ScheduleFromFlags() {
   Schedule s;
-  s.nodes = f.Int("nodes", 5);
-  s.periods = f.Int("periods", 3);
-  s.period_s = f.Double("period", 3);
-  s.skew_s = f.Double("skew", 1);
-  s.job_ms = f.Int("job-ms", 300);
-  if (f.Has("start-ms") && !absl::SimpleAtoi(f.Str("start-ms"), &s.start_ms)) {
-    f.Usage("bad --start-ms");
-  }
+  s.nodes = util::FlagAtLeast(FLAGS_nodes, 1);
+  s.periods = util::FlagAtLeast(FLAGS_periods, 1);
+  s.period_s = util::FlagAtLeast(FLAGS_period, 0);
+  s.skew_s = util::FlagAtLeast(FLAGS_skew, 0);
+  s.job_ms = util::FlagAtLeast(FLAGS_job_ms, 1);
+  s.start_ms = absl::GetFlag(FLAGS_start_ms);
   return s;
 }
 
 // ---- node process -----------------------------------------------------------
 
-int RunNode(const demo::Flags& f) {
-  const int node = f.Int("worker", 0, 0);
-  const Schedule sched = ScheduleFrom(f);
-  const std::string policy = f.Str("policy", kJob);
-  const std::string config = f.Str("config");
+int RunNode() {
+  const int node = demo::WorkerNumber();
+  const Schedule sched = ScheduleFromFlags();
+  const std::string policy = absl::GetFlag(FLAGS_policy);
+  const std::string config = absl::GetFlag(FLAGS_config);
   if (absl::Status s = lock::Init(config); !s.ok()) {
     std::cerr << "nightly_job node: " << s << "\n";
     return 1;
   }
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
-  const Keys k{f.Str("run")};
+  const Keys k{absl::GetFlag(FLAGS_run)};
   auto data = demo::Data::Connect(kProgram, target);
   demo::StatsPublisher publisher(kProgram, target, k.Stats(),
                                  absl::StrCat("node-", node),
@@ -149,13 +163,13 @@ int RunNode(const demo::Flags& f) {
 
 // ---- coordinator ------------------------------------------------------------
 
-int RunCoordinator(const demo::Flags& f) {
-  Schedule sched = ScheduleFrom(f);
-  const bool no_hold = f.Bool("no-hold");
+int RunCoordinator() {
+  Schedule sched = ScheduleFromFlags();
+  const bool no_hold = absl::GetFlag(FLAGS_no_hold);
   const std::string policy_name = no_hold ? "nightly-report-no-hold" : kJob;
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/nightly_job/policies.json",
-                                 f.Str("config"), f.Str("redis"));
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/nightly_job/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
   auto registry = policy::Registry::Load(env->worker_config());
   if (!registry.ok()) {
     std::cerr << "nightly_job: " << registry.status() << "\n";
@@ -332,9 +346,7 @@ int RunCoordinator(const demo::Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  demo::Flags f(kProgram, kUsage, argc, argv,
-                {"nodes", "periods", "period", "skew", "job-ms", "no-hold",
-                 "start-ms", "policy"});
-  if (f.Has("worker")) return RunNode(f);
-  return RunCoordinator(f);
+  util::ParseFlags(argc, argv, kUsage);
+  if (!absl::GetFlag(FLAGS_worker).empty()) return RunNode();
+  return RunCoordinator();
 }

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,6 +39,11 @@
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "tools/lockctl/stats_dump.h"
+#include "util/flags.h"
+
+ABSL_FLAG(int, workers, 4, "worker processes");
+ABSL_FLAG(int, threads, 4, "threads per worker");
+ABSL_FLAG(int, orders, 500, "orders to close");
 
 namespace {
 
@@ -136,17 +142,17 @@ ThreadStats RunThread(int worker, int orders, const Keys& k,
   return st;
 }
 
-int RunWorker(const demo::Flags& f) {
-  const int worker = f.Int("worker", 0, 0);
-  const int threads = f.Int("threads", 4);
-  const int orders = f.Int("orders", 500);
-  const std::string config = f.Str("config");
+int RunWorker() {
+  const int worker = demo::WorkerNumber();
+  const int threads = util::FlagAtLeast(FLAGS_threads, 1);
+  const int orders = util::FlagAtLeast(FLAGS_orders, 1);
+  const std::string config = absl::GetFlag(FLAGS_config);
   if (absl::Status s = lock::Init(config); !s.ok()) {
     std::cerr << "order_close worker: " << s << "\n";
     return 1;
   }
   const policy::RedisTarget target = demo::LoadTarget(kProgram, config);
-  Keys k{f.Str("run")};
+  Keys k{absl::GetFlag(FLAGS_run)};
   demo::StatsPublisher publisher(kProgram, target, k.Stats(),
                                  absl::StrCat("worker-", worker),
                                  absl::Milliseconds(200));
@@ -199,13 +205,13 @@ Rates Sample(demo::Data& data, const Keys& k) {
   return r;
 }
 
-int RunCoordinator(const demo::Flags& f) {
-  const int workers = f.Int("workers", 4);
-  const int threads = f.Int("threads", 4);
-  const int orders = f.Int("orders", 500);
-  auto env =
-      demo::Environment::Prepare(kProgram, "examples/order_close/policies.json",
-                                 f.Str("config"), f.Str("redis"));
+int RunCoordinator() {
+  const int workers = util::FlagAtLeast(FLAGS_workers, 1);
+  const int threads = util::FlagAtLeast(FLAGS_threads, 1);
+  const int orders = util::FlagAtLeast(FLAGS_orders, 1);
+  auto env = demo::Environment::Prepare(
+      kProgram, "examples/order_close/policies.json",
+      absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_redis));
 
   // Seed the orders under a fresh run id, so a real Redis is never mixed up.
   Keys k{demo::NewRunId()};
@@ -367,7 +373,7 @@ int RunCoordinator(const demo::Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  demo::Flags f(kProgram, kUsage, argc, argv, {"workers", "threads", "orders"});
-  if (f.Has("worker")) return RunWorker(f);
-  return RunCoordinator(f);
+  util::ParseFlags(argc, argv, kUsage);
+  if (!absl::GetFlag(FLAGS_worker).empty()) return RunWorker();
+  return RunCoordinator();
 }

@@ -6,47 +6,42 @@
 //   {"k1": {"value": 12, "fence": 40}, "k2": null}   (null: no resource)
 // The driver writes it next to the histories. Prints a summary (or the
 // report as JSON with --json). Exit codes: 0 no violation, 1 violations,
-// 2 usage or unreadable input.
+// 2 usage or unreadable input; a flag abseil rejects exits 1 with an
+// "ERROR: ... flag" line before any check.
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "integration/checker/checker.h"
 #include "integration/checker/history.h"
 #include "nlohmann/json.hpp"
+#include "util/flags.h"
+
+ABSL_FLAG(std::string, final, "",
+          "final.json: each lock key's resource as left in Redis");
+ABSL_FLAG(bool, json, false, "print the report as JSON instead of a summary");
 
 namespace {
 
-int Usage(const std::string& why) {
-  std::cerr << "check: " << why
-            << "\nusage: check [--final=final.json] [--json] HISTORY.jsonl...\n";
+int InputError(const std::string& why) {
+  std::cerr << "check: " << why << "\n";
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string final_path;
-  bool json = false;
-  std::vector<std::string> files;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--final=", 0) == 0) {
-      final_path = a.substr(8);
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--help" || a == "-h") {
-      Usage("verifies lock histories");
-      return 0;
-    } else if (!a.empty() && a[0] == '-') {
-      return Usage("unknown flag " + a);
-    } else {
-      files.push_back(a);
-    }
-  }
-  if (files.empty()) return Usage("no history files");
+  const std::vector<std::string> files =
+      util::ParseFlags(argc, argv,
+                       "verifies recorded lock histories.\n"
+                       "  check [--final=final.json] [--json] HISTORY.jsonl...",
+                       std::numeric_limits<size_t>::max());
+  const std::string final_path = absl::GetFlag(FLAGS_final);
+  if (files.empty()) util::UsageError("no history files");
   std::map<std::string, lock::checker::FinalState> final_state;
   if (!final_path.empty()) {
     std::ifstream in(final_path);
@@ -54,7 +49,7 @@ int main(int argc, char** argv) {
     text << in.rdbuf();
     nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
     if (!in || j.is_discarded() || !j.is_object()) {
-      return Usage("cannot read " + final_path + " as a JSON object");
+      return InputError("cannot read " + final_path + " as a JSON object");
     }
     for (const auto& [key, v] : j.items()) {
       lock::checker::FinalState s;
@@ -67,9 +62,9 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<lock::checker::History> history =
       lock::checker::ReadHistory(files);
-  if (!history.ok()) return Usage(std::string(history.status().message()));
+  if (!history.ok()) return InputError(std::string(history.status().message()));
   lock::checker::Report report = lock::checker::Check(*history, final_state);
-  if (json) {
+  if (absl::GetFlag(FLAGS_json)) {
     std::cout << report.ToJson().dump(2) << "\n";
   } else {
     std::cout << report.Summary();

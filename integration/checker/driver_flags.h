@@ -1,6 +1,6 @@
 // The driver's command line: the coordinator's flags (scenario, mode, sizes)
 // and those it passes to the workers it starts (this binary again, with
-// --worker). See driver_main.cc for the usage.
+// --worker). `driver --help` lists them.
 #ifndef INTEGRATION_CHECKER_DRIVER_FLAGS_H_
 #define INTEGRATION_CHECKER_DRIVER_FLAGS_H_
 
@@ -31,10 +31,8 @@ struct Flags {
   std::string netns;
 };
 
-// Prints `why` and the usage to stderr, then exits with 2.
-[[noreturn]] void Usage(const std::string& why);
-
-// Exits through Usage() on an unknown or malformed argument.
+// The command line (abseil flags, defined in driver_flags.cc). A malformed
+// or unknown flag exits (util/flags.h).
 Flags ParseFlags(int argc, char** argv);
 
 }  // namespace lock::checker::driver

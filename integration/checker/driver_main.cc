@@ -29,7 +29,8 @@
 // data reads with the library's Topology (see DataConnection).
 //
 // Exit codes: 0 pass (or skipped, with the reason printed), 1 a violation
-// or a failed scenario check, 2 usage or setup error.
+// or a failed scenario check, 2 usage or setup error. A flag abseil rejects
+// (unknown, malformed) exits 1 with an "ERROR: ... flag" line before any run.
 //
 // The pieces: driver_flags (the command line), workload (names, the policy
 // file and time, shared by both sides), worker and data_connection (a
@@ -43,6 +44,7 @@
 #include "integration/checker/driver_flags.h"
 #include "integration/checker/scenarios.h"
 #include "integration/checker/worker.h"
+#include "util/flags.h"
 
 namespace lock::checker::driver {
 namespace {
@@ -54,14 +56,15 @@ int Main(int argc, char** argv) {
     for (const Scenario& s : Scenarios(f.ttl_ms)) std::cout << s.name << "\n";
     return 0;
   }
-  if (f.scenario.empty()) Usage("--scenario is required");
+  if (f.scenario.empty()) util::UsageError("--scenario is required");
   const bool is_long = f.mode == "long";
   if (f.processes == 0) f.processes = is_long ? 4 : 3;
   if (f.threads == 0) f.threads = is_long ? 4 : 3;
   const int default_keys = is_long ? 8 : 4;
   if (f.seconds == 0) f.seconds = is_long ? 60 : 8;
   if (f.processes < 2 || f.threads < 1 || f.keys < 0 || f.seconds < 4) {
-    Usage("need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
+    util::UsageError(
+        "need --processes >= 2, --threads >= 1, --keys >= 1, --seconds >= 4");
   }
   for (const Scenario& s : Scenarios(f.ttl_ms)) {
     if (s.name == f.scenario) {
@@ -70,7 +73,8 @@ int Main(int argc, char** argv) {
       return Coordinator(f, s).Run();
     }
   }
-  Usage("unknown scenario \"" + f.scenario + "\" (see --list)");
+  util::UsageError("unknown scenario \"" + f.scenario +
+                   "\"; --list prints the names");
 }
 
 }  // namespace

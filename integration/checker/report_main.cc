@@ -17,11 +17,20 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "util/flags.h"
+
+ABSL_FLAG(std::string, scenarios, "",
+          "driver summary lines, one per scenario (driver --summary)");
+ABSL_FLAG(std::string, fuzz, "", "the fuzzers' JSON lines");
+ABSL_FLAG(std::string, tests, "", "the test targets' JSON lines");
+ABSL_FLAG(std::string, command, "tools/reliability",
+          "the command the document says produced it");
 
 namespace {
 
@@ -190,23 +199,16 @@ constexpr char kFindings[] = R"md(
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string scenarios_path, fuzz_path, tests_path, command = "tools/reliability";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto take = [&](const std::string& name, std::string* out) {
-      if (a.rfind(name, 0) != 0) return false;
-      *out = a.substr(name.size());
-      return true;
-    };
-    if (!take("--scenarios=", &scenarios_path) && !take("--fuzz=", &fuzz_path) &&
-        !take("--tests=", &tests_path) && !take("--command=", &command)) {
-      std::cerr << "report: unknown argument " << a << "\n";
-      return 2;
-    }
-  }
-  const auto scenarios = ReadLines(scenarios_path);
-  const auto fuzz = ReadLines(fuzz_path);
-  const auto tests = ReadLines(tests_path);
+  util::ParseFlags(
+      argc, argv,
+      "renders RELIABILITY.md (to stdout) from the suite's JSON "
+      "lines.\n"
+      "  report --scenarios=scenarios.jsonl --fuzz=fuzz.jsonl "
+      "--tests=tests.jsonl --command=\"tools/reliability --short\"");
+  const std::string command = absl::GetFlag(FLAGS_command);
+  const auto scenarios = ReadLines(absl::GetFlag(FLAGS_scenarios));
+  const auto fuzz = ReadLines(absl::GetFlag(FLAGS_fuzz));
+  const auto tests = ReadLines(absl::GetFlag(FLAGS_tests));
 
   std::ostringstream md;
   md << "# Reliability and security\n\n"

@@ -31,6 +31,7 @@ def example(name, deps = []):
             "//lock",
             "//policy",
             "//tools/lockctl:stats_dump",
+            "//util:flags",
             "@absl",
             "@nlohmann_json//:json",
         ] + deps,

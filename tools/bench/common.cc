@@ -15,85 +15,71 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "lock/internal/lock_core.h"
 #include "lock/internal/notifier.h"
 #include "lock/redis/pool.h"
 #include "lock/redis_lock.h"
 #include "lock/scripts/embedded.h"
 #include "lock/stats.h"
+#include "util/flags.h"
 #include "util/proc.h"
 
+ABSL_FLAG(std::vector<std::string>, scenario, {"all"},
+          "comma-separated scenarios: all (every one but pairs), uncontended, "
+          "handoff, kinds, async, renewal, redlock, cluster, tls, overhead, "
+          "pairs");
+ABSL_FLAG(double, seconds, 6,
+          "measured time of one point (one thread count, one K, ...)");
+ABSL_FLAG(double, phase_ms, 100,
+          "length of one A or B phase of an interleaved comparison");
+ABSL_FLAG(util::IntList, threads, util::IntList({1, 4, 16, 64}),
+          "thread counts of the uncontended scenario");
+ABSL_FLAG(util::IntList, waiters, util::IntList({2, 8, 32}),
+          "waiter counts K of the handoff scenario");
+ABSL_FLAG(util::IntList, hold_ms, util::IntList({0, 1}),
+          "hold times of the handoff scenario");
+ABSL_FLAG(util::IntList, renewal_locks, util::IntList({10000, 100000}),
+          "held lock counts of the renewal scenario");
+ABSL_FLAG(double, renewal_seconds, 60, "measured time of one renewal point");
+ABSL_FLAG(int, renewal_ttl_s, 5,
+          "lease of the renewal scenario's locks, in seconds");
+ABSL_FLAG(util::IntList, redlock_masters, util::IntList({3, 5}),
+          "master counts of the redlock scenario");
+ABSL_FLAG(util::IntList, cluster_threads, util::IntList({1, 16}),
+          "thread counts of the cluster scenario");
+ABSL_FLAG(int, iterations, 2000, "pairs of --scenario=pairs (for callgrind)");
+ABSL_FLAG(std::string, redis, "",
+          "host:port of a Redis to use; empty: start an embedded one");
+
 namespace bench {
-namespace {
-
-std::vector<int> IntList(absl::string_view flag, absl::string_view v) {
-  std::vector<int> out;
-  for (absl::string_view t : absl::StrSplit(v, ',')) {
-    int n = 0;
-    if (!absl::SimpleAtoi(t, &n) || n < 0) {
-      std::cerr << "bench: bad " << flag << " value \"" << t << "\"\n";
-      std::exit(2);
-    }
-    out.push_back(n);
-  }
-  return out;
-}
-
-constexpr char kUsage[] =
-    "usage: bench [--scenario=all|uncontended,handoff,kinds,async,renewal,redlock,"
-    "cluster,tls,overhead,pairs]\n"
-    "  [--seconds=6] [--phase-ms=100] [--threads=1,4,16,64] [--waiters=2,8,32]\n"
-    "  [--hold-ms=0,1] [--renewal-locks=10000,100000] [--renewal-seconds=60]\n"
-    "  [--renewal-ttl-s=5]\n"
-    "  [--redlock-masters=3,5] [--cluster-threads=1,16] [--iterations=2000]\n"
-    "  [--redis=host:port]\n";
-
-}  // namespace
 
 Flags ParseFlags(int argc, char** argv) {
+  util::ParseFlags(
+      argc, argv,
+      "benchmarks of the lock library, one JSON line per result.\n"
+      "  bench [--scenario=all] [--seconds=6] ... (flag names take - or _)");
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    bool ok = true;
-    if (absl::ConsumePrefix(&a, "--scenario=")) {
-      f.scenarios = absl::StrSplit(a, ',');
-    } else if (absl::ConsumePrefix(&a, "--seconds=")) {
-      ok = absl::SimpleAtod(a, &f.seconds);
-    } else if (absl::ConsumePrefix(&a, "--phase-ms=")) {
-      ok = absl::SimpleAtod(a, &f.phase_ms) && f.phase_ms > 0;
-    } else if (absl::ConsumePrefix(&a, "--threads=")) {
-      f.threads = IntList("--threads", a);
-    } else if (absl::ConsumePrefix(&a, "--waiters=")) {
-      f.waiters = IntList("--waiters", a);
-    } else if (absl::ConsumePrefix(&a, "--hold-ms=")) {
-      f.hold_ms = IntList("--hold-ms", a);
-    } else if (absl::ConsumePrefix(&a, "--renewal-locks=")) {
-      f.renewal_locks = IntList("--renewal-locks", a);
-    } else if (absl::ConsumePrefix(&a, "--renewal-seconds=")) {
-      ok = absl::SimpleAtod(a, &f.renewal_seconds);
-    } else if (absl::ConsumePrefix(&a, "--renewal-ttl-s=")) {
-      ok = absl::SimpleAtoi(a, &f.renewal_ttl_s) && f.renewal_ttl_s > 0;
-    } else if (absl::ConsumePrefix(&a, "--redlock-masters=")) {
-      f.redlock_masters = IntList("--redlock-masters", a);
-    } else if (absl::ConsumePrefix(&a, "--cluster-threads=")) {
-      f.cluster_threads = IntList("--cluster-threads", a);
-    } else if (absl::ConsumePrefix(&a, "--iterations=")) {
-      ok = absl::SimpleAtoi(a, &f.iterations) && f.iterations > 0;
-    } else if (absl::ConsumePrefix(&a, "--redis=")) {
-      f.redis = std::string(a);
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::cerr << "bench: bad argument \"" << argv[i] << "\"\n" << kUsage;
-      std::exit(2);
-    }
-  }
+  f.scenarios = absl::GetFlag(FLAGS_scenario);
+  f.seconds = absl::GetFlag(FLAGS_seconds);
+  f.phase_ms = absl::GetFlag(FLAGS_phase_ms);
+  if (f.phase_ms <= 0) util::UsageError("--phase_ms must be > 0");
+  f.threads = absl::GetFlag(FLAGS_threads).values;
+  f.waiters = absl::GetFlag(FLAGS_waiters).values;
+  f.hold_ms = absl::GetFlag(FLAGS_hold_ms).values;
+  f.renewal_locks = absl::GetFlag(FLAGS_renewal_locks).values;
+  f.renewal_seconds = absl::GetFlag(FLAGS_renewal_seconds);
+  f.renewal_ttl_s = util::FlagAtLeast(FLAGS_renewal_ttl_s, 1);
+  f.redlock_masters = absl::GetFlag(FLAGS_redlock_masters).values;
+  f.cluster_threads = absl::GetFlag(FLAGS_cluster_threads).values;
+  f.iterations = util::FlagAtLeast(FLAGS_iterations, 1);
+  f.redis = absl::GetFlag(FLAGS_redis);
   return f;
 }
 

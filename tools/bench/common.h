@@ -1,5 +1,6 @@
-// Shared pieces of the benchmark scenarios: flags, JSON output, raw hiredis
-// helpers and the interleaved A/B runner that every same-run comparison uses.
+// Shared pieces of the benchmark scenarios: the command line, JSON output, raw
+// hiredis helpers and the interleaved A/B runner that every same-run comparison
+// uses.
 #ifndef TOOLS_BENCH_COMMON_H_
 #define TOOLS_BENCH_COMMON_H_
 
@@ -22,26 +23,24 @@ namespace bench {
 
 using Clock = std::chrono::steady_clock;
 
+// The command line (its flags, defaults and help are in common.cc).
 struct Flags {
-  std::vector<std::string> scenarios = {"all"};
+  std::vector<std::string> scenarios;
   // Measured time of one point (one thread count, one K, ...).
-  double seconds = 6;
+  double seconds = 0;
   // Length of one A or B phase of an interleaved comparison.
-  double phase_ms = 100;
-  std::vector<int> threads = {1, 4, 16, 64};
-  std::vector<int> waiters = {2, 8, 32};
-  std::vector<int> hold_ms = {0, 1};
-  std::vector<int> renewal_locks = {10000, 100000};
-  double renewal_seconds = 60;
+  double phase_ms = 0;
+  std::vector<int> threads, waiters, hold_ms, renewal_locks;
+  double renewal_seconds = 0;
   // Lease of the renewal scenario's locks: each is renewed when 30% is left
   // (default policy threshold), i.e. every 0.7 * ttl.
-  int renewal_ttl_s = 5;
-  std::vector<int> redlock_masters = {3, 5};
-  std::vector<int> cluster_threads = {1, 16};
-  int iterations = 2000;  // --scenario=pairs (for callgrind)
-  std::string redis;      // empty: start an embedded server
+  int renewal_ttl_s = 0;
+  std::vector<int> redlock_masters, cluster_threads;
+  int iterations = 0;  // --scenario=pairs (for callgrind)
+  std::string redis;   // empty: start an embedded server
 };
 
+// Parses the command line; a bad flag exits (util/flags.h).
 Flags ParseFlags(int argc, char** argv);
 bool Wants(const Flags& f, const std::string& scenario);
 

@@ -4,10 +4,14 @@
 // plus the backend lookup and the RedisLock itself). No Redis is touched:
 // connections are opened lazily and nothing here acquires.
 //
-// A plain timed loop: several repetitions, the best one reported (noise on
-// a shared machine only ever adds time), the median alongside.
+// Timed by Google Benchmark: 7 repetitions of at least 150 ms each, the best
+// one reported (noise on a shared machine only ever adds time), the median
+// alongside, as the same JSON lines as every other scenario.
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,30 +25,55 @@
 namespace bench {
 namespace {
 
-template <typename T>
-void Keep(T&& v) {
-  asm volatile("" : : "r"(&v) : "memory");
-}
+constexpr int kRepetitions = 7;
+constexpr double kMinSecondsPerRepetition = 0.15;
+
+// Emits one line per benchmark, in the order they ran, from its "min" and
+// "median" aggregates (ns per iteration of real time); prints nothing else.
+class JsonLinesReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.error_occurred) {
+        std::cerr << "bench: " << run.benchmark_name() << ": "
+                  << run.error_message << "\n";
+        std::exit(1);
+      }
+      if (run.run_type != Run::RT_Aggregate) continue;
+      const std::string& what = run.run_name.function_name;
+      if (!ns_.contains(what)) order_.push_back(what);
+      ns_[what][run.aggregate_name] = run.GetAdjustedRealTime();
+    }
+  }
+
+  void Finalize() override {
+    for (const std::string& what : order_) {
+      const std::map<std::string, double>& stats = ns_.at(what);
+      Emit({{"scenario", "overhead"},
+            {"what", what},
+            {"ns_per_call_best", Round3(stats.at("min"))},
+            {"ns_per_call_median", Round3(stats.at("median"))}});
+    }
+  }
+
+ private:
+  std::vector<std::string> order_;  // as registered
+  std::map<std::string, std::map<std::string, double>> ns_;
+};
 
 template <typename Fn>
-void Measure(const std::string& what, Fn fn) {
-  constexpr int kReps = 7;
-  std::vector<double> ns;
-  for (int rep = 0; rep < kReps; ++rep) {
-    int64_t calls = 0;
-    const Clock::time_point start = Clock::now();
-    Clock::time_point now;
-    do {
-      for (int i = 0; i < 256; ++i) fn();
-      calls += 256;
-      now = Clock::now();
-    } while (now - start < std::chrono::milliseconds(150));
-    ns.push_back(std::chrono::duration<double, std::nano>(now - start).count() / calls);
-  }
-  Emit({{"scenario", "overhead"},
-        {"what", what},
-        {"ns_per_call_best", Round3(*std::min_element(ns.begin(), ns.end()))},
-        {"ns_per_call_median", Round3(Percentile(ns, 0.5))}});
+void Register(const std::string& what, Fn fn) {
+  benchmark::RegisterBenchmark(what.c_str(),
+                               [fn](benchmark::State& state) {
+                                 for (auto _ : state) fn();
+                               })
+      ->Repetitions(kRepetitions)
+      ->MinTime(kMinSecondsPerRepetition)
+      ->ComputeStatistics("min", [](const std::vector<double>& v) {
+        return *std::min_element(v.begin(), v.end());
+      });
 }
 
 }  // namespace
@@ -66,22 +95,27 @@ void Overhead(const Flags&) {
   auto locker = *lock::Locker::Create(reg);
   const std::string key = "order-1234567";
 
-  Measure("registry_snapshot_find_policy", [&] {
+  Register("registry_snapshot_find_policy", [&] {
     std::shared_ptr<const policy::Snapshot> s = reg->snapshot();
-    Keep(s->FindPolicy("policy-17"));
+    benchmark::DoNotOptimize(s->FindPolicy("policy-17"));
   });
-  Measure("registry_find_policy_shared", [&] { Keep(reg->FindPolicy("policy-17")); });
-  Measure("validate_key_and_build_keys", [&] {
-    Keep(lock::internal::ValidateKey(key));
+  Register("registry_find_policy_shared",
+           [&] { benchmark::DoNotOptimize(reg->FindPolicy("policy-17")); });
+  Register("validate_key_and_build_keys", [&] {
+    benchmark::DoNotOptimize(lock::internal::ValidateKey(key));
     lock::internal::LockKeys keys("svc:17:", key);
-    Keep(keys);
+    benchmark::DoNotOptimize(keys);
   });
-  Measure("owner_token", [&] { Keep(lock::internal::NewOwnerToken()); });
-  Measure("locker_new_lock", [&] {
+  Register("owner_token",
+           [&] { benchmark::DoNotOptimize(lock::internal::NewOwnerToken()); });
+  Register("locker_new_lock", [&] {
     auto lk = locker->NewLock("policy-17", key);
     if (!lk.ok()) std::abort();
-    Keep(lk);
+    benchmark::DoNotOptimize(lk);
   });
+  JsonLinesReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::ClearRegisteredBenchmarks();
 }
 
 }  // namespace bench

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -28,56 +29,42 @@
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
+#include "util/flags.h"
+
+ABSL_FLAG(int64_t, keys, 1'000'000, "distinct keys to lock, once each");
+ABSL_FLAG(int, threads, 8, "threads (and pooled connections) locking them");
+ABSL_FLAG(std::string, ttl, "2s", "the policy's ttl");
+// Generous: on a busy 2-core host a 100ms deadline timed out a few of a
+// million calls while Redis grew its keyspace.
+ABSL_FLAG(std::string, script_timeout, "500ms", "the policy's script_timeout");
+ABSL_FLAG(std::string, retention, "3s", "the policy's fencing_retention");
+ABSL_FLAG(std::string, redis, "",
+          "host:port of a Redis with an empty database; empty: start an "
+          "embedded one");
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 struct Flags {
-  int64_t keys = 1'000'000;
-  int threads = 8;
-  std::string ttl = "2s";
-  // Generous: on a busy 2-core host a 100ms deadline timed out a few of a
-  // million calls while Redis grew its keyspace.
-  std::string script_timeout = "500ms";
-  std::string retention = "3s";
+  int64_t keys;
+  int threads;
+  std::string ttl, script_timeout, retention;  // checked by the policy loader
   std::string redis;  // empty: start an embedded server
 };
 
-[[noreturn]] void Usage(const std::string& problem) {
-  std::cerr << "fence_keyspace: " << problem << "\n"
-            << "usage: fence_keyspace [--keys N] [--threads N] [--ttl D] "
-               "[--script_timeout D] [--retention D] [--redis host:port]\n";
-  std::exit(2);
-}
-
 Flags ParseFlags(int argc, char** argv) {
-  Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string name = argv[i];
-    if (i + 1 >= argc) Usage(name + " needs a value");
-    const std::string value = argv[++i];
-    if (name == "--keys") {
-      if (!absl::SimpleAtoi(value, &f.keys) || f.keys < 1) {
-        Usage("--keys: want an integer >= 1, got " + value);
-      }
-    } else if (name == "--threads") {
-      if (!absl::SimpleAtoi(value, &f.threads) || f.threads < 1) {
-        Usage("--threads: want an integer >= 1, got " + value);
-      }
-    } else if (name == "--ttl") {
-      f.ttl = value;  // validated by the policy loader
-    } else if (name == "--script_timeout") {
-      f.script_timeout = value;
-    } else if (name == "--retention") {
-      f.retention = value;
-    } else if (name == "--redis") {
-      f.redis = value;
-    } else {
-      Usage("unknown flag " + name);
-    }
-  }
-  return f;
+  util::ParseFlags(argc, argv,
+                   "locks N distinct keys once each, then watches Redis "
+                   "forget them.\n"
+                   "  fence_keyspace [--keys N] [--threads N] [--ttl D] "
+                   "[--script_timeout D] [--retention D] [--redis host:port]");
+  return {.keys = util::FlagAtLeast(FLAGS_keys, 1),
+          .threads = util::FlagAtLeast(FLAGS_threads, 1),
+          .ttl = absl::GetFlag(FLAGS_ttl),
+          .script_timeout = absl::GetFlag(FLAGS_script_timeout),
+          .retention = absl::GetFlag(FLAGS_retention),
+          .redis = absl::GetFlag(FLAGS_redis)};
 }
 
 double SecondsSince(Clock::time_point t) {

@@ -25,66 +25,49 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "integration/harness/redis_fleet.h"
+#include "util/flags.h"
+
+ABSL_FLAG(int, n, -1,
+          "replicas (sentinel), masters (cluster, redlock); -1: the mode's "
+          "default");
+ABSL_FLAG(int, replicas, 1, "replicas of each cluster master");
+ABSL_FLAG(bool, tls, false,
+          "TLS-only nodes with test certificates; the target gets a \"tls\" "
+          "block (CA, client cert and key)");
 
 namespace {
 
 using ::lock::harness::RedisFleet;
 
 constexpr char kUsage[] =
-    "usage: redis-up standalone|sentinel|cluster|redlock [--n N] "
-    "[--replicas R] [--tls]\n"
+    "starts a Redis topology for development, prints its policy-config "
+    "target as JSON on stdout, runs until Ctrl-C or SIGTERM, then stops "
+    "every node.\n"
+    "  redis-up standalone|sentinel|cluster|redlock [--n N] [--replicas R] "
+    "[--tls]\n"
     "  standalone        one server\n"
     "  sentinel  --n N   a master, N replicas (default 1), 3 sentinels\n"
     "  cluster   --n N   N masters (default 3, >= 3), --replicas R each "
     "(default 1)\n"
-    "  redlock   --n N   N independent masters (default 3)\n"
-    "  --tls             TLS-only nodes with test certificates; the target\n"
-    "                    gets a \"tls\" block (CA, client cert and key)\n"
-    "Prints the policy-config redis target as JSON on stdout, runs until "
-    "Ctrl-C or SIGTERM, then stops every node.\n";
-
-int Usage(const std::string& error) {
-  if (!error.empty()) std::cerr << "redis-up: " << error << "\n";
-  std::cerr << kUsage;
-  return 2;
-}
+    "  redlock   --n N   N independent masters (default 3)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    return Usage("");
-  }
-  const std::string mode = args[0];
-  int n = -1;
-  int replicas = 1;
+  const std::vector<std::string> modes =
+      util::ParseFlags(argc, argv, kUsage, 1);
+  if (modes.empty())
+    util::UsageError("which topology? standalone|sentinel|cluster|redlock");
+  const std::string& mode = modes[0];
+  const int n = util::FlagAtLeast(FLAGS_n, -1);
+  const int replicas = util::FlagAtLeast(FLAGS_replicas, 0);
   lock::harness::RedisServerOptions base;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string flag = args[i];
-    if (flag == "--tls") {
-      base.tls = true;
-      continue;
-    }
-    std::string value;
-    if (const size_t eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    }
-    int* target = flag == "--n" ? &n : flag == "--replicas" ? &replicas : nullptr;
-    if (target == nullptr) return Usage("unknown flag " + flag);
-    if (!absl::SimpleAtoi(value, target) || *target < 0) {
-      return Usage(absl::StrCat(flag, " needs a number >= 0, got \"", value,
-                                "\""));
-    }
-  }
+  base.tls = absl::GetFlag(FLAGS_tls);
 
   // Blocked before any thread exists, so that every thread inherits the
   // mask and sigwait() below is the only place these signals land. The
@@ -108,7 +91,7 @@ int main(int argc, char** argv) {
   } else if (mode == "redlock") {
     fleet = RedisFleet::Masters(n < 0 ? 3 : n, base);
   } else {
-    return Usage("unknown mode \"" + mode + "\"");
+    util::UsageError("unknown mode \"" + mode + "\"");
   }
   if (!fleet.ok()) {
     std::cerr << "redis-up: " << fleet.status() << "\n";
