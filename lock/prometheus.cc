@@ -48,6 +48,24 @@ const std::vector<double>& BucketBounds() {
   return *bounds;
 }
 
+// One series of a NumberFamily.
+struct NumberSeries {
+  Counter* counter = nullptr;  // exactly one of the two
+  Gauge* gauge = nullptr;
+
+  // Brings the series to `value`. A prometheus-cpp counter can only be
+  // incremented: it grows by what it lacks (the statistics' counters never
+  // decrease).
+  void Show(int64_t value) const {
+    if (gauge != nullptr) {
+      gauge->Set(static_cast<double>(value));
+      return;
+    }
+    const double lacking = static_cast<double>(value) - counter->Value();
+    if (lacking > 0) counter->Increment(lacking);
+  }
+};
+
 // A family of counters or of gauges (the tables' MetricType).
 class NumberFamily {
  public:
@@ -60,17 +78,9 @@ class NumberFamily {
     }
   }
 
-  // Brings the series `labels` to `value`. A prometheus-cpp counter can only
-  // be incremented: it grows by what it lacks (the statistics' counters
-  // never decrease).
-  void Show(const Labels& labels, int64_t value) const {
-    if (gauge_ != nullptr) {
-      gauge_->Add(labels).Set(static_cast<double>(value));
-      return;
-    }
-    Counter& c = counter_->Add(labels);
-    const double lacking = static_cast<double>(value) - c.Value();
-    if (lacking > 0) c.Increment(lacking);
+  NumberSeries Add(const Labels& labels) const {
+    if (gauge_ != nullptr) return {.gauge = &gauge_->Add(labels)};
+    return {.counter = &counter_->Add(labels)};
   }
 
   void RemoveFrom(prometheus::Registry& registry) const {
@@ -113,6 +123,14 @@ std::set<std::string> FamilyNames() {
 }  // namespace
 
 struct MetricsRegistration::State {
+  // The series of one policy.
+  struct PolicySeries {
+    std::vector<NumberSeries> numbers;   // parallel to kPolicyMetrics
+    std::vector<Histogram*> histograms;  // parallel to kHistograms
+    std::string kind;                    // shown by `info`
+    Gauge* info = nullptr;
+  };
+
   State(prometheus::Registry& r, absl::Duration p) : registry(r), period(p) {}
 
   // Registers every family. Throws what prometheus-cpp throws (a name taken
@@ -131,6 +149,7 @@ struct MetricsRegistration::State {
                        .Register(registry);
     for (const auto& m : internal::kProcessMetrics) {
       process_numbers.emplace_back(registry, m.name, m.help, m.type);
+      process_series.push_back(process_numbers.back().Add({}));
     }
   }
 
@@ -143,32 +162,43 @@ struct MetricsRegistration::State {
     histograms.clear();
     policy_info = nullptr;
     process_numbers.clear();
+    process_series.clear();
+    series.clear();
   }
 
   void RefreshLocked() {
-    const Stats s = GetStats();
-    for (const auto& [policy, p] : s.per_policy) {
-      const Labels labels = {{"policy", policy}};
-      for (size_t i = 0; i < policy_numbers.size(); ++i) {
-        policy_numbers[i].Show(labels, p.*(internal::kPolicyMetrics[i].field));
+    const Stats st = GetStats();
+    for (const auto& [policy, p] : st.per_policy) {
+      const PolicySeries& ps = SeriesOf(policy, p.kind);
+      for (size_t i = 0; i < ps.numbers.size(); ++i) {
+        ps.numbers[i].Show(p.*(internal::kPolicyMetrics[i].field));
       }
-      for (size_t i = 0; i < histograms.size(); ++i) {
-        CatchUp(histograms[i]->Add(labels, BucketBounds()), p.*(internal::kHistograms[i].field));
+      for (size_t i = 0; i < ps.histograms.size(); ++i) {
+        CatchUp(*ps.histograms[i], p.*(internal::kHistograms[i].field));
       }
-      ShowKind(policy, p.kind);
     }
-    for (size_t i = 0; i < process_numbers.size(); ++i) {
-      process_numbers[i].Show({}, s.*(internal::kProcessMetrics[i].field));
+    for (size_t i = 0; i < process_series.size(); ++i) {
+      process_series[i].Show(st.*(internal::kProcessMetrics[i].field));
     }
   }
 
-  // A hot reload may change a policy's kind: its old info series goes.
-  void ShowKind(const std::string& policy, const std::string& kind) {
-    auto [it, added] = info.try_emplace(policy, kind, nullptr);
-    if (!added && it->second.first == kind) return;
-    if (it->second.second != nullptr) policy_info->Remove(it->second.second);
-    it->second = {kind, &policy_info->Add({{"policy", policy}, {"kind", kind}})};
-    it->second.second->Set(1);
+  // A policy's series, added when it first shows up. A hot reload may
+  // change its kind: the old lock_policy_info series goes.
+  const PolicySeries& SeriesOf(const std::string& policy, const std::string& kind) {
+    auto [it, added] = series.try_emplace(policy);
+    PolicySeries& ps = it->second;
+    const Labels labels = {{"policy", policy}};
+    if (added) {
+      for (const NumberFamily& f : policy_numbers) ps.numbers.push_back(f.Add(labels));
+      for (Family<Histogram>* f : histograms) ps.histograms.push_back(&f->Add(labels, BucketBounds()));
+    }
+    if (ps.info == nullptr || ps.kind != kind) {
+      if (ps.info != nullptr) policy_info->Remove(ps.info);
+      ps.kind = kind;
+      ps.info = &policy_info->Add({{"policy", policy}, {"kind", kind}});
+      ps.info->Set(1);
+    }
+    return ps;
   }
 
   // The next refresh on the library's timer, unless the caller refreshes.
@@ -199,8 +229,8 @@ struct MetricsRegistration::State {
   std::vector<Family<Histogram>*> histograms;  // parallel to kHistograms
   Family<Gauge>* policy_info = nullptr;
   std::vector<NumberFamily> process_numbers;  // parallel to kProcessMetrics
-  // policy -> the kind it is shown with, and that series.
-  std::map<std::string, std::pair<std::string, Gauge*>> info;  // guarded by mu
+  std::vector<NumberSeries> process_series;   // parallel to kProcessMetrics
+  std::map<std::string, PolicySeries> series;  // by policy; guarded by mu
 };
 
 MetricsRegistration::MetricsRegistration(std::shared_ptr<State> state)
