@@ -18,7 +18,7 @@ fail() {
 
 # A 100ms refresh keeps the scrapes close to the statistics; --seconds
 # bounds the process should this script be killed first.
-$bin --workers 3 --refresh 100ms --seconds 300s >"$log" 2>&1 &
+$bin --workers 3 --refresh_ms 100 --seconds 300 >"$log" 2>&1 &
 pid=$!
 
 # Polls `cond` (a shell command) every 0.1s for up to 60s.
