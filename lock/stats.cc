@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "lock/internal/counters.h"
 #include "lock/internal/fork.h"
+#include "lock/internal/metric_defs.h"
 #include "nlohmann/json.hpp"
 #include "policy/policy.h"
 
@@ -167,70 +168,26 @@ std::string LabelValue(const std::string& v) {
   return out;
 }
 
-struct CounterDef {
-  const char* name;
-  const char* help;
-  int64_t PolicyStats::*field;
-  const char* type;
-};
-
-constexpr CounterDef kCounters[] = {
-    {"lock_acquired_total", "Locks acquired.", &PolicyStats::acquired, "counter"},
-    {"lock_busy_total", "Acquisitions that found the lock held by another owner and gave up.",
-     &PolicyStats::busy, "counter"},
-    {"lock_skipped_total", "Acquisitions skipped because the lock was held (on_busy=skip).",
-     &PolicyStats::skipped, "counter"},
-    {"lock_acquire_errors_total", "Acquisitions that failed with an error (Redis unreachable, timeout).",
-     &PolicyStats::errors, "counter"},
-    {"lock_released_total", "Locks released.", &PolicyStats::released, "counter"},
-    {"lock_active", "Locks held right now.", &PolicyStats::active, "gauge"},
-    {"lock_waiting", "Acquisitions waiting between attempts (for a release or their next attempt) right now.",
-     &PolicyStats::waiting, "gauge"},
-    {"lock_lost_total", "Locks lost while held (expired or taken over).", &PolicyStats::lost,
-     "counter"},
-    {"lock_waits_woken_by_notify_total", "Waits ended by a release notification.",
-     &PolicyStats::waits_woken_by_notify, "counter"},
-    {"lock_waits_woken_by_timer_total", "Waits ended by the backoff timer.",
-     &PolicyStats::waits_woken_by_timer, "counter"},
-    {"lock_renewals_total", "Successful lease renewals.", &PolicyStats::renewals, "counter"},
-    {"lock_renewal_errors_total", "Failed renewal calls.", &PolicyStats::renewal_errors,
-     "counter"},
-    {"lock_skipped_renewals_total", "Renewals dropped because the worker queue was full.",
-     &PolicyStats::skipped_renewals, "counter"},
-};
-
-struct HistogramDef {
-  const char* name;
-  const char* help;
-  HistogramSnapshot PolicyStats::*field;
-};
-
-constexpr HistogramDef kHistograms[] = {
-    {"lock_acquire_wait_seconds", "Time from the first attempt until the lock was held.",
-     &PolicyStats::acquire_wait},
-    {"lock_hold_seconds", "Time a lock was held.", &PolicyStats::hold_time},
-    {"lock_script_call_seconds", "Latency of Redis script calls.", &PolicyStats::script_call},
-    {"lock_renewal_seconds", "Latency of lease renewals.", &PolicyStats::renewal_latency},
-};
-
 std::string Bound(double b) { return absl::StrFormat("%g", b); }
 
 }  // namespace
 
 std::string StatsPrometheusText() {
+  using internal::MetricTypeName;
   const Stats s = GetStats();
   std::string out;
-  for (const CounterDef& c : kCounters) {
-    absl::StrAppend(&out, "# HELP ", c.name, " ", c.help, "\n# TYPE ", c.name, " ",
-                    c.type, "\n");
+  auto header = [&out](const char* name, const char* help, const char* type) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  };
+  for (const auto& c : internal::kPolicyMetrics) {
+    header(c.name, c.help, MetricTypeName(c.type));
     for (const auto& [policy, p] : s.per_policy) {
       absl::StrAppend(&out, c.name, "{policy=\"", LabelValue(policy), "\"} ",
                       p.*(c.field), "\n");
     }
   }
-  for (const HistogramDef& h : kHistograms) {
-    absl::StrAppend(&out, "# HELP ", h.name, " ", h.help, "\n# TYPE ", h.name,
-                    " histogram\n");
+  for (const internal::HistogramDef& h : internal::kHistograms) {
+    header(h.name, h.help, "histogram");
     for (const auto& [policy, p] : s.per_policy) {
       const HistogramSnapshot& hs = p.*(h.field);
       const std::string label = LabelValue(policy);
@@ -246,29 +203,15 @@ std::string StatsPrometheusText() {
                       "_count{policy=\"", label, "\"} ", hs.count, "\n");
     }
   }
-  absl::StrAppend(&out,
-                  "# HELP lock_policy_info The kind of each policy (1), to sum its "
-                  "metrics by kind.\n# TYPE lock_policy_info gauge\n");
+  header(internal::kPolicyInfoName, internal::kPolicyInfoHelp, "gauge");
   for (const auto& [policy, p] : s.per_policy) {
-    absl::StrAppend(&out, "lock_policy_info{policy=\"", LabelValue(policy), "\",kind=\"",
-                    p.kind, "\"} 1\n");
+    absl::StrAppend(&out, internal::kPolicyInfoName, "{policy=\"", LabelValue(policy),
+                    "\",kind=\"", p.kind, "\"} 1\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP lock_renewal_queue_length Renewal batches waiting for a worker.\n"
-                  "# TYPE lock_renewal_queue_length gauge\n"
-                  "lock_renewal_queue_length ", s.worker_queue_len, "\n",
-                  "# HELP lock_renewal_queue_capacity Capacity of the renewal worker queue.\n"
-                  "# TYPE lock_renewal_queue_capacity gauge\n"
-                  "lock_renewal_queue_capacity ", s.worker_queue_cap, "\n",
-                  "# HELP lock_renewal_round_trips_total Renewal pipelines sent to Redis.\n"
-                  "# TYPE lock_renewal_round_trips_total counter\n"
-                  "lock_renewal_round_trips_total ", s.round_trips, "\n",
-                  "# HELP lock_config_reloads_total Changed configurations swapped in by hot reload.\n"
-                  "# TYPE lock_config_reloads_total counter\n"
-                  "lock_config_reloads_total ", s.config_reloads, "\n",
-                  "# HELP lock_config_reload_errors_total Configuration edits refused by hot reload (the working policies stayed).\n"
-                  "# TYPE lock_config_reload_errors_total counter\n"
-                  "lock_config_reload_errors_total ", s.config_reload_errors, "\n");
+  for (const auto& c : internal::kProcessMetrics) {
+    header(c.name, c.help, MetricTypeName(c.type));
+    absl::StrAppend(&out, c.name, " ", s.*(c.field), "\n");
+  }
   return out;
 }
 
@@ -290,8 +233,8 @@ std::string StatsJson() {
   for (const auto& [name, p] : s.per_policy) {
     nlohmann::json j;
     j["kind"] = p.kind;
-    for (const CounterDef& c : kCounters) j[c.name] = p.*(c.field);
-    for (const HistogramDef& h : kHistograms) j[h.name] = histogram(p.*(h.field));
+    for (const auto& c : internal::kPolicyMetrics) j[c.name] = p.*(c.field);
+    for (const internal::HistogramDef& h : internal::kHistograms) j[h.name] = histogram(p.*(h.field));
     policies[name] = j;
   }
   nlohmann::json out = {{"total_locks", s.total_locks},

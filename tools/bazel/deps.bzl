@@ -40,6 +40,7 @@ _SYSTEM_LIBRARIES = {
     "hiredis": "/usr/lib/x86_64-linux-gnu",
     "nlohmann_json": "/usr/include",
     "openssl": "/usr/lib/x86_64-linux-gnu",
+    "prometheus_cpp": "/usr/lib/x86_64-linux-gnu",
 }
 
 def redis_lock_deps():
