@@ -1,16 +1,21 @@
 // lockctl on the harness's fleets: a Sentinel deployment, a Cluster and
 // Redlock masters, each holding locks taken through the library. One fleet
 // per suite (starting one takes seconds); each test uses keys of its own.
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/redis_fleet.h"
+#include "integration/harness/redis_test.h"
 #include "lock/lock.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
@@ -44,6 +49,9 @@ class FleetTest : public ::testing::Test {
         {"defaults", {{"script_timeout", "1s"}}},
         {"policies",
          {{"orders", {{"key_prefix", "order:"}, {"ttl", "1h"}, {"on_busy", "fail"}}},
+          {"orders-wait", {{"key_prefix", "order:"}, {"ttl", "1h"},
+                           {"wait", {{"timeout", "60s"}, {"notify", true}}},
+                           {"retry", {{"max_attempts", 1000000}, {"max_delay", "1s"}}}}},
           {"bench", {{"key_prefix", "bench:"}, {"ttl", "10s"},
                      {"wait", {{"timeout", "10s"}, {"notify", true}}}}}}}};
     if (kinds) {
@@ -154,6 +162,18 @@ TEST_F(LockctlSentinelTest, StatusListAndForceReleaseNameTheResolvedMaster) {
   EXPECT_FALSE(HeldNow("orders", "s-1"));
 }
 
+TEST_F(LockctlSentinelTest, WatchFollowsTheResolvedMaster) {
+  absl::StatusOr<std::string> master = fleet_->MasterAddr();
+  ASSERT_THAT(master, IsOk());
+  auto lk = Hold("orders", "s-watch");
+  ASSERT_NE(lk, nullptr);
+  CliRun r = Run({"watch", "orders", "s-watch", "--count", "1"});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("on master ", *master, " via sentinel")));
+  EXPECT_THAT(r.out, HasSubstr(lk->owner_token()));
+  EXPECT_THAT(r.out, HasSubstr("1 lock "));
+}
+
 TEST_F(LockctlSentinelTest, SemaphoreStatusAndReleaseOnTheResolvedMaster) {
   absl::StatusOr<std::string> master = fleet_->MasterAddr();
   ASSERT_THAT(master, IsOk());
@@ -226,6 +246,49 @@ TEST_F(LockctlClusterTest, ListScansEveryMasterAndStatusRoutesEachKeyToItsSlot) 
   r = Run({"list", "orders"});
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(r.out, HasSubstr("no locks held under policy orders"));
+}
+
+// The waiter subscribes on whichever node the library picked, not
+// necessarily the key's master: watch counts subscribers on every master.
+TEST_F(LockctlClusterTest, WatchShowsEveryMastersLocksAndCountsWaitersOnAnyNode) {
+  const auto keys = KeysOnEveryMaster("order:", "w-");
+  std::vector<std::unique_ptr<lock::RedisLock>> held;
+  for (const auto& [key, node] : keys) {
+    held.push_back(Hold("orders", key));
+    ASSERT_NE(held.back(), nullptr);
+  }
+  const std::string contended = keys.back().first;
+  auto waiter = locker_->NewLock("orders-wait", contended);
+  ASSERT_THAT(waiter, IsOk());
+  std::thread waiting([&] { EXPECT_THAT((*waiter)->Acquire(), IsOk()); });
+
+  nlohmann::json frame;
+  auto waiters_of = [&](const std::string& key) -> int64_t {
+    for (const auto& l : frame["locks"]) {
+      if (l["key"] == key) return l["waiters"].get<int64_t>();
+    }
+    return -1;
+  };
+  const bool seen = lock::harness::Eventually(
+      [&] {
+        CliRun r = Run({"watch", "orders", "w-*", "--count", "1", "--json"});
+        if (r.code != 0) return false;
+        frame = nlohmann::json::parse(r.out);
+        return waiters_of(contended) == 1;
+      },
+      std::chrono::seconds(30));
+  EXPECT_TRUE(seen) << frame.dump(2);
+  EXPECT_EQ(frame["locks"].size(), 3u) << frame.dump(2);
+  for (size_t i = 0; i + 1 < keys.size(); ++i) EXPECT_EQ(waiters_of(keys[i].first), 0);
+  for (const auto& l : frame["locks"]) {
+    EXPECT_EQ(l["age_from"], "fencing_token") << l.dump();
+    EXPECT_GE(l["age_ms"].get<int64_t>(), 0);
+    EXPECT_EQ(l["owner_pid"].get<int64_t>(), getpid());
+  }
+
+  ASSERT_THAT(held.back()->Release(), IsOk());
+  waiting.join();
+  EXPECT_THAT((*waiter)->Release(), IsOk());
 }
 
 TEST_F(LockctlClusterTest, SemaphoresOnEveryMasterAreListed) {
