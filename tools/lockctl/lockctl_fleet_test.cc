@@ -214,15 +214,20 @@ class LockctlClusterTest : public FleetTest {
     EXPECT_EQ(out.size(), 3u);
     return out;
   }
+
+  // Each of `keys` held under `policy` (Hold records any failure).
+  std::vector<std::unique_ptr<lock::RedisLock>> HoldEach(
+      const std::string& policy, const std::vector<std::pair<std::string, int>>& keys) {
+    std::vector<std::unique_ptr<lock::RedisLock>> held;
+    for (const auto& [key, node] : keys) held.push_back(Hold(policy, key));
+    return held;
+  }
 };
 
 TEST_F(LockctlClusterTest, ListScansEveryMasterAndStatusRoutesEachKeyToItsSlot) {
   const auto keys = KeysOnEveryMaster("order:", "c-");
-  std::vector<std::unique_ptr<lock::RedisLock>> held;
-  for (const auto& [key, node] : keys) {
-    held.push_back(Hold("orders", key));
-    ASSERT_NE(held.back(), nullptr);
-  }
+  const auto held = HoldEach("orders", keys);
+  ASSERT_FALSE(HasFailure());
 
   CliRun r = Run({"list", "orders"});
   ASSERT_EQ(r.code, 0) << r;
@@ -252,11 +257,8 @@ TEST_F(LockctlClusterTest, ListScansEveryMasterAndStatusRoutesEachKeyToItsSlot) 
 // necessarily the key's master: watch counts subscribers on every master.
 TEST_F(LockctlClusterTest, WatchShowsEveryMastersLocksAndCountsWaitersOnAnyNode) {
   const auto keys = KeysOnEveryMaster("order:", "w-");
-  std::vector<std::unique_ptr<lock::RedisLock>> held;
-  for (const auto& [key, node] : keys) {
-    held.push_back(Hold("orders", key));
-    ASSERT_NE(held.back(), nullptr);
-  }
+  const auto held = HoldEach("orders", keys);
+  ASSERT_FALSE(HasFailure());
   const std::string contended = keys.back().first;
   auto waiter = locker_->NewLock("orders-wait", contended);
   ASSERT_THAT(waiter, IsOk());
@@ -293,11 +295,8 @@ TEST_F(LockctlClusterTest, WatchShowsEveryMastersLocksAndCountsWaitersOnAnyNode)
 
 TEST_F(LockctlClusterTest, SemaphoresOnEveryMasterAreListed) {
   const auto keys = KeysOnEveryMaster("pool:", "p-");
-  std::vector<std::unique_ptr<lock::RedisLock>> held;
-  for (const auto& [key, node] : keys) {
-    held.push_back(Hold("pool", key));
-    ASSERT_NE(held.back(), nullptr);
-  }
+  const auto held = HoldEach("pool", keys);
+  ASSERT_FALSE(HasFailure());
   CliRun r = Run({"list", "pool"});
   ASSERT_EQ(r.code, 0) << r;
   for (const auto& [key, node] : keys) EXPECT_THAT(r.out, HasSubstr(key + "  semaphore  1/2"));
