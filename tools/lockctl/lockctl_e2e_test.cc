@@ -559,6 +559,16 @@ TEST_F(LockctlKindsTest, FairShowsTheQueueInOrderAndReleasesOwnerOrWaiter) {
   ASSERT_EQ(j["locks"].size(), 1u) << j;
   EXPECT_EQ(j["locks"][0]["summary"], "held by o1, 3 queued");
 
+  // watch counts a fair lock's waiters from its queue; o1's token carries
+  // no host:pid and its age comes from the fencing token.
+  j = Json({"watch", "line", "--count", "1", "--json"});
+  ASSERT_EQ(j["locks"].size(), 1u) << j;
+  EXPECT_EQ(j["locks"][0]["key"], "f1");
+  EXPECT_EQ(j["locks"][0]["owner"], "o1");
+  EXPECT_EQ(j["locks"][0]["waiters"], 3);
+  EXPECT_EQ(j["locks"][0]["state"], "held by o1, 3 queued");
+  EXPECT_EQ(j["locks"][0]["age_from"], "fencing_token");
+
   r = Lockctl(WithConfig({"release", "line", "f1", "--owner", "q2"}));
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_THAT(Normalize(r.out), HasSubstr("removed waiter q2 (place 2 in the queue, "));
