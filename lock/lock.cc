@@ -137,35 +137,8 @@ absl::StatusOr<std::shared_ptr<const internal::Backend>> Locker::Impl::BackendFo
   auto it = backends.find(target.name);
   if (it != backends.end() && it->second.target == target) return it->second.backend;
   // New or changed by a reload: locks still using the old backend keep it.
-  ASSIGN_OR_RETURN(redis::ConnectionOptions connection, internal::ConnectionOptionsFor(target));
-  const redis::PoolOptions data{.connection = std::move(connection),
-                                .max_size = target.pool_size};
-  auto standalone = [&data](const std::string& addr) {
-    redis::PoolOptions o = data;
-    o.connection.addr = addr;
-    return std::make_shared<redis::StandaloneTopology>(o);
-  };
   auto backend = std::make_shared<internal::Backend>();
-  switch (target.mode) {
-    case policy::RedisMode::kStandalone:
-      backend->homes.push_back(standalone(target.addrs.at(0)));
-      break;
-    case policy::RedisMode::kSentinel:
-      backend->homes.push_back(std::make_shared<redis::SentinelTopology>(
-          redis::SentinelOptions{.sentinels = target.sentinels,
-                                 .master_name = target.master_name,
-                                 .data = data,
-                                 .sentinel_username = target.sentinel_username,
-                                 .sentinel_password = target.sentinel_password}));
-      break;
-    case policy::RedisMode::kCluster:
-      backend->homes.push_back(std::make_shared<redis::ClusterTopology>(
-          redis::ClusterOptions{target.addrs, data}));
-      break;
-    case policy::RedisMode::kRedlock:
-      for (const std::string& addr : target.addrs) backend->homes.push_back(standalone(addr));
-      break;
-  }
+  ASSIGN_OR_RETURN(backend->homes, internal::HomesFor(target));
   backend->min_replicas_ack = target.min_replicas_ack;
   backend->replica_ack_timeout = target.replica_ack_timeout;
   backend->drift_factor = target.drift_factor;

@@ -42,16 +42,6 @@ void ShowShared(const std::vector<Lease>& holds, absl::string_view mine, int min
   st->hold_count = !mine.empty() && shown->token == mine ? mine_count : 1;
 }
 
-void ShowOwner(const OwnerState& o, LockState* st) {
-  st->owner_token = o.owner;
-  st->held = !o.owner.empty();
-  st->remaining = st->held ? LeaseLeft(o.pttl_ms) : absl::ZeroDuration();
-  st->hold_count = o.hold_count;
-  st->fencing_token = o.fence;
-  st->last_fencing_token = o.last_fence;
-  st->holders = st->held ? 1 : 0;
-}
-
 class SemaphoreCalls final : public KindCalls {
  public:
   SemaphoreCalls(const policy::Policy& p, absl::string_view key)
@@ -121,7 +111,7 @@ class ReadWriteCalls final : public KindCalls {
     if (!rw.ok()) return rw.status();
     LockState st;
     if (!rw->writer.owner.empty()) {
-      ShowOwner(rw->writer, &st);
+      st = OwnerLockState(rw->writer);
     } else {
       ShowShared(rw->readers, mine, mine_count, &st);
       st.last_fencing_token = rw->writer.last_fence;
@@ -190,8 +180,7 @@ class FairCalls final : public KindCalls {
                                          int) const override {
     absl::StatusOr<FairState> fair = ParseFairInspect(r);
     if (!fair.ok()) return fair.status();
-    LockState st;
-    ShowOwner(fair->owner, &st);
+    LockState st = OwnerLockState(fair->owner);
     st.waiting = static_cast<int64_t>(fair->queue.size());
     return st;
   }
@@ -216,6 +205,18 @@ class FairCalls final : public KindCalls {
 };
 
 }  // namespace
+
+LockState OwnerLockState(const OwnerState& o) {
+  LockState st;
+  st.owner_token = o.owner;
+  st.held = !o.owner.empty();
+  st.remaining = st.held ? LeaseLeft(o.pttl_ms) : absl::ZeroDuration();
+  st.hold_count = o.hold_count;
+  st.fencing_token = o.fence;
+  st.last_fencing_token = o.last_fence;
+  st.holders = st.held ? 1 : 0;
+  return st;
+}
 
 absl::StatusOr<std::unique_ptr<const KindCalls>> KindCalls::For(const policy::Policy& p,
                                                                 absl::string_view key,

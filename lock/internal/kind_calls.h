@@ -32,6 +32,10 @@
 
 namespace lock::internal {
 
+// An exclusive hold (a mutex, a read_write lock's writer, a fair lock's
+// owner) as RedisLock::Inspect reports it.
+LockState OwnerLockState(const OwnerState& owner);
+
 class KindCalls {
  public:
   // Null for a mutex. kInvalidArgument for kRead / kWrite on a policy that

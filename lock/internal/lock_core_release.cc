@@ -261,26 +261,9 @@ absl::StatusOr<LockState> LockCore::Inspect() {
   const absl::string_view keys[] = {keys_.owner(), keys_.fence()};
   absl::StatusOr<redis::ReplyPtr> reply = Call(scripts::k_inspect, keys, {});
   if (!reply.ok()) return Annotate(reply.status(), "inspect");
-  const redisReply& r = **reply;
-  if (r.type != REDIS_REPLY_ARRAY || r.elements != 5 ||
-      r.element[0]->type != REDIS_REPLY_STRING) {
-    return absl::InternalError("inspect: unexpected reply shape");
-  }
-  for (size_t i = 1; i < 5; ++i) {
-    if (r.element[i]->type != REDIS_REPLY_INTEGER) {
-      return absl::InternalError("inspect: unexpected reply shape");
-    }
-  }
-  LockState st;
-  st.owner_token = std::string(redis::ReplyText(*r.element[0]));
-  st.held = !st.owner_token.empty();
-  st.remaining = st.held ? absl::Milliseconds(std::max<int64_t>(0, r.element[1]->integer))
-                         : absl::ZeroDuration();
-  st.hold_count = r.element[2]->integer;
-  st.fencing_token = r.element[3]->integer;
-  st.last_fencing_token = r.element[4]->integer;
-  st.holders = st.held ? 1 : 0;
-  return st;
+  absl::StatusOr<OwnerState> owner = ParseMutexInspect(**reply);
+  if (!owner.ok()) return owner.status();
+  return OwnerLockState(*owner);
 }
 
 absl::StatusOr<bool> LockCore::IsLocked() {

@@ -69,6 +69,16 @@ std::vector<absl::string_view> PrimitiveCall::ArgViews() const {
   return std::vector<absl::string_view>(args.begin(), args.end());
 }
 
+// --- mutex ---
+
+PrimitiveCall MutexInspect(const LockKeys& keys) {
+  return Make(scripts::k_inspect, {std::string(keys.owner()), std::string(keys.fence())}, {});
+}
+PrimitiveCall MutexRelease(const LockKeys& keys, absl::string_view token) {
+  return Make(scripts::k_release, {std::string(keys.owner())},
+              {std::string(token), "0", std::string(keys.channel()), "0"});
+}
+
 // --- semaphore ---
 
 PrimitiveCall SemAcquire(const SemaphoreKeys& keys, absl::string_view token,
@@ -210,6 +220,11 @@ absl::StatusOr<AcquireReply> ParseAcquireReply(const redisReply& r, absl::string
 absl::StatusOr<int64_t> ParseIntegerReply(const redisReply& r, absl::string_view what) {
   if (!IsInt(&r)) return Shape(what, "an integer");
   return r.integer;
+}
+
+absl::StatusOr<OwnerState> ParseMutexInspect(const redisReply& r) {
+  if (!IsArray(&r, 5)) return Shape("inspect", "5 elements");
+  return Owner(r, "inspect");
 }
 
 absl::StatusOr<SemaphoreState> ParseSemInspect(const redisReply& r) {

@@ -46,6 +46,14 @@ struct ExclusiveOptions {
   int64_t fence_retention_ms = 24 * 3600 * 1000;
 };
 
+// --- mutex ---
+// The engine builds its own mutex calls on the hot path (no allocation per
+// call); these are for tools that read or clean up one master at a time.
+PrimitiveCall MutexInspect(const LockKeys& keys);
+// release.lua for every level at once: the key is deleted (never kept for
+// hold_at_least) and waiters are told, as RedisLock::ReleaseOwnedBy does.
+PrimitiveCall MutexRelease(const LockKeys& keys, absl::string_view token);
+
 // --- semaphore ---
 PrimitiveCall SemAcquire(const SemaphoreKeys& keys, absl::string_view token,
                          int64_t ttl_ms, int hold_count, int permits);
@@ -141,6 +149,9 @@ struct OwnerState {
   int64_t fence = 0;       // of this hold
   int64_t last_fence = 0;  // last issued for the resource
 };
+
+// inspect.lua's reply; the engine's RedisLock::Inspect reads it too.
+absl::StatusOr<OwnerState> ParseMutexInspect(const redisReply& reply);
 
 struct SemaphoreState {
   int64_t in_use = 0;

@@ -366,6 +366,12 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::PoolFor(
   return Discover(timeout);
 }
 
+absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> SentinelTopology::Masters(
+    absl::Duration timeout) {
+  ASSIGN_OR_RETURN(std::shared_ptr<ConnectionPool> master, PoolFor("", timeout));
+  return std::vector<std::shared_ptr<ConnectionPool>>{std::move(master)};
+}
+
 absl::StatusOr<std::shared_ptr<ConnectionPool>> SentinelTopology::PoolAt(
     const std::string&) {
   return PoolFor("", options_.data.connection.connect_timeout);
@@ -466,6 +472,20 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> ClusterTopology::PoolFor(
                                                " has no master (cluster incomplete)"));
   }
   return PoolAtLocked(slot_owner_[slot]);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> ClusterTopology::Masters(
+    absl::Duration timeout) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stale_) RETURN_IF_ERROR(RefreshLocked(timeout));
+  std::vector<std::shared_ptr<ConnectionPool>> out;
+  std::vector<std::string> seen;
+  for (const std::string& owner : slot_owner_) {
+    if (owner.empty() || std::find(seen.begin(), seen.end(), owner) != seen.end()) continue;
+    seen.push_back(owner);
+    out.push_back(PoolAtLocked(owner));
+  }
+  return out;
 }
 
 absl::StatusOr<std::shared_ptr<ConnectionPool>> ClusterTopology::PoolAt(

@@ -78,6 +78,14 @@ class Topology {
   virtual absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolFor(
       absl::string_view key, absl::Duration timeout) = 0;
 
+  // Every master holding keys now, each once, in slot order: the one node,
+  // the master the sentinels name, each master of the cluster's slot map
+  // (read again when stale). For what no single key routes to: lockctl's
+  // SCAN over all locks, and counting subscribers, which PUBSUB NUMSUB
+  // reports per node.
+  virtual absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> Masters(
+      absl::Duration timeout) = 0;
+
   // A call for `key` failed: a transport error, or an error reply (MOVED,
   // ASK, READONLY, ...). The topology refreshes what it knows as needed and
   // says whether the call should be retried, and where for an ASK (to be
@@ -134,6 +142,10 @@ class StandaloneTopology : public Topology {
                                                           absl::Duration) override {
     return pool_;
   }
+  absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> Masters(
+      absl::Duration) override {
+    return std::vector<std::shared_ptr<ConnectionPool>>{pool_};
+  }
   // One server: nowhere else to go (a READONLY here means the configured
   // address is a replica, which retrying cannot fix).
   Retry Invalidate(absl::string_view, const redisReply*) override { return {}; }
@@ -166,6 +178,8 @@ class SentinelTopology : public Topology {
   explicit SentinelTopology(SentinelOptions options);
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolFor(absl::string_view key,
                                                           absl::Duration timeout) override;
+  absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> Masters(
+      absl::Duration timeout) override;
   Retry Invalidate(absl::string_view key, const redisReply* error_reply) override;
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;
@@ -192,6 +206,8 @@ class ClusterTopology : public Topology {
   explicit ClusterTopology(ClusterOptions options);
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PoolFor(absl::string_view key,
                                                           absl::Duration timeout) override;
+  absl::StatusOr<std::vector<std::shared_ptr<ConnectionPool>>> Masters(
+      absl::Duration timeout) override;
   Retry Invalidate(absl::string_view key, const redisReply* error_reply) override;
   absl::StatusOr<ConnectionOptions> SubscriberOptions(absl::Duration timeout) override;
   std::string Describe() const override;

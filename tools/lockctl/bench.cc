@@ -30,7 +30,6 @@
 #include "lock/internal/keys.h"
 #include "lock/internal/token.h"
 #include "lock/lock.h"
-#include "lock/redis/connection.h"
 #include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
 #include "tools/lockctl/stats_dump.h"
@@ -282,20 +281,16 @@ int Bench(const std::vector<std::string>& argv) {
                                 shared_key, threads, seconds, progress));
   const lock::PolicyStats after = lock::GetStats().per_policy[policy_name];
 
-  // Fencing counters never expire by design; the bench's own are removed.
-  if (absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-          ConnectTo(*ctx->target);
-      conn.ok()) {
-    std::vector<std::string> del = {"DEL"};
-    for (const std::string& k : own_keys) {
-      del.emplace_back(
-          lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
+  // Fence records outlive the bench by fencing_retention; its own are
+  // removed, one DEL per key (on a cluster each key has a slot of its own),
+  // on every master (Redlock).
+  std::vector<std::string> bench_keys = own_keys;
+  bench_keys.push_back(shared_key[0]);
+  for (const std::string& k : bench_keys) {
+    const std::string fence(lock::internal::LockKeys(ctx->policy->key_prefix, k).fence());
+    for (size_t home = 0; home < ctx->reach->homes(); ++home) {
+      (void)ctx->reach->Command(home, fence, {"DEL", fence});
     }
-    del.emplace_back(
-        lock::internal::LockKeys(ctx->policy->key_prefix, shared_key[0])
-            .fence());
-    std::vector<absl::string_view> argv_view(del.begin(), del.end());
-    (void)(*conn)->Command(argv_view, ctx->policy->script_timeout);
   }
 
   const int64_t notify =

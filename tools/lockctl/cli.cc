@@ -13,7 +13,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lock/internal/keys.h"
-#include "lock/internal/target.h"
 #include "util/status_macros.h"
 
 namespace lockctl {
@@ -108,11 +107,6 @@ absl::StatusOr<std::shared_ptr<policy::Registry>> LoadRegistry(
   return std::shared_ptr<policy::Registry>(*std::move(r));
 }
 
-std::string PolicyContext::Where() const {
-  const std::string addr = target->addrs.empty() ? "?" : target->addrs[0];
-  return absl::StrCat(addr, " db ", target->db);
-}
-
 absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
                                          const std::string& policy_name) {
   PolicyContext ctx;
@@ -139,14 +133,13 @@ absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
       lock::Locker::Create(ctx.registry);
   if (!locker.ok()) return locker.status();
   ctx.locker = *std::move(locker);
+  // Tools wait longer than a lock operation would: an operator's read of a
+  // loaded Redis is worth a second.
+  absl::StatusOr<std::unique_ptr<Reach>> reach =
+      Reach::For(*ctx.target, std::max(ctx.policy->script_timeout, absl::Seconds(1)));
+  if (!reach.ok()) return reach.status();
+  ctx.reach = *std::move(reach);
   return ctx;
-}
-
-absl::StatusOr<std::unique_ptr<lock::redis::Connection>> ConnectTo(
-    const policy::RedisTarget& target) {
-  ASSIGN_OR_RETURN(lock::redis::ConnectionOptions options,
-                   lock::internal::ConnectionOptionsFor(target));
-  return lock::redis::Connection::Open(options);
 }
 
 int ExitCodeFor(const absl::Status& s) {

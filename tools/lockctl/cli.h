@@ -23,6 +23,7 @@
 #include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
+#include "tools/lockctl/reach.h"
 
 namespace lockctl {
 
@@ -82,21 +83,19 @@ struct PolicyContext {
   std::unique_ptr<lock::Locker> locker;
   std::shared_ptr<const policy::Policy> policy;
   std::shared_ptr<const policy::RedisTarget> target;
+  // The target's masters, whatever its mode.
+  std::unique_ptr<Reach> reach;
 
-  // "127.0.0.1:6379 db 0" for messages.
-  std::string Where() const;
+  // The target for messages about many keys: "127.0.0.1:6379 db 0", "master
+  // 127.0.0.1:7001 via sentinel mymaster db 0", "cluster masters ...",
+  // "redlock masters ... (quorum 2)" (Reach::Describe).
+  std::string Where() const { return reach->Describe(); }
 };
 
 // Loads the configuration named by `args` and finds `policy_name` in it.
 // kNotFound for an unknown policy (listing the known ones).
 absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
                                          const std::string& policy_name);
-
-// A connection to the target's first address, made as the library makes
-// them (lock::internal::ConnectionOptionsFor: ACL user, password read from
-// password_env at load time, db, connect_timeout, TLS).
-absl::StatusOr<std::unique_ptr<lock::redis::Connection>> ConnectTo(
-    const policy::RedisTarget& target);
 
 // Maps an error to the documented exit code.
 int ExitCodeFor(const absl::Status& s);

@@ -15,6 +15,7 @@ int List(const std::vector<std::string>& argv);
 int Release(const std::vector<std::string>& argv);
 int Stats(const std::vector<std::string>& argv);
 int Bench(const std::vector<std::string>& argv);
+int Watch(const std::vector<std::string>& argv);
 
 }  // namespace lockctl
 

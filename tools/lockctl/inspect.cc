@@ -13,15 +13,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lock/internal/keys.h"
-#include "lock/redis/connection.h"
+#include "lock/internal/kind_calls.h"
+#include "lock/internal/primitive_calls.h"
 #include "lock/redis/reply.h"
 #include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
 #include "tools/lockctl/kinds.h"
+#include "tools/lockctl/locks.h"
 
 namespace lockctl {
 namespace {
@@ -104,19 +105,61 @@ constexpr char kReleaseHelp[] =
     "(including neither --owner nor --force), 3 Redis unreachable or "
     "failing.\n";
 
-absl::StatusOr<lock::LockState> InspectKey(const PolicyContext& ctx,
-                                           const std::string& key) {
-  absl::StatusOr<std::unique_ptr<lock::RedisLock>> lk =
-      ctx.locker->NewLock(ctx.policy->name, key);
-  if (!lk.ok()) return lk.status();
-  return (*lk)->Inspect();
+// "held", "free", "released (kept for hold_at_least)", and on a Redlock
+// target whether a quorum of masters agrees: "held (3 of 3 masters, quorum
+// 2)", "no quorum (1 of 3 masters, quorum 2)".
+std::string MutexStateName(const MutexView& v) {
+  if (v.masters.size() == 1) return StateName(v.lock.state);
+  const std::string count =
+      absl::StrCat(" (", v.agreeing, " of ", v.masters.size(), " masters, quorum ", v.quorum, ")");
+  if (v.agreeing == 0) return "free" + count;
+  return (v.quorum_holds() ? StateName(v.lock.state) : "no quorum") + count;
 }
 
-std::string RedisKey(const PolicyContext& ctx, const std::string& key) {
-  return std::string(lock::internal::LockKeys(ctx.policy->key_prefix, key).owner());
+// One master's line in a Redlock status: "held by this owner (29.9s left)".
+std::string MasterText(const MutexView& v, const MasterState& m) {
+  if (!m.error.ok()) return absl::StrCat("no answer: ", m.error.message());
+  if (!m.state.held) return "free";
+  const std::string whose = m.state.owner_token == v.lock.state.owner_token
+                                ? "this owner"
+                                : m.state.owner_token;
+  return absl::StrCat(m.state.hold_count == 0 ? "kept for hold_at_least, by " : "held by ",
+                      whose, " (", FormatTtl(m.state.remaining), " left)");
 }
 
-std::string FenceText(const lock::LockState& st) {
+nlohmann::json MutexJson(const PolicyContext& ctx, const MutexView& v) {
+  nlohmann::json j = LockViewJson(v.lock);
+  if (v.masters.size() == 1) {
+    // A standalone target's output is as it always was.
+    if (ctx.reach->mode() != policy::RedisMode::kStandalone) j["master"] = v.masters[0].addr;
+    return j;
+  }
+  j["held"] = v.quorum_holds() && v.lock.state.hold_count > 0;
+  j["quorum"] = v.quorum;
+  j["masters_holding"] = v.agreeing;
+  j["masters"] = nlohmann::json::array();
+  for (const MasterState& m : v.masters) {
+    nlohmann::json mj = {{"addr", m.addr}};
+    if (!m.error.ok()) {
+      mj["error"] = std::string(m.error.message());
+    } else {
+      mj["state"] = m.state.held ? (m.state.hold_count == 0 ? "kept" : "held") : "free";
+      if (m.state.held) {
+        mj["owner"] = m.state.owner_token;
+        mj["ttl_ms"] = absl::ToInt64Milliseconds(m.state.remaining);
+        mj["hold_count"] = m.state.hold_count;
+      }
+    }
+    j["masters"].push_back(std::move(mj));
+  }
+  return j;
+}
+
+std::string FenceText(const MutexView& v) {
+  const lock::LockState& st = v.lock.state;
+  if (v.masters.size() > 1 && st.last_fencing_token == 0) {
+    return "none (Redlock targets issue no fencing tokens)";
+  }
   if (!st.held) return absl::StrCat("last issued ", st.last_fencing_token);
   return absl::StrCat(
       st.fencing_token,
@@ -124,12 +167,12 @@ std::string FenceText(const lock::LockState& st) {
       "; last issued ", st.last_fencing_token);
 }
 
-void PrintLockText(const PolicyContext& ctx, const LockView& v) {
-  const lock::LockState& st = v.state;
+void PrintLockText(const MutexView& v) {
+  const lock::LockState& st = v.lock.state;
   std::vector<std::vector<std::string>> rows = {
-      {"lock", absl::StrCat(v.policy, " / ", v.key)},
-      {"redis key", absl::StrCat(v.redis_key, " on ", ctx.Where())},
-      {"state", StateName(st)},
+      {"lock", absl::StrCat(v.lock.policy, " / ", v.lock.key)},
+      {"redis key", absl::StrCat(v.lock.redis_key, " on ", v.where)},
+      {"state", MutexStateName(v)},
   };
   if (st.held) {
     rows.push_back({"owner", st.owner_token});
@@ -141,81 +184,15 @@ void PrintLockText(const PolicyContext& ctx, const LockView& v) {
     rows.push_back({"ttl left", FormatTtl(st.remaining)});
     rows.push_back({"reentry count", absl::StrCat(st.hold_count)});
   }
-  rows.push_back({"fencing token", FenceText(st)});
+  rows.push_back({"fencing token", FenceText(v)});
+  if (v.masters.size() > 1) {
+    for (const MasterState& m : v.masters) {
+      rows.push_back({absl::StrCat("master ", m.addr), MasterText(v, m)});
+    }
+  }
   std::cout << RenderTable(rows);
 }
 
-// Redis glob metacharacters in a literal (the policy's prefix) are escaped.
-std::string EscapeGlob(const std::string& literal) {
-  std::string out;
-  for (char c : literal) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-// The lock key whose `key_of` key is `redis_key` under `prefix` (say the
-// owner hash {P K}), or nullopt when `redis_key` is no such key of that prefix
-// (a fencing counter or a cancel marker, say). Every such key is a head, the
-// lock key, then a tail, found by comparing the keys of "" and "?".
-std::optional<std::string> LockKeyOf(const RedisKeyOf& key_of, const std::string& prefix,
-                                     absl::string_view redis_key) {
-  const std::string bare = key_of(prefix, "");
-  const std::string probe = key_of(prefix, "?");
-  const size_t at =
-      std::mismatch(bare.begin(), bare.end(), probe.begin()).first - bare.begin();
-  const absl::string_view head = absl::string_view(bare).substr(0, at);
-  const absl::string_view tail = absl::string_view(bare).substr(at);
-  absl::string_view key = redis_key;
-  if (!absl::ConsumePrefix(&key, head) || !absl::ConsumeSuffix(&key, tail) ||
-      !lock::internal::ValidateKey(key).ok() || key_of(prefix, key) != redis_key) {
-    return std::nullopt;
-  }
-  return std::string(key);
-}
-
-// The keys of the locks of the policy's kind whose key matches the glob
-// `match`, sorted, each once: a SCAN for each key that shows such a lock
-// exists (PresenceKeys), with the glob in place of the key and the prefix
-// taken literally.
-absl::StatusOr<std::vector<std::string>> ScanLockKeys(lock::redis::Connection& conn,
-                                                      const PolicyContext& ctx,
-                                                      const std::string& match) {
-  const std::string& prefix = ctx.policy->key_prefix;
-  const absl::Duration timeout =
-      std::max(ctx.policy->script_timeout, absl::Seconds(1));
-  std::vector<std::string> keys;
-  for (const RedisKeyOf& key_of : PresenceKeys(ctx.policy->kind)) {
-    const std::string pattern = key_of(EscapeGlob(prefix), match);
-    std::string cursor = "0";
-    do {
-      absl::StatusOr<lock::redis::ReplyPtr> r = conn.Command(
-          {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, timeout);
-      if (!r.ok()) return r.status();
-      const redisReply& reply = **r;
-      if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2 ||
-          reply.element[0]->type != REDIS_REPLY_STRING ||
-          reply.element[1]->type != REDIS_REPLY_ARRAY) {
-        return absl::InternalError("SCAN: unexpected reply shape");
-      }
-      cursor = std::string(lock::redis::ReplyText(*reply.element[0]));
-      for (size_t i = 0; i < reply.element[1]->elements; ++i) {
-        // Only the keys asked for. The fencing counter {P K}:fence and cancel
-        // markers {P K}:cancel:<token> do not match the pattern (checked
-        // anyway rather than trusted), while a lock key such as
-        // "order:cancel:7" or "x:fence" is a lock like any other.
-        std::optional<std::string> key = LockKeyOf(
-            key_of, prefix, lock::redis::ReplyText(*reply.element[1]->element[i]));
-        if (key.has_value()) keys.push_back(*std::move(key));
-      }
-    } while (cursor != "0");
-  }
-  std::sort(keys.begin(), keys.end());
-  // SCAN may repeat a key, and a lock may have several of the keys scanned.
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  return keys;
-}
 
 // "under policy jobs (prefix "job:", match "*") on 127.0.0.1:6379 db 0".
 std::string Scope(const PolicyContext& ctx, const std::string& match) {
@@ -247,12 +224,11 @@ nlohmann::json ListJson(const PolicyContext& ctx, const std::string& match,
 // list for the kinds beyond the mutex: one line per lock that holds or
 // queues anything, with its summary.
 int ListPrimitives(const Args& args, const PolicyContext& ctx,
-                   lock::redis::Connection& conn, const std::vector<std::string>& keys,
-                   const std::string& match, int limit) {
+                   const std::vector<std::string>& keys, const std::string& match, int limit) {
   std::vector<PrimitiveView> locks;
   size_t not_shown = 0;
   for (const std::string& key : keys) {
-    absl::StatusOr<PrimitiveView> v = InspectPrimitive(conn, ctx, key);
+    absl::StatusOr<PrimitiveView> v = InspectPrimitive(ctx, key);
     if (!v.ok()) return Fail(v.status());
     if (!IsActive(*v)) continue;  // released or expired since the SCAN
     if (static_cast<int>(locks.size()) >= limit) {
@@ -300,9 +276,9 @@ bool Confirm(const std::string& what,
 // that it reaches the operator's log even when stdout is parsed. `role` is
 // left out for a mutex (its only hold is the owner's).
 void LogForceRelease(const PolicyContext& ctx, const std::string& key,
-                     const std::string& redis_key, const std::string& role,
-                     const std::string& owner, int64_t fence, int64_t count,
-                     absl::Duration ttl_left) {
+                     const std::string& redis_key, const std::string& addr,
+                     const std::string& role, const std::string& owner, int64_t fence,
+                     int64_t count, absl::Duration ttl_left) {
   const char* user = std::getenv("USER");
   char host[256] = {};
   (void)gethostname(host, sizeof(host) - 1);
@@ -310,7 +286,7 @@ void LogForceRelease(const PolicyContext& ctx, const std::string& key,
             << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
                                 absl::UTCTimeZone())
             << " force-release policy=" << ctx.policy->name << " key=" << key
-            << " redis_key=" << redis_key << " redis=" << ctx.target->addrs[0]
+            << " redis_key=" << redis_key << " redis=" << addr
             << " db=" << ctx.target->db
             << (role.empty() ? "" : " role=") << role << " owner=" << owner
             << " fence=" << fence << " count=" << count
@@ -326,14 +302,12 @@ void LogForceRelease(const PolicyContext& ctx, const std::string& key,
 // never removed.
 int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
                      const std::string& key, const std::optional<std::string>& owner) {
-  absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-      ConnectTo(*ctx.target);
-  if (!conn.ok()) return Fail(conn.status());
-  absl::StatusOr<PrimitiveView> before = InspectPrimitive(**conn, ctx, key);
+  absl::StatusOr<PrimitiveView> before = InspectPrimitive(ctx, key);
   if (!before.ok()) return Fail(before.status());
   const bool force = !owner.has_value();
-  const std::string what = absl::StrCat(ctx.policy->name, " / ", key, " (",
-                                        before->redis_key, " on ", ctx.Where(), ")");
+  const std::string what =
+      absl::StrCat(ctx.policy->name, " / ", key, " (", before->redis_key, " on ",
+                   ctx.reach->Where(before->addr, before->redis_key), ")");
   std::vector<Participant> targets;
   for (const Participant& p : Participants(*before)) {
     if (force ? p.holds() : p.token == *owner) targets.push_back(p);
@@ -356,12 +330,12 @@ int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
 
   std::vector<Participant> released, gone;
   for (const Participant& p : targets) {
-    absl::StatusOr<bool> r = ReleaseParticipant(**conn, ctx, key, p);
+    absl::StatusOr<bool> r = ReleaseParticipant(ctx, key, p);
     if (!r.ok()) return Fail(r.status());
     (*r ? released : gone).push_back(p);
     if (*r && force) {
-      LogForceRelease(ctx, key, before->redis_key, RoleName(p.role), p.token, p.fence,
-                      p.hold_count, absl::Milliseconds(p.ms_left));
+      LogForceRelease(ctx, key, before->redis_key, before->addr, RoleName(p.role), p.token,
+                      p.fence, p.hold_count, absl::Milliseconds(p.ms_left));
     }
   }
   // A fair release tells the head of the queue that it may take the lock.
@@ -397,6 +371,169 @@ int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
   return gone.empty() ? kExitOk : kExitRefused;
 }
 
+// What a mutex release did on one master.
+struct MasterRelease {
+  std::string addr;
+  std::string token;  // the owner released there (--force: the one read there)
+  absl::StatusOr<bool> released = false;
+  lock::LockState before;  // --force: what was read there
+};
+
+// Releases `token` on every master where it holds the lock (--owner), or on
+// each master the owner read there (--force, from `before`), owner-checked
+// by the release script, so a hold taken in between is never removed.
+std::vector<MasterRelease> ReleaseOnMasters(const PolicyContext& ctx, const MutexView& before,
+                                            const std::string& key,
+                                            const std::optional<std::string>& owner) {
+  const lock::internal::LockKeys keys(ctx.policy->key_prefix, key);
+  std::vector<MasterRelease> out;
+  for (size_t home = 0; home < before.masters.size(); ++home) {
+    const MasterState& m = before.masters[home];
+    if (!owner.has_value() && (!m.error.ok() || !m.state.held)) continue;
+    MasterRelease& r = out.emplace_back();
+    r.addr = m.addr;
+    r.token = owner.value_or(m.state.owner_token);
+    r.before = m.state;
+    absl::StatusOr<Answer> a = ctx.reach->Run(home, lock::internal::MutexRelease(keys, r.token));
+    absl::StatusOr<int64_t> n =
+        a.ok() ? lock::internal::ParseIntegerReply(*a->reply, "release") : a.status();
+    r.released = n.ok() ? absl::StatusOr<bool>(*n >= 1) : absl::StatusOr<bool>(n.status());
+    if (a.ok()) r.addr = a->addr;
+  }
+  return out;
+}
+
+// release of a mutex on a Redlock target: every master reports for itself.
+// Exit 0 when released somewhere and no master failed, 1 when nothing was
+// released, 3 when a master did not answer.
+int ReportRedlockRelease(const Args& args, const PolicyContext& ctx, const MutexView& before,
+                         const std::string& what, const std::vector<MasterRelease>& results,
+                         bool force) {
+  int released = 0;
+  bool failed = false;
+  nlohmann::json masters = nlohmann::json::array();
+  for (const MasterRelease& r : results) {
+    nlohmann::json mj = {{"addr", r.addr}, {"owner", r.token}};
+    std::string line;
+    if (!r.released.ok()) {
+      failed = true;
+      mj["error"] = std::string(r.released.status().message());
+      line = absl::StrCat("no answer: ", r.released.status().message());
+    } else if (*r.released) {
+      ++released;
+      mj["released"] = true;
+      line = absl::StrCat(force ? "force-released owner " : "released owner ", r.token);
+      if (force) {
+        LogForceRelease(ctx, before.lock.key, before.lock.redis_key, r.addr, "", r.token,
+                        r.before.fencing_token, r.before.hold_count, r.before.remaining);
+      }
+    } else {
+      mj["released"] = false;
+      line = absl::StrCat("not held by ", r.token, " there; nothing deleted");
+    }
+    masters.push_back(std::move(mj));
+    if (!args.Has("json")) {
+      std::cout << "redlock master " << r.addr << ": " << line << "\n";
+    }
+  }
+  if (args.Has("json")) {
+    std::cout << nlohmann::json({{"released", released > 0},
+                                 {"forced", force},
+                                 {"policy", ctx.policy->name},
+                                 {"key", before.lock.key},
+                                 {"redis_key", before.lock.redis_key},
+                                 {"quorum", before.quorum},
+                                 {"masters_released", released},
+                                 {"masters", std::move(masters)}})
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << what << ": released on " << released << " of " << before.masters.size()
+              << " masters (quorum " << before.quorum << ")\n";
+  }
+  if (failed) return kExitRedis;
+  return released > 0 ? kExitOk : kExitRefused;
+}
+
+int ReleaseMutex(const Args& args, const PolicyContext& ctx, const std::string& key,
+                 const std::optional<std::string>& owner) {
+  const bool force = !owner.has_value();
+  absl::StatusOr<MutexView> before = InspectMutex(ctx, key);
+  if (!before.ok()) return Fail(before.status());
+  const std::string what = absl::StrCat(ctx.policy->name, " / ", key, " (",
+                                        before->lock.redis_key, " on ", before->where, ")");
+  const lock::LockState& st = before->lock.state;
+  const bool redlock = before->masters.size() > 1;
+  if (force) {
+    if (!st.held) {
+      std::cerr << "lockctl: " << what << " is not held; nothing to release\n";
+      return kExitRefused;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"  owner", st.owner_token},
+        {"  state", MutexStateName(*before)},
+        {"  fencing token", absl::StrCat(st.fencing_token)},
+        {"  ttl left", FormatTtl(st.remaining)}};
+    if (redlock) {
+      rows.resize(2);
+      for (const MasterState& m : before->masters) {
+        rows.push_back({absl::StrCat("  master ", m.addr), MasterText(*before, m)});
+      }
+    }
+    if (!args.Has("yes") && !Confirm(what, rows)) return kExitRefused;
+  }
+  const std::vector<MasterRelease> results = ReleaseOnMasters(ctx, *before, key, owner);
+  if (redlock) return ReportRedlockRelease(args, ctx, *before, what, results, force);
+
+  const MasterRelease& r = results.at(0);
+  if (!r.released.ok()) return Fail(r.released.status());
+  const std::string& token = r.token;
+  if (!*r.released) {
+    absl::StatusOr<MutexView> now = InspectMutex(ctx, key);
+    std::string current = "unknown";
+    if (now.ok()) {
+      current = now->lock.state.held ? absl::StrCat("held by ", now->lock.state.owner_token)
+                                     : "free";
+    }
+    if (force) {
+      std::cerr << "lockctl: " << what
+                << " changed hands after it was inspected (owner " << token
+                << "); nothing was deleted; it is now " << current
+                << "; run again to release the new holder\n";
+    } else {
+      std::cerr << "lockctl: " << what << " is not held by owner " << token
+                << "; nothing was deleted; it is " << current << "\n";
+    }
+    return kExitRefused;
+  }
+  if (force) {
+    LogForceRelease(ctx, key, before->lock.redis_key, r.addr, /*role=*/"", st.owner_token,
+                    st.fencing_token, st.hold_count, st.remaining);
+  }
+  if (args.Has("json")) {
+    nlohmann::json out = {{"released", true},
+                          {"forced", force},
+                          {"policy", ctx.policy->name},
+                          {"key", key},
+                          {"redis_key", before->lock.redis_key},
+                          {"owner", token}};
+    if (force) {
+      out["fencing_token"] = st.fencing_token;
+      out["hold_count"] = st.hold_count;
+      out["ttl_ms"] = absl::ToInt64Milliseconds(st.remaining);
+    }
+    std::cout << out.dump(2) << "\n";
+  } else if (force) {
+    std::cout << "force-released " << what << ": removed owner "
+              << st.owner_token << " (fencing token " << st.fencing_token
+              << ", reentry count " << st.hold_count << ", "
+              << FormatTtl(st.remaining) << " left)\n";
+  } else {
+    std::cout << "released " << what << " held by " << token << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int Status(const std::vector<std::string>& argv) {
@@ -417,25 +554,21 @@ int Status(const std::vector<std::string>& argv) {
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
   if (ctx->policy->kind != policy::LockKind::kMutex) {
-    absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-        ConnectTo(*ctx->target);
-    if (!conn.ok()) return Fail(conn.status());
-    absl::StatusOr<PrimitiveView> v = InspectPrimitive(**conn, *ctx, key);
+    absl::StatusOr<PrimitiveView> v = InspectPrimitive(*ctx, key);
     if (!v.ok()) return Fail(v.status());
     if (args->Has("json")) {
       std::cout << PrimitiveJson(*v).dump(2) << "\n";
     } else {
-      std::cout << StatusText(*v, ctx->Where());
+      std::cout << StatusText(*v, ctx->reach->Where(v->addr, v->redis_key));
     }
     return kExitOk;
   }
-  absl::StatusOr<lock::LockState> st = InspectKey(*ctx, key);
-  if (!st.ok()) return Fail(st.status());
-  LockView view{ctx->policy->name, key, RedisKey(*ctx, key), *st};
+  absl::StatusOr<MutexView> v = InspectMutex(*ctx, key);
+  if (!v.ok()) return Fail(v.status());
   if (args->Has("json")) {
-    std::cout << LockViewJson(view).dump(2) << "\n";
+    std::cout << MutexJson(*ctx, *v).dump(2) << "\n";
   } else {
-    PrintLockText(*ctx, view);
+    PrintLockText(*v);
   }
   return kExitOk;
 }
@@ -467,44 +600,50 @@ int List(const std::vector<std::string>& argv) {
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
 
-  absl::StatusOr<std::unique_ptr<lock::redis::Connection>> conn =
-      ConnectTo(*ctx->target);
-  if (!conn.ok()) return Fail(conn.status());
-  absl::StatusOr<std::vector<std::string>> keys = ScanLockKeys(**conn, *ctx, match);
+  absl::StatusOr<std::vector<std::string>> keys = ScanLockKeys(*ctx, match);
   if (!keys.ok()) return Fail(keys.status());
   if (ctx->policy->kind != policy::LockKind::kMutex) {
-    return ListPrimitives(*args, *ctx, **conn, *keys, match, limit);
+    return ListPrimitives(*args, *ctx, *keys, match, limit);
   }
 
-  std::vector<LockView> locks;
+  std::vector<MutexView> locks;
   size_t not_shown = 0;
   for (const std::string& key : *keys) {
-    absl::StatusOr<lock::LockState> st = InspectKey(*ctx, key);
-    if (!st.ok()) return Fail(st.status());
-    if (!st->held) continue;  // released since the SCAN
+    absl::StatusOr<MutexView> v = InspectMutex(*ctx, key);
+    if (!v.ok()) return Fail(v.status());
+    if (!v->lock.state.held) continue;  // released since the SCAN
     if (static_cast<int>(locks.size()) >= limit) {
       ++not_shown;
       continue;
     }
-    locks.push_back({ctx->policy->name, key, RedisKey(*ctx, key), *st});
+    locks.push_back(*std::move(v));
   }
 
   if (args->Has("json")) {
     nlohmann::json out = ListJson(*ctx, match, not_shown);
-    for (const LockView& v : locks) out["locks"].push_back(LockViewJson(v));
+    for (const MutexView& v : locks) out["locks"].push_back(MutexJson(*ctx, v));
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
   if (!locks.empty()) {
+    const bool redlock = ctx->reach->redlock();
     std::vector<std::vector<std::string>> rows = {
         {"KEY", "STATE", "HOST", "PID", "TTL", "COUNT", "FENCE", "OWNER"}};
-    for (const LockView& v : locks) {
-      const OwnerParts o = SplitOwner(v.state.owner_token);
-      rows.push_back({v.key, v.state.hold_count == 0 ? "kept" : "held",
-                      o.host.empty() ? "-" : o.host, o.pid.empty() ? "-" : o.pid,
-                      FormatTtl(v.state.remaining),
-                      absl::StrCat(v.state.hold_count),
-                      absl::StrCat(v.state.fencing_token), v.state.owner_token});
+    // A Redlock lock is held only where a quorum of masters agrees.
+    if (redlock) rows[0].insert(rows[0].begin() + 2, "MASTERS");
+    for (const MutexView& v : locks) {
+      const lock::LockState& st = v.lock.state;
+      const OwnerParts o = SplitOwner(st.owner_token);
+      std::vector<std::string> row = {
+          v.lock.key,
+          !v.quorum_holds() ? "no quorum" : st.hold_count == 0 ? "kept" : "held",
+          o.host.empty() ? "-" : o.host, o.pid.empty() ? "-" : o.pid,
+          FormatTtl(st.remaining), absl::StrCat(st.hold_count),
+          absl::StrCat(st.fencing_token), st.owner_token};
+      if (redlock) {
+        row.insert(row.begin() + 2, absl::StrCat(v.agreeing, "/", v.masters.size()));
+      }
+      rows.push_back(std::move(row));
     }
     std::cout << RenderTable(rows);
   }
@@ -551,83 +690,7 @@ int Release(const std::vector<std::string>& argv) {
   if (ctx->policy->kind != policy::LockKind::kMutex) {
     return ReleasePrimitive(*args, *ctx, key, owner);
   }
-  absl::StatusOr<std::unique_ptr<lock::RedisLock>> lk =
-      ctx->locker->NewLock(ctx->policy->name, key);
-  if (!lk.ok()) return Fail(lk.status());
-  const std::string redis_key = RedisKey(*ctx, key);
-  const std::string what = absl::StrCat(ctx->policy->name, " / ", key, " (",
-                                        redis_key, " on ", ctx->Where(), ")");
-
-  // --force releases exactly the owner it read here (and showed), so a hold
-  // taken after this read is never removed.
-  lock::LockState before;
-  if (force) {
-    absl::StatusOr<lock::LockState> st = (*lk)->Inspect();
-    if (!st.ok()) return Fail(st.status());
-    before = *st;
-  }
-  const std::string token = force ? before.owner_token : *owner;
-  if (force) {
-    if (!before.held) {
-      std::cerr << "lockctl: " << what << " is not held; nothing to release\n";
-      return kExitRefused;
-    }
-    if (!args->Has("yes") &&
-        !Confirm(what, {{"  owner", before.owner_token},
-                        {"  state", StateName(before)},
-                        {"  fencing token", absl::StrCat(before.fencing_token)},
-                        {"  ttl left", FormatTtl(before.remaining)}})) {
-      return kExitRefused;
-    }
-  }
-
-  absl::Status s = (*lk)->ReleaseOwnedBy(token);
-  if (lock::IsNotHeld(s)) {
-    absl::StatusOr<lock::LockState> now = (*lk)->Inspect();
-    std::string current = "unknown";
-    if (now.ok()) {
-      current = now->held ? absl::StrCat("held by ", now->owner_token) : "free";
-    }
-    if (force) {
-      std::cerr << "lockctl: " << what
-                << " changed hands after it was inspected (owner " << token
-                << "); nothing was deleted; it is now " << current
-                << "; run again to release the new holder\n";
-    } else {
-      std::cerr << "lockctl: " << what << " is not held by owner " << token
-                << "; nothing was deleted; it is " << current << "\n";
-    }
-    return kExitRefused;
-  }
-  if (!s.ok()) return Fail(s);
-
-  const lock::LockState& st = before;
-  if (force) {
-    LogForceRelease(*ctx, key, redis_key, /*role=*/"", st.owner_token,
-                    st.fencing_token, st.hold_count, st.remaining);
-  }
-  if (args->Has("json")) {
-    nlohmann::json out = {{"released", true},
-                          {"forced", force},
-                          {"policy", ctx->policy->name},
-                          {"key", key},
-                          {"redis_key", redis_key},
-                          {"owner", token}};
-    if (force) {
-      out["fencing_token"] = st.fencing_token;
-      out["hold_count"] = st.hold_count;
-      out["ttl_ms"] = absl::ToInt64Milliseconds(st.remaining);
-    }
-    std::cout << out.dump(2) << "\n";
-  } else if (force) {
-    std::cout << "force-released " << what << ": removed owner "
-              << st.owner_token << " (fencing token " << st.fencing_token
-              << ", reentry count " << st.hold_count << ", "
-              << FormatTtl(st.remaining) << " left)\n";
-  } else {
-    std::cout << "released " << what << " held by " << token << "\n";
-  }
-  return kExitOk;
+  return ReleaseMutex(*args, *ctx, key, owner);
 }
 
 }  // namespace lockctl

@@ -20,15 +20,14 @@ using lock::internal::PrimitiveCall;
 using lock::internal::ReadWriteKeys;
 using lock::internal::SemaphoreKeys;
 
-absl::Duration Timeout(const PolicyContext& ctx) {
-  return std::max(ctx.policy->script_timeout, absl::Seconds(1));
-}
-
-absl::StatusOr<lock::redis::ReplyPtr> Run(lock::redis::Connection& conn,
-                                          const PolicyContext& ctx,
-                                          const PrimitiveCall& call) {
-  return lock::redis::RunScript(conn, *call.script, call.KeyViews(),
-                                call.ArgViews(), Timeout(ctx));
+// The reply to `call` from the master holding its keys; `addr` (optional)
+// gets that master's address.
+absl::StatusOr<lock::redis::ReplyPtr> Run(Reach& reach, const PrimitiveCall& call,
+                                          std::string* addr = nullptr) {
+  absl::StatusOr<Answer> a = reach.Run(0, call);
+  if (!a.ok()) return a.status();
+  if (addr != nullptr) *addr = std::move(a->addr);
+  return std::move(a->reply);
 }
 
 std::string Left(int64_t ms) { return FormatTtl(absl::Milliseconds(ms)); }
@@ -107,10 +106,15 @@ std::vector<RedisKeyOf> PresenceKeys(policy::LockKind kind) {
   return {};
 }
 
-absl::StatusOr<PrimitiveView> InspectPrimitive(lock::redis::Connection& conn,
-                                               const PolicyContext& ctx,
+absl::StatusOr<PrimitiveView> InspectPrimitive(const PolicyContext& ctx,
                                                const std::string& key) {
   if (absl::Status s = lock::internal::ValidateKey(key); !s.ok()) return s;
+  Reach& reach = *ctx.reach;
+  if (reach.redlock()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "policy ", ctx.policy->name, " is a ", std::string(policy::LockKindName(ctx.policy->kind)),
+        " on a Redlock target; the library serves only mutexes on Redlock targets"));
+  }
   const std::string& prefix = ctx.policy->key_prefix;
   PrimitiveView v;
   v.policy = ctx.policy->name;
@@ -122,7 +126,7 @@ absl::StatusOr<PrimitiveView> InspectPrimitive(lock::redis::Connection& conn,
   switch (v.kind) {
     case policy::LockKind::kSemaphore: {
       absl::StatusOr<lock::redis::ReplyPtr> r =
-          Run(conn, ctx, lock::internal::SemInspect(SemaphoreKeys(prefix, key)));
+          Run(reach, lock::internal::SemInspect(SemaphoreKeys(prefix, key)), &v.addr);
       if (!r.ok()) return r.status();
       absl::StatusOr<lock::internal::SemaphoreState> st = lock::internal::ParseSemInspect(**r);
       if (!st.ok()) return st.status();
@@ -131,7 +135,7 @@ absl::StatusOr<PrimitiveView> InspectPrimitive(lock::redis::Connection& conn,
     }
     case policy::LockKind::kReadWrite: {
       absl::StatusOr<lock::redis::ReplyPtr> r =
-          Run(conn, ctx, lock::internal::RwInspect(ReadWriteKeys(prefix, key)));
+          Run(reach, lock::internal::RwInspect(ReadWriteKeys(prefix, key)), &v.addr);
       if (!r.ok()) return r.status();
       absl::StatusOr<lock::internal::ReadWriteState> st = lock::internal::ParseRwInspect(**r);
       if (!st.ok()) return st.status();
@@ -140,7 +144,7 @@ absl::StatusOr<PrimitiveView> InspectPrimitive(lock::redis::Connection& conn,
     }
     case policy::LockKind::kFair: {
       absl::StatusOr<lock::redis::ReplyPtr> r =
-          Run(conn, ctx, lock::internal::FairInspect(FairKeys(prefix, key)));
+          Run(reach, lock::internal::FairInspect(FairKeys(prefix, key)), &v.addr);
       if (!r.ok()) return r.status();
       absl::StatusOr<lock::internal::FairState> st = lock::internal::ParseFairInspect(**r);
       if (!st.ok()) return st.status();
@@ -330,8 +334,7 @@ nlohmann::json ParticipantJson(const Participant& p) {
   return j;
 }
 
-absl::StatusOr<bool> ReleaseParticipant(lock::redis::Connection& conn,
-                                        const PolicyContext& ctx,
+absl::StatusOr<bool> ReleaseParticipant(const PolicyContext& ctx,
                                         const std::string& key,
                                         const Participant& p) {
   const std::string& prefix = ctx.policy->key_prefix;
@@ -360,7 +363,7 @@ absl::StatusOr<bool> ReleaseParticipant(lock::redis::Connection& conn,
       call = lock::internal::FairCancel(FairKeys(prefix, key), p.token, marker_ms);
       break;
   }
-  absl::StatusOr<lock::redis::ReplyPtr> r = Run(conn, ctx, call);
+  absl::StatusOr<lock::redis::ReplyPtr> r = Run(*ctx.reach, call);
   if (!r.ok()) return r.status();
   absl::StatusOr<int64_t> n = lock::internal::ParseIntegerReply(**r, call.script->name);
   if (!n.ok()) return n.status();

@@ -14,7 +14,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lock/internal/primitive_calls.h"
-#include "lock/redis/connection.h"
 #include "nlohmann/json.hpp"
 #include "policy/policy.h"
 #include "tools/lockctl/cli.h"
@@ -36,6 +35,7 @@ struct PrimitiveView {
   std::string policy;
   std::string key;        // the caller's key, without prefix
   std::string redis_key;  // the hash tag {P K} all of its keys share
+  std::string addr;       // the master that answered
   policy::LockKind kind = policy::LockKind::kSemaphore;
   int permits = 0;  // the policy's, for a semaphore
   lock::internal::SemaphoreState sem;
@@ -43,10 +43,10 @@ struct PrimitiveView {
   lock::internal::FairState fair;
 };
 
-// Reads the lock `key` of the context's policy (not a mutex). kInvalidArgument
-// for an invalid key.
-absl::StatusOr<PrimitiveView> InspectPrimitive(lock::redis::Connection& conn,
-                                               const PolicyContext& ctx,
+// Reads the lock `key` of the context's policy (not a mutex) on the master
+// holding it. kInvalidArgument for an invalid key; kUnimplemented on a
+// Redlock target (the library serves only mutexes there).
+absl::StatusOr<PrimitiveView> InspectPrimitive(const PolicyContext& ctx,
                                                const std::string& key);
 
 // Something held or waiting in it (a lock `list` shows).
@@ -87,8 +87,7 @@ nlohmann::json ParticipantJson(const Participant& p);
 // its token. Returns false when a hold was no longer there (released or
 // expired since it was read); a place is gone either way. A fair owner's
 // release tells the next in line, as the library's release does.
-absl::StatusOr<bool> ReleaseParticipant(lock::redis::Connection& conn,
-                                        const PolicyContext& ctx,
+absl::StatusOr<bool> ReleaseParticipant(const PolicyContext& ctx,
                                         const std::string& key,
                                         const Participant& p);
 

@@ -25,7 +25,7 @@ $ctl --help | grep -q "^exit codes:" || fail "--help documents exit codes"
 out=$($ctl --version) || fail "--version exited $?"
 [ "$out" = "lockctl $(cat VERSION)" ] || fail "--version says \"$out\", VERSION says $(cat VERSION)"
 
-for cmd in validate explain status list release stats bench; do
+for cmd in validate explain status list release watch stats bench; do
   out=$($ctl $cmd --help) || fail "$cmd --help exited $?"
   echo "$out" | grep -q "^usage: lockctl $cmd" || fail "$cmd --help: $out"
   echo "$out" | grep -q "Exit codes" || fail "$cmd --help does not document exit codes"
@@ -50,6 +50,11 @@ err=$($ctl release order-close k --force --config $d/good.json 2>&1 </dev/null);
 [ $rc -eq 2 ] || fail "--force without --yes off a terminal exited $rc, want 2"
 echo "$err" | grep -q "add --yes" || fail "--force refusal message: $err"
 $ctl status order-close k --frob --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown option must exit 2"
+$ctl watch --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch without POLICY must exit 2"
+$ctl watch order-close a b --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch with two patterns must exit 2"
+$ctl watch order-close --count 0 --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch --count 0 must exit 2"
+$ctl watch order-close --interval 0.01 --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch --interval 0.01 must exit 2"
+$ctl watch order-close >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch without config must exit 2"
 $ctl bench --seconds 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench --seconds 0 must exit 2"
 $ctl bench --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench with a config but no --policy must exit 2"
 

@@ -7,6 +7,7 @@
 //   lockctl release POLICY KEY --owner T    owner-checked release
 //   lockctl release POLICY KEY --force      release whoever holds it
 //   lockctl stats FILE                      read a process's stats dump
+//   lockctl watch POLICY [KEY-PATTERN]      live view, redrawn every second
 //   lockctl bench [--policy P]              throughput/latency smoke test
 //   lockctl --version                       the library version it is built from
 //
@@ -38,6 +39,9 @@ constexpr char kUsage[] =
     "  release POLICY KEY --owner TOKEN     release if TOKEN holds it\n"
     "  release POLICY KEY --force [--yes]   release whoever holds it (asks "
     "first)\n"
+    "  watch POLICY [KEY-PATTERN]           live view of the locks held: owner\n"
+    "                                       host:pid, age, lease, fence,\n"
+    "                                       waiters, grants/s; q quits\n"
     "  stats FILE                           pretty-print a lock::StatsJson() "
     "or\n"
     "                                       Prometheus stats dump\n"
@@ -48,9 +52,11 @@ constexpr char kUsage[] =
     "\n"
     "Commands that need policies take --config FILE|DIR (default "
     "$LOCK_CONFIG);\n"
-    "status, list, release and stats take --json. Redis is reached as the\n"
-    "policy's redis target says (first address, username, password from\n"
-    "password_env, db, connect_timeout).\n"
+    "status, list, release, watch, stats and bench take --json. Redis is\n"
+    "reached as the policy's redis target says, on any mode: standalone,\n"
+    "sentinel (the master the sentinels name), cluster (every master\n"
+    "scanned, each key on its slot's master) or redlock (every master, and\n"
+    "whether a quorum agrees).\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -86,5 +92,6 @@ int main(int argc, char** argv) {
   if (command == "release") return lockctl::Release(args);
   if (command == "stats") return lockctl::Stats(args);
   if (command == "bench") return lockctl::Bench(args);
+  if (command == "watch") return lockctl::Watch(args);
   return lockctl::UsageError("", "unknown command \"" + command + "\"");
 }
