@@ -32,8 +32,6 @@
 #include "prometheus/registry.h"
 
 ABSL_FLAG(int, port, 0, "port of /metrics on 127.0.0.1 (0: a free one)");
-ABSL_FLAG(std::string, config, "", "policy file (default: $LOCK_CONFIG, else the shipped one)");
-ABSL_FLAG(std::string, redis, "", "host:port of a Redis to use (default: an embedded one)");
 ABSL_FLAG(int, workers, 4, "threads taking locks");
 // Whole numbers rather than absl::Duration: abseil reads a Duration flag
 // under a sequence lock whose fences GCC's ThreadSanitizer refuses to build.
