@@ -8,6 +8,8 @@ the same verdicts:
    example program's configuration pass both the schema and the parser, and
    so does the parser's own rendering of them (ExplainSnapshot, printed by
    config_verdict);
+ - lockctl's test configurations agree with what lockctl_test expects of
+   them: tools/lockctl/testdata/good.json passes, bad.json fails;
  - every file of the malformed corpus (policy/testdata/invalid_*.json) fails
    the parser and, unless its name says the rule is beyond the schema ("invalid_beyond_schema_*": cross-field and cross-entry
    rules, files that must exist), the schema too;
@@ -50,10 +52,16 @@ def testdata(prefix):
     return sorted(glob.glob(path("policy/testdata/%s*.json" % prefix)))
 
 
+# lockctl's test configurations (//tools/lockctl:configs): lockctl_test
+# expects `lockctl validate` to accept the first and refuse the second.
+LOCKCTL_VALID = [path("tools/lockctl/testdata/good.json")]
+LOCKCTL_INVALID = [path("tools/lockctl/testdata/bad.json")]
+
 # Valid and invalid configurations: the parser and the schema must agree.
 VALID = (testdata("valid_") +
-         sorted(glob.glob(path("examples/**/*.json"), recursive=True)))
-INVALID = testdata("invalid_")
+         sorted(glob.glob(path("examples/**/*.json"), recursive=True)) +
+         LOCKCTL_VALID)
+INVALID = testdata("invalid_") + LOCKCTL_INVALID
 
 
 def password_variables(config):
@@ -128,6 +136,9 @@ class SchemaTest(unittest.TestCase):
         self.assertGreaterEqual(
             len(glob.glob(path("examples/*/policies.json"))), 1,
             "no example configuration in the runfiles (EXAMPLE_CONFIGS)")
+        for file in LOCKCTL_VALID + LOCKCTL_INVALID:
+            self.assertTrue(os.path.isfile(file),
+                            "%s is not in the runfiles (LOCKCTL_CONFIGS)" % file)
 
     def test_valid_configurations_pass_schema_and_parser(self):
         for file in VALID:
