@@ -5,14 +5,19 @@
 // them back after the handle is gone.
 #include "lock/prometheus.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
@@ -242,6 +247,47 @@ TEST_F(PrometheusTest, FollowsTheStatisticsOnItsOwn) {
   const double want = static_cast<double>(GetStats().per_policy["prom-mutex"].acquired);
   EXPECT_TRUE(Eventually([&] { return Acquired(registry, "prom-mutex") == want; }))
       << Acquired(registry, "prom-mutex") << " != " << want;
+}
+
+// A policy edited from mutex to semaphore on a hot reload: the next refresh
+// shows it once, under its new kind; the old lock_policy_info series is gone
+// rather than left beside it (two kinds for one policy would double every
+// join on the info metric).
+TEST_F(PrometheusTest, APolicyWhoseKindChangesOnReloadKeepsOneInfoSeries) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/prom-reload-", getpid(), ".json");
+  auto write = [&](const char* kind_fields) {
+    const std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << absl::StrCat(R"({ "redis": { "default": { "addrs": [")", server().addr(),
+                                       R"("] } }, "policies": { "prom-morph": { "key_prefix": "pr:")",
+                                       kind_fields, " } } }");
+    ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0);  // at once, as editors do
+  };
+  auto take = [] { return With("prom-morph", "k", [] { return absl::OkStatus(); }); };
+  const std::string as_mutex = Series("lock_policy_info", {{"policy", "prom-morph"}, {"kind", "mutex"}});
+  const std::string as_semaphore =
+      Series("lock_policy_info", {{"policy", "prom-morph"}, {"kind", "semaphore"}});
+
+  write("");
+  ASSERT_THAT(Init(path, {.watch_interval = absl::Milliseconds(10)}), IsOk());
+  absl::Cleanup shutdown = [] { Shutdown(); };
+  ASSERT_THAT(take(), IsOk());
+  prometheus::Registry registry;
+  auto metrics = RegisterMetrics(registry, {.refresh_period = absl::ZeroDuration()});
+  ASSERT_THAT(metrics, IsOk());
+  Samples got = FromRegistry(registry);
+  EXPECT_EQ(got.count(as_mutex), 1u);
+  EXPECT_EQ(got.count(as_semaphore), 0u);
+
+  const int64_t reloads = GetStats().config_reloads;
+  write(R"(, "kind": "semaphore", "permits": 3)");
+  ASSERT_TRUE(Eventually([&] { return GetStats().config_reloads == reloads + 1; }))
+      << "the edit was not reloaded";
+  ASSERT_THAT(take(), IsOk());
+  ASSERT_THAT(metrics->Refresh(), IsOk());
+  got = FromRegistry(registry);
+  EXPECT_EQ(got.count(as_mutex), 0u) << "the mutex series stayed";
+  EXPECT_EQ(got.count(as_semaphore), 1u);
+  ExpectSameSamples(got, FromStats(GetStats()));
 }
 
 TEST_F(PrometheusTest, ARegistryHasOneRegistrationAndGetsItBackAfterIt) {
