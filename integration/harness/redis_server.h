@@ -106,6 +106,17 @@ struct RedisServerOptions {
   // Process or container; see the top of the file.
   ServerBackend backend = ServerBackend::kFromEnvironment;
 
+  // --- Network namespace ----------------------------------------------------
+  // Run the server inside the network namespace /run/netns/<name> (a
+  // Partition's server side: Partition::ServerOptions() sets both fields).
+  // Empty: the caller's namespace. With the container backend this needs
+  // podman (`--network ns:...`); docker is kFailedPrecondition.
+  std::string network_namespace;
+  // The address clients and the harness reach the server at (host(),
+  // addr(), plain_addr()). The server always listens on 127.0.0.1 too, so
+  // that nodes of a fleet in one namespace reach each other there.
+  std::string host = "127.0.0.1";
+
   // --- TLS ------------------------------------------------------------------
   // Serve clients over TLS only: `tls-port` on a free port (port(),
   // addr()), plus `tls-replication yes` (a replica connects to its master's
