@@ -74,25 +74,33 @@ int Coordinator::Run() {
     row["reason"] = sc_.todo;
     return Emit(row, 0);
   }
-  std::unique_ptr<NetnsPair> netns;
+  std::unique_ptr<harness::Partition> partition;
   if (sc_.needs_netns) {
-    auto n = NetnsPair::Create();
-    if (!n.ok()) {
+    auto p = harness::Partition::Create();
+    if (!p.ok()) {
       std::cout << "driver: SKIPPED " << sc_.name << ": "
-                << n.status().message() << "\n";
+                << p.status().message() << "\n";
       row["status"] = "skipped";
-      row["reason"] = std::string(n.status().message());
+      row["reason"] = std::string(p.status().message());
       return Emit(row, 0);
     }
-    netns = *std::move(n);
-    EnterNetns(netns->redis_ns);  // Redis and this coordinator live there
+    partition = *std::move(p);
+    // Redis, this coordinator and every worker but the victim live on the
+    // server side; the victim alone (worker 0, --netns) is cut off.
+    if (absl::Status s = harness::EnterNetworkNamespace(partition->server_namespace());
+        !s.ok()) {
+      std::cerr << "driver: " << s.message() << "\n";
+      return 2;
+    }
   }
   nlohmann::json target;
   if (sc_.topology == "standalone") {
     harness::RedisServerOptions options;
     options.name = "redis-" + sc_.name;
     options.appendonly = sc_.appendonly;
-    if (netns) options.extra_config.push_back({"bind", "127.0.0.1 10.213.0.1"});
+    // Reached at the veth address from both sides: local on the server
+    // side, across the link from the client side.
+    if (partition) options.host = harness::Partition::kServerAddress;
     auto server = harness::RedisServer::Start(options);
     if (!server.ok()) {
       std::cerr << "driver: " << server.status() << "\n";
@@ -122,14 +130,8 @@ int Coordinator::Run() {
     f_.out = absl::StrCat(base ? base : "/tmp", "/reliability-", run_);
   }
   std::filesystem::create_directories(f_.out);
-  const std::string local_cfg = absl::StrCat(f_.out, "/policies.json");
-  const std::string remote_cfg = absl::StrCat(f_.out, "/policies-netns.json");
-  WriteFile(local_cfg, PolicyJson(target, run_, f_.ttl_ms, f_.script_timeout_ms, sc_.kind));
-  if (netns) {
-    WriteFile(remote_cfg,
-              PolicyJson({{"addrs", {absl::StrCat("10.213.0.1:", redis_->port())}}},
-                         run_, f_.ttl_ms, f_.script_timeout_ms, sc_.kind));
-  }
+  const std::string config = absl::StrCat(f_.out, "/policies.json");
+  WriteFile(config, PolicyJson(target, run_, f_.ttl_ms, f_.script_timeout_ms, sc_.kind));
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return 2;
@@ -138,7 +140,7 @@ int Coordinator::Run() {
   for (int p = 0; p < f_.processes; ++p) {
     std::vector<std::string> args = {
         "driver", absl::StrCat("--worker=", p),
-        absl::StrCat("--config=", p == 0 && netns ? remote_cfg : local_cfg),
+        absl::StrCat("--config=", config),
         absl::StrCat("--run=", run_), absl::StrCat("--out=", f_.out),
         absl::StrCat("--seconds=", f_.seconds),
         absl::StrCat("--threads=", f_.threads), absl::StrCat("--keys=", f_.keys)};
@@ -150,7 +152,7 @@ int Coordinator::Run() {
       args.push_back(absl::StrCat("--victim_after_ms=", victim_after_ms));
       args.push_back(absl::StrCat("--victim_hold_ms=", sc_.victim_hold_ms));
     }
-    if (p == 0 && netns) args.push_back("--netns=" + netns->client_ns);
+    if (p == 0 && partition) args.push_back("--netns=" + partition->client_namespace());
     workers[p].pid = Spawn(args, p == 0 && sc_.victim_hold_ms > 0 ? pipefd[1] : -1);
     if (workers[p].pid < 0) {
       std::cerr << "driver: cannot start worker " << p << "\n";
@@ -170,7 +172,7 @@ int Coordinator::Run() {
       victim_key_ = parts[1];
       (void)absl::SimpleAtoi(parts[2], &victim_fence_);
       (void)absl::SimpleAtoi(parts[3], &victim_op_);
-      Inject(workers[0].pid, netns.get());
+      Inject(workers[0].pid, partition.get());
     }
   }
   close(pipefd[0]);

@@ -20,8 +20,8 @@
 #include "integration/checker/checker.h"
 #include "integration/checker/driver_flags.h"
 #include "integration/checker/history.h"
-#include "integration/checker/netns.h"
 #include "integration/checker/scenarios.h"
+#include "integration/harness/partition.h"
 #include "integration/harness/redis_fleet.h"
 #include "integration/harness/redis_server.h"
 #include "nlohmann/json.hpp"
@@ -49,7 +49,7 @@ class Coordinator {
 
   // The scenario's fault, at the victim (worker 0's pid) or at Redis
   // (faults.cc).
-  void Inject(pid_t victim, NetnsPair* netns);
+  void Inject(pid_t victim, harness::Partition* partition);
 
   // What holds or waits for a lock of this run (owner hashes, holder and
   // queue ZSETs of the scenario's kind), on every master.

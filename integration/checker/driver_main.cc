@@ -35,8 +35,9 @@
 // The pieces: driver_flags (the command line), workload (names, the policy
 // file and time, shared by both sides), worker and data_connection (a
 // worker process), scenarios (the list), coordinator (a run), faults (the
-// injection), scenario_checks (what each scenario promises), netns (the
-// partition's network namespaces).
+// injection), scenario_checks (what each scenario promises). The partition
+// scenario's namespaces are the harness's Partition
+// (integration/harness/partition.h).
 #include <algorithm>
 #include <iostream>
 

@@ -43,7 +43,7 @@ std::optional<std::set<std::string>> Coordinator::HoldersNow() {
   return out;
 }
 
-void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
+void Coordinator::Inject(pid_t victim, harness::Partition* partition) {
   const int ttl = f_.ttl_ms;
   fault_start_ns_ = SteadyNs();
   if (sc_.Base() == "kill9") {
@@ -58,10 +58,10 @@ void Coordinator::Inject(pid_t victim, NetnsPair* netns) {
     absl::Status s = redis_->Restart(/*keep_data=*/sc_.Base() == "restart_aof");
     if (!s.ok()) checks_.push_back({"redis restarts", false, std::string(s.message())});
   } else if (sc_.Base() == "partition") {
-    absl::Status s = netns->Link(false);
+    absl::Status s = partition->Cut();
     if (!s.ok()) checks_.push_back({"link down", false, std::string(s.message())});
     SleepMs(3 * ttl);
-    s = netns->Link(true);
+    s = partition->Heal();
     if (!s.ok()) checks_.push_back({"link up", false, std::string(s.message())});
   } else if (sc_.Base() == "slow") {
     absl::StatusOr<std::string> r = redis_->Exec(

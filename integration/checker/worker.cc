@@ -17,8 +17,8 @@
 #include "integration/checker/checker.h"
 #include "integration/checker/data_connection.h"
 #include "integration/checker/history.h"
-#include "integration/checker/netns.h"
 #include "integration/checker/workload.h"
+#include "integration/harness/partition.h"
 #include "lock/internal/keys.h"
 #include "lock/lock.h"
 #include "lock/redis/reply.h"
@@ -82,7 +82,12 @@ HoldSeen SeeHold(DataConnection& data, const std::string& run, const Op& op,
 }  // namespace
 
 int RunWorker(const Flags& f) {
-  if (!f.netns.empty()) EnterNetns(f.netns);  // before any thread exists
+  if (!f.netns.empty()) {  // before any thread exists
+    if (absl::Status s = harness::EnterNetworkNamespace(f.netns); !s.ok()) {
+      std::cerr << "driver worker " << f.worker << ": " << s.message() << "\n";
+      return 2;
+    }
+  }
   std::ifstream in(f.config);
   std::stringstream text;
   text << in.rdbuf();

@@ -404,12 +404,23 @@ class ContainerRunner : public Runner {
   ~ContainerRunner() override { Kill().IgnoreError(); }
 
   absl::Status Launch(const LaunchSpec& spec) override {
+    // Docker's --network takes no namespace path; podman's does.
+    if (!spec.network_namespace.empty() && !engine_.podman) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name_, ": a server in network namespace ", spec.network_namespace,
+          " (a Partition) needs podman or the process backend; ",
+          engine_.name(), " cannot join a named namespace"));
+    }
     ASSIGN_OR_RETURN(std::string image, ImageFor(engine_, spec.binary));
     log_path_ = spec.log_path;
     config_path_ = spec.args.empty() ? "" : spec.args[0];
+    const std::string network =
+        spec.network_namespace.empty()
+            ? "host"
+            : absl::StrCat("ns:/run/netns/", spec.network_namespace);
     std::vector<std::string> run = {
         "run",      "-d",         "--name",  container_, "--network",
-        "host",     "--ulimit",   kNofile,   "--ulimit", kNproc,
+        network,    "--ulimit",   kNofile,   "--ulimit", kNproc,
         "--volume", absl::StrCat(spec.dir, ":", spec.dir)};
     for (const std::string& dir : spec.extra_dirs) {
       run.insert(run.end(), {"--volume", absl::StrCat(dir, ":", dir, ":ro")});

@@ -1,6 +1,7 @@
 // The default backend: redis-server as a child process, tied to this process
 // by PR_SET_PDEATHSIG so that crashed tests leave no servers behind.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -28,7 +29,10 @@ std::string DescribeExit(int wait_status) {
     return absl::StrCat("killed by signal ", WTERMSIG(wait_status));
   }
   const int code = WEXITSTATUS(wait_status);
-  return absl::StrCat("exit code ", code, code == 127 ? " (exec failed)" : "");
+  return absl::StrCat("exit code ", code,
+                      code == 127   ? " (exec failed)"
+                      : code == 125 ? " (could not enter its network namespace)"
+                                    : "");
 }
 
 pid_t WaitPid(pid_t pid, int* wait_status, int flags) {
@@ -102,6 +106,17 @@ class ProcessRunner : public Runner {
       argv.push_back(const_cast<char*>(arg.c_str()));
     }
     argv.push_back(nullptr);
+    // Opened here: between fork and exec only async-signal-safe calls.
+    int netns_fd = -1;
+    if (!spec.network_namespace.empty()) {
+      const std::string path = "/run/netns/" + spec.network_namespace;
+      netns_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (netns_fd < 0) {
+        const absl::Status error = ErrnoError(absl::StrCat("open ", path));
+        close(log_fd);
+        return error;
+      }
+    }
     const pid_t parent = getpid();
     int fork_error = 0;
     pid_ = fork_thread_.Run([&] {
@@ -120,6 +135,7 @@ class ProcessRunner : public Runner {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) _exit(125);
         dup2(log_fd, STDOUT_FILENO);
         dup2(log_fd, STDERR_FILENO);
         // Inherited sockets (say, a test's connection to another server)
@@ -132,6 +148,7 @@ class ProcessRunner : public Runner {
       return child;
     });
     close(log_fd);
+    if (netns_fd >= 0) close(netns_fd);
     if (pid_ < 0) {
       return absl::InternalError(
           absl::StrCat("fork: ", ErrnoText(fork_error)));

@@ -32,7 +32,6 @@ namespace lock::harness {
 
 namespace {
 
-constexpr char kHost[] = "127.0.0.1";
 constexpr int kStartAttempts = 5;  // Ports tried before giving up.
 constexpr int kLogTailLines = 30;
 // A readiness probe must fail fast (a listener that is not our server never
@@ -82,12 +81,13 @@ RedisReply Convert(const redisReply& reply) {
 // The one place that maps hiredis outcomes to status codes: a dead context
 // (refused, reset, timed out) is kUnavailable, an error reply is
 // kFailedPrecondition.
-absl::StatusOr<RedisReply> Command(redisContext* context, int port,
+absl::StatusOr<RedisReply> Command(redisContext* context,
+                                   const std::string& addr,
                                    const std::vector<std::string>& argv) {
   ReplyPtr reply = CommandArgv(context, argv);
   if (reply == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat(kHost, ":", port, " ", argv[0], ": ", context->errstr));
+        absl::StrCat(addr, " ", argv[0], ": ", context->errstr));
   }
   if (reply->type == REDIS_REPLY_ERROR) {
     return absl::FailedPreconditionError(std::string(reply->str, reply->len));
@@ -95,25 +95,27 @@ absl::StatusOr<RedisReply> Command(redisContext* context, int port,
   return Convert(*reply);
 }
 
-absl::StatusOr<RedisReply> Call(int port, const std::string& password,
+absl::StatusOr<RedisReply> Call(const std::string& host, int port,
+                                const std::string& password,
                                 const std::vector<std::string>& argv,
                                 absl::Duration timeout) {
   if (argv.empty()) return absl::InvalidArgumentError("empty command");
+  const std::string addr = absl::StrCat(host, ":", port);
   const timeval tv = absl::ToTimeval(timeout);
-  ContextPtr context(redisConnectWithTimeout(kHost, port, tv));
+  ContextPtr context(redisConnectWithTimeout(host.c_str(), port, tv));
   if (context == nullptr || context->err != 0) {
     return absl::UnavailableError(
-        absl::StrCat("connect to ", kHost, ":", port, ": ",
+        absl::StrCat("connect to ", addr, ": ",
                      context == nullptr ? "out of memory" : context->errstr));
   }
   if (redisSetTimeout(context.get(), tv) != REDIS_OK) {
-    return absl::UnavailableError(absl::StrCat("set timeout on ", kHost, ":",
-                                               port, ": ", context->errstr));
+    return absl::UnavailableError(
+        absl::StrCat("set timeout on ", addr, ": ", context->errstr));
   }
   if (!password.empty()) {
-    RETURN_IF_ERROR(Command(context.get(), port, {"AUTH", password}).status());
+    RETURN_IF_ERROR(Command(context.get(), addr, {"AUTH", password}).status());
   }
-  return Command(context.get(), port, argv);
+  return Command(context.get(), addr, argv);
 }
 
 bool IsExecutableFile(const std::string& path) {
@@ -190,6 +192,12 @@ absl::StatusOr<std::vector<int>> PickFreePorts(int count) {
   for (int fd : fds) close(fd);
   if (!status.ok()) return status;
   return ports;
+}
+
+// The `bind` addresses: loopback always (fleet nodes in one namespace reach
+// each other there), plus the address clients use when it is another.
+std::string Bind(const std::string& host) {
+  return host == "127.0.0.1" ? host : absl::StrCat("127.0.0.1 ", host);
 }
 
 // redis.conf splits lines like a shell; quoting keeps paths and passwords
@@ -311,15 +319,15 @@ RedisServer::~RedisServer() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-std::string RedisServer::host() const { return kHost; }
+std::string RedisServer::host() const { return options_.host; }
 
 std::string RedisServer::addr() const {
   if (!socket_path_.empty()) return absl::StrCat("unix:", socket_path_);
-  return absl::StrCat(kHost, ":", port_);
+  return absl::StrCat(options_.host, ":", port_);
 }
 
 std::string RedisServer::plain_addr() const {
-  return absl::StrCat(kHost, ":", plain_port_);
+  return absl::StrCat(options_.host, ":", plain_port_);
 }
 
 pid_t RedisServer::pid() const {
@@ -400,7 +408,7 @@ absl::StatusOr<std::string> RedisServer::Exec(
 
 absl::StatusOr<RedisReply> RedisServer::Query(
     const std::vector<std::string>& argv, absl::Duration timeout) {
-  return Call(plain_port_, options_.password, argv, timeout);
+  return Call(options_.host, plain_port_, options_.password, argv, timeout);
 }
 
 std::string RedisServer::Log() const {
@@ -412,7 +420,7 @@ std::string RedisServer::Log() const {
 
 absl::Status RedisServer::WriteConfig() const {
   std::string config = absl::StrCat(
-      "port ", plain_port_, "\nbind ", kHost,
+      "port ", plain_port_, "\nbind ", Bind(options_.host),
       "\nprotected-mode no\ndaemonize no\ndir ", Quote(dir_), "\nlogfile ",
       Quote(absl::StrCat(dir_, "/", kLogFile)), "\nsave \"\"\nappendonly ",
       options_.appendonly ? "yes" : "no",
@@ -472,6 +480,7 @@ absl::Status RedisServer::LaunchLocked() {
     spec.extra_dirs.push_back(tls_files_->dir);
   }
   spec.log_path = absl::StrCat(dir_, "/", kLogFile);
+  spec.network_namespace = options_.network_namespace;
   const size_t log_offset = Log().size();
   // A container takes a while to launch; that counts against the timeout.
   const absl::Time deadline = absl::Now() + options_.start_timeout;
@@ -500,7 +509,7 @@ absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
       }
       return absl::FailedPreconditionError(message);
     }
-    probe = Call(plain_port_, options_.password, {"PING"}, kProbeTimeout)
+    probe = Call(options_.host, plain_port_, options_.password, {"PING"}, kProbeTimeout)
                 .status();
     const bool late = absl::Now() > deadline;
     if (probe.ok() && !late) break;
@@ -514,7 +523,7 @@ absl::Status RedisServer::WaitUntilReadyLocked(size_t log_offset,
     absl::SleepFor(kPollInterval);
   }
   // Our child may not have noticed yet that another server owns the port.
-  ASSIGN_OR_RETURN(RedisReply info, Call(plain_port_, options_.password,
+  ASSIGN_OR_RETURN(RedisReply info, Call(options_.host, plain_port_, options_.password,
                                          {"INFO", "server"}, kProbeTimeout));
   if (!runner_->Owns(info.str)) {
     return absl::UnavailableError(absl::StrCat(

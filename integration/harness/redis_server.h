@@ -106,6 +106,17 @@ struct RedisServerOptions {
   // Process or container; see the top of the file.
   ServerBackend backend = ServerBackend::kFromEnvironment;
 
+  // --- Network namespace ----------------------------------------------------
+  // Run the server inside the network namespace /run/netns/<name> (a
+  // Partition's server side: Partition::ServerOptions() sets both fields).
+  // Empty: the caller's namespace. With the container backend this needs
+  // podman (`--network ns:...`); docker is kFailedPrecondition.
+  std::string network_namespace;
+  // The address clients and the harness reach the server at (host(),
+  // addr(), plain_addr()). The server always listens on 127.0.0.1 too, so
+  // that nodes of a fleet in one namespace reach each other there.
+  std::string host = "127.0.0.1";
+
   // --- TLS ------------------------------------------------------------------
   // Serve clients over TLS only: `tls-port` on a free port (port(),
   // addr()), plus `tls-replication yes` (a replica connects to its master's
@@ -171,10 +182,11 @@ class RedisServer {
   // The TCP port clients connect to: the TLS port of a `tls` server, else
   // the plaintext port. Ports stay the same across Restart().
   int port() const { return port_; }
-  // What a client connects to: "127.0.0.1:<port()>", or "unix:<path>" for a
+  // What a client connects to: "<host>:<port()>" ("127.0.0.1:..." unless
+  // RedisServerOptions::host says otherwise), or "unix:<path>" for a
   // `unix_socket` server.
   std::string addr() const;
-  // The plaintext port and "127.0.0.1:<plain port>": the harness's own way
+  // The plaintext port and "<host>:<plain port>": the harness's own way
   // in (Exec, Query, readiness). The same as port() / addr() for a plain
   // TCP server; for a TLS or unix-socket server a port that exists only
   // because hiredis 0.14 (which the harness uses) speaks neither TLS nor,

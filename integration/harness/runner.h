@@ -27,6 +27,8 @@ struct LaunchSpec {
   // container mounts them read-only at the same path.
   std::vector<std::string> extra_dirs;
   std::string log_path;           // early output (before `logfile` opens)
+  // RedisServerOptions::network_namespace: "" for the caller's.
+  std::string network_namespace;
 };
 
 class Runner {
