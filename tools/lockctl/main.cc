@@ -85,13 +85,12 @@ int main(int argc, char** argv) {
     std::cout << "lockctl " << lock::kVersion << "\n";
     return lockctl::kExitOk;
   }
-  if (command == "validate") return lockctl::Validate(args);
-  if (command == "explain") return lockctl::Explain(args);
-  if (command == "status") return lockctl::Status(args);
-  if (command == "list") return lockctl::List(args);
-  if (command == "release") return lockctl::Release(args);
-  if (command == "stats") return lockctl::Stats(args);
-  if (command == "bench") return lockctl::Bench(args);
-  if (command == "watch") return lockctl::Watch(args);
+  for (const lockctl::Command& c :
+       {lockctl::ValidateCommand(), lockctl::ExplainCommand(),
+        lockctl::StatusCommand(), lockctl::ListCommand(),
+        lockctl::ReleaseCommand(), lockctl::StatsCommand(),
+        lockctl::BenchCommand(), lockctl::WatchCommand()}) {
+    if (c.name == command) return lockctl::RunCommand(c, args);
+  }
   return lockctl::UsageError("", "unknown command \"" + command + "\"");
 }
