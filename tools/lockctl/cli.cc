@@ -105,8 +105,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(
 
     absl::CommandLineFlag* flag = FindFlag(command, name);
     if (flag == nullptr && absl::StartsWith(name, "no")) {
-      // --nojson: a bool flag's false.
-      absl::CommandLineFlag* negated = FindFlag(command, name.substr(2));
+      // --nojson (abseil's spelling) or --no-json: a bool flag's false.
+      absl::CommandLineFlag* negated = FindFlag(
+          command, std::string(absl::StripPrefix(name.substr(2), "-")));
       if (negated != nullptr && negated->IsOfType<bool>()) {
         if (value.has_value()) {
           return absl::InvalidArgumentError(

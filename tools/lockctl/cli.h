@@ -89,8 +89,9 @@ struct CommandLine {
 };
 
 // Sets `command`'s flags from `argv` (the arguments after the command's
-// name): `--name=VALUE` and `--name VALUE`; `--name`, `--noname` and
-// `--name=true|false` for a bool flag; dashes in a name are underscores
+// name): `--name=VALUE` and `--name VALUE`; `--name`, `--noname`,
+// `--no-name` and `--name=true|false` for a bool flag (which never takes the
+// next argument as its value); dashes in a name are underscores
 // (--phase-ms is --phase_ms). Other arguments are positional, and so is
 // everything after "--". kInvalidArgument naming the argument: an option
 // the command does not take, a missing value, a value the flag cannot
