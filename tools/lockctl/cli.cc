@@ -38,14 +38,24 @@ absl::CommandLineFlag* FindFlag(const Command& command, std::string name) {
   return nullptr;
 }
 
-// How a flag's values are written, for the error about one that is not.
-std::string ValueKind(const absl::CommandLineFlag& f) {
-  if (f.IsOfType<bool>()) return "true or false";
-  if (f.IsOfType<int>() || f.IsOfType<std::optional<int>>()) {
-    return "a whole number";
+// The usage error about `value`, which `flag` (typed as --`name`) could not
+// parse: what its values look like, or for a type not named here abseil's
+// own `why`.
+absl::Status BadValue(const absl::CommandLineFlag& flag,
+                      const std::string& name, const std::string& value,
+                      const std::string& why) {
+  std::string kind;
+  if (flag.IsOfType<bool>()) {
+    kind = "true or false";
+  } else if (flag.IsOfType<int>() || flag.IsOfType<std::optional<int>>()) {
+    kind = "a whole number";
+  } else if (flag.IsOfType<double>()) {
+    kind = "a number";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", why));
   }
-  if (f.IsOfType<double>()) return "a number";
-  return "a valid value";
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", name, " needs ", kind, ", got \"", value, "\""));
 }
 
 // "FILE|DIR" and "policy configuration" from a flag's help
@@ -131,10 +141,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(
             absl::StrCat("--", name, " needs a value"));
       }
     }
-    std::string error;
-    if (!flag->ParseFrom(*value, &error)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", name, " needs ", ValueKind(*flag), ", got \"", *value, "\""));
+    if (std::string why; !flag->ParseFrom(*value, &why)) {
+      return BadValue(*flag, name, *value, why);
     }
   }
   return out;

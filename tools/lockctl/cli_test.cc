@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@
 // spelled.
 ABSL_FLAG(int, phase_ms, 100, "MS: a flag with an underscore");
 ABSL_FLAG(bool, dry_run, false, "a bool flag with an underscore");
+// A type whose values lockctl does not describe itself: abseil says why.
+ABSL_FLAG(int64_t, big_count, 0, "N: a flag of another type");
 
 namespace lockctl {
 namespace {
@@ -44,7 +47,8 @@ Command Named(const std::string& name) {
 Command Underscored() {
   return {.name = "test",
           .usage = "usage: lockctl test\n",
-          .flags = {Opt(FLAGS_phase_ms), Opt(FLAGS_dry_run)}};
+          .flags = {Opt(FLAGS_phase_ms), Opt(FLAGS_dry_run),
+                    Opt(FLAGS_big_count)}};
 }
 
 // The error message of a parse that must fail.
@@ -123,6 +127,8 @@ TEST_F(CliTest, AValueOfTheWrongTypeIsRefusedNamingTheFlag) {
             "--count needs a whole number, got \"many\"");
   EXPECT_EQ(ParseError(Named("stats"), {"--json=maybe"}),
             "--json needs true or false, got \"maybe\"");
+  EXPECT_THAT(ParseError(Underscored(), {"--big-count=lots"}),
+              StartsWith("--big-count: Illegal value 'lots'"));
 }
 
 TEST_F(CliTest, AValueMayStartWithADash) {

@@ -29,16 +29,9 @@ for cmd in validate explain status list release watch stats bench; do
   out=$($ctl $cmd --help) || fail "$cmd --help exited $?"
   echo "$out" | grep -q "^usage: lockctl $cmd" || fail "$cmd --help: $out"
   echo "$out" | grep -q "Exit codes" || fail "$cmd --help does not document exit codes"
-  # Every option it lists is one it takes (with --help it stops after the parse).
-  for opt in $(echo "$out" | sed -n 's/^  \(--[a-z_-]*\) .*/\1/p'); do
-    $ctl $cmd $opt=1 --help >/dev/null 2>&1 || $ctl $cmd $opt=true --help >/dev/null 2>&1 ||
-      fail "$cmd --help lists $opt, which $cmd refuses"
-  done
 done
-out=$($ctl release --help)
-for opt in owner force yes config json; do
-  echo "$out" | grep -q "^  --$opt [ A-Z|]* [a-zA-Z]" || fail "release --help does not describe --$opt: $out"
-done
+# That each --help lists exactly the command's options, with their help, is
+# cli_test's (in-process: a run of lockctl per option is too slow here).
 
 out=$($ctl explain order-close --config $d/good.json) || fail "explain exited $?"
 [ "$out" = "$(cat $d/explain.golden)" ] || { echo "$out"; fail "explain differs from golden"; }
