@@ -51,6 +51,13 @@ Command Underscored() {
                     Opt(FLAGS_big_count)}};
 }
 
+// The names of the flags `c` takes.
+std::set<std::string> FlagNames(const Command& c) {
+  std::set<std::string> names;
+  for (const absl::CommandLineFlag* f : c.flags) names.emplace(f->Name());
+  return names;
+}
+
 // The error message of a parse that must fail.
 std::string ParseError(const Command& c, const std::vector<std::string>& argv) {
   absl::StatusOr<CommandLine> line = ParseCommandLine(c, argv);
@@ -88,8 +95,7 @@ TEST_F(CliTest, AnUnknownOptionIsRefusedNamingIt) {
 TEST_F(CliTest, EachCommandTakesItsOwnOptionsOnly) {
   int refused = 0;
   for (const Command& c : AllCommands()) {
-    std::set<std::string> own;
-    for (const absl::CommandLineFlag* f : c.flags) own.emplace(f->Name());
+    const std::set<std::string> own = FlagNames(c);
     for (const Command& other : AllCommands()) {
       for (const absl::CommandLineFlag* f : other.flags) {
         const std::string name(f->Name());
@@ -232,8 +238,7 @@ TEST_F(CliTest, HelpListsEveryFlagWithItsHelpAndDefault) {
 
 TEST_F(CliTest, EveryOptionInASynopsisIsAFlagOfTheCommand) {
   for (const Command& c : AllCommands()) {
-    std::set<std::string> own;
-    for (const absl::CommandLineFlag* f : c.flags) own.emplace(f->Name());
+    const std::set<std::string> own = FlagNames(c);
     for (absl::string_view word :
          absl::StrSplit(c.usage, absl::ByAnyChar(" []\n"), absl::SkipEmpty())) {
       if (!absl::ConsumePrefix(&word, "--")) continue;
