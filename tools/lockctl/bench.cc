@@ -177,7 +177,8 @@ int Bench(const std::vector<std::string>& positional) {
   absl::StatusOr<std::string> config = ConfigPath();
   std::string policy_name = absl::GetFlag(FLAGS_policy);
   if (config.ok()) {
-    if (policy_name.empty()) return UsageError("bench", "bench needs --policy P");
+    if (policy_name.empty())
+      return UsageError("bench", "bench needs --policy P");
   } else {
     auto server =
         lock::harness::RedisServer::Start({.name = "lockctl-bench-redis"});

@@ -149,7 +149,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(
 }
 
 std::string HelpText(const Command& command) {
-  std::vector<std::pair<std::string, std::string>> rows;  // "--name VALUE", help
+  // "--name VALUE" and its help, per flag.
+  std::vector<std::pair<std::string, std::string>> rows;
   size_t width = 0;
   for (const absl::CommandLineFlag* f : command.flags) {
     auto [value_name, help] = ValueNameAndHelp(*f);
@@ -157,9 +158,9 @@ std::string HelpText(const Command& command) {
     if (!value_name.empty()) absl::StrAppend(&option, " ", value_name);
     const std::string def = f->DefaultValue();
     if (!def.empty() && !(f->IsOfType<bool>() && def == "false")) {
-      absl::StrAppend(&help, f->IsOfType<std::string>() ? " (default \""
-                                                        : " (default ",
-                      def, f->IsOfType<std::string>() ? "\")" : ")");
+      absl::StrAppend(
+          &help, f->IsOfType<std::string>() ? " (default \"" : " (default ",
+          def, f->IsOfType<std::string>() ? "\")" : ")");
     }
     width = std::max(width, option.size());
     rows.emplace_back(std::move(option), std::move(help));
@@ -169,7 +170,8 @@ std::string HelpText(const Command& command) {
   if (!rows.empty()) out += "\n";
   for (const auto& [option, help] : rows) {
     const size_t indent = 2 + width + 2;
-    absl::StrAppend(&out, "  ", option, std::string(width - option.size() + 2, ' '),
+    absl::StrAppend(&out, "  ", option,
+                    std::string(width - option.size() + 2, ' '),
                     Wrap(help, indent, 79), "\n");
   }
   absl::StrAppend(&out, "\n", absl::StripPrefix(command.exit_codes, "\n"));

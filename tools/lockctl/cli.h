@@ -11,7 +11,7 @@
 //   int List(const std::vector<std::string>& positional) {
 //     absl::StatusOr<std::string> config = ConfigPath();
 //     absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
-//     if (!ctx.ok()) return Fail(ctx.status());   // prints, maps to an exit code
+//     if (!ctx.ok()) return Fail(ctx.status());  // prints; the exit code
 #ifndef TOOLS_LOCKCTL_CLI_H_
 #define TOOLS_LOCKCTL_CLI_H_
 
@@ -71,7 +71,7 @@ struct Command {
   std::string usage;  // the synopsis lines, "usage: lockctl list POLICY ..."
   std::string about;  // what it does: the paragraphs after the synopsis
   std::vector<const absl::CommandLineFlag*> flags;  // in --help's order
-  std::string exit_codes;  // "Exit codes: 0 ..."
+  std::string exit_codes;                           // "Exit codes: 0 ..."
   // Runs the command once its flags are set, with the other arguments.
   int (*run)(const std::vector<std::string>& positional) = nullptr;
 };

@@ -1,3 +1,5 @@
+#include "tools/lockctl/cli.h"
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -12,7 +14,6 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
 
 // No lockctl option has an underscore yet; these show how one would be
@@ -31,9 +32,8 @@ using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
 std::vector<Command> AllCommands() {
-  return {ValidateCommand(), ExplainCommand(), StatusCommand(),
-          ListCommand(),     ReleaseCommand(), StatsCommand(),
-          BenchCommand(),    WatchCommand()};
+  return {ValidateCommand(), ExplainCommand(), StatusCommand(), ListCommand(),
+          ReleaseCommand(),  StatsCommand(),   BenchCommand(),  WatchCommand()};
 }
 
 Command Named(const std::string& name) {
@@ -45,10 +45,10 @@ Command Named(const std::string& name) {
 }
 
 Command Underscored() {
-  return {.name = "test",
-          .usage = "usage: lockctl test\n",
-          .flags = {Opt(FLAGS_phase_ms), Opt(FLAGS_dry_run),
-                    Opt(FLAGS_big_count)}};
+  return {
+      .name = "test",
+      .usage = "usage: lockctl test\n",
+      .flags = {Opt(FLAGS_phase_ms), Opt(FLAGS_dry_run), Opt(FLAGS_big_count)}};
 }
 
 // The names of the flags `c` takes.

@@ -156,7 +156,8 @@ nlohmann::json ListJson(const PolicyContext& ctx, const std::string& match,
 // list for the kinds beyond the mutex: one line per lock that holds or
 // queues anything, with its summary.
 int ListPrimitives(const PolicyContext& ctx,
-                   const std::vector<std::string>& keys, const std::string& match, int limit) {
+                   const std::vector<std::string>& keys,
+                   const std::string& match, int limit) {
   std::vector<PrimitiveView> locks;
   size_t not_shown = 0;
   for (const std::string& key : keys) {
@@ -232,8 +233,8 @@ void LogForceRelease(const PolicyContext& ctx, const std::string& key,
 // the line (a writer's claim, a fair waiter); --force gives back every hold
 // it read, each checked against its token, so a hold taken in between is
 // never removed.
-int ReleasePrimitive(const PolicyContext& ctx,
-                     const std::string& key, const std::optional<std::string>& owner) {
+int ReleasePrimitive(const PolicyContext& ctx, const std::string& key,
+                     const std::optional<std::string>& owner) {
   absl::StatusOr<PrimitiveView> before = InspectPrimitive(ctx, key);
   if (!before.ok()) return Fail(before.status());
   const bool force = !owner.has_value();
@@ -339,7 +340,8 @@ std::vector<MasterRelease> ReleaseOnMasters(const PolicyContext& ctx, const Mute
 // Exit 0 when released somewhere and no master failed, 1 when nothing was
 // released, 3 when a master did not answer.
 int ReportRedlockRelease(const PolicyContext& ctx, const MutexView& before,
-                         const std::string& what, const std::vector<MasterRelease>& results,
+                         const std::string& what,
+                         const std::vector<MasterRelease>& results,
                          bool force) {
   int released = 0;
   bool failed = false;
@@ -605,7 +607,8 @@ int Release(const std::vector<std::string>& positional) {
 Command StatusCommand() {
   return {
       .name = "status",
-      .usage = "usage: lockctl status POLICY KEY [--config FILE|DIR] [--json]\n",
+      .usage =
+          "usage: lockctl status POLICY KEY [--config FILE|DIR] [--json]\n",
       .about = R"text(
 Shows one lock as Redis has it now: held or free, the owner token (and
 the host and pid it names), the lease left, the re-entry count, the

@@ -114,7 +114,8 @@ means: what holding is, which holds get a fencing token, and the kind's
 own rules (permits, writer preference, the fair queue).
 )text",
       .flags = {Opt(FLAGS_config)},
-      .exit_codes = R"text(Exit codes: 0 shown, 1 invalid configuration or unknown policy,
+      .exit_codes =
+          R"text(Exit codes: 0 shown, 1 invalid configuration or unknown policy,
 2 usage error.
 )text",
       .run = Explain,

@@ -376,7 +376,8 @@ int Watch(const std::vector<std::string>& positional) {
     if (!s.ok()) return UsageError("watch", std::string(s.message()));
   }
   absl::StatusOr<std::string> config = ConfigPath();
-  if (!config.ok()) return UsageError("watch", std::string(config.status().message()));
+  if (!config.ok())
+    return UsageError("watch", std::string(config.status().message()));
   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
 
