@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "integration/harness/redis_server.h"
@@ -34,34 +34,16 @@
 #include "tools/lockctl/commands.h"
 #include "tools/lockctl/stats_dump.h"
 
+ABSL_FLAG(std::string, policy, "",
+          "P: the policy to use; required with a configuration (without one: "
+          "the built-in \"bench\")");
+ABSL_FLAG(double, seconds, 3, "S: seconds per scenario, (0, 3600]");
+ABSL_FLAG(int, threads, 4, "N: threads, 1..1024");
+
 namespace lockctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr char kBenchHelp[] =
-    "usage: lockctl bench [--policy P] [--seconds S] [--threads N]\n"
-    "                     [--config FILE|DIR] [--json]\n"
-    "\n"
-    "Runs two scenarios against the policy's Redis, S seconds each:\n"
-    "  uncontended  each thread acquires and releases its own key in a loop\n"
-    "  handoff      all threads contend for one key, handing it over\n"
-    "and prints pairs (acquire + release) per second and the p50/p99 latency\n"
-    "of a pair (for handoff: including the wait). A progress bar shows on a\n"
-    "terminal. Keys are \"lockctl-bench:<random>:...\" under the policy's\n"
-    "prefix; their fencing counters are deleted afterwards.\n"
-    "\n"
-    "Without --config and LOCK_CONFIG, starts a throwaway redis-server and a\n"
-    "built-in policy \"bench\" (ttl 10s, wait with notify).\n"
-    "\n"
-    "  --policy P         policy to use (required with a configuration)\n"
-    "  --seconds S        per scenario (default 3)\n"
-    "  --threads N        (default 4)\n"
-    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
-    "  --json             one JSON object per scenario, one per line\n"
-    "\n"
-    "Exit codes: 0 done, 1 bad configuration or unknown policy, 2 usage\n"
-    "error, 3 Redis unreachable or failing (also when every pair failed).\n";
 
 constexpr char kEmbeddedConfig[] = R"json({
   "redis": { "default": { "addrs": ["ADDR"], "pool_size": 64 } },
@@ -176,44 +158,27 @@ Result RunScenario(lock::Locker& locker, const std::string& policy,
   return res;
 }
 
-}  // namespace
-
-int Bench(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      ParseArgs(argv, {.values = {"config", "policy", "seconds", "threads"},
-                       .flags = {"json"}});
-  if (!args.ok())
-    return UsageError("bench", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kBenchHelp;
-    return kExitOk;
+int Bench(const std::vector<std::string>& positional) {
+  if (!positional.empty()) {
+    return UsageError("bench", "unexpected argument \"" + positional[0] + "\"");
   }
-  if (!args->positional.empty()) {
-    return UsageError("bench",
-                      "unexpected argument \"" + args->positional[0] + "\"");
-  }
-  double seconds = 3;
-  int threads = 4;
-  if (auto s = args->Value("seconds");
-      s &&
-      (!absl::SimpleAtod(*s, &seconds) || !(seconds > 0) || seconds > 3600)) {
-    return UsageError(
-        "bench", "--seconds needs a number in (0, 3600], got \"" + *s + "\"");
-  }
-  if (auto t = args->Value("threads");
-      t && (!absl::SimpleAtoi(*t, &threads) || threads < 1 || threads > 1024)) {
-    return UsageError(
-        "bench", "--threads needs a number in 1..1024, got \"" + *t + "\"");
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const int threads = absl::GetFlag(FLAGS_threads);
+  for (const absl::Status& s :
+       {CheckFlag(FLAGS_seconds, seconds > 0 && seconds <= 3600,
+                  "a number in (0, 3600]"),
+        CheckFlag(FLAGS_threads, threads >= 1 && threads <= 1024,
+                  "a number in 1..1024")}) {
+    if (!s.ok()) return UsageError("bench", std::string(s.message()));
   }
 
   // Where: the configured policy, or a throwaway server with a built-in one.
   std::unique_ptr<lock::harness::RedisServer> embedded;
-  Args effective = *args;
-  std::string policy_name;
-  if (ConfigPath(*args).ok()) {
-    if (!args->Value("policy"))
+  absl::StatusOr<std::string> config = ConfigPath();
+  std::string policy_name = absl::GetFlag(FLAGS_policy);
+  if (config.ok()) {
+    if (policy_name.empty())
       return UsageError("bench", "bench needs --policy P");
-    policy_name = *args->Value("policy");
   } else {
     auto server =
         lock::harness::RedisServer::Start({.name = "lockctl-bench-redis"});
@@ -240,11 +205,11 @@ int Bench(const std::vector<std::string>& argv) {
       return kExitRefused;
     }
     close(fd);
-    effective.values["config"] = tmpl;
-    policy_name = args->Value("policy").value_or("bench");
+    config = std::string(tmpl);
+    if (policy_name.empty()) policy_name = "bench";
   }
-  absl::StatusOr<PolicyContext> ctx = OpenPolicy(effective, policy_name);
-  if (embedded) std::remove(effective.values["config"].c_str());
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, policy_name);
+  if (embedded) std::remove(config->c_str());
   if (!ctx.ok()) return Fail(ctx.status());
 
   // One round trip first: a Redis that is down is an exit 3 up front, not a
@@ -259,7 +224,7 @@ int Bench(const std::vector<std::string>& argv) {
     if (absl::Status s = (*probe)->Inspect().status(); !s.ok()) return Fail(s);
   }
 
-  const bool json = args->Has("json");
+  const bool json = absl::GetFlag(FLAGS_json);
   const bool progress = !json && StderrIsTty();
   if (!json) {
     std::cout << "lockctl bench: policy " << policy_name << " on "
@@ -345,6 +310,38 @@ int Bench(const std::vector<std::string>& argv) {
       return ExitCodeFor(r.first_status);
   }
   return pairs > 0 ? kExitOk : kExitRedis;
+}
+
+}  // namespace
+
+Command BenchCommand() {
+  return {
+      .name = "bench",
+      .usage = R"text(
+usage: lockctl bench [--policy P] [--seconds S] [--threads N]
+                     [--config FILE|DIR] [--json]
+)text",
+      .about = R"text(
+Runs two scenarios against the policy's Redis, S seconds each:
+  uncontended  each thread acquires and releases its own key in a loop
+  handoff      all threads contend for one key, handing it over
+and prints pairs (acquire + release) per second and the p50/p99 latency
+of a pair (for handoff: including the wait). A progress bar shows on a
+terminal. Keys are "lockctl-bench:<random>:..." under the policy's
+prefix; their fencing counters are deleted afterwards. --json prints one
+JSON object per scenario, one per line.
+
+Without --config and LOCK_CONFIG, starts a throwaway redis-server and a
+built-in policy "bench" (ttl 10s, wait with notify).
+)text",
+      .flags = {Opt(FLAGS_policy), Opt(FLAGS_seconds), Opt(FLAGS_threads),
+                Opt(FLAGS_config), Opt(FLAGS_json)},
+      .exit_codes = R"text(
+Exit codes: 0 done, 1 bad configuration or unknown policy, 2 usage
+error, 3 Redis unreachable or failing (also when every pair failed).
+)text",
+      .run = Bench,
+  };
 }
 
 }  // namespace lockctl

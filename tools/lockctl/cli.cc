@@ -5,70 +5,196 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <utility>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lock/internal/keys.h"
 #include "util/status_macros.h"
 
+ABSL_FLAG(std::string, config, "",
+          "FILE|DIR: policy configuration (default: $LOCK_CONFIG)");
+ABSL_FLAG(bool, json, false, "JSON for scripts instead of text");
+
 namespace lockctl {
 
-std::optional<std::string> Args::Value(const std::string& name) const {
-  auto it = values.find(name);
-  if (it == values.end()) return std::nullopt;
-  return it->second;
+namespace {
+
+// The command's flag named `name` (dashes read as underscores), or null.
+// From abseil's registry, whose handles may be set (the ones a Command
+// lists are read-only).
+absl::CommandLineFlag* FindFlag(const Command& command, std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  for (const absl::CommandLineFlag* f : command.flags) {
+    if (f->Name() == name) return absl::FindCommandLineFlag(name);
+  }
+  return nullptr;
 }
 
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
-                               const ArgSpec& spec) {
-  Args out;
-  bool options_done = false;
+// The usage error about `value`, which `flag` (typed as --`name`) could not
+// parse: what its values look like, or for a type not named here abseil's
+// own `why`.
+absl::Status BadValue(const absl::CommandLineFlag& flag,
+                      const std::string& name, const std::string& value,
+                      const std::string& why) {
+  std::string kind;
+  if (flag.IsOfType<bool>()) {
+    kind = "true or false";
+  } else if (flag.IsOfType<int>() || flag.IsOfType<std::optional<int>>()) {
+    kind = "a whole number";
+  } else if (flag.IsOfType<double>()) {
+    kind = "a number";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", why));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", name, " needs ", kind, ", got \"", value, "\""));
+}
+
+// "FILE|DIR" and "policy configuration" from a flag's help
+// "FILE|DIR: policy configuration"; a bool flag takes no value.
+std::pair<std::string, std::string> ValueNameAndHelp(
+    const absl::CommandLineFlag& f) {
+  const std::string help = f.Help();
+  const size_t colon = help.find(": ");
+  if (f.IsOfType<bool>() || colon == std::string::npos) return {"", help};
+  return {help.substr(0, colon), help.substr(colon + 2)};
+}
+
+// `text` in lines of at most `width` characters, every line after the
+// first indented by `indent` spaces.
+std::string Wrap(const std::string& text, size_t indent, size_t width) {
+  std::string out;
+  size_t line = indent;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (line > indent && line + 1 + word.size() > width) {
+      absl::StrAppend(&out, "\n", std::string(indent, ' '));
+      line = indent;
+    } else if (line > indent) {
+      out += ' ';
+      ++line;
+    }
+    absl::StrAppend(&out, word);
+    line += word.size();
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<CommandLine> ParseCommandLine(
+    const Command& command, const std::vector<std::string>& argv) {
+  CommandLine out;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
-    if (options_done || a.size() < 2 || a[0] != '-' ||
-        (a[1] != '-' && a != "-h")) {
+    // Single-dash arguments are positional: "-" is stdin for stats.
+    if (!absl::StartsWith(a, "--") && a != "-h") {
       out.positional.push_back(a);
       continue;
     }
     if (a == "--") {
-      options_done = true;
-      continue;
+      out.positional.insert(out.positional.end(), argv.begin() + i + 1,
+                            argv.end());
+      break;
     }
     if (a == "--help" || a == "-h") {
       out.help = true;
       continue;
     }
-    std::string name = a.substr(2);
-    std::optional<std::string> inline_value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      inline_value = name.substr(eq + 1);
-      name = name.substr(0, eq);
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(2, eq == std::string::npos ? eq : eq - 2);
+    std::optional<std::string> value;
+    if (eq != std::string::npos) value = a.substr(eq + 1);
+
+    absl::CommandLineFlag* flag = FindFlag(command, name);
+    if (flag == nullptr && absl::StartsWith(name, "no")) {
+      // --nojson (abseil's spelling) or --no-json: a bool flag's false.
+      absl::CommandLineFlag* negated = FindFlag(
+          command, std::string(absl::StripPrefix(name.substr(2), "-")));
+      if (negated != nullptr && negated->IsOfType<bool>()) {
+        if (value.has_value()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--", name, " takes no value"));
+        }
+        flag = negated;
+        value = "false";
+      }
     }
-    if (spec.values.count(name) > 0) {
-      if (inline_value) {
-        out.values[name] = *inline_value;
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          command.name, " has no option \"", a.substr(0, eq), "\""));
+    }
+    if (!value.has_value()) {
+      if (flag->IsOfType<bool>()) {
+        value = "true";
       } else if (i + 1 < argv.size()) {
-        out.values[name] = argv[++i];
+        value = argv[++i];
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, " needs a value"));
       }
-    } else if (spec.flags.count(name) > 0) {
-      if (inline_value) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", name, " takes no value"));
-      }
-      out.flags.insert(name);
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option \"", a, "\""));
+    }
+    if (std::string why; !flag->ParseFrom(*value, &why)) {
+      return BadValue(*flag, name, *value, why);
     }
   }
   return out;
+}
+
+std::string HelpText(const Command& command) {
+  // "--name VALUE" and its help, per flag.
+  std::vector<std::pair<std::string, std::string>> rows;
+  size_t width = 0;
+  for (const absl::CommandLineFlag* f : command.flags) {
+    auto [value_name, help] = ValueNameAndHelp(*f);
+    std::string option = absl::StrCat("--", f->Name());
+    if (!value_name.empty()) absl::StrAppend(&option, " ", value_name);
+    const std::string def = f->DefaultValue();
+    if (!def.empty() && !(f->IsOfType<bool>() && def == "false")) {
+      absl::StrAppend(
+          &help, f->IsOfType<std::string>() ? " (default \"" : " (default ",
+          def, f->IsOfType<std::string>() ? "\")" : ")");
+    }
+    width = std::max(width, option.size());
+    rows.emplace_back(std::move(option), std::move(help));
+  }
+  std::string out = absl::StrCat(absl::StripPrefix(command.usage, "\n"), "\n",
+                                 absl::StripPrefix(command.about, "\n"));
+  if (!rows.empty()) out += "\n";
+  for (const auto& [option, help] : rows) {
+    const size_t indent = 2 + width + 2;
+    absl::StrAppend(&out, "  ", option,
+                    std::string(width - option.size() + 2, ' '),
+                    Wrap(help, indent, 79), "\n");
+  }
+  absl::StrAppend(&out, "\n", absl::StripPrefix(command.exit_codes, "\n"));
+  return out;
+}
+
+int RunCommand(const Command& command, const std::vector<std::string>& argv) {
+  absl::StatusOr<CommandLine> line = ParseCommandLine(command, argv);
+  if (!line.ok()) {
+    return UsageError(command.name, std::string(line.status().message()));
+  }
+  if (line->help) {
+    std::cout << HelpText(command);
+    return kExitOk;
+  }
+  return command.run(line->positional);
+}
+
+absl::Status CheckFlag(const absl::CommandLineFlag& flag, bool ok,
+                       const std::string& what) {
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag.Name(), " needs ", what, ", got ", flag.CurrentValue()));
 }
 
 int UsageError(const std::string& command, const std::string& why) {
@@ -87,8 +213,10 @@ std::string UserPath(const std::string& path) {
   return absl::StrCat(wd, "/", path);
 }
 
-absl::StatusOr<std::string> ConfigPath(const Args& args) {
-  if (auto c = args.Value("config")) return UserPath(*c);
+absl::StatusOr<std::string> ConfigPath() {
+  if (std::string c = absl::GetFlag(FLAGS_config); !c.empty()) {
+    return UserPath(c);
+  }
   const char* env = std::getenv("LOCK_CONFIG");
   if (env != nullptr && *env != '\0') return UserPath(env);
   return absl::InvalidArgumentError("needs --config FILE|DIR or LOCK_CONFIG");
@@ -107,20 +235,18 @@ absl::StatusOr<std::shared_ptr<policy::Registry>> LoadRegistry(
   return std::shared_ptr<policy::Registry>(*std::move(r));
 }
 
-absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
+absl::StatusOr<PolicyContext> OpenPolicy(const std::string& config_path,
                                          const std::string& policy_name) {
   PolicyContext ctx;
-  absl::StatusOr<std::string> path = ConfigPath(args);
-  if (!path.ok()) return path.status();
-  ctx.config_path = *path;
+  ctx.config_path = config_path;
   absl::StatusOr<std::shared_ptr<policy::Registry>> registry =
-      LoadRegistry(*path);
+      LoadRegistry(config_path);
   if (!registry.ok()) return registry.status();
   ctx.registry = *registry;
   ctx.policy = ctx.registry->FindPolicy(policy_name);
   if (ctx.policy == nullptr) {
     return absl::NotFoundError(absl::StrCat(
-        "unknown policy \"", policy_name, "\" in ", *path, "; known: ",
+        "unknown policy \"", policy_name, "\" in ", config_path, "; known: ",
         absl::StrJoin(ctx.registry->snapshot()->PolicyNames(), ", ")));
   }
   ctx.target = ctx.registry->FindTarget(ctx.policy->redis);

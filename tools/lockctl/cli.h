@@ -1,21 +1,28 @@
-// Shared plumbing of the lockctl commands: argument parsing, configuration
-// loading, connecting to a policy's Redis, exit codes, output helpers.
+// Shared plumbing of the lockctl commands: their command lines (abseil
+// flags, each command taking its own), configuration loading, connecting to
+// a policy's Redis, exit codes, output helpers.
 //
-//   absl::StatusOr<Args> args = ParseArgs(argv, {.values = {"config"},
-//                                                .flags = {"json"}});
-//   absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, "order-close");
-//   if (!ctx.ok()) return Fail(ctx.status());   // prints, maps to an exit code
+//   ABSL_FLAG(int, limit, 1000, "N: show at most N locks");
+//   Command ListCommand() {
+//     return {.name = "list", .usage = "usage: lockctl list POLICY ...\n",
+//             .flags = {Opt(FLAGS_limit), Opt(FLAGS_config)}, .run = List};
+//   }
+//   // main: RunCommand(ListCommand(), args) parses, answers --help, runs.
+//   int List(const std::vector<std::string>& positional) {
+//     absl::StatusOr<std::string> config = ConfigPath();
+//     absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
+//     if (!ctx.ok()) return Fail(ctx.status());  // prints; the exit code
 #ifndef TOOLS_LOCKCTL_CLI_H_
 #define TOOLS_LOCKCTL_CLI_H_
 
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -24,6 +31,11 @@
 #include "nlohmann/json.hpp"
 #include "policy/registry.h"
 #include "tools/lockctl/reach.h"
+
+// The options most commands share; the others are declared by the command
+// that reads them.
+ABSL_DECLARE_FLAG(std::string, config);
+ABSL_DECLARE_FLAG(bool, json);
 
 namespace lockctl {
 
@@ -39,25 +51,71 @@ enum ExitCode : int {
   kExitRedis = 3,
 };
 
-struct Args {
+// A command's command line: `lockctl NAME [--flag[=VALUE]]... [POSITIONAL]...`.
+//
+// Every lockctl option is one abseil flag (ABSL_FLAG next to the code that
+// reads it); a command names the ones it takes, and any other is a usage
+// error for it. lockctl parses the options itself rather than with
+// absl::ParseCommandLine, which could not tell one command's options from
+// another's and exits 1 on a usage error where lockctl's documented code is
+// 2; the values are still abseil's to parse (CommandLineFlag::ParseFrom).
+//
+// The help text of a flag that takes a value starts with the value's name
+// and ": " ("FILE|DIR: policy configuration"); `--help` shows it as
+// "--config FILE|DIR  policy configuration".
+//
+// The texts may start with a line break, which is not shown: a raw string
+// literal can open on a line of its own.
+struct Command {
+  std::string name;   // "list"
+  std::string usage;  // the synopsis lines, "usage: lockctl list POLICY ..."
+  std::string about;  // what it does: the paragraphs after the synopsis
+  std::vector<const absl::CommandLineFlag*> flags;  // in --help's order
+  std::string exit_codes;                           // "Exit codes: 0 ..."
+  // Runs the command once its flags are set, with the other arguments.
+  int (*run)(const std::vector<std::string>& positional) = nullptr;
+};
+
+// The handle of a flag, for Command::flags.
+template <typename T>
+const absl::CommandLineFlag* Opt(const absl::Flag<T>& flag) {
+  return &absl::GetFlagReflectionHandle(flag);
+}
+
+// What a command's arguments say besides the flags, which it sets.
+struct CommandLine {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> values;  // --name VALUE / --name=VALUE
-  std::set<std::string> flags;                // --name
-  bool help = false;                          // --help / -h
-
-  bool Has(const std::string& flag) const { return flags.count(flag) > 0; }
-  std::optional<std::string> Value(const std::string& name) const;
+  bool help = false;  // --help / -h
 };
 
-struct ArgSpec {
-  std::set<std::string> values;  // names (without "--") taking a value
-  std::set<std::string> flags;   // boolean names
-};
+// Sets `command`'s flags from `argv` (the arguments after the command's
+// name): `--name=VALUE` and `--name VALUE`; `--name`, `--noname`,
+// `--no-name` and `--name=true|false` for a bool flag (which never takes the
+// next argument as its value); dashes in a name are underscores
+// (--phase-ms is --phase_ms). Other arguments are positional, and so is
+// everything after "--". kInvalidArgument naming the argument: an option
+// the command does not take, a missing value, a value the flag cannot
+// parse.
+absl::StatusOr<CommandLine> ParseCommandLine(
+    const Command& command, const std::vector<std::string>& argv);
 
-// kInvalidArgument naming the offending argument (an unknown --option, a
-// missing value). "--" ends the options.
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
-                               const ArgSpec& spec);
+// `lockctl NAME --help`: the synopsis, what it does, each flag with its help
+// and default, the exit codes.
+std::string HelpText(const Command& command);
+
+// Parses `argv` for `command` and runs it; --help prints HelpText; a usage
+// error is reported as UsageError says.
+int RunCommand(const Command& command, const std::vector<std::string>& argv);
+
+// kInvalidArgument "--NAME needs WHAT, got VALUE" unless `ok`, for the checks
+// of a flag's value that its type cannot make (a range).
+absl::Status CheckFlag(const absl::CommandLineFlag& flag, bool ok,
+                       const std::string& what);
+template <typename T>
+absl::Status CheckFlag(const absl::Flag<T>& flag, bool ok,
+                       const std::string& what) {
+  return CheckFlag(absl::GetFlagReflectionHandle(flag), ok, what);
+}
 
 // Prints "lockctl: <why>" and a hint to run `lockctl <command> --help` to
 // stderr; returns kExitUsage.
@@ -70,7 +128,7 @@ std::string UserPath(const std::string& path);
 
 // --config, else $LOCK_CONFIG (through UserPath); kInvalidArgument when
 // neither is set.
-absl::StatusOr<std::string> ConfigPath(const Args& args);
+absl::StatusOr<std::string> ConfigPath();
 
 // Reads and validates the configuration (a file or a directory).
 absl::StatusOr<std::shared_ptr<policy::Registry>> LoadRegistry(
@@ -92,9 +150,9 @@ struct PolicyContext {
   std::string Where() const { return reach->Describe(); }
 };
 
-// Loads the configuration named by `args` and finds `policy_name` in it.
+// Loads the configuration at `config_path` and finds `policy_name` in it.
 // kNotFound for an unknown policy (listing the known ones).
-absl::StatusOr<PolicyContext> OpenPolicy(const Args& args,
+absl::StatusOr<PolicyContext> OpenPolicy(const std::string& config_path,
                                          const std::string& policy_name);
 
 // Maps an error to the documented exit code.

@@ -1,21 +1,21 @@
-// The lockctl commands. Each takes the arguments after its name and returns
-// the process exit code (see ExitCode in cli.h).
+// The lockctl commands: what each is called, takes and says in --help, and
+// the function that runs it (see Command in cli.h). A run returns the
+// process exit code (see ExitCode in cli.h).
 #ifndef TOOLS_LOCKCTL_COMMANDS_H_
 #define TOOLS_LOCKCTL_COMMANDS_H_
 
-#include <string>
-#include <vector>
+#include "tools/lockctl/cli.h"
 
 namespace lockctl {
 
-int Validate(const std::vector<std::string>& argv);
-int Explain(const std::vector<std::string>& argv);
-int Status(const std::vector<std::string>& argv);
-int List(const std::vector<std::string>& argv);
-int Release(const std::vector<std::string>& argv);
-int Stats(const std::vector<std::string>& argv);
-int Bench(const std::vector<std::string>& argv);
-int Watch(const std::vector<std::string>& argv);
+Command ValidateCommand();
+Command ExplainCommand();
+Command StatusCommand();
+Command ListCommand();
+Command ReleaseCommand();
+Command StatsCommand();
+Command BenchCommand();
+Command WatchCommand();
 
 }  // namespace lockctl
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -24,86 +24,18 @@
 #include "tools/lockctl/kinds.h"
 #include "tools/lockctl/locks.h"
 
+ABSL_FLAG(std::string, match, "*",
+          "PATTERN: Redis glob over the key without prefix");
+ABSL_FLAG(int, limit, 1000, "N: show at most N locks");
+ABSL_FLAG(std::string, owner, "",
+          "TOKEN: release only if TOKEN holds the lock");
+ABSL_FLAG(bool, force, false,
+          "release the lock whoever holds it (asks first, unless --yes)");
+ABSL_FLAG(bool, yes, false,
+          "do not ask (required when stdin is not a terminal)");
+
 namespace lockctl {
 namespace {
-
-constexpr char kStatusHelp[] =
-    "usage: lockctl status POLICY KEY [--config FILE|DIR] [--json]\n"
-    "\n"
-    "Shows one lock as Redis has it now: held or free, the owner token (and\n"
-    "the host and pid it names), the lease left, the re-entry count, the\n"
-    "fencing token of the current hold and the last one ever issued for the\n"
-    "key. A run-once job's key that was released but is kept until\n"
-    "hold_at_least has passed shows as \"released (kept for hold_at_least)\".\n"
-    "\n"
-    "Other kinds show what is theirs: a semaphore its permits in use and each\n"
-    "holder with its lease left; a read_write lock its writer (lease, re-entry\n"
-    "count, fencing token) or its readers, and the writers waiting (their\n"
-    "claims hold back new readers); a fair lock its owner and its queue in\n"
-    "order, with the time each place has left.\n"
-    "\n"
-    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
-    "  --json             one JSON object instead of text\n"
-    "\n"
-    "Exit codes: 0 shown (held or free), 1 bad configuration, unknown policy "
-    "or\n"
-    "invalid key, 2 usage error, 3 Redis unreachable or failing.\n";
-
-constexpr char kListHelp[] =
-    "usage: lockctl list POLICY [--match PATTERN] [--limit N] [--config "
-    "FILE|DIR]\n"
-    "                    [--json]\n"
-    "\n"
-    "Lists the locks held under the policy's key prefix, with owner and lease\n"
-    "left. Keys are found with SCAN (never KEYS, which blocks Redis) matching\n"
-    "{<prefix><PATTERN>}; fencing counters and cancel markers are skipped.\n"
-    "For a semaphore, read_write or fair policy it scans for that kind's keys\n"
-    "and shows one line per lock holding or queueing anything: \"3/8 permits\",\n"
-    "\"writer TOKEN\", \"2 readers, 1 writer waiting\", \"held by TOKEN, 4 queued\".\n"
-    "Policies whose prefixes overlap (one starts with the other) on the same\n"
-    "Redis see each other's locks.\n"
-    "\n"
-    "  --match PATTERN    Redis glob over the key without prefix (default "
-    "\"*\")\n"
-    "  --limit N          show at most N locks (default 1000)\n"
-    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
-    "  --json             one JSON object instead of a table\n"
-    "\n"
-    "Exit codes: 0 listed (also when none is held), 1 bad configuration or\n"
-    "unknown policy, 2 usage error, 3 Redis unreachable or failing.\n";
-
-constexpr char kReleaseHelp[] =
-    "usage: lockctl release POLICY KEY --owner TOKEN [--config FILE|DIR] "
-    "[--json]\n"
-    "       lockctl release POLICY KEY --force [--yes] [--config FILE|DIR] "
-    "[--json]\n"
-    "\n"
-    "--owner TOKEN  releases the lock only if TOKEN holds it (every re-entry\n"
-    "               level); otherwise nothing is touched and lockctl says who\n"
-    "               holds it.\n"
-    "--force        releases the lock whoever holds it: reads the current\n"
-    "               owner, asks for confirmation on the terminal (unless\n"
-    "               --yes), then releases it owner-checked against what it\n"
-    "               read, so a hold taken in between is never removed. Prints\n"
-    "               what it removed, and logs it (owner, fence) to stderr. "
-    "The\n"
-    "               holder loses the lock while it may still be writing: its\n"
-    "               fenced writes will be refused once a new holder wrote.\n"
-    "--yes          do not ask (required when stdin is not a terminal)\n"
-    "\n"
-    "Other kinds: --owner TOKEN gives back that token's hold (a semaphore\n"
-    "permit, a reader, the writer, a fair lock's owner) or takes it out of\n"
-    "the line (a waiting writer's claim, a place in a fair queue); --force\n"
-    "gives back every hold it read (each checked against its token) and\n"
-    "leaves waiters alone.\n"
-    "\n"
-    "Waiters are woken as on a normal release. Without --owner or --force\n"
-    "nothing is done.\n"
-    "\n"
-    "Exit codes: 0 released, 1 not held by that owner / not held at all /\n"
-    "changed hands meanwhile / declined, or bad configuration, 2 usage error\n"
-    "(including neither --owner nor --force), 3 Redis unreachable or "
-    "failing.\n";
 
 // "held", "free", "released (kept for hold_at_least)", and on a Redlock
 // target whether a quorum of masters agrees: "held (3 of 3 masters, quorum
@@ -223,8 +155,9 @@ nlohmann::json ListJson(const PolicyContext& ctx, const std::string& match,
 
 // list for the kinds beyond the mutex: one line per lock that holds or
 // queues anything, with its summary.
-int ListPrimitives(const Args& args, const PolicyContext& ctx,
-                   const std::vector<std::string>& keys, const std::string& match, int limit) {
+int ListPrimitives(const PolicyContext& ctx,
+                   const std::vector<std::string>& keys,
+                   const std::string& match, int limit) {
   std::vector<PrimitiveView> locks;
   size_t not_shown = 0;
   for (const std::string& key : keys) {
@@ -237,7 +170,7 @@ int ListPrimitives(const Args& args, const PolicyContext& ctx,
     }
     locks.push_back(*std::move(v));
   }
-  if (args.Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json out = ListJson(ctx, match, not_shown);
     out["kind"] = policy::LockKindName(ctx.policy->kind);
     for (const PrimitiveView& v : locks) out["locks"].push_back(PrimitiveJson(v));
@@ -300,8 +233,8 @@ void LogForceRelease(const PolicyContext& ctx, const std::string& key,
 // the line (a writer's claim, a fair waiter); --force gives back every hold
 // it read, each checked against its token, so a hold taken in between is
 // never removed.
-int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
-                     const std::string& key, const std::optional<std::string>& owner) {
+int ReleasePrimitive(const PolicyContext& ctx, const std::string& key,
+                     const std::optional<std::string>& owner) {
   absl::StatusOr<PrimitiveView> before = InspectPrimitive(ctx, key);
   if (!before.ok()) return Fail(before.status());
   const bool force = !owner.has_value();
@@ -322,7 +255,7 @@ int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
     }
     return kExitRefused;
   }
-  if (force && !args.Has("yes")) {
+  if (force && !absl::GetFlag(FLAGS_yes)) {
     std::vector<std::vector<std::string>> rows;
     for (const Participant& p : targets) rows.push_back({"  " + RoleName(p.role), Describe(p)});
     if (!Confirm(what, rows)) return kExitRefused;
@@ -349,7 +282,7 @@ int ReleasePrimitive(const Args& args, const PolicyContext& ctx,
               << " was released or expired after it was inspected; nothing of it was "
                  "deleted\n";
   }
-  if (args.Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json out = {{"released", gone.empty()},
                           {"forced", force},
                           {"policy", ctx.policy->name},
@@ -406,8 +339,9 @@ std::vector<MasterRelease> ReleaseOnMasters(const PolicyContext& ctx, const Mute
 // release of a mutex on a Redlock target: every master reports for itself.
 // Exit 0 when released somewhere and no master failed, 1 when nothing was
 // released, 3 when a master did not answer.
-int ReportRedlockRelease(const Args& args, const PolicyContext& ctx, const MutexView& before,
-                         const std::string& what, const std::vector<MasterRelease>& results,
+int ReportRedlockRelease(const PolicyContext& ctx, const MutexView& before,
+                         const std::string& what,
+                         const std::vector<MasterRelease>& results,
                          bool force) {
   int released = 0;
   bool failed = false;
@@ -432,11 +366,11 @@ int ReportRedlockRelease(const Args& args, const PolicyContext& ctx, const Mutex
       line = absl::StrCat("not held by ", r.token, " there; nothing deleted");
     }
     masters.push_back(std::move(mj));
-    if (!args.Has("json")) {
+    if (!absl::GetFlag(FLAGS_json)) {
       std::cout << "redlock master " << r.addr << ": " << line << "\n";
     }
   }
-  if (args.Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     std::cout << nlohmann::json({{"released", released > 0},
                                  {"forced", force},
                                  {"policy", ctx.policy->name},
@@ -455,7 +389,7 @@ int ReportRedlockRelease(const Args& args, const PolicyContext& ctx, const Mutex
   return released > 0 ? kExitOk : kExitRefused;
 }
 
-int ReleaseMutex(const Args& args, const PolicyContext& ctx, const std::string& key,
+int ReleaseMutex(const PolicyContext& ctx, const std::string& key,
                  const std::optional<std::string>& owner) {
   const bool force = !owner.has_value();
   absl::StatusOr<MutexView> before = InspectMutex(ctx, key);
@@ -480,10 +414,10 @@ int ReleaseMutex(const Args& args, const PolicyContext& ctx, const std::string& 
         rows.push_back({absl::StrCat("  master ", m.addr), MasterText(*before, m)});
       }
     }
-    if (!args.Has("yes") && !Confirm(what, rows)) return kExitRefused;
+    if (!absl::GetFlag(FLAGS_yes) && !Confirm(what, rows)) return kExitRefused;
   }
   const std::vector<MasterRelease> results = ReleaseOnMasters(ctx, *before, key, owner);
-  if (redlock) return ReportRedlockRelease(args, ctx, *before, what, results, force);
+  if (redlock) return ReportRedlockRelease(ctx, *before, what, results, force);
 
   const MasterRelease& r = results.at(0);
   if (!r.released.ok()) return Fail(r.released.status());
@@ -510,7 +444,7 @@ int ReleaseMutex(const Args& args, const PolicyContext& ctx, const std::string& 
     LogForceRelease(ctx, key, before->lock.redis_key, r.addr, /*role=*/"", st.owner_token,
                     st.fencing_token, st.hold_count, st.remaining);
   }
-  if (args.Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json out = {{"released", true},
                           {"forced", force},
                           {"policy", ctx.policy->name},
@@ -534,29 +468,20 @@ int ReleaseMutex(const Args& args, const PolicyContext& ctx, const std::string& 
   return kExitOk;
 }
 
-}  // namespace
-
-int Status(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      ParseArgs(argv, {.values = {"config"}, .flags = {"json"}});
-  if (!args.ok())
-    return UsageError("status", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kStatusHelp;
-    return kExitOk;
-  }
-  if (args->positional.size() != 2)
+int Status(const std::vector<std::string>& positional) {
+  if (positional.size() != 2)
     return UsageError("status", "status needs POLICY and KEY");
-  const std::string& key = args->positional[1];
-  if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
-    return UsageError("status", std::string(c.message()));
+  const std::string& key = positional[1];
+  absl::StatusOr<std::string> config = ConfigPath();
+  if (!config.ok()) {
+    return UsageError("status", std::string(config.status().message()));
   }
-  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
   if (ctx->policy->kind != policy::LockKind::kMutex) {
     absl::StatusOr<PrimitiveView> v = InspectPrimitive(*ctx, key);
     if (!v.ok()) return Fail(v.status());
-    if (args->Has("json")) {
+    if (absl::GetFlag(FLAGS_json)) {
       std::cout << PrimitiveJson(*v).dump(2) << "\n";
     } else {
       std::cout << StatusText(*v, ctx->reach->Where(v->addr, v->redis_key));
@@ -565,7 +490,7 @@ int Status(const std::vector<std::string>& argv) {
   }
   absl::StatusOr<MutexView> v = InspectMutex(*ctx, key);
   if (!v.ok()) return Fail(v.status());
-  if (args->Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     std::cout << MutexJson(*ctx, *v).dump(2) << "\n";
   } else {
     PrintLockText(*v);
@@ -573,39 +498,30 @@ int Status(const std::vector<std::string>& argv) {
   return kExitOk;
 }
 
-int List(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(
-      argv, {.values = {"config", "match", "limit"}, .flags = {"json"}});
-  if (!args.ok())
-    return UsageError("list", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kListHelp;
-    return kExitOk;
-  }
-  if (args->positional.size() != 1)
+int List(const std::vector<std::string>& positional) {
+  if (positional.size() != 1)
     return UsageError("list", "list needs one POLICY");
-  int limit = 1000;
-  if (auto l = args->Value("limit");
-      l && (!absl::SimpleAtoi(*l, &limit) || limit < 1)) {
-    return UsageError("list",
-                      "--limit needs a positive number, got \"" + *l + "\"");
+  const int limit = absl::GetFlag(FLAGS_limit);
+  if (absl::Status s = CheckFlag(FLAGS_limit, limit >= 1, "a positive number");
+      !s.ok()) {
+    return UsageError("list", std::string(s.message()));
   }
-  const std::string match = args->Value("match").value_or("*");
+  const std::string match = absl::GetFlag(FLAGS_match);
   if (match.empty() || match.find_first_of("{}") != std::string::npos) {
     return UsageError("list", "--match must be non-empty and without braces");
   }
-  if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
-    return UsageError("list", std::string(c.message()));
+  absl::StatusOr<std::string> config = ConfigPath();
+  if (!config.ok()) {
+    return UsageError("list", std::string(config.status().message()));
   }
-  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
 
   absl::StatusOr<std::vector<std::string>> keys = ScanLockKeys(*ctx, match);
   if (!keys.ok()) return Fail(keys.status());
   if (ctx->policy->kind != policy::LockKind::kMutex) {
-    return ListPrimitives(*args, *ctx, *keys, match, limit);
+    return ListPrimitives(*ctx, *keys, match, limit);
   }
-
   std::vector<MutexView> locks;
   size_t not_shown = 0;
   for (const std::string& key : *keys) {
@@ -619,7 +535,7 @@ int List(const std::vector<std::string>& argv) {
     locks.push_back(*std::move(v));
   }
 
-  if (args->Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json out = ListJson(*ctx, match, not_shown);
     for (const MutexView& v : locks) out["locks"].push_back(MutexJson(*ctx, v));
     std::cout << out.dump(2) << "\n";
@@ -651,20 +567,14 @@ int List(const std::vector<std::string>& argv) {
   return kExitOk;
 }
 
-int Release(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(
-      argv, {.values = {"config", "owner"}, .flags = {"force", "yes", "json"}});
-  if (!args.ok())
-    return UsageError("release", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kReleaseHelp;
-    return kExitOk;
-  }
-  if (args->positional.size() != 2) {
+int Release(const std::vector<std::string>& positional) {
+  if (positional.size() != 2) {
     return UsageError("release", "release needs POLICY and KEY");
   }
-  const std::optional<std::string> owner = args->Value("owner");
-  const bool force = args->Has("force");
+  const std::string owner_flag = absl::GetFlag(FLAGS_owner);
+  const std::optional<std::string> owner =
+      owner_flag.empty() ? std::nullopt : std::optional(owner_flag);
+  const bool force = absl::GetFlag(FLAGS_force);
   if (!owner && !force) {
     return UsageError(
         "release",
@@ -673,24 +583,118 @@ int Release(const std::vector<std::string>& argv) {
   }
   if (owner && force)
     return UsageError("release", "give --owner or --force, not both");
-  if (owner && owner->empty())
-    return UsageError("release", "--owner needs a token");
-  if (force && !args->Has("yes") && !StdinIsTty()) {
+  if (force && !absl::GetFlag(FLAGS_yes) && !StdinIsTty()) {
     return UsageError(
         "release",
         "--force asks for confirmation on a terminal; stdin is not "
         "one, so add --yes to confirm up front");
   }
-  if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
-    return UsageError("release", std::string(c.message()));
+  absl::StatusOr<std::string> config = ConfigPath();
+  if (!config.ok()) {
+    return UsageError("release", std::string(config.status().message()));
   }
-  const std::string& key = args->positional[1];
-  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
+  const std::string& key = positional[1];
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
   if (ctx->policy->kind != policy::LockKind::kMutex) {
-    return ReleasePrimitive(*args, *ctx, key, owner);
+    return ReleasePrimitive(*ctx, key, owner);
   }
-  return ReleaseMutex(*args, *ctx, key, owner);
+  return ReleaseMutex(*ctx, key, owner);
+}
+
+}  // namespace
+
+Command StatusCommand() {
+  return {
+      .name = "status",
+      .usage =
+          "usage: lockctl status POLICY KEY [--config FILE|DIR] [--json]\n",
+      .about = R"text(
+Shows one lock as Redis has it now: held or free, the owner token (and
+the host and pid it names), the lease left, the re-entry count, the
+fencing token of the current hold and the last one ever issued for the
+key. A run-once job's key that was released but is kept until
+hold_at_least has passed shows as "released (kept for hold_at_least)".
+
+Other kinds show what is theirs: a semaphore its permits in use and each
+holder with its lease left; a read_write lock its writer (lease, re-entry
+count, fencing token) or its readers, and the writers waiting (their
+claims hold back new readers); a fair lock its owner and its queue in
+order, with the time each place has left. --json prints one JSON object.
+)text",
+      .flags = {Opt(FLAGS_config), Opt(FLAGS_json)},
+      .exit_codes = R"text(
+Exit codes: 0 shown (held or free), 1 bad configuration, unknown policy or
+invalid key, 2 usage error, 3 Redis unreachable or failing.
+)text",
+      .run = Status,
+  };
+}
+
+Command ListCommand() {
+  return {
+      .name = "list",
+      .usage = R"text(
+usage: lockctl list POLICY [--match PATTERN] [--limit N] [--config FILE|DIR]
+                    [--json]
+)text",
+      .about = R"text(
+Lists the locks held under the policy's key prefix, with owner and lease
+left. Keys are found with SCAN (never KEYS, which blocks Redis) matching
+{<prefix><PATTERN>}; fencing counters and cancel markers are skipped.
+For a semaphore, read_write or fair policy it scans for that kind's keys
+and shows one line per lock holding or queueing anything: "3/8 permits",
+"writer TOKEN", "2 readers, 1 writer waiting", "held by TOKEN, 4 queued".
+Policies whose prefixes overlap (one starts with the other) on the same
+Redis see each other's locks. --json prints one JSON object instead of
+the table.
+)text",
+      .flags = {Opt(FLAGS_match), Opt(FLAGS_limit), Opt(FLAGS_config),
+                Opt(FLAGS_json)},
+      .exit_codes = R"text(
+Exit codes: 0 listed (also when none is held), 1 bad configuration or
+unknown policy, 2 usage error, 3 Redis unreachable or failing.
+)text",
+      .run = List,
+  };
+}
+
+Command ReleaseCommand() {
+  return {
+      .name = "release",
+      .usage = R"text(
+usage: lockctl release POLICY KEY --owner TOKEN [--config FILE|DIR] [--json]
+       lockctl release POLICY KEY --force [--yes] [--config FILE|DIR] [--json]
+)text",
+      .about = R"text(
+--owner TOKEN releases the lock only if TOKEN holds it (every re-entry
+level); otherwise nothing is touched and lockctl says who holds it.
+
+--force releases the lock whoever holds it: reads the current owner, asks
+for confirmation on the terminal (unless --yes), then releases it
+owner-checked against what it read, so a hold taken in between is never
+removed. Prints what it removed, and logs it (owner, fence) to stderr.
+The holder loses the lock while it may still be writing: its fenced
+writes will be refused once a new holder wrote.
+
+Other kinds: --owner TOKEN gives back that token's hold (a semaphore
+permit, a reader, the writer, a fair lock's owner) or takes it out of
+the line (a waiting writer's claim, a place in a fair queue); --force
+gives back every hold it read (each checked against its token) and
+leaves waiters alone.
+
+Waiters are woken as on a normal release. Without --owner or --force
+nothing is done.
+)text",
+      .flags = {Opt(FLAGS_owner), Opt(FLAGS_force), Opt(FLAGS_yes),
+                Opt(FLAGS_config), Opt(FLAGS_json)},
+      .exit_codes = R"text(
+Exit codes: 0 released, 1 not held by that owner / not held at all /
+changed hands meanwhile / declined, or bad configuration, 2 usage error
+(including neither --owner nor --force), 3 Redis unreachable or failing.
+)text",
+      .run = Release,
+  };
 }
 
 }  // namespace lockctl

@@ -30,6 +30,8 @@ for cmd in validate explain status list release watch stats bench; do
   echo "$out" | grep -q "^usage: lockctl $cmd" || fail "$cmd --help: $out"
   echo "$out" | grep -q "Exit codes" || fail "$cmd --help does not document exit codes"
 done
+# That each --help lists exactly the command's options, with their help, is
+# cli_test's (in-process: a run of lockctl per option is too slow here).
 
 out=$($ctl explain order-close --config $d/good.json) || fail "explain exited $?"
 [ "$out" = "$(cat $d/explain.golden)" ] || { echo "$out"; fail "explain differs from golden"; }
@@ -56,6 +58,38 @@ $ctl watch order-close --count 0 --config $d/good.json >/dev/null 2>&1; [ $? -eq
 $ctl watch order-close --interval 0.01 --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch --interval 0.01 must exit 2"
 $ctl watch order-close >/dev/null 2>&1; [ $? -eq 2 ] || fail "watch without config must exit 2"
 $ctl bench --seconds 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench --seconds 0 must exit 2"
+
+# Options are per command; every problem with one is exit 2 naming it.
+usage_error() {  # usage_error "MESSAGE" lockctl-args...
+  want=$1; shift
+  err=$($ctl "$@" 2>&1); rc=$?
+  [ $rc -eq 2 ] || fail "lockctl $* exited $rc, want 2: $err"
+  echo "$err" | grep -qF "lockctl: $want" || fail "lockctl $*: want \"$want\", got: $err"
+  echo "$err" | grep -qF "run \`lockctl $1 --help\` for usage" || fail "lockctl $*: no pointer to --help: $err"
+}
+usage_error 'status has no option "--frob"' status order-close k --frob --config $d/good.json
+usage_error 'status has no option "--owner"' status order-close k --owner t --config $d/good.json
+usage_error 'stats has no option "--config"' stats $d/stats.json --config $d/good.json
+usage_error '--threads needs a whole number, got "x"' bench --threads x
+usage_error '--seconds needs a number in (0, 3600], got -1' bench --seconds -1
+usage_error '--interval needs a number, got "soon"' watch order-close --interval soon --config $d/good.json
+usage_error '--limit needs a value' list order-close --config $d/good.json --limit
+usage_error '--json needs true or false, got "maybe"' stats $d/stats.json --json=maybe
+
+# --json=false and --nojson are the text; the last of them counts.
+out=$($ctl stats $d/stats.json --json=false) || fail "stats --json=false exited $?"
+[ "$out" = "$(cat $d/stats.golden)" ] || { echo "$out"; fail "stats --json=false is not the text"; }
+out=$($ctl stats $d/stats.json --json --nojson) || fail "stats --json --nojson exited $?"
+[ "$out" = "$(cat $d/stats.golden)" ] || { echo "$out"; fail "stats --json --nojson is not the text"; }
+
+# After "--" an argument starting with dashes is a path, not an option.
+tmp=${TEST_TMPDIR:-/tmp}/dashdash.$$
+mkdir -p "$tmp" && cp $d/good.json "$tmp/--good.json" || fail "cannot copy good.json"
+here=$PWD
+out=$(cd "$tmp" && "$here/$ctl" validate -- --good.json) || fail "validate -- --good.json exited $?"
+[ "$out" = "ok: --good.json (2 policies, 1 redis targets)" ] || fail "validate -- --good.json: $out"
+(cd "$tmp" && "$here/$ctl" validate --good.json >/dev/null 2>&1); [ $? -eq 2 ] || fail "validate --good.json without -- must exit 2"
+rm -rf "$tmp"
 $ctl bench --config $d/good.json >/dev/null 2>&1; [ $? -eq 2 ] || fail "bench with a config but no --policy must exit 2"
 
 # stats: both dump formats give the same tables; the golden is the JSON one.

@@ -39,7 +39,8 @@ constexpr char kUsage[] =
     "  release POLICY KEY --owner TOKEN     release if TOKEN holds it\n"
     "  release POLICY KEY --force [--yes]   release whoever holds it (asks "
     "first)\n"
-    "  watch POLICY [KEY-PATTERN]           live view of the locks held: owner\n"
+    "  watch POLICY [KEY-PATTERN]           live view of the locks held: "
+    "owner\n"
     "                                       host:pid, age, lease, fence,\n"
     "                                       waiters, grants/s; q quits\n"
     "  stats FILE                           pretty-print a lock::StatsJson() "
@@ -50,13 +51,14 @@ constexpr char kUsage[] =
     "  --version                            the library version lockctl is\n"
     "                                       built from\n"
     "\n"
-    "Commands that need policies take --config FILE|DIR (default "
-    "$LOCK_CONFIG);\n"
-    "status, list, release, watch, stats and bench take --json. Redis is\n"
-    "reached as the policy's redis target says, on any mode: standalone,\n"
-    "sentinel (the master the sentinels name), cluster (every master\n"
-    "scanned, each key on its slot's master) or redlock (every master, and\n"
-    "whether a quorum agrees).\n"
+    "Options are --name VALUE or --name=VALUE (--json, --json=false,\n"
+    "--nojson for yes/no ones); \"--\" ends them. Each command takes its own\n"
+    "(see its --help). Commands that need policies take --config FILE|DIR\n"
+    "(default $LOCK_CONFIG); status, list, release, watch, stats and bench\n"
+    "take --json. Redis is reached as the policy's redis target says, on any\n"
+    "mode: standalone, sentinel (the master the sentinels name), cluster\n"
+    "(every master scanned, each key on its slot's master) or redlock (every\n"
+    "master, and whether a quorum agrees).\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -64,7 +66,8 @@ constexpr char kUsage[] =
     "held\n"
     "     by that owner (or not at all), confirmation declined, bad stats "
     "dump\n"
-    "  2  usage error (including release without --owner or --force)\n"
+    "  2  usage error: an option the command does not take, a bad value,\n"
+    "     the wrong arguments, release without --owner or --force\n"
     "  3  Redis unreachable or failing (down, timeout, auth refused, error "
     "reply)\n";
 
@@ -85,13 +88,12 @@ int main(int argc, char** argv) {
     std::cout << "lockctl " << lock::kVersion << "\n";
     return lockctl::kExitOk;
   }
-  if (command == "validate") return lockctl::Validate(args);
-  if (command == "explain") return lockctl::Explain(args);
-  if (command == "status") return lockctl::Status(args);
-  if (command == "list") return lockctl::List(args);
-  if (command == "release") return lockctl::Release(args);
-  if (command == "stats") return lockctl::Stats(args);
-  if (command == "bench") return lockctl::Bench(args);
-  if (command == "watch") return lockctl::Watch(args);
+  for (const lockctl::Command& c :
+       {lockctl::ValidateCommand(), lockctl::ExplainCommand(),
+        lockctl::StatusCommand(), lockctl::ListCommand(),
+        lockctl::ReleaseCommand(), lockctl::StatsCommand(),
+        lockctl::BenchCommand(), lockctl::WatchCommand()}) {
+    if (c.name == command) return lockctl::RunCommand(c, args);
+  }
   return lockctl::UsageError("", "unknown command \"" + command + "\"");
 }

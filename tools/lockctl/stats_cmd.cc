@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "tools/lockctl/cli.h"
 #include "tools/lockctl/commands.h"
@@ -13,35 +14,10 @@
 namespace lockctl {
 namespace {
 
-constexpr char kStatsHelp[] =
-    "usage: lockctl stats FILE [--json]\n"
-    "\n"
-    "Pretty-prints lock statistics written by a process: the JSON of\n"
-    "lock::StatsJson() or the Prometheus text of lock::StatsPrometheusText()\n"
-    "(a saved /metrics page); the format is detected from the content. One\n"
-    "table per policy: acquisitions by outcome, waits (woken by notify or by\n"
-    "timer), renewals, losses, and latency quantiles estimated from the\n"
-    "histograms (interpolated within buckets, like histogram_quantile).\n"
-    "FILE \"-\" reads stdin. Needs no Redis.\n"
-    "\n"
-    "  --json  the same as JSON: counters under the library's metric names,\n"
-    "          p50/p90/p99 per histogram\n"
-    "\n"
-    "Exit codes: 0 shown, 1 unreadable or not a stats dump, 2 usage error.\n";
-
-}  // namespace
-
-int Stats(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {.flags = {"json"}});
-  if (!args.ok())
-    return UsageError("stats", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kStatsHelp;
-    return kExitOk;
-  }
-  if (args->positional.size() != 1)
+int Stats(const std::vector<std::string>& positional) {
+  if (positional.size() != 1)
     return UsageError("stats", "stats needs one FILE");
-  const std::string& path = args->positional[0];
+  const std::string& path = positional[0];
   std::stringstream text;
   if (path == "-") {
     text << std::cin.rdbuf();
@@ -58,7 +34,7 @@ int Stats(const std::vector<std::string>& argv) {
     std::cerr << "lockctl: " << path << ": " << dump.status().message() << "\n";
     return kExitRefused;
   }
-  if (args->Has("json")) {
+  if (absl::GetFlag(FLAGS_json)) {
     std::cout << StatsDumpToJson(*dump).dump(2) << "\n";
     return kExitOk;
   }
@@ -68,6 +44,30 @@ int Stats(const std::vector<std::string>& argv) {
             << ")\n\n"
             << RenderStatsTables(*dump);
   return kExitOk;
+}
+
+}  // namespace
+
+Command StatsCommand() {
+  return {
+      .name = "stats",
+      .usage = "usage: lockctl stats FILE [--json]\n",
+      .about = R"text(
+Pretty-prints lock statistics written by a process: the JSON of
+lock::StatsJson() or the Prometheus text of lock::StatsPrometheusText()
+(a saved /metrics page); the format is detected from the content. One
+table per policy: acquisitions by outcome, waits (woken by notify or by
+timer), renewals, losses, and latency quantiles estimated from the
+histograms (interpolated within buckets, like histogram_quantile).
+FILE "-" reads stdin. Needs no Redis. --json prints the same as JSON:
+counters under the library's metric names, p50/p90/p99 per histogram.
+)text",
+      .flags = {Opt(FLAGS_json)},
+      .exit_codes =
+          "Exit codes: 0 shown, 1 unreadable or not a stats dump, 2 usage "
+          "error.\n",
+      .run = Stats,
+  };
 }
 
 }  // namespace lockctl

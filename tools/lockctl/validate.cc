@@ -13,29 +13,6 @@
 namespace lockctl {
 namespace {
 
-constexpr char kValidateHelp[] =
-    "usage: lockctl validate FILE|DIR...\n"
-    "\n"
-    "Checks each path: a file, or a directory whose *.json files form one\n"
-    "configuration. Prints every error as FILE: JSON-PATH: MESSAGE.\n"
-    "Needs no Redis.\n"
-    "\n"
-    "Exit codes: 0 all valid, 1 any invalid, 2 usage error.\n";
-
-constexpr char kExplainHelp[] =
-    "usage: lockctl explain POLICY [--config FILE|DIR]\n"
-    "\n"
-    "Prints the policy after defaults and extends are applied, and the\n"
-    "redis target it uses (never the password), as JSON. Needs no Redis.\n"
-    "\"kind\" says in words what its kind (mutex, read_write, semaphore, fair)\n"
-    "means: what holding is, which holds get a fencing token, and the kind's\n"
-    "own rules (permits, writer preference, the fair queue).\n"
-    "\n"
-    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
-    "\n"
-    "Exit codes: 0 shown, 1 invalid configuration or unknown policy,\n"
-    "2 usage error.\n";
-
 absl::StatusOr<std::shared_ptr<const policy::Snapshot>> Load(
     const std::string& path) {
   auto sources = policy::ReadConfigSources(path);
@@ -49,21 +26,12 @@ void PrintErrors(const absl::Status& s) {
   }
 }
 
-}  // namespace
-
-int Validate(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {});
-  if (!args.ok())
-    return UsageError("validate", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kValidateHelp;
-    return kExitOk;
-  }
-  if (args->positional.empty()) {
+int Validate(const std::vector<std::string>& positional) {
+  if (positional.empty()) {
     return UsageError("validate", "validate needs at least one FILE or DIR");
   }
   int failed = 0;
-  for (const std::string& path : args->positional) {
+  for (const std::string& path : positional) {
     auto snapshot = Load(UserPath(path));
     if (!snapshot.ok()) {
       std::cerr << "invalid: " << path << "\n";
@@ -78,19 +46,12 @@ int Validate(const std::vector<std::string>& argv) {
   return failed == 0 ? kExitOk : kExitRefused;
 }
 
-int Explain(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(argv, {.values = {"config"}});
-  if (!args.ok())
-    return UsageError("explain", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kExplainHelp;
-    return kExitOk;
-  }
-  if (args->positional.size() != 1) {
+int Explain(const std::vector<std::string>& positional) {
+  if (positional.size() != 1) {
     return UsageError("explain", "explain needs one POLICY name");
   }
-  const std::string& name = args->positional[0];
-  absl::StatusOr<std::string> config = ConfigPath(*args);
+  const std::string& name = positional[0];
+  absl::StatusOr<std::string> config = ConfigPath();
   if (!config.ok())
     return UsageError("explain", std::string(config.status().message()));
   auto snapshot = Load(*config);
@@ -123,6 +84,42 @@ int Explain(const std::vector<std::string>& argv) {
   }
   std::cout << out.dump(2) << "\n";
   return kExitOk;
+}
+
+}  // namespace
+
+Command ValidateCommand() {
+  return {
+      .name = "validate",
+      .usage = "usage: lockctl validate FILE|DIR...\n",
+      .about = R"text(
+Checks each path: a file, or a directory whose *.json files form one
+configuration. Prints every error as FILE: JSON-PATH: MESSAGE.
+Needs no Redis.
+)text",
+      .exit_codes = "Exit codes: 0 all valid, 1 any invalid, 2 usage error.\n",
+      .run = Validate,
+  };
+}
+
+Command ExplainCommand() {
+  return {
+      .name = "explain",
+      .usage = "usage: lockctl explain POLICY [--config FILE|DIR]\n",
+      .about = R"text(
+Prints the policy after defaults and extends are applied, and the
+redis target it uses (never the password), as JSON. Needs no Redis.
+"kind" says in words what its kind (mutex, read_write, semaphore, fair)
+means: what holding is, which holds get a fencing token, and the kind's
+own rules (permits, writer preference, the fair queue).
+)text",
+      .flags = {Opt(FLAGS_config)},
+      .exit_codes =
+          R"text(Exit codes: 0 shown, 1 invalid configuration or unknown policy,
+2 usage error.
+)text",
+      .run = Explain,
+  };
 }
 
 }  // namespace lockctl

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -31,42 +31,12 @@
 #include "tools/lockctl/kinds.h"
 #include "tools/lockctl/locks.h"
 
+ABSL_FLAG(double, interval, 1, "S: seconds between refreshes, 0.1..3600");
+ABSL_FLAG(std::optional<int>, count, std::nullopt,
+          "N: stop after N refreshes (default: until q)");
+
 namespace lockctl {
 namespace {
-
-constexpr char kWatchHelp[] =
-    "usage: lockctl watch POLICY [KEY-PATTERN] [--interval S] [--count N]\n"
-    "                     [--config FILE|DIR] [--json]\n"
-    "\n"
-    "A live view of the policy's locks whose key matches KEY-PATTERN (a Redis\n"
-    "glob over the key without prefix, default \"*\"), redrawn every S\n"
-    "seconds: per lock the owner's host:pid, the age of the hold, the lease\n"
-    "left, the fencing token and the waiters, and over all of them the new\n"
-    "holders per second. Works on every topology: a cluster's masters are\n"
-    "all scanned, a Sentinel target follows its master, a Redlock target\n"
-    "shows how many masters agree. Press q to quit (Ctrl-C works too); the\n"
-    "terminal is restored either way.\n"
-    "\n"
-    "AGE      from the hold's fencing token, which is the Redis server's clock\n"
-    "         (µs) at the acquisition; \">\" marks a hold without one (fencing\n"
-    "         off, Redlock, a semaphore): the time since this watch first saw\n"
-    "         it, so at least that old\n"
-    "WAITERS  processes subscribed to the lock's release channel, on every\n"
-    "         master (one per waiting process, however many of its threads\n"
-    "         wait; a subscription lingers about 2s after its wait ended); for\n"
-    "         a fair lock its queue\n"
-    "grants/s new holders seen from one refresh to the next, over the last\n"
-    "         10s: holds that came and went between two refreshes are missed\n"
-    "\n"
-    "  --interval S       seconds between refreshes (default 1; 0.1..3600)\n"
-    "  --count N          stop after N refreshes (default: until q)\n"
-    "  --config FILE|DIR  policy configuration (default: $LOCK_CONFIG)\n"
-    "  --json             one JSON object per refresh and line, no screen\n"
-    "\n"
-    "Exit codes: 0 quit (q, Ctrl-C, SIGTERM) or --count reached, 1 bad\n"
-    "configuration or unknown policy, 2 usage error, 3 Redis unreachable or\n"
-    "failing on the last of --count refreshes (before that, errors are\n"
-    "shown and the watch goes on: a failover should not end it).\n";
 
 // Tokens at or above this are server-clock microseconds (DESIGN.md section
 // 7); smaller ones are old INCR counters, no time at all.
@@ -389,39 +359,29 @@ bool WaitForNext(absl::Time deadline, bool* stdin_open) {
   return false;
 }
 
-}  // namespace
-
-int Watch(const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = ParseArgs(
-      argv, {.values = {"config", "interval", "count"}, .flags = {"json"}});
-  if (!args.ok()) return UsageError("watch", std::string(args.status().message()));
-  if (args->help) {
-    std::cout << kWatchHelp;
-    return kExitOk;
-  }
-  if (args->positional.empty() || args->positional.size() > 2) {
+int Watch(const std::vector<std::string>& positional) {
+  if (positional.empty() || positional.size() > 2) {
     return UsageError("watch", "watch needs POLICY and at most one KEY-PATTERN");
   }
-  const std::string match = args->positional.size() == 2 ? args->positional[1] : "*";
+  const std::string match = positional.size() == 2 ? positional[1] : "*";
   if (match.empty() || match.find_first_of("{}") != std::string::npos) {
     return UsageError("watch", "KEY-PATTERN must be non-empty and without braces");
   }
-  double interval_s = 1;
-  if (auto i = args->Value("interval");
-      i && (!absl::SimpleAtod(*i, &interval_s) || !(interval_s >= 0.1) || interval_s > 3600)) {
-    return UsageError("watch", "--interval needs a number in [0.1, 3600], got \"" + *i + "\"");
+  const double interval_s = absl::GetFlag(FLAGS_interval);
+  const std::optional<int> count = absl::GetFlag(FLAGS_count);
+  for (const absl::Status& s :
+       {CheckFlag(FLAGS_interval, interval_s >= 0.1 && interval_s <= 3600,
+                  "a number in [0.1, 3600]"),
+        CheckFlag(FLAGS_count, count.value_or(1) >= 1, "a positive number")}) {
+    if (!s.ok()) return UsageError("watch", std::string(s.message()));
   }
-  int count = 0;
-  if (auto c = args->Value("count"); c && (!absl::SimpleAtoi(*c, &count) || count < 1)) {
-    return UsageError("watch", "--count needs a positive number, got \"" + *c + "\"");
-  }
-  if (absl::Status c = ConfigPath(*args).status(); !c.ok()) {
-    return UsageError("watch", std::string(c.message()));
-  }
-  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*args, args->positional[0]);
+  absl::StatusOr<std::string> config = ConfigPath();
+  if (!config.ok())
+    return UsageError("watch", std::string(config.status().message()));
+  absl::StatusOr<PolicyContext> ctx = OpenPolicy(*config, positional[0]);
   if (!ctx.ok()) return Fail(ctx.status());
 
-  const bool json = args->Has("json");
+  const bool json = absl::GetFlag(FLAGS_json);
   const absl::Duration interval = absl::Seconds(interval_s);
   struct sigaction sa = {};
   sa.sa_handler = OnStopSignal;
@@ -442,9 +402,52 @@ int Watch(const std::vector<std::string>& argv) {
     } else {
       screen.Draw(FrameText(*ctx, match, f, interval));
     }
-    if (count > 0 && n >= count) return ExitCodeFor(last);
+    if (count.has_value() && n >= *count) return ExitCodeFor(last);
     if (!WaitForNext(next, &stdin_open)) return kExitOk;
   }
+}
+
+}  // namespace
+
+Command WatchCommand() {
+  return {
+      .name = "watch",
+      .usage = R"text(
+usage: lockctl watch POLICY [KEY-PATTERN] [--interval S] [--count N]
+                     [--config FILE|DIR] [--json]
+)text",
+      .about = R"text(
+A live view of the policy's locks whose key matches KEY-PATTERN (a Redis
+glob over the key without prefix, default "*"), redrawn every S
+seconds: per lock the owner's host:pid, the age of the hold, the lease
+left, the fencing token and the waiters, and over all of them the new
+holders per second. Works on every topology: a cluster's masters are
+all scanned, a Sentinel target follows its master, a Redlock target
+shows how many masters agree. Press q to quit (Ctrl-C works too); the
+terminal is restored either way. --json prints one JSON object per
+refresh and line, and no screen.
+
+AGE      from the hold's fencing token, which is the Redis server's clock
+         (µs) at the acquisition; ">" marks a hold without one (fencing
+         off, Redlock, a semaphore): the time since this watch first saw
+         it, so at least that old
+WAITERS  processes subscribed to the lock's release channel, on every
+         master (one per waiting process, however many of its threads
+         wait; a subscription lingers about 2s after its wait ended); for
+         a fair lock its queue
+grants/s new holders seen from one refresh to the next, over the last
+         10s: holds that came and went between two refreshes are missed
+)text",
+      .flags = {Opt(FLAGS_interval), Opt(FLAGS_count), Opt(FLAGS_config),
+                Opt(FLAGS_json)},
+      .exit_codes = R"text(
+Exit codes: 0 quit (q, Ctrl-C, SIGTERM) or --count reached, 1 bad
+configuration or unknown policy, 2 usage error, 3 Redis unreachable or
+failing on the last of --count refreshes (before that, errors are
+shown and the watch goes on: a failover should not end it).
+)text",
+      .run = Watch,
+  };
 }
 
 }  // namespace lockctl
