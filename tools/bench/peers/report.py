@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""Writes the section of BENCHMARKS.md that compares redis-lock with other
+libraries, from run.py's JSON lines, with the targets of issue 18 judged
+per row, and the data and gnuplot script of its two plots. The section
+replaces the one between the markers below, or is appended; the rest of the
+document (tools/bench/report.cc's) is left as it is. Run by
+tools/benchmarks.
+
+    report.py --results=peers.jsonl --doc=BENCHMARKS.md --plots=docs/bench \\
+              --plot-data=DIR
+"""
+import argparse
+import datetime
+import json
+import sys
+
+BEGIN = "<!-- peers: begin (written by tools/bench/peers/report.py) -->"
+END = "<!-- peers: end -->"
+
+# Targets of issue 18, same run.
+UNCONTENDED_VS_RAW = 0.95
+UNCONTENDED_VS_BEST_PEER = 1.2
+CONTENDED_UTILISATION = 0.85
+CONTENDED_GAP_P99_MS = 5.0
+# The semaphore's own target (issue 15, section 7), applied to every row.
+SEMAPHORE_UTILISATION = 0.80
+
+SETTINGS = {
+    "raw": "bare hiredis sending redis-lock's acquire and release `EVALSHA`",
+    "redis-lock": "`lock::Default()->NewLock` + `Acquire`/`Release`; default policy "
+                  "(wake on release, backoff 50 ms doubling to 1 s) with "
+                  "`pool_size` 1, `wait.timeout` 60 s",
+    "node-redlock": "`redlock@5.0.0-beta.2` on `ioredis`, one client; defaults "
+                    "(retryDelay 200 ms, retryJitter 100 ms) with retryCount -1",
+    "redis-semaphore": "`Mutex` / `Semaphore` on `ioredis`; defaults (retryInterval "
+                       "10 ms) with acquireTimeout 60 s",
+    "redis-py": "`redis.Redis().lock()` (Debian's python3-redis); defaults "
+                "(sleep 0.1 s) with blocking_timeout 60 s",
+}
+
+
+def verdict(met):
+    return "**met**" if met else "**missed**"
+
+
+def fmt_int(v):
+    return f"{int(round(v)):,}"
+
+
+def load(path):
+    run, rows = None, {}
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("{"):
+                continue
+            j = json.loads(line)
+            if j["scenario"] == "peer_run":
+                run = j
+            elif j["scenario"].startswith("peer_"):
+                rows.setdefault(j["scenario"][len("peer_"):], []).append(j)
+    if run is None or not rows:
+        sys.exit(f"peers report: no peer_run line or no results in {path}")
+    return run, rows
+
+
+def safety(row):
+    """Holders at once, against what the kind allows."""
+    allowed = row["permits"]
+    held = row["max_holders"]
+    return f"{held}" if held <= allowed else f"**{held} > {allowed}**"
+
+
+def uncontended(rows, md, dat):
+    by = {r["library"]: r for r in rows}
+    raw = by["raw"]["pairs_per_s"]
+    peers = [r for r in rows if r["library"] not in ("raw", "redis-lock")]
+    best = max(peers, key=lambda r: r["pairs_per_s"])
+    ours = by["redis-lock"]["pairs_per_s"]
+    md.append("**Uncontended.** One process, one client, acquire + release of its own key "
+              "as fast as it goes: pairs/s over the rounds.\n")
+    md.append("| library | pairs/s | × raw | × best peer | errors | targets |")
+    md.append("|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        v = r["pairs_per_s"]
+        if r["library"] == "redis-lock":
+            vs_raw, vs_best = v / raw, v / best["pairs_per_s"]
+            targets = (f"≥ {UNCONTENDED_VS_RAW}× raw: {verdict(vs_raw >= UNCONTENDED_VS_RAW)}; "
+                       f"≥ {UNCONTENDED_VS_BEST_PEER}× best peer ({best['library']}): "
+                       f"{verdict(vs_best >= UNCONTENDED_VS_BEST_PEER)}")
+        else:
+            targets = "floor" if r["library"] == "raw" else "–"
+        md.append(f"| {r['library']} | {fmt_int(v)} | {v / raw:.3f} | "
+                  f"{v / best['pairs_per_s']:.3f} | {r['errors']} | {targets} |")
+        dat.append(f"\"{r['library']}\" {v:.1f}")
+    md.append("")
+
+
+def contended(rows, md):
+    r0 = rows[0]
+    md.append(f"**Contended.** {r0['processes']} processes on one key, each holding it "
+              f"{r0['hold_ms']} ms then working {r0['outside_ms']} ms outside it, again and "
+              "again. Utilisation: the share of the wall time in which someone holds it "
+              "(the union of every process's holds); idle gap: from one hold ending to the "
+              "next starting, over that union. Target (issue 18): utilisation ≥ "
+              f"{CONTENDED_UTILISATION} with gap p99 ≤ {CONTENDED_GAP_P99_MS:g} ms, "
+              "judged on every row.\n")
+    md.append("| library | acquisitions/s | utilisation | idle gap p50 ms | gap p99 ms | "
+              "holders at once | errors | target |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        met = (r["utilisation"] >= CONTENDED_UTILISATION
+               and r["gap_p99_ms"] <= CONTENDED_GAP_P99_MS)
+        md.append(f"| {r['library']} | {fmt_int(r['acquisitions_per_s'])} | "
+                  f"{r['utilisation']:.3f} | {r['gap_p50_ms']:.3f} | {r['gap_p99_ms']:.3f} | "
+                  f"{safety(r)} | {r['errors']} | {verdict(met)} |")
+    md.append("")
+
+
+def semaphore(rows, md):
+    r0 = rows[0]
+    md.append(f"**Semaphore.** {r0['processes']} processes contend for {r0['permits']} "
+              f"permits, each holding one {r0['hold_ms']} ms and asking again at once "
+              "(redis-lock: a policy with `\"kind\": \"semaphore\"`, `\"permits\": "
+              f"{r0['permits']}`). Utilisation: the time inside summed over the holders, "
+              "over permits × wall time. Target (issue 15's, section 7): utilisation ≥ "
+              f"{SEMAPHORE_UTILISATION}, judged on every row.\n")
+    md.append("| library | acquisitions/s | permit utilisation | holders at once | errors | "
+              "target |")
+    md.append("|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        md.append(f"| {r['library']} | {fmt_int(r['acquisitions_per_s'])} | "
+                  f"{r['utilisation']:.3f} | {safety(r)} | {r['errors']} | "
+                  f"{verdict(r['utilisation'] >= SEMAPHORE_UTILISATION)} |")
+    md.append("")
+
+
+def utilisation_dat(rows):
+    """One line per library: its contended and semaphore utilisation, "-"
+    where it has no such row."""
+    libs = []
+    for sc in ("contended", "semaphore"):
+        for r in rows.get(sc, []):
+            if r["library"] not in libs:
+                libs.append(r["library"])
+    value = {(sc, r["library"]): r["utilisation"]
+             for sc in ("contended", "semaphore") for r in rows.get(sc, [])}
+    return [f"\"{lib}\" {value.get(('contended', lib), '-')} "
+            f"{value.get(('semaphore', lib), '-')}" for lib in libs]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--doc", required=True)
+    ap.add_argument("--plots", required=True, help="where the document finds the plots")
+    ap.add_argument("--plot-data", required=True, help="directory for data and gnuplot script")
+    args = ap.parse_args()
+    run, rows = load(args.results)
+
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    md = [BEGIN, "## 9. Other libraries, side by side", "",
+          f"Written on {date} by `tools/benchmarks` (alone: `tools/benchmarks --peers-only`). "
+          f"Load average (1, 5, 15 min) at the start of this section: **{run['loadavg']}** "
+          "on this 2-core machine. Every library runs the same scenarios against the same "
+          f"redis-server ({run['redis']}, started for this section, loopback TCP) in the "
+          f"same run: {run['rounds']} rounds of {run['seconds']:g} s per library and "
+          "scenario, interleaved (each round runs every library once, in an order rotated "
+          "from round to round). Each process has one client. Every process records its "
+          "holds, from its acquire returning to its release being called, with "
+          "CLOCK_MONOTONIC (C++ `steady_clock`, Node `process.hrtime.bigint`, Python "
+          "`time.monotonic_ns`), and one script (`tools/bench/peers/intervals.py`) "
+          "computes utilisation and gaps from all of them, for every library alike. "
+          "Holders at once must not exceed 1 (mutex) or the permits (semaphore).", "",
+          "| library | how it is driven |", "|---|---|"]
+    for lib, how in SETTINGS.items():
+        md.append(f"| {lib} | {how} |")
+    md.append("")
+    pairs_dat = []
+    if "uncontended" in rows:
+        uncontended(rows["uncontended"], md, pairs_dat)
+        md.append(f"![pairs/s per library]({args.plots}/peers_pairs.svg)\n")
+    if "contended" in rows:
+        contended(rows["contended"], md)
+    if "semaphore" in rows:
+        semaphore(rows["semaphore"], md)
+    md.append(f"![utilisation per library]({args.plots}/peers_utilisation.svg)\n")
+    md.append(END)
+    section = "\n".join(md) + "\n"
+
+    with open(args.doc) as f:
+        doc = f.read()
+    if BEGIN in doc and END in doc:
+        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END) + 1:]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + section
+    with open(args.doc, "w") as f:
+        f.write(doc)
+
+    d = args.plot_data
+    with open(f"{d}/peers_pairs.dat", "w") as f:
+        f.write("\n".join(pairs_dat) + "\n")
+    with open(f"{d}/peers_utilisation.dat", "w") as f:
+        f.write("\n".join(utilisation_dat(rows)) + "\n")
+    with open(f"{d}/peers.gp", "w") as f:
+        f.write(f"""set terminal svg size 720,420 dynamic font 'sans,12'
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set datafile missing '-'
+set key top right
+set yrange [0:*]
+set output '{args.plots}/peers_pairs.svg'
+set title 'Uncontended acquire+release pairs/s, one client (same run, same redis-server)'
+set ylabel 'pairs/s'
+plot '{d}/peers_pairs.dat' using 2:xtic(1) title 'pairs/s'
+set output '{args.plots}/peers_utilisation.svg'
+set title 'Utilisation (contended mutex: 8 processes, 1 ms in / 1 ms out; semaphore: 32 on 8 permits)'
+set ylabel 'utilisation'
+set yrange [0:1.05]
+plot '{d}/peers_utilisation.dat' using 2:xtic(1) title 'mutex, contended', \\
+     '' using 3 title 'semaphore', \\
+     {CONTENDED_UTILISATION} with lines lw 2 lc rgb 'red' dt 2 title 'target {CONTENDED_UTILISATION} (mutex)'
+""")
+    print(f"peers report: wrote the section into {args.doc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
