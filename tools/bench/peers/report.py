@@ -163,7 +163,7 @@ def main():
           f"Load average (1, 5, 15 min) at the start of this section: **{run['loadavg']}** "
           "on this 2-core machine. Every library runs the same scenarios against the same "
           f"redis-server ({run['redis']}, started for this section, loopback TCP) in the "
-          f"same run: {run['rounds']} rounds of {run['seconds']:g} s per library and "
+          f"same run: {run['rounds']} round(s) of {run['seconds']:g} s per library and "
           "scenario, interleaved (each round runs every library once, in an order rotated "
           "from round to round). Each process has one client. Every process records its "
           "holds, from its acquire returning to its release being called, with "
@@ -209,16 +209,17 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set datafile missing '-'
-set key top right
+set key top center horizontal
+set xrange [-0.6:*]
 set yrange [0:*]
 set output '{args.plots}/peers_pairs.svg'
 set title 'Uncontended acquire+release pairs/s, one client (same run, same redis-server)'
 set ylabel 'pairs/s'
-plot '{d}/peers_pairs.dat' using 2:xtic(1) title 'pairs/s'
+plot '{d}/peers_pairs.dat' using 2:xtic(1) notitle
 set output '{args.plots}/peers_utilisation.svg'
 set title 'Utilisation (contended mutex: 8 processes, 1 ms in / 1 ms out; semaphore: 32 on 8 permits)'
 set ylabel 'utilisation'
-set yrange [0:1.05]
+set yrange [0:1.2]
 plot '{d}/peers_utilisation.dat' using 2:xtic(1) title 'mutex, contended', \\
      '' using 3 title 'semaphore', \\
      {CONTENDED_UTILISATION} with lines lw 2 lc rgb 'red' dt 2 title 'target {CONTENDED_UTILISATION} (mutex)'

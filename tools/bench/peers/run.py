@@ -151,7 +151,22 @@ def main():
     ap.add_argument("--bench", required=True, help="the //tools/bench:bench binary (-c opt)")
     ap.add_argument("--seconds", type=float, default=3, help="measured time of one run")
     ap.add_argument("--rounds", type=int, default=3, help="runs of each library per scenario")
+    ap.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS),
+                    help="comma-separated subset of the scenarios, to look at one")
+    ap.add_argument("--libraries", default="",
+                    help="comma-separated subset of the libraries (default: all)")
     args = ap.parse_args()
+    scenarios = []
+    for name in args.scenarios.split(","):
+        sc = next((s for s in SCENARIOS if s.name == name), None)
+        if sc is None:
+            sys.exit(f"peers: no scenario {name!r}; there are "
+                     f"{', '.join(s.name for s in SCENARIOS)}")
+        if args.libraries:
+            sc = Scenario(sc.name, sc.processes, sc.hold_ms, sc.outside_ms, sc.permits,
+                          [n for n in sc.names if n in args.libraries.split(",")])
+        if sc.names:
+            scenarios.append(sc)
     libs = libraries(os.path.abspath(args.bench))
     print(f"peers: load average at the start: {loadavg()}", file=sys.stderr)
     server, addr = start_redis()
@@ -166,7 +181,7 @@ def main():
         for rnd in range(args.rounds):
             print(f"peers: round {rnd + 1} of {args.rounds}, load average {loadavg()}",
                   file=sys.stderr)
-            for sc in SCENARIOS:
+            for sc in scenarios:
                 shift = rnd % len(sc.names)
                 for name in sc.names[shift:] + sc.names[:shift]:
                     key = f"peers:{sc.name}:{name}:{rnd}"
@@ -183,7 +198,7 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    for sc in SCENARIOS:
+    for sc in scenarios:
         for name in sc.names:
             k = (sc.name, name)
             line = {"scenario": "peer_" + sc.name, "library": name,
