@@ -12,6 +12,7 @@ tools/benchmarks.
 import argparse
 import datetime
 import json
+import os
 import sys
 
 BEGIN = "<!-- peers: begin (written by tools/bench/peers/report.py) -->"
@@ -175,6 +176,17 @@ def main():
     for lib, how in SETTINGS.items():
         md.append(f"| {lib} | {how} |")
     md.append("")
+    md.append("`tools/benchmarks` waits (up to 5 minutes) for the 1-minute load average "
+              "to fall below half the cores before it runs, and repeats a run that "
+              "started above it (at most `--attempts`, 3 by default), keeping the one "
+              "that started quietest.")
+    md.append("")
+    if float(run["loadavg"].split()[0]) >= os.cpu_count() / 2:
+        md.append(f"**This section was measured on a loaded machine** (1-minute load "
+                  f"average {run['loadavg'].split()[0]} on {os.cpu_count()} cores: "
+                  "other builds were running). Its figures say how the libraries compare "
+                  "under that load, not what they reach on a quiet machine.")
+        md.append("")
     pairs_dat = []
     if "uncontended" in rows:
         uncontended(rows["uncontended"], md, pairs_dat)
