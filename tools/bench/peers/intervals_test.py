@@ -52,6 +52,7 @@ class IntervalsTest(unittest.TestCase):
         self.assertEqual(s["gaps"], 2)
         self.assertEqual(s["gap_p50_ms"], 3.0)  # index 1 of [1, 3]
         self.assertEqual(s["gap_p99_ms"], 3.0)
+        self.assertEqual(s["hold_mean_ms"], 1.5)  # 6 ms over 4 clipped holds
 
     def test_rounds_pool_time_and_gaps(self):
         # Round 1: 10 ms, held 8 ms; round 2: 20 ms, held 10 ms -> 18/30.
