@@ -1,13 +1,14 @@
 // The library's worker for the side-by-side comparison with other lock
 // libraries (tools/bench/peers/run.py, issue 18). It speaks the same
-// protocol as the peers' drivers under tools/bench/peers/, so every library
-// is started, synchronised and measured the same way:
-//   stdin  {"mode": "uncontended"|"contended"|"semaphore", "redis": "host:port",
-//           "key": ..., "hold_ms": ..., "outside_ms": ..., "permits": ...,
-//           "ttl_ms": ..., "raw": bool}
-//   stdout {"ready": true}             (connected, scripts loaded, one pair done)
-//   stdin  {"start_ns": ..., "stop_ns": ...}   (CLOCK_MONOTONIC)
-//   stdout the result line (see PeerResult)
+// protocol as the peers' drivers under tools/bench/peers/ (worker.js), so
+// every library is started, synchronised and measured the same way. One
+// JSON line each step:
+//   in:  the job: mode (uncontended, contended or semaphore), redis
+//        (host:port), key, hold_ms, outside_ms, permits, ttl_ms, raw;
+//   out: ready, once connected with one pair done;
+//   in:  start_ns and stop_ns, CLOCK_MONOTONIC instants;
+//   out: library, mode, pid, pairs, errors, began_ns, ended_ns and the
+//        holds as [acquired, released) pairs of nanoseconds.
 // "raw" (uncontended only) is the floor: bare hiredis sending the very
 // EVALSHA pair the library sends, as section 1 of BENCHMARKS.md does.
 //
@@ -54,16 +55,15 @@ std::string PeerConfig(const nlohmann::json& job) {
   const nlohmann::json wait = {{"timeout", "60s"}};
   const nlohmann::json retry = {{"max_attempts", 100000000}};
   const std::string ttl = absl::StrCat(job["ttl_ms"].get<int64_t>(), "ms");
-  nlohmann::json config = {
-      {"redis", {{"default", {{"addrs", {job["redis"]}}, {"pool_size", 1}}}}},
-      {"policies",
-       {{"peer-mutex", {{"ttl", ttl}, {"wait", wait}, {"retry", retry}}},
-        {"peer-semaphore",
-         {{"kind", "semaphore"},
-          {"permits", job["permits"]},
-          {"ttl", ttl},
-          {"wait", wait},
-          {"retry", retry}}}}}};
+  nlohmann::json config = {{"redis", {{"default", {{"addrs", {job["redis"]}}, {"pool_size", 1}}}}},
+                           {"policies",
+                            {{"peer-mutex", {{"ttl", ttl}, {"wait", wait}, {"retry", retry}}},
+                             {"peer-semaphore",
+                              {{"kind", "semaphore"},
+                               {"permits", job["permits"]},
+                               {"ttl", ttl},
+                               {"wait", wait},
+                               {"retry", retry}}}}}};
   return config.dump();
 }
 
@@ -80,7 +80,6 @@ void Peer() {
     std::exit(2);
   }
 
-  std::function<bool()> acquire, release;
   std::unique_ptr<RawPair> raw_pair;
   std::unique_ptr<lock::RedisLock> lk;
   if (raw) {
@@ -93,8 +92,8 @@ void Peer() {
       std::cerr << "bench peer: " << s << "\n";
       std::exit(1);
     }
-    auto made = (*lock::Default())->NewLock(mode == "semaphore" ? "peer-semaphore" : "peer-mutex",
-                                            key);
+    auto made =
+        (*lock::Default())->NewLock(mode == "semaphore" ? "peer-semaphore" : "peer-mutex", key);
     if (!made.ok()) {
       std::cerr << "bench peer: " << made.status() << "\n";
       std::exit(1);
@@ -116,10 +115,10 @@ void Peer() {
   const nlohmann::json go = ReadLine();
   const int64_t start_ns = go["start_ns"].get<int64_t>();
   const int64_t stop_ns = go["stop_ns"].get<int64_t>();
-  const auto hold = std::chrono::microseconds(
-      static_cast<int64_t>(job.value("hold_ms", 0.0) * 1000));
-  const auto outside = std::chrono::microseconds(
-      static_cast<int64_t>(job.value("outside_ms", 0.0) * 1000));
+  const auto hold =
+      std::chrono::microseconds(static_cast<int64_t>(job.value("hold_ms", 0.0) * 1000));
+  const auto outside =
+      std::chrono::microseconds(static_cast<int64_t>(job.value("outside_ms", 0.0) * 1000));
   int64_t pairs = 0, errors = 0;
   std::vector<std::pair<int64_t, int64_t>> intervals;
   SleepUntilNs(start_ns);
