@@ -161,7 +161,8 @@ def main():
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = [BEGIN, "## 9. Other libraries, side by side", "",
-          f"Written on {date} by `tools/benchmarks` (alone: `tools/benchmarks --peers-only`). "
+          f"Written on {date} by `tools/benchmarks` (`tools/benchmarks --peers-only` "
+          "rewrites this section alone). "
           f"Load average (1, 5, 15 min) at the start of this section: **{run['loadavg']}** "
           "on this 2-core machine. Every library runs the same scenarios against the same "
           f"redis-server ({run['redis']}, started for this section, loopback TCP) in the "
