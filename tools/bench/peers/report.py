@@ -71,30 +71,40 @@ def safety(row):
     return f"{held}" if held <= allowed else f"**{held} > {allowed}**"
 
 
+def table(md, columns, cells):
+    """A Markdown table: `columns` as (title, "l" or "r" for the alignment),
+    `cells` one list per row."""
+    md.append("| " + " | ".join(title for title, _ in columns) + " |")
+    md.append("|" + "|".join("---:" if align == "r" else "---" for _, align in columns) + "|")
+    for row in cells:
+        md.append("| " + " | ".join(str(c) for c in row) + " |")
+    md.append("")
+
+
 def uncontended(rows, md, dat):
     by = {r["library"]: r for r in rows}
     # run.py --libraries may have left out the floor or every peer.
     raw = by["raw"]["pairs_per_s"] if "raw" in by else None
     peers = [r for r in rows if r["library"] not in ("raw", "redis-lock")]
     best = max(peers, key=lambda r: r["pairs_per_s"]) if peers else None
+    best_v = best["pairs_per_s"] if best else None
     ratio = lambda v, base: f"{v / base:.3f}" if base else "–"  # noqa: E731
     md.append("**Uncontended.** One process, one client, acquire + release of its own key "
               "as fast as it goes: pairs/s over the rounds.\n")
-    md.append("| library | pairs/s | × raw | × best peer | errors | targets |")
-    md.append("|---|---:|---:|---:|---:|---|")
+    cells = []
     for r in rows:
         v = r["pairs_per_s"]
-        best_v = best["pairs_per_s"] if best else None
         if r["library"] == "redis-lock" and raw and best:
             targets = (f"≥ {UNCONTENDED_VS_RAW}× raw: {verdict(v / raw >= UNCONTENDED_VS_RAW)}; "
                        f"≥ {UNCONTENDED_VS_BEST_PEER}× best peer ({best['library']}): "
                        f"{verdict(v / best_v >= UNCONTENDED_VS_BEST_PEER)}")
         else:
             targets = "floor" if r["library"] == "raw" else "–"
-        md.append(f"| {r['library']} | {fmt_int(v)} | {ratio(v, raw)} | {ratio(v, best_v)} | "
-                  f"{r['errors']} | {targets} |")
+        cells.append([r["library"], fmt_int(v), ratio(v, raw), ratio(v, best_v), r["errors"],
+                      targets])
         dat.append(f"\"{r['library']}\" {v:.1f}")
-    md.append("")
+    table(md, [("library", "l"), ("pairs/s", "r"), ("× raw", "r"), ("× best peer", "r"),
+               ("errors", "r"), ("targets", "l")], cells)
 
 
 def contended(rows, md):
@@ -106,16 +116,16 @@ def contended(rows, md):
               "next starting, over that union. Target (issue 18): utilisation ≥ "
               f"{CONTENDED_UTILISATION} with gap p99 ≤ {CONTENDED_GAP_P99_MS:g} ms, "
               "judged on every row.\n")
-    md.append("| library | acquisitions/s | utilisation | idle gap p50 ms | gap p99 ms | "
-              "mean hold ms | holders at once | errors | target |")
-    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    cells = []
     for r in rows:
         met = (r["utilisation"] >= CONTENDED_UTILISATION
                and r["gap_p99_ms"] <= CONTENDED_GAP_P99_MS)
-        md.append(f"| {r['library']} | {fmt_int(r['acquisitions_per_s'])} | "
-                  f"{r['utilisation']:.3f} | {r['gap_p50_ms']:.3f} | {r['gap_p99_ms']:.3f} | "
-                  f"{r['hold_mean_ms']:.3f} | {safety(r)} | {r['errors']} | {verdict(met)} |")
-    md.append("")
+        cells.append([r["library"], fmt_int(r["acquisitions_per_s"]), f"{r['utilisation']:.3f}",
+                      f"{r['gap_p50_ms']:.3f}", f"{r['gap_p99_ms']:.3f}",
+                      f"{r['hold_mean_ms']:.3f}", safety(r), r["errors"], verdict(met)])
+    table(md, [("library", "l"), ("acquisitions/s", "r"), ("utilisation", "r"),
+               ("idle gap p50 ms", "r"), ("gap p99 ms", "r"), ("mean hold ms", "r"),
+               ("holders at once", "r"), ("errors", "r"), ("target", "l")], cells)
 
 
 def semaphore(rows, md):
@@ -126,14 +136,12 @@ def semaphore(rows, md):
               f"{r0['permits']}`). Utilisation: the time inside summed over the holders, "
               "over permits × wall time. Target (issue 15's, section 7): utilisation ≥ "
               f"{SEMAPHORE_UTILISATION}, judged on every row.\n")
-    md.append("| library | acquisitions/s | permit utilisation | mean hold ms | holders at once | "
-              "errors | target |")
-    md.append("|---|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        md.append(f"| {r['library']} | {fmt_int(r['acquisitions_per_s'])} | "
-                  f"{r['utilisation']:.3f} | {r['hold_mean_ms']:.3f} | {safety(r)} | "
-                  f"{r['errors']} | {verdict(r['utilisation'] >= SEMAPHORE_UTILISATION)} |")
-    md.append("")
+    cells = [[r["library"], fmt_int(r["acquisitions_per_s"]), f"{r['utilisation']:.3f}",
+              f"{r['hold_mean_ms']:.3f}", safety(r), r["errors"],
+              verdict(r["utilisation"] >= SEMAPHORE_UTILISATION)] for r in rows]
+    table(md, [("library", "l"), ("acquisitions/s", "r"), ("permit utilisation", "r"),
+               ("mean hold ms", "r"), ("holders at once", "r"), ("errors", "r"),
+               ("target", "l")], cells)
 
 
 def utilisation_dat(rows):
@@ -175,11 +183,8 @@ def main():
           "computes utilisation and gaps from all of them, for every library alike. "
           "A hold is a sleep of the hold time; when the sleep overshoots (a busy machine, "
           "a late timer) the overshoot counts as inside, and the mean hold shows it. "
-          "Holders at once must not exceed 1 (mutex) or the permits (semaphore).", "",
-          "| library | how it is driven |", "|---|---|"]
-    for lib, how in SETTINGS.items():
-        md.append(f"| {lib} | {how} |")
-    md.append("")
+          "Holders at once must not exceed 1 (mutex) or the permits (semaphore).", ""]
+    table(md, [("library", "l"), ("how it is driven", "l")], SETTINGS.items())
     md.append("`tools/benchmarks` waits (up to 5 minutes) for the 1-minute load average "
               "to fall below half the cores before it runs, and repeats a run that "
               "started above it (at most `--attempts`, 3 by default), keeping the one "
