@@ -226,25 +226,25 @@ def main():
           "set style histogram clustered gap 1", "set style fill solid 0.8 border -1",
           "set boxwidth 0.9", "set datafile missing '-'", "set key top center horizontal",
           "set xrange [-0.6:*]"]
+    def bars(name, lines, title, ylabel, yrange, using):
+        with open(f"{d}/{name}.dat", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        gp.extend([f"set output '{args.plots}/{name}.svg'", f"set title '{title}'",
+                   f"set ylabel '{ylabel}'", f"set yrange {yrange}",
+                   f"plot '{d}/{name}.dat' {using}"])
+
     if pairs_dat:
-        with open(f"{d}/peers_pairs.dat", "w") as f:
-            f.write("\n".join(pairs_dat) + "\n")
-        gp += [f"set output '{args.plots}/peers_pairs.svg'",
-               "set title 'Uncontended acquire+release pairs/s, one client "
-               "(same run, same redis-server)'",
-               "set ylabel 'pairs/s'", "set yrange [0:*]",
-               f"plot '{d}/peers_pairs.dat' using 2:xtic(1) notitle"]
+        bars("peers_pairs", pairs_dat,
+             "Uncontended acquire+release pairs/s, one client (same run, same redis-server)",
+             "pairs/s", "[0:*]", "using 2:xtic(1) notitle")
     util = utilisation_dat(rows)
     if util:
-        with open(f"{d}/peers_utilisation.dat", "w") as f:
-            f.write("\n".join(util) + "\n")
-        gp += [f"set output '{args.plots}/peers_utilisation.svg'",
-               "set title 'Utilisation (contended mutex: 8 processes, 1 ms in / 1 ms out; "
-               "semaphore: 32 on 8 permits)'",
-               "set ylabel 'utilisation'", "set yrange [0:1.2]",
-               f"plot '{d}/peers_utilisation.dat' using 2:xtic(1) title 'mutex, contended', "
-               f"'' using 3 title 'semaphore', {CONTENDED_UTILISATION} with lines lw 2 "
-               f"lc rgb 'red' dt 2 title 'target {CONTENDED_UTILISATION} (mutex)'"]
+        bars("peers_utilisation", util,
+             "Utilisation (contended mutex: 8 processes, 1 ms in / 1 ms out; "
+             "semaphore: 32 on 8 permits)", "utilisation", "[0:1.2]",
+             f"using 2:xtic(1) title 'mutex, contended', '' using 3 title 'semaphore', "
+             f"{CONTENDED_UTILISATION} with lines lw 2 lc rgb 'red' dt 2 "
+             f"title 'target {CONTENDED_UTILISATION} (mutex)'")
     with open(f"{d}/peers.gp", "w") as f:
         f.write("\n".join(gp) + "\n")
     print(f"peers report: wrote the section into {args.doc}", file=sys.stderr)
