@@ -133,6 +133,7 @@ def run_once(lib, scenario, addr, key, seconds):
             results = [read_json(pool, p, seconds + 120, "result") for p in procs]
         finally:
             for p in procs:
+                p.stdin.close()  # a worker still waiting for a line gets EOF and exits
                 if p.poll() is None:
                     try:
                         p.wait(timeout=10)
