@@ -6,9 +6,11 @@
 //   in:  the job: mode (uncontended, contended or semaphore), redis
 //        (host:port), key, hold_ms, outside_ms, permits, ttl_ms, raw;
 //   out: ready, once connected with one pair done;
-//   in:  start_ns and stop_ns, CLOCK_MONOTONIC instants;
-//   out: library, mode, pid, pairs, errors, began_ns, ended_ns and the
-//        holds as [acquired, released) pairs of nanoseconds.
+//   in:  windows, the [start, stop) pairs of CLOCK_MONOTONIC instants to
+//        run in (run.py interleaves the libraries' windows);
+//   out: library, mode, pid, pairs, errors, busy_ns (time spent running,
+//        summed over the windows) and the holds as [acquired, released)
+//        pairs of nanoseconds.
 // "raw" (uncontended only) is the floor: bare hiredis sending the very
 // EVALSHA pair the library sends, as section 1 of BENCHMARKS.md does.
 //
@@ -113,26 +115,21 @@ void Peer() {
   Emit({{"ready", true}});
 
   const nlohmann::json go = ReadLine();
-  const int64_t start_ns = go["start_ns"].get<int64_t>();
-  const int64_t stop_ns = go["stop_ns"].get<int64_t>();
   const auto hold =
       std::chrono::microseconds(static_cast<int64_t>(job.value("hold_ms", 0.0) * 1000));
   const auto outside =
       std::chrono::microseconds(static_cast<int64_t>(job.value("outside_ms", 0.0) * 1000));
-  int64_t pairs = 0, errors = 0;
+  int64_t pairs = 0, errors = 0, busy_ns = 0;
   std::vector<std::pair<int64_t, int64_t>> intervals;
-  SleepUntilNs(start_ns);
-  const int64_t began_ns = NowNs();
-  if (mode == "uncontended") {
+  for (const nlohmann::json& window : go["windows"]) {
+    const int64_t stop_ns = window[1].get<int64_t>();
+    SleepUntilNs(window[0].get<int64_t>());
+    const int64_t began_ns = NowNs();
     while (NowNs() < stop_ns) {
-      if (pair()) {
-        ++pairs;
-      } else {
-        ++errors;
+      if (mode == "uncontended") {
+        pair() ? ++pairs : ++errors;
+        continue;
       }
-    }
-  } else {
-    while (NowNs() < stop_ns) {
       if (!lk->Acquire().ok()) {
         ++errors;
         continue;
@@ -145,14 +142,14 @@ void Peer() {
       ++pairs;
       if (outside.count() > 0) std::this_thread::sleep_for(outside);
     }
+    busy_ns += NowNs() - began_ns;
   }
   Emit({{"library", raw ? "raw" : "redis-lock"},
         {"mode", mode},
         {"pid", getpid()},
         {"pairs", pairs},
         {"errors", errors},
-        {"began_ns", began_ns},
-        {"ended_ns", NowNs()},
+        {"busy_ns", busy_ns},
         {"intervals", intervals}});
   lk.reset();
   if (!raw) lock::Shutdown();

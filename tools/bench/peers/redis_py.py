@@ -35,33 +35,34 @@ def main():
     print('{"ready":true}', flush=True)
 
     go = read_json()
-    stop = go["stop_ns"]
     hold = job.get("hold_ms", 0) / 1000
     outside = job.get("outside_ms", 0) / 1000
-    pairs = errors = 0
+    pairs = errors = busy = 0
     intervals = []
-    time.sleep(max(0, go["start_ns"] - time.monotonic_ns()) / 1e9)
-    began = time.monotonic_ns()
-    while time.monotonic_ns() < stop:
-        if not lock.acquire():
-            errors += 1
-            continue
-        acquired = time.monotonic_ns()
-        if hold > 0:
-            time.sleep(hold)
-        released = time.monotonic_ns()
-        try:
-            lock.release()
-        except redis.exceptions.LockError:
-            errors += 1
-        pairs += 1
-        if job["mode"] == "contended":
-            intervals.append([acquired, released])
-            if outside > 0:
-                time.sleep(outside)
+    for start, stop in go["windows"]:
+        time.sleep(max(0, start - time.monotonic_ns()) / 1e9)
+        began = time.monotonic_ns()
+        while time.monotonic_ns() < stop:
+            if not lock.acquire():
+                errors += 1
+                continue
+            acquired = time.monotonic_ns()
+            if hold > 0:
+                time.sleep(hold)
+            released = time.monotonic_ns()
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                errors += 1
+            pairs += 1
+            if job["mode"] == "contended":
+                intervals.append([acquired, released])
+                if outside > 0:
+                    time.sleep(outside)
+        busy += time.monotonic_ns() - began
     print(json.dumps({"library": "redis-py", "mode": job["mode"], "pid": os.getpid(),
-                      "pairs": pairs, "errors": errors, "began_ns": began,
-                      "ended_ns": time.monotonic_ns(), "intervals": intervals}),
+                      "pairs": pairs, "errors": errors, "busy_ns": busy,
+                      "intervals": intervals}),
           flush=True)
 
 

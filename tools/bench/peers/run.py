@@ -4,16 +4,17 @@ same scenarios, on one redis-server this script starts (loopback TCP), in
 one run (issue 18). Prints one JSON line per scenario and library, read by
 report.py; progress and the load average go to stderr.
 
-    run.py --bench=BAZEL_BIN/tools/bench/bench [--seconds=3] [--rounds=3]
+    run.py --bench=BAZEL_BIN/tools/bench/bench [--seconds=0.5] [--rounds=12]
 
 Every library runs as worker processes (one client each) in the protocol
-of worker.js: job on stdin, "ready", then one start/stop pair of
-CLOCK_MONOTONIC instants shared by all the processes of a run, and one
-result line each. Rounds are interleaved: each round runs every scenario
-once per library, the libraries' order rotated from round to round, so
-that load from other processes lands on every library alike. Utilisation
-and idle gaps come from the holds every process recorded (intervals.py),
-the same code for every library.
+of worker.js: job on stdin, "ready", then the windows of CLOCK_MONOTONIC
+time it is to run in, and one result line each. For each scenario the
+workers of every library are started together and take turns, the way
+bench's Interleave alternates raw and library phases: a round gives each
+library one window of --seconds, in an order rotated from round to round,
+so that load from other processes on this shared machine lands on every
+library alike. Utilisation and idle gaps come from the holds every process
+recorded (intervals.py), the same code for every library.
 
 /usr/bin/python3 on purpose: redis_py.py needs Debian's python3-redis.
 """
@@ -108,38 +109,57 @@ def read_json(pool, proc, timeout, what):
     return json.loads(line)
 
 
-def run_once(lib, scenario, addr, key, seconds):
-    """One run of `scenario` with `lib`'s workers; their result lines and
-    the window [start, stop) they were given."""
-    job = {"mode": scenario.name, "redis": addr, "key": key, "hold_ms": scenario.hold_ms,
-           "outside_ms": scenario.outside_ms, "permits": scenario.permits, "ttl_ms": TTL_MS,
-           **lib.job}
-    procs = [subprocess.Popen(lib.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(scenario.processes)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(procs)) as pool:
+# Between two windows: a waiter of the previous library may still be asleep
+# in its retry delay at its window's end, and finishes that acquisition
+# (and one hold) before it looks at the clock.
+GUARD_NS = 100_000_000
+
+
+def run_scenario(libs, scenario, addr, seconds, rounds):
+    """Every library's workers of `scenario`, taking turns; for each
+    library its workers' result lines and the windows they were given."""
+    procs = {}
+    for name in scenario.names:
+        job = {"mode": scenario.name, "redis": addr, "key": f"peers:{scenario.name}:{name}",
+               "hold_ms": scenario.hold_ms, "outside_ms": scenario.outside_ms,
+               "permits": scenario.permits, "ttl_ms": TTL_MS, **libs[name].job}
+        procs[name] = [subprocess.Popen(libs[name].argv, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+                       for _ in range(scenario.processes)]
+        for p in procs[name]:
+            p.stdin.write(json.dumps(job) + "\n")
+            p.stdin.flush()
+    every = [p for group in procs.values() for p in group]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(every)) as pool:
         try:
-            for p in procs:
-                p.stdin.write(json.dumps(job) + "\n")
-                p.stdin.flush()
-            # Starting 32 Node processes on a loaded 2-core machine takes a while.
-            for p in procs:
-                read_json(pool, p, 120, "ready")
-            # Far enough ahead for every worker to read the line and go to sleep.
-            start = time.monotonic_ns() + 300_000_000
-            stop = start + int(seconds * 1e9)
-            for p in procs:
-                p.stdin.write(json.dumps({"start_ns": start, "stop_ns": stop}) + "\n")
-                p.stdin.flush()
-            results = [read_json(pool, p, seconds + 120, "result") for p in procs]
+            # Starting dozens of Node processes on a loaded 2-core machine
+            # takes a while.
+            for p in every:
+                read_json(pool, p, 300, "ready")
+            # Far enough ahead for every worker to read its line and sleep.
+            t = time.monotonic_ns() + 500_000_000
+            windows = {name: [] for name in scenario.names}
+            for rnd in range(rounds):
+                shift = rnd % len(scenario.names)
+                for name in scenario.names[shift:] + scenario.names[:shift]:
+                    windows[name].append((t, t + int(seconds * 1e9)))
+                    t += int(seconds * 1e9) + GUARD_NS
+            for name, group in procs.items():
+                for p in group:
+                    p.stdin.write(json.dumps({"windows": windows[name]}) + "\n")
+                    p.stdin.flush()
+            wait_s = (t - time.monotonic_ns()) / 1e9 + 120
+            results = {name: [read_json(pool, p, wait_s, "result") for p in group]
+                       for name, group in procs.items()}
         finally:
-            for p in procs:
+            for p in every:
                 p.stdin.close()  # a worker still waiting for a line gets EOF and exits
                 if p.poll() is None:
                     try:
                         p.wait(timeout=10)
                     except subprocess.TimeoutExpired:
                         p.kill()
-    return results, start, stop
+    return results, windows
 
 
 def loadavg():
@@ -150,8 +170,10 @@ def loadavg():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", required=True, help="the //tools/bench:bench binary (-c opt)")
-    ap.add_argument("--seconds", type=float, default=3, help="measured time of one run")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each library per scenario")
+    ap.add_argument("--seconds", type=float, default=0.5,
+                    help="one window: how long a library runs before the next takes its turn")
+    ap.add_argument("--rounds", type=int, default=12,
+                    help="windows of each library per scenario")
     ap.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS),
                     help="comma-separated subset of the scenarios, to look at one")
     ap.add_argument("--libraries", default="",
@@ -175,45 +197,31 @@ def main():
                              text=True).stdout.split()[2]
     print(json.dumps({"scenario": "peer_run", "loadavg": loadavg(), "seconds": args.seconds,
                       "rounds": args.rounds, "redis": version}), flush=True)
-    # (scenario, library) -> windows (exclusive and semaphore scenarios), or
-    # [pairs, ns] (uncontended); errors counted alike.
-    windows, pairs, errors = {}, {}, {}
+    out = []
     try:
-        for rnd in range(args.rounds):
-            print(f"peers: round {rnd + 1} of {args.rounds}, load average {loadavg()}",
-                  file=sys.stderr)
-            for sc in scenarios:
-                shift = rnd % len(sc.names)
-                for name in sc.names[shift:] + sc.names[:shift]:
-                    key = f"peers:{sc.name}:{name}:{rnd}"
-                    results, start, stop = run_once(libs[name], sc, addr, key, args.seconds)
-                    k = (sc.name, name)
-                    errors[k] = errors.get(k, 0) + sum(r["errors"] for r in results)
-                    if sc.name == "uncontended":
-                        p = pairs.setdefault(k, [0, 0])
-                        p[0] += results[0]["pairs"]
-                        p[1] += results[0]["ended_ns"] - results[0]["began_ns"]
-                    else:
-                        held = [tuple(i) for r in results for i in r["intervals"]]
-                        windows.setdefault(k, []).append(intervals.Window(start, stop, held))
+        for sc in scenarios:
+            print(f"peers: {sc.name}, load average {loadavg()}", file=sys.stderr)
+            results, windows = run_scenario(libs, sc, addr, args.seconds, args.rounds)
+            for name in sc.names:
+                res = results[name]
+                line = {"scenario": "peer_" + sc.name, "library": name,
+                        "processes": sc.processes, "hold_ms": sc.hold_ms,
+                        "outside_ms": sc.outside_ms, "permits": sc.permits,
+                        "rounds": args.rounds, "errors": sum(r["errors"] for r in res)}
+                if sc.name == "uncontended":
+                    n, ns = sum(r["pairs"] for r in res), sum(r["busy_ns"] for r in res)
+                    line.update({"pairs": n, "seconds": round(ns / 1e9, 3),
+                                 "pairs_per_s": round(n / (ns / 1e9), 1)})
+                else:
+                    held = [tuple(i) for r in res for i in r["intervals"]]
+                    line.update(intervals.summarise(
+                        [intervals.Window(a, b, held) for a, b in windows[name]], sc.permits))
+                out.append(line)
     finally:
         server.terminate()
         server.wait()
-    for sc in scenarios:
-        for name in sc.names:
-            k = (sc.name, name)
-            line = {"scenario": "peer_" + sc.name, "library": name,
-                    "processes": sc.processes, "hold_ms": sc.hold_ms,
-                    "outside_ms": sc.outside_ms, "permits": sc.permits,
-                    "rounds": args.rounds, "errors": errors[k]}
-            if sc.name == "uncontended":
-                n, ns = pairs[k]
-                line.update({"pairs": n, "seconds": round(ns / 1e9, 3),
-                             "pairs_per_s": round(n / (ns / 1e9), 1)})
-            else:
-                line.update(intervals.summarise(windows[k], sc.permits))
-            print(json.dumps(line), flush=True)
-
+    for line in out:
+        print(json.dumps(line), flush=True)
 
 if __name__ == "__main__":
     main()

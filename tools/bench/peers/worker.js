@@ -1,10 +1,12 @@
 // The loop every Node driver runs, in the protocol of tools/bench/peer.cc
 // (the library's worker) and redis_py.py: one job line on stdin, "ready"
-// once connected and warmed up, then a start/stop pair of CLOCK_MONOTONIC
-// instants (process.hrtime.bigint reads that clock on Linux, as Python's
-// time.monotonic_ns and C++'s steady_clock do, so every process's instants
-// compare), and one result line. A driver supplies only how its library
-// opens a client, acquires and releases.
+// once connected and warmed up, then the windows to run in, as [start, stop)
+// pairs of CLOCK_MONOTONIC instants (process.hrtime.bigint reads that clock
+// on Linux, as Python's time.monotonic_ns and C++'s steady_clock do, so
+// every process's instants compare), and one result line: pairs, errors,
+// busy_ns (time spent running, summed over the windows) and the holds. A
+// driver supplies only how its library opens a client, acquires and
+// releases.
 'use strict';
 const readline = require('readline');
 
@@ -27,42 +29,45 @@ async function serve(library, open) {
   process.stdout.write('{"ready":true}\n');
 
   const go = await readJson();
-  const start = BigInt(go.start_ns);
-  const stop = BigInt(go.stop_ns);
   const hold = job.hold_ms || 0;
   const outside = job.outside_ms || 0;
   let pairs = 0;
   let errors = 0;
+  let busy = 0n;
   const intervals = [];
-  const wait = Number(start - now()) / 1e6;
-  if (wait > 0) await sleepMs(wait);
-  const began = now();
-  while (now() < stop) {
-    try {
-      await lock.acquire();
-    } catch (e) {
-      errors++;
-      continue;
-    }
-    if (job.mode === 'uncontended') {
+  for (const [s, e] of go.windows) {
+    const stop = BigInt(e);
+    const wait = Number(BigInt(s) - now()) / 1e6;
+    if (wait > 0) await sleepMs(wait);
+    const began = now();
+    while (now() < stop) {
+      try {
+        await lock.acquire();
+      } catch (err) {
+        errors++;
+        continue;
+      }
+      if (job.mode === 'uncontended') {
+        await lock.release().catch(() => errors++);
+        pairs++;
+        continue;
+      }
+      const acquired = now();
+      if (hold > 0) await sleepMs(hold);
+      const released = now();
       await lock.release().catch(() => errors++);
+      intervals.push(`[${acquired},${released}]`);
       pairs++;
-      continue;
+      if (outside > 0) await sleepMs(outside);
     }
-    const acquired = now();
-    if (hold > 0) await sleepMs(hold);
-    const released = now();
-    await lock.release().catch(() => errors++);
-    intervals.push(`[${acquired},${released}]`);
-    pairs++;
-    if (outside > 0) await sleepMs(outside);
+    busy += now() - began;
   }
   // BigInt has no JSON form: the nanosecond instants are written as exact
   // integers by hand.
   process.stdout.write(
     `{"library":${JSON.stringify(library)},"mode":${JSON.stringify(job.mode)},` +
       `"pid":${process.pid},"pairs":${pairs},"errors":${errors},` +
-      `"began_ns":${began},"ended_ns":${now()},"intervals":[${intervals.join(',')}]}\n`,
+      `"busy_ns":${busy},"intervals":[${intervals.join(',')}]}\n`,
   );
   await lock.close();
 }
