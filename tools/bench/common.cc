@@ -32,9 +32,9 @@
 #include "util/proc.h"
 
 ABSL_FLAG(std::vector<std::string>, scenario, {"all"},
-          "comma-separated scenarios: all (every one but pairs), uncontended, "
+          "comma-separated scenarios: all (every one but pairs and peer), uncontended, "
           "handoff, kinds, async, renewal, redlock, cluster, tls, overhead, "
-          "pairs");
+          "pairs, peer");
 ABSL_FLAG(double, seconds, 6,
           "measured time of one point (one thread count, one K, ...)");
 ABSL_FLAG(double, phase_ms, 100,
@@ -85,8 +85,9 @@ Flags ParseFlags(int argc, char** argv) {
 
 bool Wants(const Flags& f, const std::string& scenario) {
   for (const std::string& s : f.scenarios) {
-    // "pairs" is a tool for callgrind, not part of "all".
-    if (s == scenario || (s == "all" && scenario != "pairs")) return true;
+    // "pairs" is a tool for callgrind and "peer" a worker of
+    // tools/bench/peers/run.py: neither is part of "all".
+    if (s == scenario || (s == "all" && scenario != "pairs" && scenario != "peer")) return true;
   }
   return false;
 }

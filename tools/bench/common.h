@@ -188,6 +188,7 @@ void Pairs(const Flags& f, const std::string& addr);
 void Tls(const Flags& f);  // starts its own TLS server
 void Kinds(const Flags& f, const std::string& addr);
 void Async(const Flags& f, const std::string& addr);
+void Peer();  // reads its job from stdin (peer.cc)
 
 }  // namespace bench
 

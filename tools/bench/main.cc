@@ -30,6 +30,9 @@
 //                ns per call, no Redis involved.
 //   pairs        (not in "all") a fixed number of raw and library pairs on
 //                one thread, for instruction counts under callgrind.
+//   peer         (not in "all") one worker of the comparison with other
+//                libraries, driven over stdin by tools/bench/peers/run.py
+//                against its redis-server (peer.cc).
 // The scenarios that need one server start their own unless --redis is
 // given; redlock and cluster always start their own fleets.
 #include <iostream>
@@ -40,6 +43,10 @@
 
 int main(int argc, char** argv) {
   const bench::Flags f = bench::ParseFlags(argc, argv);
+  if (bench::Wants(f, "peer")) {
+    bench::Peer();
+    return 0;
+  }
   std::unique_ptr<lock::harness::RedisServer> server;
   std::string addr = f.redis;
   int server_pid = 0;
