@@ -43,14 +43,16 @@ TEST_F(RedisLockFixtureTest, PausePastTheLeaseIsSignalledAsALoss) {
   EXPECT_TRUE(lock::IsLost(s)) << s;
 }
 
-// Each test gets its own server: what the previous test wrote is not here.
+// Each test gets its own server: what the other test wrote is not here.
+// The two write different keys, so that whichever runs second would count
+// 2 on a shared server.
 TEST_F(RedisLockFixtureTest, EveryTestHasAFreshServer) {
-  ASSERT_THAT(server().Exec({"SET", "left-over", "1"}), IsOk());
+  ASSERT_THAT(server().Exec({"SET", "left-over-1", "1"}), IsOk());
   EXPECT_EQ(server().Exec({"DBSIZE"}).value_or("?"), "1");
 }
 
 TEST_F(RedisLockFixtureTest, EveryTestHasAFreshServerToo) {
-  ASSERT_THAT(server().Exec({"SET", "left-over", "1"}), IsOk());
+  ASSERT_THAT(server().Exec({"SET", "left-over-2", "1"}), IsOk());
   EXPECT_EQ(server().Exec({"DBSIZE"}).value_or("?"), "1");
 }
 
