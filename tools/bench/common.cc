@@ -177,6 +177,13 @@ bool RawPair::Run() const {
          a->element[0]->integer == 1 && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 }
 
+std::unique_ptr<RawPair> MutexRawPair(const std::string& addr, const std::string& prefix,
+                                      const std::string& key, const std::string& token) {
+  const lock::internal::LockKeys keys(prefix, key);
+  return std::make_unique<RawPair>(addr, RawAcquireArgs(keys, token, /*fencing=*/true),
+                                   RawReleaseArgs(keys, token));
+}
+
 int64_t ScriptCalls(redisContext* c) {
   lock::redis::ReplyPtr info = RawCommand({"INFO", "commandstats"}).Send(c);
   if (info == nullptr || info->type != REDIS_REPLY_STRING) {

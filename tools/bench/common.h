@@ -98,6 +98,12 @@ class RawPair {
   RawCommand acquire_, release_;
 };
 
+// One thread's raw acquire and release of `prefix` + `key`, with the
+// arguments the library sends (same key length, same token length, ttl,
+// count, fencing flag and fence retention).
+std::unique_ptr<RawPair> MutexRawPair(const std::string& addr, const std::string& prefix,
+                                      const std::string& key, const std::string& token);
+
 // Script calls (EVAL, EVALSHA and their _RO forms) the server has run so
 // far, from INFO commandstats. Commands a script makes are not counted.
 int64_t ScriptCalls(redisContext* c);

@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "lock/internal/keys.h"
 #include "lock/internal/token.h"
 #include "lock/lock.h"
 #include "lock/redis_lock.h"
@@ -85,10 +84,7 @@ void Peer() {
   std::unique_ptr<RawPair> raw_pair;
   std::unique_ptr<lock::RedisLock> lk;
   if (raw) {
-    const std::string token = lock::internal::NewOwnerToken();
-    const lock::internal::LockKeys keys("", key);
-    raw_pair = std::make_unique<RawPair>(addr, RawAcquireArgs(keys, token, /*fencing=*/true),
-                                         RawReleaseArgs(keys, token));
+    raw_pair = MutexRawPair(addr, "", key, lock::internal::NewOwnerToken());
   } else {
     if (absl::Status s = lock::InitFromJson(PeerConfig(job)); !s.ok()) {
       std::cerr << "bench peer: " << s << "\n";

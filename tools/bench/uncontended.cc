@@ -20,15 +20,6 @@ namespace {
 // The raw side's key prefix; the library's side uses "bench:lib:".
 constexpr char kRawPrefix[] = "bench:raw:";
 
-// One thread's raw acquire and release of `key`, with the arguments the
-// library sends (same key length, same token length, ttl, count, fencing
-// flag and fence retention).
-std::unique_ptr<RawPair> MutexRawPair(const std::string& addr, const std::string& key,
-                                      const std::string& token) {
-  const lock::internal::LockKeys keys(kRawPrefix, key);
-  return std::make_unique<RawPair>(addr, RawAcquireArgs(keys, token, /*fencing=*/true),
-                                   RawReleaseArgs(keys, token));
-}
 
 // Separate functions so that callgrind can count each side on its own
 // (--toggle-collect=bench::RawPairs / bench::LibPairs).
@@ -52,7 +43,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
   for (int threads : f.threads) {
     std::vector<std::unique_ptr<RawPair>> raw;
     for (int t = 0; t < threads; ++t) {
-      raw.push_back(MutexRawPair(addr, absl::StrCat("k", t), token));
+      raw.push_back(MutexRawPair(addr, kRawPrefix, absl::StrCat("k", t), token));
     }
     auto pool = std::make_shared<lock::redis::ConnectionPool>(
         lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = threads});
@@ -81,7 +72,7 @@ void Uncontended(const Flags& f, const std::string& addr) {
 // callgrind (whose timing means nothing).
 void Pairs(const Flags& f, const std::string& addr) {
   const std::string token = lock::internal::NewOwnerToken();
-  const std::unique_ptr<RawPair> raw = MutexRawPair(addr, "k0", token);
+  const std::unique_ptr<RawPair> raw = MutexRawPair(addr, kRawPrefix, "k0", token);
   auto pool = std::make_shared<lock::redis::ConnectionPool>(
       lock::redis::PoolOptions{.connection = {.addr = addr}, .max_size = 1});
   auto lk = *lock::internal::NewRedisLock(pool, BenchPolicy("bench:lib:"), "k0");
