@@ -243,6 +243,107 @@ TEST_F(RedisLockTest, SubscribeWaitIsBoundedByTheWaitTimeout) {
   notifier.reset();
 }
 
+// A policy whose waiters' timers cannot explain a wake-up within a second.
+void SlowBackoff(policy::Policy& p, const std::string& name) {
+  p.name = name;
+  p.retry.initial_delay = absl::Seconds(3);
+  p.retry.max_delay = absl::Seconds(3);
+  p.wait.timeout = absl::Seconds(20);
+}
+
+// Waits until `policy` counts `n` acquires between attempts, then a little
+// longer so that each is inside its wait, not about to begin it.
+bool WaitersWaiting(const std::string& policy, int64_t n) {
+  if (!harness::Eventually([&] { return GetStats().per_policy[policy].waiting == n; })) {
+    return false;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return true;
+}
+
+// Issue 18: a thread blocked waiting reads the release channel itself, so
+// the release that frees the lock wakes the very thread that reads it: one
+// thread wake-up before its next acquire, not the subscriber thread's and
+// then the waiter's.
+TEST_F(RedisLockTest, ABlockedWaiterReadsTheReleaseThatWakesIt) {
+  auto notifier = std::make_shared<internal::ReleaseNotifier>(
+      redis::ConnectionOptions{.addr = server().addr()});
+  const auto policy = [](policy::Policy& p) { SlowBackoff(p, "own-read"); };
+  auto holder = Lock("own", policy);
+  auto p = std::make_shared<policy::Policy>();
+  policy(*p);
+  p->key_prefix = "t:";
+  auto waiter = internal::NewRedisLock(Pool(), p, "own", notifier);
+  ASSERT_THAT(waiter, IsOk());
+  const PolicyStats before = GetStats().per_policy["own-read"];
+  constexpr int kRounds = 4;
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_THAT(holder->Acquire(), IsOk());
+    absl::Status got = absl::UnknownError("not run");
+    std::thread t([&] { got = (*waiter)->Acquire(); });
+    ASSERT_TRUE(WaitersWaiting("own-read", 1)) << "round " << i;
+    const absl::Time released = absl::Now();
+    ASSERT_THAT(holder->Release(), IsOk());
+    t.join();
+    ASSERT_THAT(got, IsOk()) << "round " << i;
+    EXPECT_LT(absl::Now() - released, absl::Seconds(1)) << "round " << i;  // not its timer
+    ASSERT_THAT((*waiter)->Release(), IsOk());
+  }
+  const PolicyStats after = GetStats().per_policy["own-read"];
+  EXPECT_EQ(after.waits_woken_by_notify - before.waits_woken_by_notify, kRounds);
+  EXPECT_EQ(after.waits_woken_by_timer - before.waits_woken_by_timer, 0);
+  EXPECT_EQ(notifier->woken_by_own_read(), kRounds);
+  waiter->reset();
+}
+
+// While one waiter reads the subscriber connection, another thread's new
+// subscription still gets confirmed (the subscriber thread takes the
+// connection back to send SUBSCRIBE), both are woken by their releases,
+// and the one waiting on the second channel is woken through the first
+// waiter's reads.
+TEST_F(RedisLockTest, ANewSubscriptionIsServedWhileAWaiterReads) {
+  auto notifier = std::make_shared<internal::ReleaseNotifier>(
+      redis::ConnectionOptions{.addr = server().addr()});
+  const auto policy = [](policy::Policy& p) { SlowBackoff(p, "two-channels"); };
+  auto p = std::make_shared<policy::Policy>();
+  policy(*p);
+  p->key_prefix = "t:";
+  auto holder_a = Lock("chan-a", policy);
+  auto holder_b = Lock("chan-b", policy);
+  ASSERT_THAT(holder_a->Acquire(), IsOk());
+  ASSERT_THAT(holder_b->Acquire(), IsOk());
+  auto waiter_a = internal::NewRedisLock(Pool(), p, "chan-a", notifier);
+  auto waiter_b = internal::NewRedisLock(Pool(), p, "chan-b", notifier);
+  ASSERT_THAT(waiter_a, IsOk());
+  ASSERT_THAT(waiter_b, IsOk());
+  const PolicyStats before = GetStats().per_policy["two-channels"];
+  absl::Status got_a = absl::UnknownError("not run"), got_b = got_a;
+  std::thread ta([&] { got_a = (*waiter_a)->Acquire(); });
+  ASSERT_TRUE(WaitersWaiting("two-channels", 1));
+  std::thread tb([&] { got_b = (*waiter_b)->Acquire(); });
+  ASSERT_TRUE(WaitersWaiting("two-channels", 2));
+  ASSERT_EQ(Redis({"PUBSUB", "NUMSUB", "{t:chan-b}:released"}), "{t:chan-b}:released\n1");
+  // b first: a (the older waiter) reads the connection, b is woken by it.
+  absl::Time released = absl::Now();
+  ASSERT_THAT(holder_b->Release(), IsOk());
+  tb.join();
+  ASSERT_THAT(got_b, IsOk());
+  EXPECT_LT(absl::Now() - released, absl::Seconds(1));
+  released = absl::Now();
+  ASSERT_THAT(holder_a->Release(), IsOk());
+  ta.join();
+  ASSERT_THAT(got_a, IsOk());
+  EXPECT_LT(absl::Now() - released, absl::Seconds(1));
+  const PolicyStats after = GetStats().per_policy["two-channels"];
+  EXPECT_EQ(after.waits_woken_by_notify - before.waits_woken_by_notify, 2);
+  EXPECT_EQ(after.waits_woken_by_timer - before.waits_woken_by_timer, 0);
+  EXPECT_EQ(notifier->woken_by_own_read(), 1);  // a's; b was woken by a's read
+  ASSERT_THAT((*waiter_a)->Release(), IsOk());
+  ASSERT_THAT((*waiter_b)->Release(), IsOk());
+  waiter_a->reset();
+  waiter_b->reset();
+}
+
 TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
   auto a = Lock("f", [](policy::Policy& p) { p.ttl = absl::Milliseconds(30); });
   int64_t last = 0;

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,7 +38,8 @@ Live& LiveNotifiers() {
 
 ReleaseNotifier::ReleaseNotifier(Endpoint endpoint)
     : endpoint_(std::move(endpoint)),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      leader_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   InstallForkHandlers();
   Live& live = LiveNotifiers();
   std::lock_guard<std::mutex> lock(live.mu);
@@ -81,7 +83,8 @@ ReleaseNotifier::~ReleaseNotifier() {
     // eventfd is shared with the parent, whose subscriber we must not wake.
     Abandon(std::make_shared<std::thread>(std::move(thread_)));  // never joined
     for (auto& [name, ch] : channels_) new (&ch->changed) std::condition_variable();
-    if (wake_fd_ >= 0) close(wake_fd_);  // our copy only
+    if (wake_fd_ >= 0) close(wake_fd_);  // our copies only
+    if (leader_fd_ >= 0) close(leader_fd_);
     return;
   }
   {
@@ -91,17 +94,37 @@ ReleaseNotifier::~ReleaseNotifier() {
   Wake();
   if (thread_.joinable()) thread_.join();
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (leader_fd_ >= 0) close(leader_fd_);
 }
 
-void ReleaseNotifier::Wake() {
+namespace {
+
+void Signal(int fd) {
   uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
+  (void)!write(fd, &one, sizeof(one));
+}
+
+void Drain(int fd) {
+  uint64_t drained;
+  (void)!read(fd, &drained, sizeof(drained));
+}
+
+}  // namespace
+
+void ReleaseNotifier::Wake() { Signal(wake_fd_); }
+
+void ReleaseNotifier::WakeLeader() { Signal(leader_fd_); }
+
+int64_t ReleaseNotifier::woken_by_own_read() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return woken_by_own_read_;
 }
 
 std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::Subscribe(
     const std::string& channel, absl::Duration timeout, WakeMode wake, std::string token) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Run(); });
+  CatchUpLocked(lock);
   std::unique_ptr<Channel>& slot = channels_[channel];
   if (slot == nullptr) slot = std::make_unique<Channel>();
   Channel* ch = slot.get();
@@ -133,7 +156,8 @@ std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::MakeWatchLocked(
 
 std::unique_ptr<ReleaseNotifier::Watch> ReleaseNotifier::WatchIfSubscribed(
     const std::string& channel, WakeMode wake, std::string token) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  CatchUpLocked(lock);
   auto it = channels_.find(channel);
   if (it == channels_.end() || !it->second->confirmed || it->second->unsubscribing) {
     return nullptr;
@@ -176,7 +200,8 @@ bool ReleaseNotifier::Watch::active() const {
 }
 
 uint64_t ReleaseNotifier::Watch::generation() const {
-  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  std::unique_lock<std::mutex> lock(notifier_->mu_);
+  notifier_->CatchUpLocked(lock);
   return state_->generation;
 }
 
@@ -209,6 +234,11 @@ bool ReleaseNotifier::Watch::Arm(uint64_t seen, Waker* waker) {
   DisarmLocked();
   if (ConcernedLocked(seen)) return false;
   ArmLocked(waker);
+  async_ = true;
+  // No thread blocks for this waiter: the subscriber thread must read.
+  if (notifier_->async_armed_++ == 0 && notifier_->reader_ == Reader::kVacant) {
+    notifier_->Wake();
+  }
   return true;
 }
 
@@ -227,6 +257,10 @@ void ReleaseNotifier::Watch::Disarm() {
 
 void ReleaseNotifier::Watch::DisarmLocked() {
   if (waker_ == nullptr) return;
+  if (async_) {
+    async_ = false;
+    --notifier_->async_armed_;
+  }
   (armed_prev_ ? armed_prev_->armed_next_ : state_->armed_head) = armed_next_;
   (armed_next_ ? armed_next_->armed_prev_ : state_->armed_tail) = armed_prev_;
   armed_prev_ = armed_next_ = nullptr;
@@ -249,16 +283,121 @@ bool ReleaseNotifier::Watch::WaitUntil(uint64_t seen,
     std::lock_guard<std::mutex> lock(notifier_->mu_);
     stopped = true;
     cv_.notify_one();
+    if (notifier_->leader_ == this) notifier_->WakeLeader();
   });
   std::unique_lock<std::mutex> lock(notifier_->mu_);
+  ReleaseNotifier& n = *notifier_;
   fired_ = false;
   if (!stopped && !ConcernedLocked(seen)) {
     ArmLocked(&self);
-    cv_.wait_until(lock, deadline, [&] { return fired_ || stopped; });
+    n.FollowLocked(this);
+    // Holding the connection with nothing left for it to do, the subscriber
+    // thread hands it to the longest-blocked thread when it looks again.
+    if (n.reader_ == Reader::kRun && !n.NeedsRunLocked()) n.Wake();
+    while (!fired_ && !stopped) {
+      if (n.reader_ == Reader::kVacant) {
+        n.reader_ = Reader::kWaiter;
+        n.leader_ = this;
+      }
+      if (n.leader_ == this) {
+        if (!n.LeadLocked(lock, this, deadline)) break;
+      } else if (!cv_.wait_until(lock, deadline,
+                                 [&] { return fired_ || stopped || n.leader_ == this; })) {
+        break;
+      }
+    }
+    n.UnfollowLocked(this);
+    if (n.leader_ == this) n.HandOffLocked(this, /*by_run=*/false);
     DisarmLocked();
   }
   TakeMessageLocked(seen, message);
   return ConcernedLocked(seen);
+}
+
+void ReleaseNotifier::FollowLocked(Watch* w) {
+  w->follow_prev_ = followers_tail_;
+  w->follow_next_ = nullptr;
+  (followers_tail_ ? followers_tail_->follow_next_ : followers_head_) = w;
+  followers_tail_ = w;
+}
+
+void ReleaseNotifier::UnfollowLocked(Watch* w) {
+  (w->follow_prev_ ? w->follow_prev_->follow_next_ : followers_head_) = w->follow_next_;
+  (w->follow_next_ ? w->follow_next_->follow_prev_ : followers_tail_) = w->follow_prev_;
+  w->follow_prev_ = w->follow_next_ = nullptr;
+}
+
+void ReleaseNotifier::HandOffLocked(Watch* leaving, bool by_run) {
+  leader_ = nullptr;
+  if (stop_ || conn_ == nullptr || !to_subscribe_.empty() || !to_unsubscribe_.empty() ||
+      NeedsRunLocked()) {
+    reader_ = Reader::kRun;
+    yield_wanted_ = false;
+    if (!by_run) Wake();
+    return;
+  }
+  for (Watch* f = followers_head_; f != nullptr; f = f->follow_next_) {
+    if (f != leaving && !f->fired_) {
+      reader_ = Reader::kWaiter;
+      leader_ = f;
+      f->cv_.notify_one();
+      return;
+    }
+  }
+  reader_ = Reader::kVacant;
+}
+
+bool ReleaseNotifier::LeadLocked(std::unique_lock<std::mutex>& lock, Watch* self,
+                                 std::chrono::steady_clock::time_point deadline) {
+  const auto left = deadline - std::chrono::steady_clock::now();
+  if (left <= std::chrono::steady_clock::duration::zero()) return false;
+  redis::Connection* conn = conn_.get();  // the reader's alone until it hands off
+  lock.unlock();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+  const timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  pollfd p[2] = {{conn->fd(), POLLIN | POLLRDHUP, 0}, {leader_fd_, POLLIN, 0}};
+  ppoll(p, 2, &ts, nullptr);
+  if (p[1].revents & POLLIN) Drain(leader_fd_);
+  const bool ok = ReadPolled(conn, p[0].revents);
+  lock.lock();
+  if (self->fired_) ++woken_by_own_read_;
+  if (!ok) {
+    DisconnectedLocked();
+  }
+  if (!ok || yield_wanted_ || stop_) HandOffLocked(self, /*by_run=*/false);
+  return true;
+}
+
+void ReleaseNotifier::CatchUpLocked(std::unique_lock<std::mutex>& lock) {
+  if (reader_ != Reader::kVacant) return;  // a reader keeps up by itself
+  reader_ = Reader::kWaiter;               // a reader that leads no wait
+  redis::Connection* conn = conn_.get();
+  lock.unlock();
+  pollfd p{conn->fd(), POLLIN | POLLRDHUP, 0};
+  const bool ok = poll(&p, 1, 0) <= 0 || ReadPolled(conn, p.revents);
+  lock.lock();
+  if (!ok) {
+    DisconnectedLocked();
+  }
+  HandOffLocked(nullptr, /*by_run=*/false);
+}
+
+bool ReleaseNotifier::ReadPolled(redis::Connection* conn, short revents) {
+  if ((revents & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)) == 0) return true;
+  // Closed by the server: what it sent before is read (messages published
+  // before it went), and the connection is lost in the same pass, so that
+  // a waiter about to wait learns now that no release can reach it.
+  return ReadAndHandle(conn) && (revents & (POLLRDHUP | POLLERR | POLLHUP)) == 0;
+}
+
+bool ReleaseNotifier::ReadAndHandle(redis::Connection* conn) {
+  if (!conn->ReadAvailable().ok()) return false;
+  while (true) {
+    absl::StatusOr<redis::ReplyPtr> r = conn->NextBufferedReply();
+    if (!r.ok()) return false;
+    if (*r == nullptr) return true;
+    Handle(**r);
+  }
 }
 
 void ReleaseNotifier::FireLocked(Watch* w) {
@@ -273,7 +412,9 @@ void ReleaseNotifier::FireAllLocked(Channel* ch) {
 }
 
 void ReleaseNotifier::DisconnectedLocked() {
+  conn_.reset();  // the reader's call: nobody else uses it now
   down_ = true;
+  replies_due_ = 0;
   for (auto& [name, ch] : channels_) {
     ch->confirmed = false;
     ++ch->generation;  // waiters re-check now, then fall back to polling
@@ -296,6 +437,7 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
   const absl::string_view kind = Text(*reply.element[0]);
   const std::string channel(Text(*reply.element[1]));
   std::lock_guard<std::mutex> lock(mu_);
+  if ((kind == "subscribe" || kind == "unsubscribe") && replies_due_ > 0) --replies_due_;
   auto it = channels_.find(channel);
   if (it == channels_.end()) return;
   Channel& ch = *it->second;
@@ -332,27 +474,54 @@ void ReleaseNotifier::Handle(const redisReply& reply) {
 }
 
 void ReleaseNotifier::Run() {
-  std::unique_ptr<redis::Connection> conn;
   auto backoff = std::chrono::milliseconds(20);
   while (true) {
     std::vector<std::string> subscribe, unsubscribe;
+    bool mine = false;
+    int unread_fd = -1;  // the connection, while nobody reads it
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
-      if (conn == nullptr) {
-        // Everything wanted is (re)subscribed on the next connection.
-        to_subscribe_.clear();
-        for (const auto& [name, ch] : channels_) {
-          if (ch->refs > 0) to_subscribe_.push_back(name);
-        }
-      }
       SweepIdleLocked(std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count());
-      subscribe.swap(to_subscribe_);
-      unsubscribe.swap(to_unsubscribe_);
+      const bool writes = !to_subscribe_.empty() || !to_unsubscribe_.empty();
+      if (reader_ == Reader::kVacant && (conn_ == nullptr || writes || NeedsRunLocked())) {
+        reader_ = Reader::kRun;
+      } else if (reader_ == Reader::kWaiter && writes && !yield_wanted_) {
+        yield_wanted_ = true;  // the leader hands the connection back
+        WakeLeader();
+      }
+      if (reader_ == Reader::kRun) {
+        mine = true;
+        yield_wanted_ = false;
+        if (conn_ == nullptr) {
+          // Everything wanted is (re)subscribed on the next connection.
+          to_subscribe_.clear();
+          for (const auto& [name, ch] : channels_) {
+            if (ch->refs > 0) to_subscribe_.push_back(name);
+          }
+        }
+        subscribe.swap(to_subscribe_);
+        unsubscribe.swap(to_unsubscribe_);
+      } else if (reader_ == Reader::kVacant) {
+        unread_fd = conn_->fd();
+      }
     }
-    if (conn == nullptr) {
+    if (!mine) {
+      // Paces the sweep of idle channels too. A connection nobody reads is
+      // still watched for the server closing it (messages do not wake this
+      // thread), so that the next waiter knows at once that it must poll.
+      pollfd p[2] = {{wake_fd_, POLLIN, 0}, {unread_fd, POLLRDHUP, 0}};
+      poll(p, unread_fd >= 0 ? 2 : 1, 500);
+      Drain(wake_fd_);
+      if (unread_fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        std::unique_lock<std::mutex> lock(mu_);
+        CatchUpLocked(lock);  // reads up to the end, if nobody else reads it now
+      }
+      continue;
+    }
+    if (conn_ == nullptr) {
       absl::StatusOr<redis::ConnectionOptions> where = endpoint_();
       absl::StatusOr<std::unique_ptr<redis::Connection>> c =
           where.ok() ? redis::Connection::Open(*where) : where.status();
@@ -363,16 +532,16 @@ void ReleaseNotifier::Run() {
         }
         pollfd p{wake_fd_, POLLIN, 0};
         poll(&p, 1, static_cast<int>(backoff.count()));
-        uint64_t drained;
-        (void)!read(wake_fd_, &drained, sizeof(drained));
+        Drain(wake_fd_);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
         continue;
       }
-      conn = *std::move(c);
       backoff = std::chrono::milliseconds(20);
       std::lock_guard<std::mutex> lock(mu_);
+      conn_ = *std::move(c);
       down_ = false;
     }
+    redis::Connection* conn = conn_.get();
     bool ok = true;
     // Unsubscribes first: a channel dropped and wanted again in the same
     // round must end up subscribed.
@@ -385,28 +554,18 @@ void ReleaseNotifier::Run() {
     }
     if (ok) ok = conn->Flush().ok();
     if (ok) {
-      pollfd p[2] = {{conn->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        replies_due_ += static_cast<int64_t>(subscribe.size() + unsubscribe.size());
+        if (!NeedsRunLocked()) HandOffLocked(nullptr, /*by_run=*/true);
+        if (reader_ != Reader::kRun) continue;
+      }
+      pollfd p[2] = {{conn->fd(), POLLIN | POLLRDHUP, 0}, {wake_fd_, POLLIN, 0}};
       poll(p, 2, 500);  // also paces the sweep of idle channels
-      if (p[1].revents & POLLIN) {
-        uint64_t drained;
-        (void)!read(wake_fd_, &drained, sizeof(drained));
-      }
-      if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
-        ok = conn->ReadAvailable().ok();
-        while (ok) {
-          absl::StatusOr<redis::ReplyPtr> r = conn->NextBufferedReply();
-          if (!r.ok()) {
-            ok = false;
-          } else if (*r == nullptr) {
-            break;
-          } else {
-            Handle(**r);
-          }
-        }
-      }
+      if (p[1].revents & POLLIN) Drain(wake_fd_);
+      ok = ReadPolled(conn, p[0].revents);
     }
     if (!ok) {
-      conn.reset();
       std::lock_guard<std::mutex> lock(mu_);
       DisconnectedLocked();
     }

@@ -7,6 +7,18 @@
 // therefore never missed (Redisson#1763). When the subscriber connection is
 // down, active() is false and waiters fall back to their backoff timers; the
 // connection is re-established in the background.
+//
+// Who reads the connection: one thread at a time, "the reader". While a
+// thread is blocked in WaitUntil, that thread reads it itself (the leader;
+// the other blocked threads follow and are woken as before): a release the
+// leader reads wakes the leader with no other thread in between, so its
+// next acquire leaves one thread wake-up after the message arrives instead
+// of two. The subscriber thread reads when there is no blocked thread, and
+// whenever something only it does is due: (re)connecting, SUBSCRIBE and
+// UNSUBSCRIBE, awaiting a confirmation, and waking asynchronous waiters.
+// With nothing due and nobody waiting, nobody reads (messages wait in the
+// socket for the next reader, and a waiter that reads one it was not
+// woken by only re-checks).
 #ifndef LOCK_INTERNAL_NOTIFIER_H_
 #define LOCK_INTERNAL_NOTIFIER_H_
 
@@ -73,6 +85,10 @@ class ReleaseNotifier {
   std::unique_ptr<Watch> WatchIfSubscribed(const std::string& channel, WakeMode wake,
                                            std::string token);
 
+  // How many waits a release ended on the very thread that read it, no
+  // other thread woken in between (tests and benchmarks watch it).
+  int64_t woken_by_own_read() const;
+
   // For the fork handlers (lock/internal/fork.h): lock / unlock every live
   // notifier's mutex.
   static void ForkPrepare();
@@ -115,8 +131,39 @@ class ReleaseNotifier {
   std::unique_ptr<Watch> MakeWatchLocked(const std::string& channel, Channel* ch,
                                          WakeMode wake, std::string token);
 
+  // Who reads the subscriber connection (see the top of this file).
+  enum class Reader : uint8_t { kRun, kVacant, kWaiter };
+
   void Run();
+  // Wakes the subscriber thread out of its poll.
   void Wake();
+  // Wakes the leader out of its poll (a stop, or the subscriber thread wants
+  // the connection back).
+  void WakeLeader();
+  // Reads what the connection has and handles each reply (the reader only).
+  bool ReadAndHandle(redis::Connection* conn);
+  // ReadAndHandle when poll() reported `revents` on the connection; false
+  // when it failed or the server closed the connection.
+  bool ReadPolled(redis::Connection* conn, short revents);
+  // The subscriber thread must read: Redis owes replies to its SUBSCRIBE or
+  // UNSUBSCRIBE (a Subscribe awaits one, and a Watch is not active() until
+  // its confirmation is read), or an asynchronous waiter is armed.
+  bool NeedsRunLocked() const { return replies_due_ > 0 || async_armed_ > 0; }
+  // The reader gives the connection up: to the subscriber thread when it
+  // must read or write (waking it unless it is the caller, `by_run`), else
+  // to the longest-blocked thread other than `leaving`, else to nobody.
+  void HandOffLocked(Watch* leaving, bool by_run);
+  // Unread messages on a connection nobody reads were published before
+  // now: a waiter about to note where its wait starts reads them first, so
+  // that they do not end a wait for a release whose effect its coming
+  // attempt sees anyway (its own last release, typically).
+  void CatchUpLocked(std::unique_lock<std::mutex>& lock);
+  // `self` leads: polls the connection (mu_ released) until something
+  // arrives, its deadline, or a wake-up; false once the deadline passed.
+  bool LeadLocked(std::unique_lock<std::mutex>& lock, Watch* self,
+                  std::chrono::steady_clock::time_point deadline);
+  void FollowLocked(Watch* w);
+  void UnfollowLocked(Watch* w);
   // Wakes an armed waiter: unlinks it and calls its waker (mu_ held).
   static void FireLocked(Watch* w);
   static void FireAllLocked(Channel* ch);
@@ -127,6 +174,7 @@ class ReleaseNotifier {
   const Endpoint endpoint_;
   const pid_t built_by_ = ProcessId();
   int wake_fd_ = -1;
+  int leader_fd_ = -1;
 
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Channel>> channels_;
@@ -136,6 +184,20 @@ class ReleaseNotifier {
   // The subscriber connection is known to be down: waiters poll instead of
   // waiting for a confirmation that cannot come.
   bool down_ = false;                        // guarded by mu_
+  Reader reader_ = Reader::kRun;             // guarded by mu_
+  Watch* leader_ = nullptr;                  // guarded by mu_: reader_ == kWaiter
+  // The subscriber thread has writes to send while a leader reads.
+  bool yield_wanted_ = false;                // guarded by mu_
+  // Guarded by mu_: channels named in SUBSCRIBE and UNSUBSCRIBE on this
+  // connection whose replies are not read yet (one reply per channel).
+  int64_t replies_due_ = 0;
+  int async_armed_ = 0;   // guarded by mu_: Watches armed by Arm()
+  int64_t woken_by_own_read_ = 0;            // guarded by mu_
+  // Threads blocked in WaitUntil, longest-blocked first.
+  Watch* followers_head_ = nullptr;          // guarded by mu_
+  Watch* followers_tail_ = nullptr;          // guarded by mu_
+  // Used by the reader only; replaced under mu_. Null while disconnected.
+  std::unique_ptr<redis::Connection> conn_;
   std::thread thread_;                       // started by the first Subscribe
 };
 
@@ -217,8 +279,12 @@ class ReleaseNotifier::Watch {
   bool fired_ = false;          // guarded by mu_
   // Guarded by the notifier's mu_: armed when waker_ is set.
   Waker* waker_ = nullptr;
+  bool async_ = false;  // armed by Arm(), not by a blocked thread
   Watch* armed_prev_ = nullptr;
   Watch* armed_next_ = nullptr;
+  // Guarded by the notifier's mu_: in the notifier's followers while blocked.
+  Watch* follow_prev_ = nullptr;
+  Watch* follow_next_ = nullptr;
 };
 
 }  // namespace lock::internal

@@ -229,6 +229,25 @@ std::vector<double> PingRttUs(const std::string& addr, int n) {
   return us;
 }
 
+PingSampler::PingSampler(const std::string& addr)
+    : thread_([this, c = RawConnect(addr)] {
+        const RawCommand ping({"PING"});
+        while (!stop_.load()) {
+          const Clock::time_point t = Clock::now();
+          ping.Send(c.get());
+          rtt_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+      }) {}
+
+PingSampler::~PingSampler() { Stop(); }
+
+std::vector<double> PingSampler::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  return rtt_us_;
+}
+
 std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix) {
   auto p = std::make_shared<policy::Policy>();
   p->name = "bench";
@@ -259,16 +278,7 @@ ContendResult Contend(const std::string& addr, const ContendOptions& o) {
   double held_ns = 0;
   std::atomic<bool> stop{false};
 
-  std::thread pinger([&] {
-    auto c = RawConnect(addr);
-    const RawCommand ping({"PING"});
-    while (!stop.load()) {
-      const Clock::time_point t = Clock::now();
-      ping.Send(c.get());
-      r.rtt_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  });
+  PingSampler pings(addr);
 
   auto admin = RawConnect(addr);
   const int64_t scripts_before = ScriptCalls(admin.get());
@@ -314,7 +324,7 @@ ContendResult Contend(const std::string& addr, const ContendOptions& o) {
   for (auto& th : threads) th.join();
   r.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
   r.client_cores = (CpuSeconds() - cpu_before) / r.elapsed_s;
-  pinger.join();
+  r.rtt_us = pings.Stop();
   r.script_calls = ScriptCalls(admin.get()) - scripts_before;
   lock::Stats stats_after = lock::GetStats();
   lock::PolicyStats& ps0 = stats_before.per_policy[o.policy->name];

@@ -6,11 +6,13 @@
 
 #include <hiredis/hiredis.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lock/internal/keys.h"
@@ -110,6 +112,21 @@ int64_t ScriptCalls(redisContext* c);
 
 // Round trip of PING on its own connection, in microseconds.
 std::vector<double> PingRttUs(const std::string& addr, int n);
+
+// The baseline of a contended run, sampled alongside it: PING round trips
+// (microseconds) on a connection of its own, every 2 ms, from construction
+// until Stop().
+class PingSampler {
+ public:
+  explicit PingSampler(const std::string& addr);
+  ~PingSampler();
+  std::vector<double> Stop();
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<double> rtt_us_;
+  std::thread thread_;
+};
 
 std::shared_ptr<policy::Policy> BenchPolicy(const std::string& prefix);
 

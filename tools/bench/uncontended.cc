@@ -20,7 +20,6 @@ namespace {
 // The raw side's key prefix; the library's side uses "bench:lib:".
 constexpr char kRawPrefix[] = "bench:raw:";
 
-
 // Separate functions so that callgrind can count each side on its own
 // (--toggle-collect=bench::RawPairs / bench::LibPairs).
 [[gnu::noinline]] bool RawPairs(const RawPair& raw, int n) {
