@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -32,6 +33,7 @@ namespace {
 using harness::Eventually;
 using ::util::testing::IsOk;
 using ::util::testing::StatusIs;
+using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -80,6 +82,37 @@ class EdgeFleetTest : public harness::RedisFleetTest {
     auto locker = LockerFromJson(config.dump(), "edge.json");
     EXPECT_THAT(locker, IsOk());
     return locker.ok() ? *std::move(locker) : nullptr;
+  }
+
+  // A locker on `fleet` whose policy "renew" holds for 1 s and renews at
+  // half of it, with 100 ms bounds on connecting and on each call: a loss
+  // shows within a few leases.
+  std::unique_ptr<Locker> ShortLeaseLocker(harness::RedisFleet& fleet) {
+    nlohmann::json target = nlohmann::json::parse(fleet.PolicyTargetJson());
+    target["connect_timeout"] = "100ms";
+    return LockerFor(
+        target, {{"renew", {{"key_prefix", "r:"}, {"ttl", "1s"}, {"script_timeout", "100ms"},
+                            {"renewal", {{"threshold", 0.5}}}}}});
+  }
+  // A lock of policy "renew" on `key`, acquired and renewed in the
+  // background; null (and the test failed) when either did not work.
+  static std::unique_ptr<RedisLock> HeldAndRenewed(Locker& locker, const std::string& key) {
+    absl::StatusOr<std::unique_ptr<RedisLock>> l = locker.NewLock("renew", key);
+    EXPECT_THAT(l, IsOk());
+    if (!l.ok()) return nullptr;
+    absl::Status s = (*l)->Acquire();
+    if (s.ok()) s = (*l)->EnableAutoRenew();
+    EXPECT_THAT(s, IsOk()) << key;
+    return s.ok() ? *std::move(l) : nullptr;
+  }
+
+  // A locker on MasterWithReplica()'s master whose writes wait for its
+  // replica (min_replicas_ack 1, 300 ms); policy "plain", ttl 10 s.
+  std::unique_ptr<Locker> ReplicaAckLocker(harness::RedisFleet& fleet) {
+    return LockerFor(
+        {{"addrs", {fleet.node(0).addr()}}, {"min_replicas_ack", 1},
+         {"replica_ack_timeout", "300ms"}},
+        {{"plain", {{"key_prefix", "p:"}, {"ttl", "10s"}, {"script_timeout", "200ms"}}}});
   }
 
   // Two masters, the second made a replica of the first, in sync.
@@ -177,10 +210,7 @@ TEST_F(EdgeFleetTest, NoscriptRenewalWaitsForReplicasAgain) {
 TEST_F(EdgeFleetTest, ReentryWithoutReplicaAckIsRefused) {
   harness::RedisFleet* fleet = MasterWithReplica();
   ASSERT_NE(fleet, nullptr);
-  auto locker = LockerFor(
-      {{"addrs", {fleet->node(0).addr()}}, {"min_replicas_ack", 1},
-       {"replica_ack_timeout", "300ms"}},
-      {{"plain", {{"key_prefix", "p:"}, {"ttl", "10s"}, {"script_timeout", "200ms"}}}});
+  auto locker = ReplicaAckLocker(*fleet);
   ASSERT_NE(locker, nullptr);
   auto l = *locker->NewLock("plain", "re");
   ASSERT_THAT(l->Acquire(), IsOk());
@@ -194,6 +224,29 @@ TEST_F(EdgeFleetTest, ReentryWithoutReplicaAckIsRefused) {
   EXPECT_THAT(l->Release(), IsOk());
 }
 
+// A fenced write on a target that asks for min_replicas_ack was accepted
+// on the master alone: a failover right after it lost the write while the
+// holder was told it was done (the checker's sentinel_failover scenario
+// found the next holder writing the same value again). It now waits for the
+// replicas as the lock's own writes do, and says when they did not answer.
+TEST_F(EdgeFleetTest, FencedSetWaitsForReplicasOnATargetThatAsksForThem) {
+  harness::RedisFleet* fleet = MasterWithReplica();
+  ASSERT_NE(fleet, nullptr);
+  auto locker = ReplicaAckLocker(*fleet);
+  ASSERT_NE(locker, nullptr);
+  ASSERT_THAT(locker->With("plain", "res", [&](Held& held) {
+    EXPECT_THAT(locker->FencedSet("plain", "res:1", "a", held.fencing_token()), IsOk());
+    EXPECT_EQ(fleet->node(1).Exec({"HGET", "res:1", "value"}).value_or(""), "a")
+        << "acknowledged, so on the replica";
+    EXPECT_THAT(fleet->node(1).Pause(), IsOk());
+    absl::Status s = locker->FencedSet("plain", "res:1", "b", held.fencing_token());
+    EXPECT_THAT(fleet->node(1).Resume(), IsOk());
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("replicas acknowledged")));
+    EXPECT_THAT(s.message(), HasSubstr("res:1"));
+    return absl::OkStatus();
+  }), IsOk());
+}
+
 // Item 5: with the master and every sentinel unreachable, each hold of a
 // renewal batch re-ran discovery (3 sentinels × timeouts) under the
 // topology mutex: the last of 60 holds was announced lost ~20 s after its
@@ -201,17 +254,12 @@ TEST_F(EdgeFleetTest, ReentryWithoutReplicaAckIsRefused) {
 TEST_F(EdgeFleetTest, UnreachableSentinelsDoNotStallTheLossSignal) {
   harness::RedisFleet* fleet = Start(harness::RedisFleet::Sentinel(1, 3));
   ASSERT_NE(fleet, nullptr);
-  nlohmann::json target = nlohmann::json::parse(fleet->PolicyTargetJson());
-  target["connect_timeout"] = "100ms";
-  auto locker = LockerFor(
-      target, {{"renew", {{"key_prefix", "r:"}, {"ttl", "1s"}, {"script_timeout", "100ms"},
-                          {"renewal", {{"threshold", 0.5}}}}}});
+  auto locker = ShortLeaseLocker(*fleet);
   ASSERT_NE(locker, nullptr);
   std::vector<std::unique_ptr<RedisLock>> locks;
   for (int i = 0; i < 60; ++i) {
-    locks.push_back(*locker->NewLock("renew", absl::StrCat("k", i)));
-    ASSERT_THAT(locks.back()->Acquire(), IsOk());
-    ASSERT_THAT(locks.back()->EnableAutoRenew(), IsOk());
+    locks.push_back(HeldAndRenewed(*locker, absl::StrCat("k", i)));
+    ASSERT_NE(locks.back(), nullptr);
   }
   const auto paused_at = Clock::now();
   for (int i = 0; i < fleet->sentinel_count(); ++i) {
@@ -236,6 +284,191 @@ TEST_F(EdgeFleetTest, UnreachableSentinelsDoNotStallTheLossSignal) {
   // scheduling step, not by a discovery per hold.
   EXPECT_LT(took, std::chrono::milliseconds(2500))
       << std::chrono::duration_cast<milliseconds>(took).count() << "ms";
+}
+
+// Item 5, the Cluster half: one master stops answering (SIGSTOP: its port
+// still takes connections, nothing is ever answered, as with a blackholed
+// node). Its holds are announced lost when their leases run out, and the
+// holds on the two live masters go on being renewed: the route to the
+// paused node costs a renewal batch one bounded wait, not one per hold, and
+// never the other nodes' renewals. (After cluster-node-timeout, 2 s here,
+// the live masters declare the cluster down themselves; the test judges
+// the time before that.)
+TEST_F(EdgeFleetTest, AnUnreachableClusterMasterDoesNotStallTheOthersRenewals) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Cluster(3, 0));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = ShortLeaseLocker(*fleet);
+  ASSERT_NE(locker, nullptr);
+  std::vector<std::unique_ptr<RedisLock>> on_paused, on_live;
+  for (int i = 0; i < 90; ++i) {
+    std::unique_ptr<RedisLock> l = HeldAndRenewed(*locker, absl::StrCat("k", i));
+    ASSERT_NE(l, nullptr);
+    const bool there =
+        fleet->node(0).Exec({"EXISTS", absl::StrCat("{r:k", i, "}")}).value_or("?") == "1";
+    (there ? on_paused : on_live).push_back(std::move(l));
+  }
+  ASSERT_FALSE(on_paused.empty());
+  ASSERT_FALSE(on_live.empty());
+  const auto lost = [](const std::vector<std::unique_ptr<RedisLock>>& locks) {
+    int n = 0;
+    for (const auto& l : locks) n += lock::internal::LockAccess::Core(*l).hold()->lost.load();
+    return n;
+  };
+  const auto paused_at = Clock::now();
+  ASSERT_THAT(fleet->node(0).Pause(), IsOk());
+  // Until 1.8 s after the pause: nearly two leases of the live holds, which
+  // only renewals can have kept, and time for the paused node's to run out.
+  std::chrono::steady_clock::duration all_lost_after{};
+  int live_lost = 0;
+  while (Clock::now() - paused_at < milliseconds(1800)) {
+    if (all_lost_after == decltype(all_lost_after){} &&
+        lost(on_paused) == static_cast<int>(on_paused.size())) {
+      all_lost_after = Clock::now() - paused_at;
+    }
+    live_lost = std::max(live_lost, lost(on_live));
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  int live_renewed = 0;
+  for (int i = 1; i < fleet->size(); ++i) {
+    for (const auto& l : on_live) {
+      const std::string key = absl::StrCat("{r:", l->key(), "}");
+      live_renewed += std::stoll(fleet->node(i).Exec({"PTTL", key}).value_or("-2")) > 0;
+    }
+  }
+  EXPECT_THAT(fleet->node(0).Resume(), IsOk());
+  EXPECT_EQ(live_lost, 0) << "of " << on_live.size() << " holds on the live masters";
+  EXPECT_EQ(live_renewed, static_cast<int>(on_live.size()));
+  EXPECT_NE(all_lost_after, decltype(all_lost_after){})
+      << lost(on_paused) << " of " << on_paused.size()
+      << " holds on the paused master announced lost within 1.8 s";
+}
+
+// A Redlock round without a quorum cancels its token on the masters, and
+// that cancel marker refused every later attempt of the same wait: the
+// waiter's second attempt, after the holder released, found "0 of 3
+// masters granted" with no error named, and With returned kUnavailable
+// instead of the lock. Each attempt of a wait needs a token of its own.
+TEST_F(EdgeFleetTest, RedlockWaiterTakesTheLockAfterABusyAttempt) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Masters(3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(
+      {{"mode", "redlock"},
+       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}}},
+      {{"rl-busy", {{"key_prefix", "b:"}, {"ttl", "10s"}, {"on_busy", "wait"},
+                    {"wait", {{"timeout", "5s"}, {"notify", false}}},
+                    {"retry", {{"initial_delay", "50ms"}, {"max_delay", "50ms"}}}}}});
+  ASSERT_NE(locker, nullptr);
+  std::unique_ptr<RedisLock> holder = *locker->NewLock("rl-busy", "k");
+  ASSERT_THAT(holder->Acquire(), IsOk());
+  std::thread release([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    EXPECT_THAT(holder->Release(), IsOk());
+  });
+  const PolicyStats before = GetStats().per_policy["rl-busy"];
+  int attempts_seen = 0;
+  EXPECT_THAT(locker->With("rl-busy", "k", [&] {
+    ++attempts_seen;
+    return absl::OkStatus();
+  }), IsOk());
+  release.join();
+  EXPECT_EQ(attempts_seen, 1);
+  // It did find the lock busy and wait before it got it.
+  EXPECT_GE(GetStats().per_policy["rl-busy"].waits_woken_by_timer - before.waits_woken_by_timer,
+            1);
+  // Busy masters were not cancelled: no marker is left on any of them.
+  for (int i = 0; i < fleet->size(); ++i) {
+    absl::StatusOr<std::string> markers = fleet->node(i).Exec({"KEYS", "{b:k}:cancel:*"});
+    EXPECT_THAT(markers, IsOk());
+    EXPECT_EQ(markers.value_or("?"), "") << "master " << i;
+  }
+}
+
+// The cancel marker a timed-out master keeps refuses the token it names:
+// with one master down and one that timed out (and then set the marker),
+// a waiter that retried under the same token could never make a quorum
+// again until the marker expired, and gave up at wait.timeout. Each attempt
+// of a wait has a token of its own.
+TEST_F(EdgeFleetTest, RedlockWaiterRetriesPastAMarkerLeftByATimedOutMaster) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Masters(3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(
+      {{"mode", "redlock"},
+       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}}},
+      {{"rl-marker", {{"key_prefix", "m:"}, {"ttl", "10s"}, {"script_timeout", "200ms"},
+                      {"on_busy", "wait"}, {"wait", {{"timeout", "4s"}, {"notify", false}}},
+                      {"retry", {{"initial_delay", "50ms"}, {"max_delay", "50ms"}}}}}});
+  ASSERT_NE(locker, nullptr);
+  std::unique_ptr<RedisLock> holder = *locker->NewLock("rl-marker", "k");
+  ASSERT_THAT(holder->Acquire(), IsOk());
+  ASSERT_THAT(fleet->node(1).Kill(), IsOk());  // the quorum is now masters 0 and 2
+  // Master 2 stops answering for 600 ms: the waiter's attempts time out
+  // there, and their cancels, run when it wakes, leave markers.
+  std::thread sleeper([&] { (void)fleet->node(2).Exec({"DEBUG", "SLEEP", "0.6"}); });
+  std::this_thread::sleep_for(milliseconds(50));
+  std::thread release([&] {
+    std::this_thread::sleep_for(milliseconds(1000));
+    EXPECT_THAT(holder->Release(), IsOk());
+  });
+  EXPECT_THAT(locker->With("rl-marker", "k", [] { return absl::OkStatus(); }), IsOk());
+  release.join();
+  sleeper.join();
+  // Markers were left on master 2, and did not stop the waiter.
+  EXPECT_NE(fleet->node(2).Exec({"KEYS", "{m:k}:cancel:*"}).value_or(""), "");
+}
+
+// Item 10: Redlock waiters listen on the first master only (docs/DESIGN.md
+// section 9): a release wakes them through it, and while it is down they
+// fall back to their backoff and still get the lock.
+TEST_F(EdgeFleetTest, RedlockWaitersAreWokenThroughTheFirstMasterAndPollWithoutIt) {
+  harness::RedisFleet* fleet = Start(harness::RedisFleet::Masters(3));
+  ASSERT_NE(fleet, nullptr);
+  auto locker = LockerFor(
+      {{"mode", "redlock"},
+       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}},
+       {"connect_timeout", "200ms"}},
+      {{"rl-wait", {{"key_prefix", "v:"}, {"ttl", "10s"}, {"script_timeout", "300ms"},
+                    {"on_busy", "wait"}, {"wait", {{"timeout", "10s"}, {"notify", true}}},
+                    {"retry", {{"initial_delay", "1500ms"}, {"max_delay", "1500ms"},
+                               {"multiplier", 1.0}, {"jitter", 0.0}}}}}});
+  ASSERT_NE(locker, nullptr);
+  // One handoff: a waiter blocks while the lock is held, then it is
+  // released; returns how long the waiter took after the release.
+  const auto handoff = [&]() -> milliseconds {
+    std::unique_ptr<RedisLock> holder = *locker->NewLock("rl-wait", "k");
+    EXPECT_THAT(holder->Acquire(), IsOk());
+    std::atomic<int64_t> got_ns{0};
+    std::thread waiter([&] {
+      EXPECT_THAT(locker->With("rl-wait", "k", [&] {
+        got_ns = Clock::now().time_since_epoch().count();
+        return absl::OkStatus();
+      }), IsOk());
+    });
+    // Past the waiter's first attempt and subscription, well before its
+    // backoff (1.5 s) would try again.
+    std::this_thread::sleep_for(milliseconds(400));
+    const int64_t released_ns = Clock::now().time_since_epoch().count();
+    EXPECT_THAT(holder->Release(), IsOk());
+    waiter.join();
+    return std::chrono::duration_cast<milliseconds>(std::chrono::nanoseconds(got_ns - released_ns));
+  };
+  PolicyStats before = GetStats().per_policy["rl-wait"];
+  const milliseconds woken = handoff();
+  PolicyStats after = GetStats().per_policy["rl-wait"];
+  // Woken by the release, never by its timer: at least once (a wake-up can
+  // come before the release reached every master; the waiter's attempt then
+  // finds no quorum, gives back the master that granted it, and that
+  // publishes again).
+  EXPECT_GE(after.waits_woken_by_notify - before.waits_woken_by_notify, 1);
+  EXPECT_EQ(after.waits_woken_by_timer - before.waits_woken_by_timer, 0);
+  EXPECT_LT(woken, milliseconds(700)) << "a release on every master wakes the waiter at once";
+
+  ASSERT_THAT(fleet->node(0).Kill(), IsOk());  // the one the waiters listen on
+  before = after;
+  const milliseconds polled = handoff();
+  after = GetStats().per_policy["rl-wait"];
+  EXPECT_EQ(after.waits_woken_by_notify - before.waits_woken_by_notify, 0);
+  EXPECT_GE(after.waits_woken_by_timer - before.waits_woken_by_timer, 1);
+  EXPECT_LT(polled, milliseconds(5000)) << "the backoff, not wait.timeout, ends the wait";
 }
 
 // Item 6: Redlock connected to its masters one after another under one

@@ -268,5 +268,73 @@ TEST_F(EdgeTest, ShutdownFromOnLostDoesNotTerminate) {
   }), IsOk());
 }
 
+// Item 10: every callback about a lock runs with no lock of the engine
+// held, whatever thread it runs on (the caller's for OnAcquired and
+// OnReleased, a renewal worker's for OnRenewed and OnLost), so each may
+// call into the very lock it reports on.
+TEST_F(EdgeTest, EveryCallbackMayCallIntoTheLockItReportsOn) {
+  auto made = locker_->NewLock("short", "cbs");
+  ASSERT_THAT(made, IsOk());
+  RedisLock* rl = made->get();
+  // Each callback acts on its first call only, and says so after its inner
+  // call returned (so that the test reads what that call got).
+  struct IntoTheLock : LockCallback {
+    RedisLock* rl = nullptr;
+    std::atomic<int> acquired{0};
+    std::atomic<bool> claimed[4] = {false, false, false, false};
+    std::atomic<bool> done[4] = {false, false, false, false};
+    absl::Status got[4];  // what the inner calls returned
+    enum { kAcquired, kRenewed, kReleased, kLost };
+    bool First(std::string_view key, int which) {
+      return key == "cbs" && !claimed[which].exchange(true);
+    }
+    // Every hold of the test is renewed from here: a lock made by NewLock
+    // is renewed only once asked to.
+    void OnAcquired(std::string_view, std::string_view key, absl::Duration) override {
+      if (key != "cbs") return;
+      ++acquired;
+      absl::Status s = rl->Renew(absl::Milliseconds(300));
+      if (s.ok()) s = rl->EnableAutoRenew();
+      if (!First(key, kAcquired)) return;
+      got[kAcquired] = s;
+      done[kAcquired] = true;
+    }
+    void OnRenewed(std::string_view, std::string_view key, absl::Duration) override {
+      if (!First(key, kRenewed)) return;
+      got[kRenewed] = rl->Inspect().status();
+      done[kRenewed] = true;
+    }
+    void OnReleased(std::string_view, std::string_view key, absl::Duration) override {
+      if (!First(key, kReleased)) return;
+      got[kReleased] = rl->IsLocked().status();
+      done[kReleased] = true;
+    }
+    void OnLost(std::string_view, std::string_view key, const absl::Status&) override {
+      if (!First(key, kLost)) return;
+      got[kLost] = rl->Release();
+      done[kLost] = true;
+    }
+  };
+  auto cb = std::make_shared<IntoTheLock>();
+  cb->rl = rl;
+  SetCallback(cb);
+  WithoutDeadlock([&] {
+    ASSERT_THAT(rl->Acquire(), IsOk());
+    EXPECT_TRUE(Eventually([&] { return cb->done[IntoTheLock::kRenewed].load(); }));
+    ASSERT_THAT(rl->Release(), IsOk());
+    ASSERT_THAT(rl->Acquire(), IsOk());
+    Redis({"DEL", "{s:cbs}"});
+    EXPECT_TRUE(Eventually([&] { return cb->done[IntoTheLock::kLost].load(); }));
+  });
+  SetCallback(nullptr);
+  EXPECT_EQ(cb->acquired.load(), 2);
+  ASSERT_TRUE(cb->done[IntoTheLock::kAcquired] && cb->done[IntoTheLock::kReleased]);
+  EXPECT_THAT(cb->got[IntoTheLock::kAcquired], IsOk());
+  EXPECT_THAT(cb->got[IntoTheLock::kRenewed], IsOk());
+  EXPECT_THAT(cb->got[IntoTheLock::kReleased], IsOk());
+  // The lost lock's release, from OnLost, returns and says it was not held.
+  EXPECT_FALSE(cb->got[IntoTheLock::kLost].ok());
+}
+
 }  // namespace
 }  // namespace lock

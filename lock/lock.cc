@@ -504,15 +504,29 @@ absl::Status Locker::FencedSet(std::string_view policy,
   char token[24];
   const absl::string_view keys[] = {ToAbsl(resource_key)};
   const absl::string_view args[] = {ToAbsl(value), util::Decimal(fencing_token, token)};
+  // A target that asks for min_replicas_ack gets it for the resource too: a
+  // write on the master alone is lost by a failover right after it, while
+  // the lock's own writes were waited for.
   ASSIGN_OR_RETURN(redis::Topology::RunResult run,
                    backend->homes[0]->Run(scripts::k_fenced_set, keys, args,
-                                          {.timeout = p->script_timeout}));
+                                          {.timeout = p->script_timeout,
+                                           .wait_replicas = backend->min_replicas_ack,
+                                           .wait_timeout = backend->replica_ack_timeout}));
   const redis::ReplyPtr& reply = run.reply;
   const redisReply& r = *reply;
   if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
       r.element[0]->type != REDIS_REPLY_INTEGER ||
       r.element[1]->type != REDIS_REPLY_INTEGER) {
     return absl::InternalError("fenced_set: unexpected reply shape");
+  }
+  if (r.element[0]->integer == 1 && run.replicas_acked < backend->min_replicas_ack) {
+    // Written, and not to be undone (a later holder may build on it): the
+    // caller learns that a failover could still lose it.
+    return absl::UnavailableError(absl::StrCat(
+        "write to \"", ToAbsl(resource_key), "\" was accepted by the master but only ",
+        run.replicas_acked, " of the required ", backend->min_replicas_ack,
+        " replicas acknowledged it within ", absl::FormatDuration(backend->replica_ack_timeout),
+        "; a failover now could lose it, so its outcome is unknown"));
   }
   if (r.element[0]->integer == 1) return absl::OkStatus();
   return StaleFenceError(absl::StrCat(

@@ -282,6 +282,9 @@ class Locker {
   // neither can fence anything.
   // Refused (kFailedPrecondition) on a Redlock target: independent masters
   // cannot issue one monotonic token sequence, so there is none to check.
+  // On a target with min_replicas_ack the write waits for that many
+  // replicas, as the lock's own writes do; fewer within replica_ack_timeout
+  // is kUnavailable: written on the master, but a failover could lose it.
   // Why: a holder paused past its lease (GC, SIGSTOP, a slow disk) still
   // believes it holds the lock; its late write must not overwrite the work
   // of the holder that came after it. Pass Held::fencing_token().

@@ -264,6 +264,27 @@ TEST_F(WithTest, FencedSetRefusesAStaleHoldersWrite) {
   EXPECT_EQ(Redis({"HGET", "stock:sku-1", "value"}), "7");
 }
 
+// Issue 11, fencing: an equal token is accepted -- one hold writes as often
+// as it needs under its one token, and two holds never share a token (each
+// is above the last and the server clock) -- while the next hold's token
+// shuts the earlier one out.
+TEST_F(WithTest, FencedSetAcceptsTheSameHoldsTokenAgainButNotAnEarlierOne) {
+  int64_t first = 0;
+  ASSERT_THAT(locker_->With("wait", "ledger", [&](Held& held) {
+    first = held.fencing_token();
+    EXPECT_THAT(locker_->FencedSet("wait", "ledger:1", "a", first), IsOk());
+    return locker_->FencedSet("wait", "ledger:1", "b", first);  // same hold, same token
+  }), IsOk());
+  EXPECT_EQ(Redis({"HGET", "ledger:1", "value"}), "b");
+  EXPECT_EQ(Redis({"HGET", "ledger:1", "fence"}), std::to_string(first));
+  ASSERT_THAT(locker_->With("wait", "ledger", [&](Held& held) {
+    EXPECT_GT(held.fencing_token(), first);
+    return locker_->FencedSet("wait", "ledger:1", "c", held.fencing_token());
+  }), IsOk());
+  EXPECT_TRUE(IsStaleFence(locker_->FencedSet("wait", "ledger:1", "d", first)));
+  EXPECT_EQ(Redis({"HGET", "ledger:1", "value"}), "c");
+}
+
 // Issue 12(a): lynx-redis-lock accepts a 1s lease with default options.
 TEST_F(WithTest, OneSecondLeaseWithDefaultOptionsIsAcceptedAndRenewed) {
   ASSERT_THAT(InitFromJson(config_), IsOk());

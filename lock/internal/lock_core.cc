@@ -374,14 +374,27 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
   int granted = 0, busy = 0, failed = 0;
   int64_t other_left_ms = std::numeric_limits<int64_t>::max();
   absl::Status error;
-  for (auto& reply : replies) {
+  // Where a round without a quorum must cancel: masters that granted, and
+  // those that failed (the acquire may still land). One that answered busy
+  // took nothing.
+  std::vector<int> to_cancel;
+  for (int i = 0; i < static_cast<int>(replies.size()); ++i) {
+    auto& reply = replies[i];
     absl::StatusOr<std::array<int64_t, 3>> r =
         reply.ok() ? TripleReply(**reply, "acquire") : reply.status();
+    if (r.ok() && (*r)[0] == -1) {
+      // Tokens are fresh per attempt, so this is a broken invariant.
+      r = absl::InternalError("acquire refused by a cancel marker of this token");
+    }
+    // -2 (a re-entry that found the hold gone) is a "no", which the
+    // re-entry branch below counts: neither granted, busy nor failed.
     if (!r.ok()) {
       ++failed;
       error = r.status();
+      to_cancel.push_back(i);
     } else if ((*r)[0] == 1) {
       ++granted;
+      to_cancel.push_back(i);
     } else if ((*r)[0] == 0) {
       ++busy;
       other_left_ms = std::min(other_left_ms, std::max<int64_t>(0, (*r)[1]));
@@ -414,19 +427,22 @@ absl::StatusOr<LockCore::Attempt> LockCore::AttemptQuorumLocked(
                                   " masters still grant this hold (quorum ",
                                   backend_->quorum(), ")"));
   }
-  // No quorum: undo whatever was granted, on every master — including those
-  // that errored or timed out, where the acquire may still land (the cancel
-  // marker refuses it then).
+  // No quorum: undo whatever was granted, and cancel on the masters that
+  // errored or timed out, where the acquire may still land (the cancel
+  // marker refuses it then). The marker refuses this token for a lease, so
+  // a waiter's next attempt comes with a token of its own (AcquireStep).
   const std::string marker = keys_.CancelMarker(token);
   char ttl_buf[24];
   const absl::string_view cancel_keys[] = {keys_.owner(), marker};
   const absl::string_view cancel_args[] = {
       token, util::Decimal(Millis(policy_->ttl), ttl_buf), keys_.channel()};
-  ParallelFor(n, [&](int i) {
-    (void)backend_->homes[i]->Run(
-        scripts::k_cancel, cancel_keys, cancel_args,
-        {.timeout = policy_->script_timeout, .always_eval = true});
-  });
+  if (!to_cancel.empty()) {
+    ParallelFor(static_cast<int>(to_cancel.size()), [&](int i) {
+      (void)backend_->homes[to_cancel[i]]->Run(
+          scripts::k_cancel, cancel_keys, cancel_args,
+          {.timeout = policy_->script_timeout, .always_eval = true});
+    });
+  }
   if (busy + granted >= backend_->quorum() || busy > 0) {
     return Attempt{Outcome::kBusy,
                    other_left_ms == std::numeric_limits<int64_t>::max()
@@ -722,6 +738,11 @@ LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
   }
   if (a->outcome == Outcome::kHeld) return HeldLocked(run);
   run.busy = *a;
+  if (run.fresh && backend_->redlock()) {
+    // A Redlock round without a quorum may have left cancel markers of this
+    // token on masters that did not answer; they would refuse it again.
+    run.token = AcquireTokenLocked();
+  }
   if (run.attempt >= run.max_attempts) {
     return Step{.done = true, .status = GiveUpLocked(run, GiveUp::kRules)};
   }
