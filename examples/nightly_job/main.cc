@@ -54,9 +54,6 @@ ABSL_FLAG(int, job_ms, 300, "how long one run of the job takes");
 ABSL_FLAG(bool, no_hold, false,
           "use a policy without hold_at_least (late nodes then run the job "
           "again)");
-ABSL_FLAG(int64_t, start_ms, 0,
-          "internal: wall clock (Unix ms) of period 0 (the coordinator sets "
-          "it)");
 ABSL_FLAG(std::string, policy, "nightly-report",
           "internal: the policy the nodes lock with (the coordinator sets "
           "it)");
@@ -80,6 +77,10 @@ struct Keys {
   std::string Stats() const {
     return absl::StrCat("nightly:", run, ":lockstats");
   }
+  // The start barrier: each node pushes itself onto Ready() once it can
+  // lock, and pops period 0's time (Unix ms) from Start().
+  std::string Ready() const { return absl::StrCat("nightly:", run, ":ready"); }
+  std::string Start() const { return absl::StrCat("nightly:", run, ":start"); }
   static std::string Field(int period, int node) {
     return absl::StrCat(period, ":", node);
   }
@@ -111,7 +112,6 @@ Schedule ScheduleFromFlags() {
   s.period_s = util::FlagAtLeast(FLAGS_period, 0);
   s.skew_s = util::FlagAtLeast(FLAGS_skew, 0);
   s.job_ms = util::FlagAtLeast(FLAGS_job_ms, 1);
-  s.start_ms = absl::GetFlag(FLAGS_start_ms);
   return s;
 }
 
@@ -119,7 +119,7 @@ Schedule ScheduleFromFlags() {
 
 int RunNode() {
   const int node = demo::WorkerNumber();
-  const Schedule sched = ScheduleFromFlags();
+  Schedule sched = ScheduleFromFlags();
   const std::string policy = absl::GetFlag(FLAGS_policy);
   const std::string config = absl::GetFlag(FLAGS_config);
   if (absl::Status s = lock::Init(config); !s.ok()) {
@@ -132,6 +132,18 @@ int RunNode() {
   demo::StatsPublisher publisher(kProgram, target, k.Stats(),
                                  absl::StrCat("node-", node),
                                  absl::Milliseconds(250));
+  // Period 0 is set once every node is ready, so that a slow start (a busy
+  // machine) shifts the whole schedule rather than bunching the firings.
+  data->Cmd({"RPUSH", k.Ready(), absl::StrCat(node)});
+  demo::ReplyPtr start;
+  for (int i = 0; i < 6 && (start == nullptr || start->type != REDIS_REPLY_ARRAY); ++i) {
+    start = data->Cmd({"BLPOP", k.Start(), "5"});
+  }
+  if (start->type != REDIS_REPLY_ARRAY || start->elements != 2) {
+    std::cerr << "nightly_job node " << node << ": no start time within 30s\n";
+    return 1;
+  }
+  sched.start_ms = demo::IntOf(*start->element[1]);
   for (int p = 0; p < sched.periods; ++p) {
     // The node's scheduler (cron, a timer) fires by the wall clock.
     const absl::Time fire = sched.FireAt(p);
@@ -208,8 +220,6 @@ int RunCoordinator() {
 
   const Keys k{demo::NewRunId()};
   auto data = demo::Data::Connect(kProgram, env->target());
-  // Period 0 fires shortly after the nodes have started.
-  sched.start_ms = absl::ToUnixMillis(absl::Now() + absl::Milliseconds(500));
   std::vector<pid_t> pids;
   for (int n = 0; n < sched.nodes; ++n) {
     pids.push_back(demo::SpawnSelf(
@@ -219,8 +229,18 @@ int RunCoordinator() {
          absl::StrCat("--period=", sched.period_s),
          absl::StrCat("--skew=", sched.skew_s),
          absl::StrCat("--job-ms=", sched.job_ms),
-         absl::StrCat("--start-ms=", sched.start_ms), "--policy=" + policy_name,
+         "--policy=" + policy_name,
          "--config=" + env->worker_config(), "--run=" + k.run}));
+  }
+  // Period 0 fires shortly after every node is ready (or after 25s, with
+  // the nodes that are: the verification reports the missing ones).
+  const absl::Time ready_by = absl::Now() + absl::Seconds(25);
+  while (data->Int({"LLEN", k.Ready()}) < sched.nodes && absl::Now() < ready_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  sched.start_ms = absl::ToUnixMillis(absl::Now() + absl::Milliseconds(300));
+  for (int n = 0; n < sched.nodes; ++n) {
+    data->Cmd({"RPUSH", k.Start(), absl::StrCat(sched.start_ms)});
   }
 
   // Each period's outcome, once every node has reported (or the period ended).
@@ -298,7 +318,7 @@ int RunCoordinator() {
                                     : lock::PolicyStats{};
   // The lock itself expires after hold_at_least; the fencing counter never
   // does, so this run's is removed.
-  data->Cmd({"DEL", k.Outcomes(), k.Stats(),
+  data->Cmd({"DEL", k.Outcomes(), k.Stats(), k.Ready(), k.Start(),
              absl::StrCat("{", policy->key_prefix, k.LockKey(), "}:fence")});
 
   const int want_skips = sched.periods * (sched.nodes - 1);

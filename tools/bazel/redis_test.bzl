@@ -59,9 +59,9 @@ def redis_cc_test(
         size = container_size or size,
         args = args if container_args == None else container_args,
         env = {"LOCK_TEST_BACKEND": "container"},
-        # "container": tools/test leaves the twins out of its sanitizer
-        # steps, whose subject is the library's code, which the process
-        # twin runs alike; the backend itself is tested in the plain step.
+        # "container": tools/test leaves the twins out of its TSan step,
+        # whose subject is the library's code, which the process twin runs
+        # alike; its ASan step runs them.
         tags = ["integration", "container"] + tags,
         **kwargs
     )
