@@ -296,6 +296,45 @@ TEST_F(RedisLockTest, ABlockedWaiterReadsTheReleaseThatWakesIt) {
   waiter->reset();
 }
 
+// A wait cut short by the subscriber connection dropping was not ended by a
+// release: it counts with the waits the timer ended (the waiter falls back
+// to its backoff), never as woken by a notification. Counted as a
+// notification, a fleet test that kills the master the waiters listen on
+// saw one whenever the drop reached a waiter already asleep.
+TEST_F(RedisLockTest, AWaitEndedByTheSubscriberConnectionDroppingIsNotANotification) {
+  auto notifier = std::make_shared<internal::ReleaseNotifier>(
+      redis::ConnectionOptions{.addr = server().addr()});
+  const auto policy = [](policy::Policy& p) { SlowBackoff(p, "dropped"); };
+  auto holder = Lock("drop", policy);
+  auto p = std::make_shared<policy::Policy>();
+  policy(*p);
+  p->key_prefix = "t:";
+  auto waiter = internal::NewRedisLock(Pool(), p, "drop", notifier);
+  ASSERT_THAT(waiter, IsOk());
+  ASSERT_THAT(holder->Acquire(), IsOk());
+  const PolicyStats before = GetStats().per_policy["dropped"];
+  absl::Status got = absl::UnknownError("not run");
+  std::thread t([&] { got = (*waiter)->Acquire(); });
+  ASSERT_TRUE(WaitersWaiting("dropped", 1));
+  Redis({"CLIENT", "KILL", "TYPE", "pubsub"});
+  // The drop ends the wait at once (its backoff is 3 s): one wait ended.
+  const auto ended = [&] {
+    const PolicyStats now = GetStats().per_policy["dropped"];
+    return now.waits_woken_by_notify + now.waits_woken_by_timer -
+           before.waits_woken_by_notify - before.waits_woken_by_timer;
+  };
+  EXPECT_TRUE(harness::Eventually([&] { return ended() >= 1; }))
+      << "the drop did not end the wait";
+  const PolicyStats after_drop = GetStats().per_policy["dropped"];
+  EXPECT_EQ(after_drop.waits_woken_by_notify - before.waits_woken_by_notify, 0);
+  EXPECT_GE(after_drop.waits_woken_by_timer - before.waits_woken_by_timer, 1);
+  ASSERT_THAT(holder->Release(), IsOk());
+  t.join();
+  EXPECT_THAT(got, IsOk());
+  ASSERT_THAT((*waiter)->Release(), IsOk());
+  waiter->reset();
+}
+
 // While one waiter reads the subscriber connection, another thread's new
 // subscription still gets confirmed (the subscriber thread takes the
 // connection back to send SUBSCRIBE), both are woken by their releases,

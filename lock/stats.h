@@ -79,7 +79,10 @@ struct PolicyStats {
   // their next attempt): the process's queue behind held locks.
   int64_t waiting = 0;
   int64_t lost = 0;          // expired or taken over while held
-  // Waiting (on_busy = wait): how each sleep between attempts ended.
+  // Waiting (on_busy = wait): how each sleep between attempts ended. By a
+  // release notification, or else by the backoff timer (a sleep cut short
+  // by the subscriber connection dropping counts here: the waiter goes back
+  // to its timer, and no release ended it).
   int64_t waits_woken_by_notify = 0;
   int64_t waits_woken_by_timer = 0;
   // Auto-renewal.

@@ -804,7 +804,10 @@ void LockCore::EndWait(AcquireRun& run) {
 LockCore::Step LockCore::AfterWaitLocked(AcquireRun& run, bool woken,
                                          const std::string& message) {
   EndWait(run);
-  Count(woken ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
+  // A drop of the subscriber connection wakes every waiter so that it falls
+  // back to its timer: no release ended that wait.
+  const bool by_release = woken && !run.watch->DroppedSince(run.seen);
+  Count(by_release ? counters_.waits_woken_by_notify : counters_.waits_woken_by_timer);
   if (run.fresh && !message.empty() &&
       TakeHandoffLocked(run.token, message, run.busy.sent_at_ns)) {
     return HeldLocked(run);

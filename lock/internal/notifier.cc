@@ -229,6 +229,11 @@ bool ReleaseNotifier::Watch::Woken(uint64_t seen, std::string* message) const {
   return ConcernedLocked(seen);
 }
 
+bool ReleaseNotifier::Watch::DroppedSince(uint64_t seen) const {
+  std::lock_guard<std::mutex> lock(notifier_->mu_);
+  return state_->dropped_at > seen;
+}
+
 bool ReleaseNotifier::Watch::Arm(uint64_t seen, Waker* waker) {
   std::lock_guard<std::mutex> lock(notifier_->mu_);
   DisarmLocked();

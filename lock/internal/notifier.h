@@ -247,6 +247,9 @@ class ReleaseNotifier::Watch {
   // Whether a release that concerns this waiter came after `seen`, and
   // (`message`, optional) the last message that named its token.
   bool Woken(uint64_t seen, std::string* message = nullptr) const;
+  // Whether the subscriber connection dropped after `seen`: a wake-up since
+  // then may be the drop's, which no release caused.
+  bool DroppedSince(uint64_t seen) const;
 
  private:
   friend class ReleaseNotifier;
