@@ -38,17 +38,20 @@ class RedisLockTest : public harness::RedisTest {
         .max_size = max_size});
   }
 
-  // A lock on `key` under a test policy that `tweak` may adjust.
+  // A lock on `key` under a test policy that `tweak` may adjust; its waits
+  // listen through `notifier` when there is one, else they poll.
   std::unique_ptr<RedisLock> Lock(
       absl::string_view key,
-      const std::function<void(policy::Policy&)>& tweak = nullptr) {
+      const std::function<void(policy::Policy&)>& tweak = nullptr,
+      std::shared_ptr<internal::ReleaseNotifier> notifier = nullptr) {
     if (pool_ == nullptr) pool_ = Pool();
-    return LockOn(pool_, key, tweak);
+    return LockOn(pool_, key, tweak, std::move(notifier));
   }
 
   std::unique_ptr<RedisLock> LockOn(
       std::shared_ptr<redis::ConnectionPool> pool, absl::string_view key,
-      const std::function<void(policy::Policy&)>& tweak = nullptr) {
+      const std::function<void(policy::Policy&)>& tweak = nullptr,
+      std::shared_ptr<internal::ReleaseNotifier> notifier = nullptr) {
     auto p = std::make_shared<policy::Policy>();
     p->name = "test";
     p->key_prefix = "t:";
@@ -56,7 +59,8 @@ class RedisLockTest : public harness::RedisTest {
     p->retry.max_delay = absl::Milliseconds(5);
     p->wait.timeout = absl::Seconds(5);
     if (tweak) tweak(*p);
-    auto lk = internal::NewRedisLock(std::move(pool), std::move(p), util::ToStd(key));
+    auto lk = internal::NewRedisLock(std::move(pool), std::move(p), util::ToStd(key),
+                                     std::move(notifier));
     EXPECT_THAT(lk, IsOk());
     return *std::move(lk);
   }
@@ -270,30 +274,26 @@ TEST_F(RedisLockTest, ABlockedWaiterReadsTheReleaseThatWakesIt) {
       redis::ConnectionOptions{.addr = server().addr()});
   const auto policy = [](policy::Policy& p) { SlowBackoff(p, "own-read"); };
   auto holder = Lock("own", policy);
-  auto p = std::make_shared<policy::Policy>();
-  policy(*p);
-  p->key_prefix = "t:";
-  auto waiter = internal::NewRedisLock(Pool(), p, "own", notifier);
-  ASSERT_THAT(waiter, IsOk());
+  auto waiter = Lock("own", policy, notifier);
   const PolicyStats before = GetStats().per_policy["own-read"];
   constexpr int kRounds = 4;
   for (int i = 0; i < kRounds; ++i) {
     ASSERT_THAT(holder->Acquire(), IsOk());
     absl::Status got = absl::UnknownError("not run");
-    std::thread t([&] { got = (*waiter)->Acquire(); });
+    std::thread t([&] { got = waiter->Acquire(); });
     ASSERT_TRUE(WaitersWaiting("own-read", 1)) << "round " << i;
     const absl::Time released = absl::Now();
     ASSERT_THAT(holder->Release(), IsOk());
     t.join();
     ASSERT_THAT(got, IsOk()) << "round " << i;
     EXPECT_LT(absl::Now() - released, absl::Seconds(1)) << "round " << i;  // not its timer
-    ASSERT_THAT((*waiter)->Release(), IsOk());
+    ASSERT_THAT(waiter->Release(), IsOk());
   }
   const PolicyStats after = GetStats().per_policy["own-read"];
   EXPECT_EQ(after.waits_woken_by_notify - before.waits_woken_by_notify, kRounds);
   EXPECT_EQ(after.waits_woken_by_timer - before.waits_woken_by_timer, 0);
   EXPECT_EQ(notifier->woken_by_own_read(), kRounds);
-  waiter->reset();
+  waiter.reset();
 }
 
 // A wait cut short by the subscriber connection dropping was not ended by a
@@ -306,15 +306,11 @@ TEST_F(RedisLockTest, AWaitEndedByTheSubscriberConnectionDroppingIsNotANotificat
       redis::ConnectionOptions{.addr = server().addr()});
   const auto policy = [](policy::Policy& p) { SlowBackoff(p, "dropped"); };
   auto holder = Lock("drop", policy);
-  auto p = std::make_shared<policy::Policy>();
-  policy(*p);
-  p->key_prefix = "t:";
-  auto waiter = internal::NewRedisLock(Pool(), p, "drop", notifier);
-  ASSERT_THAT(waiter, IsOk());
+  auto waiter = Lock("drop", policy, notifier);
   ASSERT_THAT(holder->Acquire(), IsOk());
   const PolicyStats before = GetStats().per_policy["dropped"];
   absl::Status got = absl::UnknownError("not run");
-  std::thread t([&] { got = (*waiter)->Acquire(); });
+  std::thread t([&] { got = waiter->Acquire(); });
   ASSERT_TRUE(WaitersWaiting("dropped", 1));
   Redis({"CLIENT", "KILL", "TYPE", "pubsub"});
   // The drop ends the wait at once (its backoff is 3 s): one wait ended.
@@ -331,8 +327,8 @@ TEST_F(RedisLockTest, AWaitEndedByTheSubscriberConnectionDroppingIsNotANotificat
   ASSERT_THAT(holder->Release(), IsOk());
   t.join();
   EXPECT_THAT(got, IsOk());
-  ASSERT_THAT((*waiter)->Release(), IsOk());
-  waiter->reset();
+  ASSERT_THAT(waiter->Release(), IsOk());
+  waiter.reset();
 }
 
 // While one waiter reads the subscriber connection, another thread's new
@@ -344,22 +340,17 @@ TEST_F(RedisLockTest, ANewSubscriptionIsServedWhileAWaiterReads) {
   auto notifier = std::make_shared<internal::ReleaseNotifier>(
       redis::ConnectionOptions{.addr = server().addr()});
   const auto policy = [](policy::Policy& p) { SlowBackoff(p, "two-channels"); };
-  auto p = std::make_shared<policy::Policy>();
-  policy(*p);
-  p->key_prefix = "t:";
   auto holder_a = Lock("chan-a", policy);
   auto holder_b = Lock("chan-b", policy);
   ASSERT_THAT(holder_a->Acquire(), IsOk());
   ASSERT_THAT(holder_b->Acquire(), IsOk());
-  auto waiter_a = internal::NewRedisLock(Pool(), p, "chan-a", notifier);
-  auto waiter_b = internal::NewRedisLock(Pool(), p, "chan-b", notifier);
-  ASSERT_THAT(waiter_a, IsOk());
-  ASSERT_THAT(waiter_b, IsOk());
+  auto waiter_a = Lock("chan-a", policy, notifier);
+  auto waiter_b = Lock("chan-b", policy, notifier);
   const PolicyStats before = GetStats().per_policy["two-channels"];
   absl::Status got_a = absl::UnknownError("not run"), got_b = got_a;
-  std::thread ta([&] { got_a = (*waiter_a)->Acquire(); });
+  std::thread ta([&] { got_a = waiter_a->Acquire(); });
   ASSERT_TRUE(WaitersWaiting("two-channels", 1));
-  std::thread tb([&] { got_b = (*waiter_b)->Acquire(); });
+  std::thread tb([&] { got_b = waiter_b->Acquire(); });
   ASSERT_TRUE(WaitersWaiting("two-channels", 2));
   ASSERT_EQ(Redis({"PUBSUB", "NUMSUB", "{t:chan-b}:released"}), "{t:chan-b}:released\n1");
   // b first: a (the older waiter) reads the connection, b is woken by it.
@@ -377,10 +368,10 @@ TEST_F(RedisLockTest, ANewSubscriptionIsServedWhileAWaiterReads) {
   EXPECT_EQ(after.waits_woken_by_notify - before.waits_woken_by_notify, 2);
   EXPECT_EQ(after.waits_woken_by_timer - before.waits_woken_by_timer, 0);
   EXPECT_EQ(notifier->woken_by_own_read(), 1);  // a's; b was woken by a's read
-  ASSERT_THAT((*waiter_a)->Release(), IsOk());
-  ASSERT_THAT((*waiter_b)->Release(), IsOk());
-  waiter_a->reset();
-  waiter_b->reset();
+  ASSERT_THAT(waiter_a->Release(), IsOk());
+  ASSERT_THAT(waiter_b->Release(), IsOk());
+  waiter_a.reset();
+  waiter_b.reset();
 }
 
 TEST_F(RedisLockTest, FencesStrictlyIncreaseAcrossReleaseAndExpiry) {
