@@ -353,7 +353,7 @@ TEST_F(EdgeFleetTest, RedlockWaiterTakesTheLockAfterABusyAttempt) {
   ASSERT_NE(fleet, nullptr);
   auto locker = LockerFor(
       {{"mode", "redlock"},
-       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}}},
+       {"addrs", fleet->addrs()}},
       {{"rl-busy", {{"key_prefix", "b:"}, {"ttl", "10s"}, {"on_busy", "wait"},
                     {"wait", {{"timeout", "5s"}, {"notify", false}}},
                     {"retry", {{"initial_delay", "50ms"}, {"max_delay", "50ms"}}}}}});
@@ -393,7 +393,7 @@ TEST_F(EdgeFleetTest, RedlockWaiterRetriesPastAMarkerLeftByATimedOutMaster) {
   ASSERT_NE(fleet, nullptr);
   auto locker = LockerFor(
       {{"mode", "redlock"},
-       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}}},
+       {"addrs", fleet->addrs()}},
       {{"rl-marker", {{"key_prefix", "m:"}, {"ttl", "10s"}, {"script_timeout", "200ms"},
                       {"on_busy", "wait"}, {"wait", {{"timeout", "4s"}, {"notify", false}}},
                       {"retry", {{"initial_delay", "50ms"}, {"max_delay", "50ms"}}}}}});
@@ -424,7 +424,7 @@ TEST_F(EdgeFleetTest, RedlockWaitersAreWokenThroughTheFirstMasterAndPollWithoutI
   ASSERT_NE(fleet, nullptr);
   auto locker = LockerFor(
       {{"mode", "redlock"},
-       {"addrs", {fleet->node(0).addr(), fleet->node(1).addr(), fleet->node(2).addr()}},
+       {"addrs", fleet->addrs()},
        {"connect_timeout", "200ms"}},
       {{"rl-wait", {{"key_prefix", "v:"}, {"ttl", "10s"}, {"script_timeout", "300ms"},
                     {"on_busy", "wait"}, {"wait", {{"timeout", "10s"}, {"notify", true}}},
