@@ -268,7 +268,14 @@ void RenewalManager::RenewBatch(Batch batch) {
     node.first = it->second;
     node.second.push_back(std::move(s));
   }
-  for (auto& [ptr, node] : by_node) RenewPipeline(home, *node.first, std::move(node.second));
+  // Side by side: a node that does not answer keeps its own pipeline for
+  // the script timeout, never the other nodes', whose holds have only the
+  // renewal window left.
+  std::vector<std::pair<std::shared_ptr<redis::ConnectionPool>, std::vector<Sent>>*> nodes;
+  for (auto& [ptr, node] : by_node) nodes.push_back(&node);
+  ParallelFor(static_cast<int>(nodes.size()), [&](int i) {
+    RenewPipeline(home, *nodes[i]->first, std::move(nodes[i]->second));
+  });
 }
 
 void RenewalManager::RenewQuorum(const Sent& s) {

@@ -411,14 +411,21 @@ std::shared_ptr<ConnectionPool> ClusterTopology::PoolAtLocked(const std::string&
 }
 
 absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
-  // Ask the nodes we already know first, then the seeds.
+  // Ask the node that answered last time first, then the others we know,
+  // then the seeds; nodes that did not answer when last asked go last. A
+  // hung master would otherwise cost every refresh its full timeout, with
+  // mu_ held: every route, the live masters' renewals among them, waits.
   std::vector<std::string> candidates;
-  for (const auto& [addr, pool] : pools_) candidates.push_back(addr);
-  for (const std::string& s : options_.seeds) {
-    if (std::find(candidates.begin(), candidates.end(), s) == candidates.end()) {
-      candidates.push_back(s);
+  const auto add = [&](const std::string& addr) {
+    if (std::find(candidates.begin(), candidates.end(), addr) == candidates.end()) {
+      candidates.push_back(addr);
     }
-  }
+  };
+  if (!answered_last_.empty()) add(answered_last_);
+  for (const auto& [addr, pool] : pools_) add(addr);
+  for (const std::string& s : options_.seeds) add(s);
+  std::stable_partition(candidates.begin(), candidates.end(),
+                        [&](const std::string& addr) { return !silent_.contains(addr); });
   std::vector<std::string> problems;
   for (const std::string& addr : candidates) {
     absl::StatusOr<PooledConnection> conn = PoolAtLocked(addr)->Borrow(timeout);
@@ -427,8 +434,11 @@ absl::Status ClusterTopology::RefreshLocked(absl::Duration timeout) {
     if (!r.ok() || (*r)->type != REDIS_REPLY_ARRAY) {
       problems.push_back(r.ok() ? absl::StrCat(addr, ": bad CLUSTER SLOTS reply")
                                 : std::string(r.status().message()));
+      silent_.insert(addr);
       continue;
     }
+    silent_.erase(addr);
+    answered_last_ = addr;
     std::fill(slot_owner_.begin(), slot_owner_.end(), std::string());
     absl::flat_hash_set<std::string> masters;
     for (size_t i = 0; i < (*r)->elements; ++i) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -224,6 +225,8 @@ class ClusterTopology : public Topology {
   std::vector<std::string> slot_owner_;  // 16384 addresses; empty = unknown
   absl::flat_hash_map<std::string, std::shared_ptr<ConnectionPool>> pools_;
   bool stale_ = true;
+  std::string answered_last_;              // the node the map was last read from
+  absl::flat_hash_set<std::string> silent_;  // did not answer when last asked
 };
 
 }  // namespace lock::redis
