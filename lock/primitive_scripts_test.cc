@@ -816,6 +816,43 @@ TEST_F(FairTest, ConcurrentWaitersAreServedInTicketOrder) {
   }
 }
 
+// Tokens are "<host>:<pid>:<random>": a release or cancel tells the head
+// on its own process's channel, so no other process with a waiter wakes;
+// the lock's channel itself hears only that nobody is left in line.
+TEST_F(FairTest, TheHeadIsToldOnItsOwnProcessChannelOnly) {
+  const std::string a = "host-a:1:aa", b = "host-b:2:bb", c = "host-c:3:cc", d = "host-c:3:dd";
+  ASSERT_EQ(keys_.WaiterChannel(b), keys_.channel() + ":host-b:2");
+  ASSERT_EQ(keys_.WaiterChannel("no-colon"), keys_.channel());
+  ASSERT_EQ(Try(a)[0], 1);
+  ASSERT_EQ(Try(b)[2], 1);
+  ASSERT_EQ(Try(c)[2], 2);
+  ASSERT_EQ(Try(d)[2], 3);
+  auto lock_channel = Subscribe(keys_.channel());
+  auto process_b = Subscribe(keys_.WaiterChannel(b));
+  auto process_c = Subscribe(keys_.WaiterChannel(c));
+  ASSERT_TRUE(lock_channel && process_b && process_c);
+  // A plain release: b's process hears b's name, nobody else anything.
+  EXPECT_EQ(Release(a), 1);
+  EXPECT_EQ(NextMessage(*process_b), b);
+  ExpectNoMessage(*process_c, keys_.WaiterChannel(c));
+  ExpectNoMessage(*lock_channel, keys_.channel());
+  // b gives up its turn: c, next, is told in its process.
+  EXPECT_EQ(Cancel(b), 0);
+  EXPECT_EQ(NextMessage(*process_c), c);
+  ExpectNoMessage(*process_b, keys_.WaiterChannel(b));
+  ExpectNoMessage(*lock_channel, keys_.channel());
+  // A handoff to c, then from c to d, a waiter of the same process.
+  ASSERT_EQ(Try(c)[0], 1);
+  EXPECT_EQ(HandOff(c), 2);
+  EXPECT_EQ(NextMessage(*process_c).substr(0, d.size() + 1), d + " ");
+  ExpectNoMessage(*process_b, keys_.WaiterChannel(b));
+  ExpectNoMessage(*lock_channel, keys_.channel());
+  // Nobody left in line: the lock's channel says so.
+  EXPECT_EQ(HandOff(d), 1);
+  EXPECT_EQ(NextMessage(*lock_channel), "");
+  ExpectNoMessage(*process_c, keys_.WaiterChannel(c));
+}
+
 // "handoff": the release makes the head the owner, for as long as its place
 // had left, and names it with its fencing token; the head's next call
 // re-enters and takes its full lease.
@@ -885,13 +922,14 @@ TEST_F(FairTest, CommandsPerHandoffDoNotDependOnTheQueueLength) {
   for (int waiters : {2, 32}) {
     Redis({"DEL", keys_.owner(), keys_.queue(), keys_.timeouts()});
     ASSERT_EQ(Try("h")[0], 1);
-    for (int i = 0; i < waiters; ++i) ASSERT_EQ(Try(absl::StrCat(waiters, ":", i))[0], 0);
+    // Tokens without ':' are told on the lock's channel itself.
+    for (int i = 0; i < waiters; ++i) ASSERT_EQ(Try(absl::StrCat(waiters, "-", i))[0], 0);
     const int64_t before = ScriptCalls();
     std::string holder = "h";
     for (int i = 0; i < waiters; ++i) {
       ASSERT_EQ(Release(holder), 1);
       const std::string head = NextMessage(*sub);
-      ASSERT_EQ(head, absl::StrCat(waiters, ":", i));
+      ASSERT_EQ(head, absl::StrCat(waiters, "-", i));
       ASSERT_EQ(Try(head)[0], 1);
       holder = head;
     }

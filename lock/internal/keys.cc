@@ -73,6 +73,12 @@ FairKeys::FairKeys(absl::string_view prefix, absl::string_view key)
       fence_(absl::StrCat(tag_, ":fence")),
       channel_(absl::StrCat(tag_, ":fair:released")) {}
 
+std::string FairKeys::WaiterChannel(absl::string_view token) const {
+  const size_t colon = token.rfind(':');
+  if (colon == absl::string_view::npos) return channel_;
+  return absl::StrCat(channel_, ":", token.substr(0, colon));
+}
+
 std::string FairKeys::CancelMarker(absl::string_view token) const {
   return absl::StrCat(tag_, ":cancel:", token);
 }

@@ -47,8 +47,12 @@
 //   {P K}:fair:timeouts   ZSET waiter token -> end of its place in the queue
 //                         (ms, server clock); a waiter that stops retrying or
 //                         extending leaves the queue then
-//   {P K}:fair:released   channel; a release publishes the token of the one
-//                         waiter that may now take the lock (the head)
+//   {P K}:fair:released   channel; "" when a release leaves nobody in line
+//   {P K}:fair:released:<host>:<pid>
+//                         channel of one process's waiters: a release
+//                         publishes there the token of the one waiter that
+//                         may now take the lock (the head), so that only
+//                         its process wakes
 #ifndef LOCK_INTERNAL_KEYS_H_
 #define LOCK_INTERNAL_KEYS_H_
 
@@ -128,6 +132,10 @@ class FairKeys {
   const std::string& timeouts() const { return timeouts_; }
   const std::string& fence() const { return fence_; }
   const std::string& channel() const { return channel_; }
+  // Where the waiter holding `token` is told it is next: channel() plus
+  // ':' and the token up to its last ':' ("<host>:<pid>", NewOwnerToken),
+  // as _fair_tell.lua derives it; channel() for a token without ':'.
+  std::string WaiterChannel(absl::string_view token) const;
   std::string CancelMarker(absl::string_view token) const;
 
  private:

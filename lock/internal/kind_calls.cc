@@ -187,6 +187,9 @@ class FairCalls final : public KindCalls {
   const std::string& lease_key() const override { return keys_.owner(); }
   bool lease_in_zset() const override { return false; }
   const std::string& channel() const override { return keys_.channel(); }
+  std::string wait_channel(absl::string_view token) const override {
+    return keys_.WaiterChannel(token);
+  }
   bool levels_in_redis() const override { return true; }
   bool busy_leaves_trace() const override { return true; }
   bool exclusive() const override { return true; }

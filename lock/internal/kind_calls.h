@@ -71,6 +71,10 @@ class KindCalls {
   virtual const std::string& lease_key() const = 0;
   virtual bool lease_in_zset() const = 0;
   virtual const std::string& channel() const = 0;
+  // The channel a waiter holding `token` listens on: the release channel,
+  // or for a kind whose releases address one waiter, that waiter's
+  // process's own (FairKeys::WaiterChannel).
+  virtual std::string wait_channel(absl::string_view) const { return channel(); }
   // Whether re-entry levels are kept in Redis (an owner hash's count) or
   // by the instance only (one ZSET entry per shared hold).
   virtual bool levels_in_redis() const = 0;

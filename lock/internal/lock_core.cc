@@ -690,7 +690,7 @@ void LockCore::BeginAcquireLocked(AcquireRun& run, const CallOptions& call) {
   if (run.addressed && wait && p.wait.notify && backend_->notifier != nullptr) {
     // Reachable from the first attempt on: a release may hand this waiter
     // the lock as soon as that attempt queued it.
-    run.watch = backend_->notifier->WatchIfSubscribed(std::string(channel()),
+    run.watch = backend_->notifier->WatchIfSubscribed(kind_->wait_channel(run.token),
                                                       kind_->wake(), run.token);
   }
 }
@@ -768,7 +768,8 @@ LockCore::Step LockCore::AcquireStepLocked(AcquireRun& run) {
                                     ? absl::InfiniteDuration()
                                     : absl::FromChrono(deadline - now);
     run.watch = backend_->notifier->Subscribe(
-        std::string(channel()), std::min(p.script_timeout, left),
+        kind_ ? kind_->wait_channel(run.token) : std::string(channel()),
+        std::min(p.script_timeout, left),
         kind_ ? kind_->wake() : ReleaseNotifier::WakeMode::kOne, run.token);
     run.seen = run.watch->subscribed_at();
     now = Clock::now();

@@ -6,6 +6,7 @@
 -- Returns 1 when the lock itself was given back, 0 when the token only left
 -- the queue (or was not in it) and the marker was set. When the lock is
 -- free and the head changed, the new head is told as on a release.
+-- #include _fair_tell.lua
 local function publish_head()
   local t = redis.call('TIME')
   local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
@@ -17,8 +18,8 @@ local function publish_head()
     end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   end
-  local head = redis.call('ZRANGE', KEYS[2], 0, 0)
-  redis.call('PUBLISH', ARGV[3], head[1] or '')
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  tell_head(ARGV[3], head, head)
 end
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   redis.call('DEL', KEYS[1])

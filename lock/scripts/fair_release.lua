@@ -8,10 +8,11 @@
 --
 -- By default it grants nothing: the head takes the lock with its own
 -- fair_acquire.lua call, so no lease starts for a waiter that has not asked
--- (one that died would otherwise keep the lock). The message published is
--- the head's token ("" when nobody waits), so a process can wake exactly
--- that waiter: a handoff costs the release and the head's one call,
--- whatever the length of the queue.
+-- (one that died would otherwise keep the lock). The message is the head's
+-- token, published to the head's process alone ("" on the channel itself
+-- when nobody waits; _fair_tell.lua), so exactly that waiter wakes: a
+-- handoff costs the release and the head's one call, whatever the length
+-- of the queue or the number of processes waiting.
 -- "handoff" closes the gap of that call: the head becomes the owner here,
 -- with a fresh fencing token, for exactly as long as its place in the
 -- queue had left (so a dead head keeps the lock no longer than it would
@@ -22,6 +23,7 @@
 -- Returns 1 when released (or the count lowered), 2 when released and
 -- handed to the next waiter, 0 when not held by this token.
 -- #include _checks.lua
+-- #include _fair_tell.lua
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
   return 0
 end
@@ -49,7 +51,7 @@ if #gone > 0 then
 end
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
 if not handoff or not head then
-  redis.call('PUBLISH', ARGV[3], head or '')
+  tell_head(ARGV[3], head, head)
   return 1
 end
 local place_ends = tonumber(redis.call('ZSCORE', KEYS[3], head))
@@ -62,5 +64,5 @@ if fencing then
 end
 redis.call('HSET', KEYS[1], 'owner', head, 'count', 1, 'fence', fence_text)
 redis.call('PEXPIRE', KEYS[1], string.format('%.0f', place_ends - now))
-redis.call('PUBLISH', ARGV[3], head .. ' ' .. fence_text)
+tell_head(ARGV[3], head, head .. ' ' .. fence_text)
 return 2
