@@ -4,7 +4,8 @@
 // every library is started, synchronised and measured the same way. One
 // JSON line each step:
 //   in:  the job: mode (uncontended, contended or semaphore), redis
-//        (host:port), key, hold_ms, outside_ms, permits, ttl_ms, raw;
+//        (host:port), key, hold_ms, outside_ms, permits, ttl_ms, raw,
+//        kind ("fair" for the fair lock instead of the mutex);
 //   out: ready, once connected with one pair done;
 //   in:  windows, the [start, stop) pairs of CLOCK_MONOTONIC instants to
 //        run in (run.py interleaves the libraries' windows);
@@ -59,6 +60,8 @@ std::string PeerConfig(const nlohmann::json& job) {
   nlohmann::json config = {{"redis", {{"default", {{"addrs", {job["redis"]}}, {"pool_size", 1}}}}},
                            {"policies",
                             {{"peer-mutex", {{"ttl", ttl}, {"wait", wait}, {"retry", retry}}},
+                             {"peer-fair",
+                              {{"kind", "fair"}, {"ttl", ttl}, {"wait", wait}, {"retry", retry}}},
                              {"peer-semaphore",
                               {{"kind", "semaphore"},
                                {"permits", job["permits"]},
@@ -90,8 +93,10 @@ void Peer() {
       std::cerr << "bench peer: " << s << "\n";
       std::exit(1);
     }
-    auto made =
-        (*lock::Default())->NewLock(mode == "semaphore" ? "peer-semaphore" : "peer-mutex", key);
+    const std::string policy = mode == "semaphore" ? "peer-semaphore"
+                               : job.value("kind", "") == "fair" ? "peer-fair"
+                                                                 : "peer-mutex";
+    auto made = (*lock::Default())->NewLock(policy, key);
     if (!made.ok()) {
       std::cerr << "bench peer: " << made.status() << "\n";
       std::exit(1);

@@ -31,6 +31,8 @@ SETTINGS = {
     "redis-lock": "`lock::Default()->NewLock` + `Acquire`/`Release`; default policy "
                   "(wake on release, backoff 50 ms doubling to 1 s) with "
                   "`pool_size` 1, `wait.timeout` 60 s",
+    "redis-lock fair": "the same, with `\"kind\": \"fair\"`: waiters queue, and a release "
+                       "makes the head of the line the owner and names it in its message",
     "node-redlock": "`redlock@5.0.0-beta.2` on `ioredis`, one client; defaults "
                     "(retryDelay 200 ms, retryJitter 100 ms) with retryCount -1",
     "redis-semaphore": "`Mutex` / `Semaphore` on `ioredis`; defaults (retryInterval "
@@ -85,7 +87,7 @@ def uncontended(rows, md, dat):
     by = {r["library"]: r for r in rows}
     # run.py --libraries may have left out the floor or every peer.
     raw = by["raw"]["pairs_per_s"] if "raw" in by else None
-    peers = [r for r in rows if r["library"] not in ("raw", "redis-lock")]
+    peers = [r for r in rows if r["library"] != "raw" and not r["library"].startswith("redis-lock")]
     best = max(peers, key=lambda r: r["pairs_per_s"]) if peers else None
     best_v = best["pairs_per_s"] if best else None
     ratio = lambda v, base: f"{v / base:.3f}" if base else "–"  # noqa: E731
@@ -105,6 +107,15 @@ def uncontended(rows, md, dat):
         dat.append(f"\"{r['library']}\" {v:.1f}")
     table(md, [("library", "l"), ("pairs/s", "r"), ("× raw", "r"), ("× best peer", "r"),
                ("errors", "r"), ("targets", "l")], cells)
+    lib = by.get("redis-lock")
+    if lib and raw and best and lib["pairs_per_s"] / best_v < UNCONTENDED_VS_BEST_PEER:
+        md.append(f"- **redis-lock against the best peer** "
+                  f"({lib['pairs_per_s'] / best_v:.3f}×): raw, bare hiredis sending the same "
+                  f"two commands and nothing else, reached {raw / best_v:.3f}× "
+                  f"{best['library']} in this run. A pair is two round trips for every "
+                  "library here; the library's own share is what separates it from raw "
+                  f"({lib['pairs_per_s'] / raw:.3f}× raw).")
+        md.append("")
 
 
 def contended(rows, md):
@@ -126,6 +137,27 @@ def contended(rows, md):
     table(md, [("library", "l"), ("acquisitions/s", "r"), ("utilisation", "r"),
                ("idle gap p50 ms", "r"), ("gap p99 ms", "r"), ("mean hold ms", "r"),
                ("holders at once", "r"), ("errors", "r"), ("target", "l")], cells)
+    why = {
+        "redis-lock": "a mutex release is published on the lock's channel, which every "
+                      "process with a waiter listens on: each release wakes all of them, "
+                      "each sends its acquire, one wins and the others wait again, on 2 "
+                      "cores shared with the server",
+        "redis-lock fair": "a release makes the head of the line the owner inside its own "
+                           "script and wakes the head's process alone; what is left of the "
+                           "gap is the release reaching the server, the message reaching "
+                           "the head and that one process waking up on this 2-core VM",
+    }
+    for r in rows:
+        if r["library"] not in why or r["utilisation"] >= CONTENDED_UTILISATION:
+            continue
+        # utilisation = hold / (hold + gap) for a lock that is always wanted
+        need = r["hold_mean_ms"] * (1 - CONTENDED_UTILISATION) / CONTENDED_UTILISATION
+        md.append(f"- **{r['library']}** ({r['utilisation']:.3f}): with the lock always "
+                  f"wanted, utilisation is hold / (hold + gap); with this run's mean hold of "
+                  f"{r['hold_mean_ms']:.3f} ms, {CONTENDED_UTILISATION} needs gaps of at most "
+                  f"{need:.3f} ms on average, and the gap p50 was {r['gap_p50_ms']:.3f} ms: "
+                  f"{why[r['library']]}.")
+    md.append("")
 
 
 def semaphore(rows, md):

@@ -48,6 +48,10 @@ def libraries(bench):
         # The floor: bare hiredis sending the library's own EVALSHA pair.
         "raw": Library("raw", [bench, "--scenario=peer"], {"raw": True}),
         "redis-lock": Library("redis-lock", [bench, "--scenario=peer"]),
+        # The same library's fair lock: the release hands the lock to the
+        # head of the line and names it, so only that waiter acts.
+        "redis-lock fair": Library("redis-lock fair", [bench, "--scenario=peer"],
+                                   {"kind": "fair"}),
         "node-redlock": Library("node-redlock", ["node", os.path.join(HERE, "redlock.js")]),
         "redis-semaphore": Library("redis-semaphore",
                                    ["node", os.path.join(HERE, "redis_semaphore.js")]),
@@ -66,7 +70,7 @@ SCENARIOS = [
     Scenario("uncontended", 1, 0, 0, 1,
              ["raw", "redis-lock", "node-redlock", "redis-semaphore", "redis-py"]),
     Scenario("contended", 8, 1, 1, 1,
-             ["redis-lock", "node-redlock", "redis-semaphore", "redis-py"]),
+             ["redis-lock", "redis-lock fair", "node-redlock", "redis-semaphore", "redis-py"]),
     Scenario("semaphore", 32, 1, 0, 8, ["redis-lock", "redis-semaphore"]),
 ]
 
@@ -120,7 +124,8 @@ def run_scenario(libs, scenario, addr, seconds, rounds):
     library its workers' result lines and the windows they were given."""
     procs = {}
     for name in scenario.names:
-        job = {"mode": scenario.name, "redis": addr, "key": f"peers:{scenario.name}:{name}",
+        key = f"peers:{scenario.name}:{name.replace(' ', '-')}"
+        job = {"mode": scenario.name, "redis": addr, "key": key,
                "hold_ms": scenario.hold_ms, "outside_ms": scenario.outside_ms,
                "permits": scenario.permits, "ttl_ms": TTL_MS, **libs[name].job}
         procs[name] = [subprocess.Popen(libs[name].argv, stdin=subprocess.PIPE,
