@@ -85,8 +85,8 @@ class EdgeFleetTest : public harness::RedisFleetTest {
   }
 
   // A locker on `fleet` whose policy "renew" holds for 1 s and renews at
-  // half of it, with 100 ms bounds on connecting and on each call: a loss
-  // shows within a few leases.
+  // half of it, with a 100 ms bound on connecting and `script_timeout` on
+  // each call: a loss shows within a few leases.
   std::unique_ptr<Locker> ShortLeaseLocker(harness::RedisFleet& fleet,
                                            const std::string& script_timeout = "100ms") {
     nlohmann::json target = nlohmann::json::parse(fleet.PolicyTargetJson());

@@ -4,8 +4,10 @@
 -- the last ':' (tokens are "<host>:<pid>:<random>", FairKeys::
 -- WaiterChannel), so a release wakes that one process, not every process
 -- with a waiter on the lock; a token without ':' is told on the channel
--- itself. With nobody in line, "" goes to the channel itself.
+-- itself. With nobody in line, "" goes to the channel itself. The message
+-- is the head's token unless a handoff adds its fencing token.
 local function tell_head(channel, head, message)
+  message = message or head
   if not head then
     redis.call('PUBLISH', channel, '')
     return

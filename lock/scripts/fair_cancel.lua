@@ -19,7 +19,7 @@ local function publish_head()
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   end
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  tell_head(ARGV[3], head, head)
+  tell_head(ARGV[3], head)
 end
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   redis.call('DEL', KEYS[1])

@@ -51,7 +51,7 @@ if #gone > 0 then
 end
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
 if not handoff or not head then
-  tell_head(ARGV[3], head, head)
+  tell_head(ARGV[3], head)
   return 1
 end
 local place_ends = tonumber(redis.call('ZSCORE', KEYS[3], head))
